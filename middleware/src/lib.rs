@@ -10,3 +10,15 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod intercept;
+pub mod trace;
+
+pub use intercept::CausalContext;
+
+/// The common imports: `use actix_coord::prelude::*;`.
+pub mod prelude {
+    pub use crate::clock::{CausalOrder, HlcTimestamp, LamportTimestamp, ProcessId, VectorClock};
+    pub use crate::intercept::{
+        CausalBuilder, CausalContext, ClockSet, Clocks, InProcessExt, Stamped, StampedAddrExt,
+    };
+}

@@ -73,7 +73,11 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 /// Number of bytes [`put_varint`] writes for `v`.
 pub fn varint_len(v: u64) -> usize {
     let bits = 64 - v.leading_zeros() as usize;
-    if bits > 56 { 9 } else { bits.max(1).div_ceil(7) }
+    if bits > 56 {
+        9
+    } else {
+        bits.max(1).div_ceil(7)
+    }
 }
 
 /// Reads a varint from the front of `input`, advancing it.
@@ -129,7 +133,11 @@ pub trait Decode: Sized {
     /// As [`decode`](Self::decode), or [`DecodeError::TrailingBytes`].
     fn from_bytes(mut bytes: &[u8]) -> Result<Self, DecodeError> {
         let v = Self::decode(&mut bytes)?;
-        if bytes.is_empty() { Ok(v) } else { Err(DecodeError::TrailingBytes(bytes.len())) }
+        if bytes.is_empty() {
+            Ok(v)
+        } else {
+            Err(DecodeError::TrailingBytes(bytes.len()))
+        }
     }
 }
 
@@ -171,7 +179,9 @@ impl Encode for HlcTimestamp {
 
 impl Decode for HlcTimestamp {
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
-        let (head, rest) = input.split_first_chunk::<8>().ok_or(DecodeError::UnexpectedEnd)?;
+        let (head, rest) = input
+            .split_first_chunk::<8>()
+            .ok_or(DecodeError::UnexpectedEnd)?;
         *input = rest;
         Ok(HlcTimestamp::from_u64(u64::from_le_bytes(*head)))
     }
@@ -184,7 +194,7 @@ impl Encode for VectorClock {
         for (i, (p, c)) in self.iter().enumerate() {
             let node = i64::from(p.node);
             if i > 0 && node == prev_node {
-                put_varint(out, (u64::from(p.local - prev_local - 1) << 2) | 0);
+                put_varint(out, u64::from(p.local - prev_local - 1) << 2); // tag 0
             } else if p.local == prev_local {
                 put_varint(out, (((node - prev_node - 1) as u64) << 2) | 1);
             } else {
@@ -210,10 +220,17 @@ impl Decode for VectorClock {
             let h = get_varint(input)?;
             let (tag, delta) = ((h & 3) as u8, h >> 2);
             let (node, local) = match tag {
-                0 if i > 0 => (prev_node, prev_local.saturating_add(1).saturating_add(delta)),
+                0 if i > 0 => (
+                    prev_node,
+                    prev_local.saturating_add(1).saturating_add(delta),
+                ),
                 1 | 2 => {
                     let node = (prev_node as u64).wrapping_add(1).saturating_add(delta);
-                    let local = if tag == 2 { get_varint(input)? } else { prev_local };
+                    let local = if tag == 2 {
+                        get_varint(input)?
+                    } else {
+                        prev_local
+                    };
                     (node as i64, local)
                 }
                 _ => return Err(DecodeError::BadTag(tag)),
@@ -237,7 +254,14 @@ mod tests {
 
     #[test]
     fn varint_lengths_and_ninth_byte() {
-        for (v, len) in [(0u64, 1), (127, 1), (128, 2), (1 << 14, 3), (1 << 56, 9), (u64::MAX, 9)] {
+        for (v, len) in [
+            (0u64, 1),
+            (127, 1),
+            (128, 2),
+            (1 << 14, 3),
+            (1 << 56, 9),
+            (u64::MAX, 9),
+        ] {
             let b = v.to_bytes();
             assert_eq!(b.len(), len, "{v}");
             assert_eq!(varint_len(v), len, "{v}");
@@ -247,7 +271,10 @@ mod tests {
 
     #[test]
     fn overlong_varints_are_refused() {
-        assert_eq!(u64::from_bytes(&[0x80, 0x00]), Err(DecodeError::OverlongVarint));
+        assert_eq!(
+            u64::from_bytes(&[0x80, 0x00]),
+            Err(DecodeError::OverlongVarint)
+        );
         assert_eq!(u64::from_bytes(&[0x81]), Err(DecodeError::UnexpectedEnd));
         let mut nine = vec![0x80; 8];
         nine.push(0);
@@ -261,8 +288,10 @@ mod tests {
 
     #[test]
     fn sixty_four_entries_fit_in_200_bytes() {
-        let one_node = VectorClock::from_entries((1..=64).map(|l| (ProcessId::new(3, l), 16_383))).unwrap();
-        let per_node = VectorClock::from_entries((1..=64).map(|n| (ProcessId::new(n, 1), 16_383))).unwrap();
+        let one_node =
+            VectorClock::from_entries((1..=64).map(|l| (ProcessId::new(3, l), 16_383))).unwrap();
+        let per_node =
+            VectorClock::from_entries((1..=64).map(|n| (ProcessId::new(n, 1), 16_383))).unwrap();
         for v in [one_node, per_node] {
             let b = v.to_bytes();
             assert!(b.len() <= 200, "{} bytes", b.len());
@@ -272,10 +301,25 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_typed_errors() {
-        assert_eq!(VectorClock::from_bytes(&[1, 0, 1]), Err(DecodeError::BadTag(0)));
-        assert_eq!(VectorClock::from_bytes(&[1, 1, 0]), Err(DecodeError::CounterOutOfRange(0)));
-        assert_eq!(VectorClock::from_bytes(&[100, 1, 1]), Err(DecodeError::TooManyEntries(100)));
-        assert_eq!(VectorClock::from_bytes(&[1, 3, 1]), Err(DecodeError::BadTag(3)));
-        assert_eq!(VectorClock::from_bytes(&[0, 7]), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            VectorClock::from_bytes(&[1, 0, 1]),
+            Err(DecodeError::BadTag(0))
+        );
+        assert_eq!(
+            VectorClock::from_bytes(&[1, 1, 0]),
+            Err(DecodeError::CounterOutOfRange(0))
+        );
+        assert_eq!(
+            VectorClock::from_bytes(&[100, 1, 1]),
+            Err(DecodeError::TooManyEntries(100))
+        );
+        assert_eq!(
+            VectorClock::from_bytes(&[1, 3, 1]),
+            Err(DecodeError::BadTag(3))
+        );
+        assert_eq!(
+            VectorClock::from_bytes(&[0, 7]),
+            Err(DecodeError::TrailingBytes(1))
+        );
     }
 }

@@ -23,13 +23,19 @@ const MAX_PHYSICAL_MS: u64 = (1 << (64 - LOGICAL_BITS)) - 1;
 /// A 64-bit HLC timestamp: physical milliseconds in the high 48 bits, counter in the low 16.
 ///
 /// Comparing the `u64`s compares timestamps.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct HlcTimestamp(u64);
 
 impl HlcTimestamp {
     /// A timestamp from physical milliseconds (clamped to 48 bits) and a counter (low 16 bits kept).
     pub const fn new(physical_ms: u64, logical: u16) -> Self {
-        let l = if physical_ms > MAX_PHYSICAL_MS { MAX_PHYSICAL_MS } else { physical_ms };
+        let l = if physical_ms > MAX_PHYSICAL_MS {
+            MAX_PHYSICAL_MS
+        } else {
+            physical_ms
+        };
         Self((l << LOGICAL_BITS) | logical as u64)
     }
 
@@ -98,7 +104,10 @@ impl HybridClock {
 
     /// A clock at 0 refusing remote timestamps more than `max_offset_ms` ahead.
     pub const fn with_max_offset(max_offset_ms: u64) -> Self {
-        Self { last: HlcTimestamp(0), max_offset_ms }
+        Self {
+            last: HlcTimestamp(0),
+            max_offset_ms,
+        }
     }
 
     /// The configured maximum offset in ms.
@@ -117,7 +126,11 @@ impl HybridClock {
     pub fn now(&mut self, pt_ms: u64) -> HlcTimestamp {
         let (l, c) = (self.last.physical_ms(), self.last.logical() as u64);
         let pt = pt_ms.min(MAX_PHYSICAL_MS);
-        self.last = if pt > l { Self::pack(pt, 0) } else { Self::pack(l, c + 1) };
+        self.last = if pt > l {
+            Self::pack(pt, 0)
+        } else {
+            Self::pack(l, c + 1)
+        };
         self.last
     }
 
@@ -216,7 +229,14 @@ mod tests {
         let before = clock.now(pt);
         let remote = HlcTimestamp::new(pt + 1000, 0);
         let err = clock.update(remote, pt).unwrap_err();
-        assert_eq!(err, HlcError::TooFarAhead { remote, physical_ms: pt, max_offset_ms: 500 });
+        assert_eq!(
+            err,
+            HlcError::TooFarAhead {
+                remote,
+                physical_ms: pt,
+                max_offset_ms: 500
+            }
+        );
         assert_eq!(clock.last(), before);
         // Within the offset it is accepted and the clock moves past it.
         let near = HlcTimestamp::new(pt + 400, 3);
@@ -228,12 +248,24 @@ mod tests {
         let mut c = HybridClock::new();
         c.now(100); // (100, 0)
         // l' = l = l_m
-        assert_eq!(c.update(HlcTimestamp::new(100, 5), 90), Ok(HlcTimestamp::new(100, 6)));
+        assert_eq!(
+            c.update(HlcTimestamp::new(100, 5), 90),
+            Ok(HlcTimestamp::new(100, 6))
+        );
         // l' = l only
-        assert_eq!(c.update(HlcTimestamp::new(50, 9), 90), Ok(HlcTimestamp::new(100, 7)));
+        assert_eq!(
+            c.update(HlcTimestamp::new(50, 9), 90),
+            Ok(HlcTimestamp::new(100, 7))
+        );
         // l' = l_m only
-        assert_eq!(c.update(HlcTimestamp::new(120, 2), 110), Ok(HlcTimestamp::new(120, 3)));
+        assert_eq!(
+            c.update(HlcTimestamp::new(120, 2), 110),
+            Ok(HlcTimestamp::new(120, 3))
+        );
         // l' = pt
-        assert_eq!(c.update(HlcTimestamp::new(10, 2), 200), Ok(HlcTimestamp::new(200, 0)));
+        assert_eq!(
+            c.update(HlcTimestamp::new(10, 2), 200),
+            Ok(HlcTimestamp::new(200, 0))
+        );
     }
 }

@@ -51,7 +51,10 @@ impl LamportClock {
 
     /// The timestamp of the last event at `process`, for the total order.
     pub const fn timestamp(&self, process: ProcessId) -> LamportTimestamp {
-        LamportTimestamp { time: self.time, process }
+        LamportTimestamp {
+            time: self.time,
+            process,
+        }
     }
 }
 
@@ -113,7 +116,10 @@ mod tests {
     #[test]
     fn absurd_remote_is_refused_and_clock_unchanged() {
         let mut c = LamportClock::at(5);
-        assert_eq!(c.merge(u64::MAX), Err(ClockError::Absurd { value: u64::MAX }));
+        assert_eq!(
+            c.merge(u64::MAX),
+            Err(ClockError::Absurd { value: u64::MAX })
+        );
         assert_eq!(c.time(), 5);
     }
 

@@ -32,7 +32,7 @@ mod lamport;
 mod vector;
 
 pub use encoding::DecodeError;
-pub use hybrid::{HlcError, HlcTimestamp, HybridClock, DEFAULT_MAX_OFFSET_MS};
+pub use hybrid::{DEFAULT_MAX_OFFSET_MS, HlcError, HlcTimestamp, HybridClock};
 pub use lamport::{LamportClock, LamportTimestamp};
 pub use vector::{CausalOrder, VectorClock};
 
@@ -45,7 +45,9 @@ use std::fmt;
 /// Ids are ordered by `(node, local)`; that order breaks ties in [`LamportTimestamp`].
 /// `local == 0` is reserved for a node's *external* process, which stamps messages sent from
 /// outside any actor.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct ProcessId {
     /// Cluster member (node) id.
     pub node: u32,

@@ -33,7 +33,9 @@ pub struct VectorClock {
 impl VectorClock {
     /// The empty clock (every entry 0).
     pub const fn new() -> Self {
-        Self { entries: Vec::new() }
+        Self {
+            entries: Vec::new(),
+        }
     }
 
     /// A clock from entries in any order. Zero counters are dropped; for a process listed twice
@@ -115,7 +117,10 @@ impl VectorClock {
             return;
         }
         let mut out = Vec::with_capacity(self.entries.len() + other.entries.len());
-        let (mut a, mut b) = (self.entries.iter().peekable(), other.entries.iter().peekable());
+        let (mut a, mut b) = (
+            self.entries.iter().peekable(),
+            other.entries.iter().peekable(),
+        );
         loop {
             match (a.peek(), b.peek()) {
                 (Some(&&x), Some(&&y)) => match x.0.cmp(&y.0) {
@@ -250,7 +255,12 @@ impl VectorClock {
     /// Entries of `self` that are larger than in `since`: what a peer that last saw `since`
     /// needs to rebuild `self` (Singhal–Kshemkalyani differential encoding).
     pub fn changed_since(&self, since: &VectorClock) -> VectorClock {
-        let entries = self.entries.iter().copied().filter(|&(p, c)| since.get(p) < c).collect();
+        let entries = self
+            .entries
+            .iter()
+            .copied()
+            .filter(|&(p, c)| since.get(p) < c)
+            .collect();
         Self { entries }
     }
 }
@@ -270,7 +280,9 @@ impl From<VectorClock> for Vec<(ProcessId, u64)> {
 
 impl fmt::Debug for VectorClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.entries.iter().map(|(p, c)| (p.to_string(), c))).finish()
+        f.debug_map()
+            .entries(self.entries.iter().map(|(p, c)| (p.to_string(), c)))
+            .finish()
     }
 }
 
@@ -303,10 +315,19 @@ mod tests {
     #[test]
     fn compare_all_four_cases() {
         assert_eq!(vc(&[(1, 1)]).compare(&vc(&[(1, 2)])), CausalOrder::Before);
-        assert_eq!(vc(&[(1, 2), (2, 1)]).compare(&vc(&[(1, 2)])), CausalOrder::After);
+        assert_eq!(
+            vc(&[(1, 2), (2, 1)]).compare(&vc(&[(1, 2)])),
+            CausalOrder::After
+        );
         assert_eq!(vc(&[(1, 2)]).compare(&vc(&[(1, 2)])), CausalOrder::Equal);
-        assert_eq!(vc(&[(1, 1)]).compare(&vc(&[(2, 1)])), CausalOrder::Concurrent);
-        assert_eq!(VectorClock::new().compare(&vc(&[(2, 1)])), CausalOrder::Before);
+        assert_eq!(
+            vc(&[(1, 1)]).compare(&vc(&[(2, 1)])),
+            CausalOrder::Concurrent
+        );
+        assert_eq!(
+            VectorClock::new().compare(&vc(&[(2, 1)])),
+            CausalOrder::Before
+        );
     }
 
     #[test]
@@ -323,13 +344,19 @@ mod tests {
     fn try_merge_refuses_absurd_and_keeps_clock() {
         let mut a = vc(&[(1, 3)]);
         let bad = VectorClock::from_sorted_unchecked(vec![(p(2), u64::MAX)]);
-        assert_eq!(a.try_merge(&bad), Err(ClockError::Absurd { value: u64::MAX }));
+        assert_eq!(
+            a.try_merge(&bad),
+            Err(ClockError::Absurd { value: u64::MAX })
+        );
         assert_eq!(a, vc(&[(1, 3)]));
     }
 
     #[test]
     fn changed_since_keeps_only_grown_entries() {
         let now = vc(&[(1, 3), (2, 5), (3, 2)]);
-        assert_eq!(now.changed_since(&vc(&[(1, 3), (2, 4)])), vc(&[(2, 5), (3, 2)]));
+        assert_eq!(
+            now.changed_since(&vc(&[(1, 3), (2, 4)])),
+            vc(&[(2, 5), (3, 2)])
+        );
     }
 }

@@ -1,0 +1,421 @@
+//! The causal context: a drop-in replacement for `actix::Context` that stamps and merges clocks.
+
+use super::process::{self, ClockSet, Clocks, ProcessCell, ProcessState, Stamp};
+use crate::clock::ProcessId;
+use actix::dev::{
+    AsyncContextParts, ContextFut, ContextParts, Envelope, EnvelopeProxy, Mailbox, MessageResponse,
+    ToEnvelope,
+};
+use actix::prelude::*;
+use futures_util::stream::StreamExt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{self, Poll};
+use tokio::sync::oneshot;
+
+/// An actor context that gives the actor a process identity and Lamport, vector and hybrid
+/// clocks, stamps every message the actor sends, and merges every message it receives.
+///
+/// Opt in by changing two lines of an existing actor — its context type and its start call:
+///
+/// ```
+/// use actix::prelude::*;
+/// use actix_coord::intercept::CausalContext;
+///
+/// #[derive(Message)]
+/// #[rtype(result = "u64")]
+/// struct Ping;
+///
+/// struct Counter;
+/// impl Actor for Counter {
+///     type Context = CausalContext<Self>; // was: Context<Self>
+/// }
+/// impl Handler<Ping> for Counter {
+///     type Result = u64;
+///     fn handle(&mut self, _: Ping, ctx: &mut Self::Context) -> u64 {
+///         ctx.clocks().lamport // the merged clock, readable by the handler
+///     }
+/// }
+///
+/// # actix::System::new().block_on(async {
+/// let addr = CausalContext::start(Counter); // was: Counter.start()
+/// // Sent from outside any actor: stamped by the external process (Lamport 1), so the
+/// // receive event is at Lamport time 2.
+/// assert_eq!(addr.send(Ping).await.unwrap(), 2);
+/// # });
+/// ```
+///
+/// Handlers that name the context type should write `Self::Context` (or
+/// `CausalContext<Self>`) rather than `Context<Self>`.
+pub struct CausalContext<A: Actor<Context = CausalContext<A>>> {
+    parts: ContextParts<A>,
+    mb: Option<Mailbox<A>>,
+    process: Rc<ProcessCell>,
+}
+
+/// Options for starting a causal actor: node, name and clocks.
+#[derive(Clone, Debug, Default)]
+pub struct CausalBuilder {
+    node: Option<u32>,
+    name: Option<String>,
+    clocks: ClockSet,
+    mailbox_capacity: Option<usize>,
+}
+
+impl CausalBuilder {
+    /// The node this process belongs to (default: [`process::default_node`]).
+    pub fn node(mut self, node: u32) -> Self {
+        self.node = Some(node);
+        self
+    }
+
+    /// The name shown in logs (default: the type name and an instance index, e.g. `Cook#1`).
+    /// Whitespace is replaced by `_`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Which clocks to keep and carry (default: all three).
+    pub fn clocks(mut self, clocks: ClockSet) -> Self {
+        self.clocks = clocks;
+        self
+    }
+
+    /// Mailbox capacity (actix's default is 16).
+    pub fn mailbox_capacity(mut self, cap: usize) -> Self {
+        self.mailbox_capacity = Some(cap);
+        self
+    }
+
+    /// Starts `actor` on the current arbiter.
+    pub fn start<A: Actor<Context = CausalContext<A>>>(self, actor: A) -> Addr<A> {
+        self.create(|_| actor)
+    }
+
+    /// Creates the actor with access to its context (like `Actor::create`) and starts it on
+    /// the current arbiter.
+    pub fn create<A, F>(self, f: F) -> Addr<A>
+    where
+        A: Actor<Context = CausalContext<A>>,
+        F: FnOnce(&mut CausalContext<A>) -> A,
+    {
+        let (fut, addr) = self.build(f);
+        actix_rt::spawn(fut);
+        addr
+    }
+
+    /// Starts the actor on another arbiter (like `Actor::start_in_arbiter`).
+    pub fn start_in_arbiter<A, F>(self, arbiter: &actix_rt::ArbiterHandle, f: F) -> Addr<A>
+    where
+        A: Actor<Context = CausalContext<A>>,
+        F: FnOnce(&mut CausalContext<A>) -> A + Send + 'static,
+    {
+        let (tx, rx) = actix::dev::channel::channel(self.mailbox_capacity.unwrap_or(16));
+        let addr = Addr::new(tx);
+        arbiter.spawn_fn(move || {
+            let mut ctx = self.context_with(Mailbox::new(rx));
+            let mb = ctx.mb.take().expect("fresh context has a mailbox");
+            let act = f(&mut ctx);
+            let process = ctx.process.clone();
+            actix_rt::spawn(CausalFut {
+                inner: ContextFut::new(ctx, act, mb),
+                process,
+            });
+        });
+        addr
+    }
+
+    fn context_with<A: Actor<Context = CausalContext<A>>>(
+        &self,
+        mb: Mailbox<A>,
+    ) -> CausalContext<A> {
+        let node = self.node.unwrap_or_else(process::default_node);
+        let id = ProcessId::new(node, process::next_local());
+        let name = match &self.name {
+            Some(n) => process::sanitize_name(n),
+            None => process::sanitize_name(&process::default_name::<A>()),
+        };
+        crate::trace::register_name(id, name.clone());
+        let cell = Rc::new(ProcessCell::new(ProcessState::new(id, name, self.clocks)));
+        let mut parts = ContextParts::new(mb.sender_producer());
+        if let Some(cap) = self.mailbox_capacity {
+            parts.set_mailbox_capacity(cap);
+        }
+        CausalContext {
+            parts,
+            mb: Some(mb),
+            process: cell,
+        }
+    }
+
+    fn build<A, F>(self, f: F) -> (CausalFut<A>, Addr<A>)
+    where
+        A: Actor<Context = CausalContext<A>>,
+        F: FnOnce(&mut CausalContext<A>) -> A,
+    {
+        let mut ctx = self.context_with(Mailbox::default());
+        let mb = ctx.mb.take().expect("fresh context has a mailbox");
+        let process = ctx.process.clone();
+        // The actor's constructor runs as the new process.
+        let act = {
+            let _in = process::enter(&process);
+            f(&mut ctx)
+        };
+        let fut = ContextFut::new(ctx, act, mb);
+        let addr = fut.address();
+        (
+            CausalFut {
+                inner: fut,
+                process,
+            },
+            addr,
+        )
+    }
+}
+
+impl<A: Actor<Context = Self>> CausalContext<A> {
+    /// Options for starting an actor: node, name, clocks.
+    pub fn builder() -> CausalBuilder {
+        CausalBuilder::default()
+    }
+
+    /// Starts `actor` with default options on the current arbiter: the replacement for
+    /// `actor.start()`.
+    pub fn start(actor: A) -> Addr<A> {
+        CausalBuilder::default().start(actor)
+    }
+
+    /// Creates the actor with access to its context: the replacement for `Actor::create`.
+    pub fn create<F: FnOnce(&mut Self) -> A>(f: F) -> Addr<A> {
+        CausalBuilder::default().create(f)
+    }
+
+    /// This actor's process id.
+    pub fn process_id(&self) -> ProcessId {
+        self.process.state.borrow().id
+    }
+
+    /// This actor's process name, as written in logs.
+    pub fn process_name(&self) -> Arc<str> {
+        self.process.state.borrow().name.clone()
+    }
+
+    /// A copy of the process's clocks (after the merge of the message being handled).
+    pub fn clocks(&self) -> Clocks {
+        self.process.state.borrow().clocks()
+    }
+
+    /// Sets the mailbox capacity (as `Context::set_mailbox_capacity`).
+    pub fn set_mailbox_capacity(&mut self, cap: usize) {
+        self.parts.set_mailbox_capacity(cap)
+    }
+
+    /// Whether any addresses are still connected (as `Context::connected`).
+    pub fn connected(&self) -> bool {
+        self.parts.connected()
+    }
+
+    /// The handle of the running future (as `Context::handle`).
+    pub fn handle(&self) -> SpawnHandle {
+        self.parts.curr_handle()
+    }
+}
+
+impl<A: Actor<Context = Self>> ActorContext for CausalContext<A> {
+    fn stop(&mut self) {
+        self.parts.stop()
+    }
+    fn terminate(&mut self) {
+        self.parts.terminate()
+    }
+    fn state(&self) -> ActorState {
+        self.parts.state()
+    }
+}
+
+impl<A: Actor<Context = Self>> AsyncContext<A> for CausalContext<A> {
+    fn spawn<F: ActorFuture<A, Output = ()> + 'static>(&mut self, f: F) -> SpawnHandle {
+        self.parts.spawn(f)
+    }
+    fn wait<F: ActorFuture<A, Output = ()> + 'static>(&mut self, f: F) {
+        self.parts.wait(f)
+    }
+    fn waiting(&self) -> bool {
+        self.parts.waiting()
+    }
+    fn cancel_future(&mut self, handle: SpawnHandle) -> bool {
+        self.parts.cancel_future(handle)
+    }
+    fn address(&self) -> Addr<A> {
+        self.parts.address()
+    }
+}
+
+impl<A: Actor<Context = Self>> AsyncContextParts<A> for CausalContext<A> {
+    fn parts(&mut self) -> &mut ContextParts<A> {
+        &mut self.parts
+    }
+}
+
+/// The actor's future: polls actix's `ContextFut` with this process as the thread's current
+/// process, so handlers, `started`/`stopping`, `ctx.spawn`, `run_interval`, `run_later` and
+/// `ResponseActFuture` continuations all run with the actor's clocks; and hands over stamped
+/// replies after merging them.
+struct CausalFut<A: Actor<Context = CausalContext<A>>> {
+    inner: ContextFut<A, CausalContext<A>>,
+    process: Rc<ProcessCell>,
+}
+
+impl<A: Actor<Context = CausalContext<A>>> CausalFut<A> {
+    /// Merges every reply that has arrived, then releases it to whoever awaits it.
+    fn drain_replies(&self, cx: &mut task::Context<'_>) {
+        loop {
+            let next = self.process.pending.borrow_mut().poll_next_unpin(cx);
+            match next {
+                Poll::Ready(Some(Some((stamp, label, release)))) => {
+                    let merged = self
+                        .process
+                        .state
+                        .borrow_mut()
+                        .receive(&stamp, &|| format!("reply to {label}"));
+                    if let Err(e) = merged {
+                        tracing::warn!(target: "actix_coord::intercept", error = %e, "reply clock not merged");
+                    }
+                    release();
+                }
+                Poll::Ready(Some(None)) => {}
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+    }
+}
+
+impl<A: Actor<Context = CausalContext<A>>> Future for CausalFut<A> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let _in = process::enter(&this.process);
+        this.drain_replies(cx);
+        let r = Pin::new(&mut this.inner).poll(cx);
+        // Register interest in replies to requests sent during this poll.
+        this.drain_replies(cx);
+        r
+    }
+}
+
+/// Sender side: runs synchronously inside `do_send` / `try_send` / `send` on the sender's thread.
+impl<A, M> ToEnvelope<A, M> for CausalContext<A>
+where
+    A: Actor<Context = Self> + Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    fn pack(msg: M, tx: Option<oneshot::Sender<M::Result>>) -> Envelope<A> {
+        let label = short_type_name::<M>();
+        let cell = process::current_shared();
+        let stamp = process::with_current(|p| {
+            p.send(&|| format!("send {label} to {}", short_type_name::<A>()))
+        });
+        let reply = match (tx, cell) {
+            (Some(tx), Some(cell)) => {
+                // A causal requester: the reply comes back stamped, and is merged by the
+                // requester before whoever awaits it sees it.
+                let (stx, srx) = oneshot::channel::<(Stamp, M::Result)>();
+                cell.pending.borrow_mut().push(Box::pin(async move {
+                    let (stamp, result) = srx.await.ok()?;
+                    let release: Box<dyn FnOnce()> = Box::new(move || {
+                        let _ = tx.send(result);
+                    });
+                    Some((stamp, label, release))
+                }));
+                Reply::Stamped(stx)
+            }
+            (Some(tx), None) => Reply::Plain(tx),
+            (None, _) => Reply::None,
+        };
+        Envelope::with_proxy(Box::new(CausalEnvelope {
+            stamp,
+            msg: Some(msg),
+            reply,
+        }))
+    }
+}
+
+enum Reply<R> {
+    None,
+    Plain(oneshot::Sender<R>),
+    Stamped(oneshot::Sender<(Stamp, R)>),
+}
+
+/// Receiver side: runs inside the receiver's mailbox poll, as the receiving process.
+struct CausalEnvelope<M: Message> {
+    stamp: Stamp,
+    msg: Option<M>,
+    reply: Reply<M::Result>,
+}
+
+impl<A, M> EnvelopeProxy<A> for CausalEnvelope<M>
+where
+    A: Actor<Context = CausalContext<A>> + Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    fn handle(&mut self, act: &mut A, ctx: &mut CausalContext<A>) {
+        let Some(msg) = self.msg.take() else { return };
+        let reply = std::mem::replace(&mut self.reply, Reply::None);
+        // As actix does: a request whose requester has gone away is not handled.
+        match &reply {
+            Reply::Plain(tx) if tx.is_closed() => return,
+            Reply::Stamped(tx) if tx.is_closed() => return,
+            _ => {}
+        }
+        let cell = ctx.process.clone();
+        let merged = cell.state.borrow_mut().receive(&self.stamp, &|| {
+            format!("receive {}", short_type_name::<M>())
+        });
+        if let Err(e) = merged {
+            tracing::warn!(target: "actix_coord::intercept", error = %e, "message clock not fully merged");
+        }
+        match reply {
+            Reply::None => <A as Handler<M>>::handle(act, msg, ctx).handle(ctx, None),
+            Reply::Plain(tx) => <A as Handler<M>>::handle(act, msg, ctx).handle(ctx, Some(tx)),
+            Reply::Stamped(stx) => {
+                let (tx, mut rx) = oneshot::channel();
+                <A as Handler<M>>::handle(act, msg, ctx).handle(ctx, Some(tx));
+                match rx.try_recv() {
+                    Ok(result) => {
+                        let stamp = cell
+                            .state
+                            .borrow_mut()
+                            .send(&|| format!("reply {}", short_type_name::<M>()));
+                        let _ = stx.send((stamp, result));
+                    }
+                    Err(oneshot::error::TryRecvError::Empty) => {
+                        // An asynchronous response: stamp it when it is ready, as this process.
+                        actix_rt::spawn(async move {
+                            if let Ok(result) = rx.await {
+                                let stamp = cell
+                                    .state
+                                    .borrow_mut()
+                                    .send(&|| format!("reply {}", short_type_name::<M>()));
+                                let _ = stx.send((stamp, result));
+                            }
+                        });
+                    }
+                    Err(oneshot::error::TryRecvError::Closed) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The last path segment of a type's name, generics stripped.
+pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base)
+}

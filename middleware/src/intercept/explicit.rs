@@ -1,0 +1,233 @@
+//! The explicit layer, for actors that must keep `Context<Self>` (supervised actors, system
+//! services): messages wrapped in [`Stamped`], sent with [`StampedAddrExt`], handled by impls
+//! that [`stamped_handlers!`](crate::stamped_handlers) writes.
+//!
+//! ```
+//! use actix::prelude::*;
+//! use actix_coord::intercept::{ExplicitProcess, StampedAddrExt};
+//!
+//! #[derive(Message)]
+//! #[rtype(result = "u32")]
+//! struct Lookup(u32);
+//!
+//! #[derive(Default)]
+//! struct Directory {
+//!     process: ExplicitProcess, // this actor's identity and clocks
+//! }
+//! impl Actor for Directory {
+//!     type Context = Context<Self>; // kept
+//! }
+//! impl Handler<Lookup> for Directory {
+//!     type Result = u32;
+//!     fn handle(&mut self, m: Lookup, _: &mut Context<Self>) -> u32 {
+//!         m.0 * 2
+//!     }
+//! }
+//! // Writes `impl Handler<Stamped<Lookup>> for Directory`, merging the stamp first.
+//! actix_coord::stamped_handlers!(Directory, process; Lookup);
+//!
+//! # actix::System::new().block_on(async {
+//! let dir = Directory::default().start();
+//! assert_eq!(dir.send_stamped(Lookup(21)).await.unwrap(), 42);
+//! # });
+//! ```
+//!
+//! Replies through this layer carry no clock back (the reply type is the handler's own);
+//! use [`CausalContext`](super::CausalContext) where replies must be causal.
+
+use super::process::{self, ClockSet, Clocks, ProcessCell, ProcessState, Shared, Stamp};
+use crate::clock::ProcessId;
+use actix::dev::{MessageResponse, OneshotSender, ToEnvelope};
+use actix::prelude::*;
+use std::rc::Rc;
+
+/// A message together with its sender's clocks.
+#[derive(Debug, Clone)]
+pub struct Stamped<M> {
+    /// The sender's clocks at the send event.
+    pub stamp: Stamp,
+    /// The message.
+    pub msg: M,
+}
+
+impl<M: Message> Message for Stamped<M> {
+    type Result = M::Result;
+}
+
+impl<M> Stamped<M> {
+    /// Stamps `msg` with a send event of the current process (causal actor or external).
+    pub fn new(msg: M) -> Self {
+        let stamp =
+            process::stamp_send(&format!("send {}", super::context::short_type_name::<M>()));
+        Self { stamp, msg }
+    }
+}
+
+/// The response of a handler of [`Stamped<M>`]: the handler of `M`'s response, passed through.
+pub struct StampedResponse<R>(pub R);
+
+impl<A, M, R> MessageResponse<A, Stamped<M>> for StampedResponse<R>
+where
+    A: Actor,
+    M: Message,
+    R: MessageResponse<A, M>,
+{
+    fn handle(self, ctx: &mut A::Context, tx: Option<OneshotSender<M::Result>>) {
+        self.0.handle(ctx, tx)
+    }
+}
+
+/// The identity and clocks of an actor that keeps `Context<Self>`.
+///
+/// Keep one as a field; [`stamped_handlers!`](crate::stamped_handlers) merges each incoming
+/// stamp into it and makes it the current process while the handler runs, so the handler's own
+/// sends are stamped by it.
+pub struct ExplicitProcess {
+    cell: Shared,
+}
+
+impl Default for ExplicitProcess {
+    /// A process named `Explicit#k` on the default node.
+    fn default() -> Self {
+        Self::with_name(&process::default_name::<ExplicitProcess>())
+    }
+}
+
+impl ExplicitProcess {
+    /// A process with the given log name on the default node, keeping all clocks.
+    pub fn with_name(name: &str) -> Self {
+        Self::build(process::default_node(), name, ClockSet::ALL)
+    }
+
+    /// A process with every option.
+    pub fn build(node: u32, name: &str, clocks: ClockSet) -> Self {
+        let id = ProcessId::new(node, process::next_local());
+        let name = process::sanitize_name(name);
+        crate::trace::register_name(id, name.clone());
+        Self {
+            cell: Rc::new(ProcessCell::new(ProcessState::new(id, name, clocks))),
+        }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> ProcessId {
+        self.cell.state.borrow().id
+    }
+
+    /// A copy of the clocks.
+    pub fn clocks(&self) -> Clocks {
+        self.cell.state.borrow().clocks()
+    }
+
+    /// Merges `stamp` (a receive event of a message of type `M`) and makes this the current
+    /// process until the guard drops.
+    pub fn receive<M>(&self, stamp: &Stamp) -> ProcessGuard {
+        let label = super::context::short_type_name::<M>();
+        let merged = self
+            .cell
+            .state
+            .borrow_mut()
+            .receive(stamp, &|| format!("receive {label}"));
+        if let Err(e) = merged {
+            tracing::warn!(target: "actix_coord::intercept", error = %e, "message clock not fully merged");
+        }
+        self.enter()
+    }
+
+    /// Makes this the current process until the guard drops (for timers and futures of the actor).
+    pub fn enter(&self) -> ProcessGuard {
+        ProcessGuard {
+            _guard: process::enter(&self.cell),
+        }
+    }
+}
+
+/// Keeps a process current on this thread until dropped.
+pub struct ProcessGuard {
+    _guard: process::EnterGuard,
+}
+
+/// Sends [`Stamped`] messages through an `Addr`.
+pub trait StampedAddrExt<A: Actor> {
+    /// `do_send` of `msg` stamped by the current process.
+    fn do_send_stamped<M>(&self, msg: M)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<Stamped<M>>,
+        A::Context: ToEnvelope<A, Stamped<M>>;
+
+    /// `try_send` of `msg` stamped by the current process.
+    ///
+    /// # Errors
+    /// As `Addr::try_send`; the send event is recorded either way.
+    fn try_send_stamped<M>(&self, msg: M) -> Result<(), SendError<Stamped<M>>>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<Stamped<M>>,
+        A::Context: ToEnvelope<A, Stamped<M>>;
+
+    /// `send` of `msg` stamped by the current process.
+    fn send_stamped<M>(&self, msg: M) -> actix::dev::Request<A, Stamped<M>>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<Stamped<M>>,
+        A::Context: ToEnvelope<A, Stamped<M>>;
+}
+
+impl<A: Actor> StampedAddrExt<A> for Addr<A> {
+    fn do_send_stamped<M>(&self, msg: M)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<Stamped<M>>,
+        A::Context: ToEnvelope<A, Stamped<M>>,
+    {
+        self.do_send(Stamped::new(msg))
+    }
+
+    fn try_send_stamped<M>(&self, msg: M) -> Result<(), SendError<Stamped<M>>>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<Stamped<M>>,
+        A::Context: ToEnvelope<A, Stamped<M>>,
+    {
+        self.try_send(Stamped::new(msg))
+    }
+
+    fn send_stamped<M>(&self, msg: M) -> actix::dev::Request<A, Stamped<M>>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<Stamped<M>>,
+        A::Context: ToEnvelope<A, Stamped<M>>,
+    {
+        self.send(Stamped::new(msg))
+    }
+}
+
+/// Writes `impl Handler<Stamped<M>>` for an actor that keeps `Context<Self>`, for each listed
+/// message type `M` it already handles: the stamp is merged into the actor's
+/// [`ExplicitProcess`] field, which is the current process while the handler of `M` runs.
+///
+/// `stamped_handlers!(ActorType, process_field; Msg1, Msg2);` (a blanket impl is impossible:
+/// the orphan rule, E0210).
+#[macro_export]
+macro_rules! stamped_handlers {
+    ($actor:ty, $field:ident; $($msg:ty),+ $(,)?) => {$(
+        impl ::actix::Handler<$crate::intercept::Stamped<$msg>> for $actor {
+            type Result = $crate::intercept::StampedResponse<<$actor as ::actix::Handler<$msg>>::Result>;
+            fn handle(
+                &mut self,
+                m: $crate::intercept::Stamped<$msg>,
+                ctx: &mut <$actor as ::actix::Actor>::Context,
+            ) -> Self::Result {
+                let _in = self.$field.receive::<$msg>(&m.stamp);
+                $crate::intercept::StampedResponse(<$actor as ::actix::Handler<$msg>>::handle(self, m.msg, ctx))
+            }
+        }
+    )+};
+}

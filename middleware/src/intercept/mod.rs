@@ -1,0 +1,38 @@
+//! Transparent interception: clocks attached on send and merged on receive, with no change to
+//! handlers.
+//!
+//! actix has no middleware hook, but every `do_send`, `try_send` and `send` packs the message
+//! through the receiver's context type (`ToEnvelope::pack`) on the sender's thread, and the
+//! envelope is opened in the receiver's mailbox poll. [`CausalContext`] uses both ends:
+//!
+//! * **send**: the sender's process (the causal actor being polled on this thread, or the
+//!   external process outside actors) ticks its Lamport, vector and hybrid clocks and stamps the
+//!   message;
+//! * **receive**: before the handler runs, the receiver merges the stamp and ticks; the handler
+//!   reads the merged clocks with [`CausalContext::clocks`];
+//! * **reply**: a reply to a causal requester carries the responder's clocks back, and the
+//!   requester merges them before its continuation sees the result: if A asks B, B replies and A
+//!   then sends to C, B's reply happened before C's receive;
+//! * **spawned work**: everything the actor's context polls (handlers, `started`, `ctx.spawn`,
+//!   `ctx.wait`, `run_later`, `run_interval`, `ResponseActFuture` continuations) runs as the
+//!   actor; plain futures can be bound with [`InProcessExt::in_current_process`].
+//!
+//! Actors that must keep `Context<Self>` use the explicit layer: [`Stamped`],
+//! [`StampedAddrExt`] and [`stamped_handlers!`](crate::stamped_handlers).
+//!
+//! Each causal actor instance is one process with a [`ProcessId`](crate::clock::ProcessId)
+//! `(node, local)` and a name for logs (default `Type#k`, set with [`CausalBuilder::name`]).
+
+mod context;
+mod explicit;
+mod future;
+pub(crate) mod process;
+
+pub use context::{CausalBuilder, CausalContext};
+pub use explicit::{ExplicitProcess, ProcessGuard, Stamped, StampedAddrExt, StampedResponse};
+pub use future::{InProcess, InProcessExt};
+pub use process::{
+    ClockSet, Clocks, MergeError, Stamp, current_clocks, current_process, default_node,
+    in_causal_actor, physical_now_ms, receive_stamp, set_default_node, set_external_name,
+    set_max_offset_ms, set_time_source, stamp_send,
+};

@@ -1,0 +1,488 @@
+//! Processes, their clocks, and the "current process" of a thread.
+//!
+//! Every causal actor instance is one process. While its actor is polled, the process is the
+//! thread's *current process*: a send made then is that process's send event, a message
+//! delivered then is its receive event. Code running outside any causal actor (`main`, tests,
+//! plain actors) belongs to its node's *external* process.
+
+use crate::clock::{
+    ClockError, HlcError, HlcTimestamp, HybridClock, LamportClock, ProcessId, VectorClock,
+};
+use crate::trace::{self, EventKind, TickRecord};
+use futures_util::stream::FuturesUnordered;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Which clocks a process keeps and puts on its messages. The Lamport clock is always kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClockSet {
+    /// Keep a vector clock (exact happened-before; needed for ShiViz logs).
+    pub vector: bool,
+    /// Keep a hybrid logical clock.
+    pub hybrid: bool,
+}
+
+impl ClockSet {
+    /// Lamport, vector and hybrid clocks (the default).
+    pub const ALL: ClockSet = ClockSet {
+        vector: true,
+        hybrid: true,
+    };
+    /// The Lamport clock alone: the cheapest stamp (a varint).
+    pub const LAMPORT_ONLY: ClockSet = ClockSet {
+        vector: false,
+        hybrid: false,
+    };
+}
+
+impl Default for ClockSet {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+/// The clocks carried by one message: the sender and its clocks at the send event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// The sending process.
+    pub from: ProcessId,
+    /// Sender's Lamport time at the send.
+    pub lamport: u64,
+    /// Sender's vector clock at the send, if it keeps one.
+    pub vector: Option<VectorClock>,
+    /// Sender's HLC timestamp at the send, if it keeps one.
+    pub hlc: Option<HlcTimestamp>,
+}
+
+impl Stamp {
+    /// The sender's own event number of the send (its vector entry, or its Lamport time when it
+    /// keeps no vector clock): with [`from`](Self::from) it identifies the message.
+    pub fn seq(&self) -> u64 {
+        match &self.vector {
+            Some(v) => v.get(self.from),
+            None => self.lamport,
+        }
+    }
+}
+
+/// A copy of a process's clocks, as a handler sees them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Clocks {
+    /// The process.
+    pub process: ProcessId,
+    /// Lamport time of its last event.
+    pub lamport: u64,
+    /// Vector clock after its last event (empty when it keeps none).
+    pub vector: VectorClock,
+    /// HLC timestamp of its last event (0 when it keeps none).
+    pub hlc: HlcTimestamp,
+}
+
+/// Why a received stamp could not be merged in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MergeError {
+    /// A logical counter in the stamp is absurd; nothing was merged.
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+    /// The HLC timestamp is too far ahead; Lamport and vector clocks were merged, the HLC ticked
+    /// locally instead.
+    #[error(transparent)]
+    Hlc(#[from] HlcError),
+}
+
+/// The mutable state of one process: identity and clocks.
+#[derive(Debug)]
+pub(crate) struct ProcessState {
+    pub(crate) id: ProcessId,
+    pub(crate) name: Arc<str>,
+    set: ClockSet,
+    lamport: LamportClock,
+    vector: VectorClock,
+    hlc: HybridClock,
+    /// Number of events of this process (equals `vector[id]` when a vector is kept).
+    events: u64,
+}
+
+impl ProcessState {
+    pub(crate) fn new(id: ProcessId, name: Arc<str>, set: ClockSet) -> Self {
+        Self {
+            id,
+            name,
+            set,
+            lamport: LamportClock::new(),
+            vector: VectorClock::new(),
+            hlc: HybridClock::with_max_offset(max_offset_ms()),
+            events: 0,
+        }
+    }
+
+    pub(crate) fn clocks(&self) -> Clocks {
+        Clocks {
+            process: self.id,
+            lamport: self.lamport.time(),
+            vector: self.vector.clone(),
+            hlc: self.hlc.last(),
+        }
+    }
+
+    fn tick_own(&mut self) {
+        self.events += 1;
+        if self.set.vector {
+            self.vector.tick(self.id);
+        }
+    }
+
+    /// A send event: tick every clock and return the stamp for the message.
+    pub(crate) fn send(&mut self, what: &dyn Fn() -> String) -> Stamp {
+        self.lamport.tick();
+        self.tick_own();
+        let hlc = self.set.hybrid.then(|| self.hlc.now(physical_now_ms()));
+        let stamp = Stamp {
+            from: self.id,
+            lamport: self.lamport.time(),
+            vector: self.set.vector.then(|| self.vector.clone()),
+            hlc,
+        };
+        tracing::trace!(target: "actix_coord::tick", kind = "send", process = %self.id, lamport = stamp.lamport);
+        if trace::active() {
+            self.record(EventKind::Send, what(), Some((self.id, stamp.seq())), None);
+        }
+        stamp
+    }
+
+    /// A receive event: merge `stamp`, then tick.
+    pub(crate) fn receive(
+        &mut self,
+        stamp: &Stamp,
+        what: &dyn Fn() -> String,
+    ) -> Result<(), MergeError> {
+        if let Some(v) = &stamp.vector {
+            if let Some(value) = v.max_counter().filter(|&c| c > crate::clock::MAX_COUNTER) {
+                return Err(ClockError::Absurd { value }.into());
+            }
+        }
+        self.lamport.merge(stamp.lamport)?;
+        if self.set.vector {
+            if let Some(v) = &stamp.vector {
+                self.vector.merge(v);
+            }
+        }
+        self.tick_own();
+        let mut result = Ok(());
+        if self.set.hybrid {
+            let pt = physical_now_ms();
+            match stamp.hlc.map(|h| self.hlc.update(h, pt)) {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    self.hlc.now(pt);
+                    result = Err(e.into());
+                }
+                None => {
+                    self.hlc.now(pt);
+                }
+            }
+        }
+        tracing::trace!(target: "actix_coord::tick", kind = "receive", process = %self.id, lamport = self.lamport.time(), from = %stamp.from);
+        if trace::active() {
+            let msg = Some((stamp.from, stamp.seq()));
+            self.record(EventKind::Receive, what(), msg, Some(stamp.from));
+        }
+        result
+    }
+
+    /// A local event (a user `tracing` event or a semantic event).
+    pub(crate) fn local(
+        &mut self,
+        kind: EventKind,
+        text: String,
+        fields: Vec<(String, trace::FieldValue)>,
+    ) {
+        self.lamport.tick();
+        self.tick_own();
+        if self.set.hybrid {
+            self.hlc.now(physical_now_ms());
+        }
+        if trace::active() {
+            let mut r = self.make_record(kind, text, None, None);
+            r.fields = fields;
+            trace::record(r);
+        }
+    }
+
+    fn make_record(
+        &self,
+        kind: EventKind,
+        event: String,
+        msg: Option<(ProcessId, u64)>,
+        peer: Option<ProcessId>,
+    ) -> TickRecord {
+        TickRecord {
+            process: self.id,
+            host: self.name.clone(),
+            kind,
+            event,
+            event_number: self.events,
+            lamport: self.lamport.time(),
+            vector: self.vector.clone(),
+            hlc: self.hlc.last(),
+            msg,
+            peer,
+            fields: Vec::new(),
+        }
+    }
+
+    fn record(
+        &self,
+        kind: EventKind,
+        event: String,
+        msg: Option<(ProcessId, u64)>,
+        peer: Option<ProcessId>,
+    ) {
+        trace::record(self.make_record(kind, event, msg, peer));
+    }
+}
+
+/// A stamped reply on its way to a process: its stamp, a label, and the final hand-over to
+/// whoever awaits the reply (run after the stamp is merged).
+pub(crate) type PendingReply =
+    Pin<Box<dyn Future<Output = Option<(Stamp, &'static str, Box<dyn FnOnce()>)>>>>;
+
+/// A causal actor's process: its state, and the replies it waits for. Shared between the
+/// actor's context and the futures it spawns, on one thread.
+pub(crate) struct ProcessCell {
+    pub(crate) state: RefCell<ProcessState>,
+    pub(crate) pending: RefCell<FuturesUnordered<PendingReply>>,
+}
+
+impl ProcessCell {
+    pub(crate) fn new(state: ProcessState) -> Self {
+        Self {
+            state: RefCell::new(state),
+            pending: RefCell::new(FuturesUnordered::new()),
+        }
+    }
+}
+
+/// A shared process cell.
+pub(crate) type Shared = Rc<ProcessCell>;
+
+thread_local! {
+    static CURRENT: RefCell<Option<Shared>> = const { RefCell::new(None) };
+}
+
+/// Makes `process` the thread's current process until the guard drops.
+pub(crate) fn enter(process: &Shared) -> EnterGuard {
+    let prev = CURRENT.with(|c| c.replace(Some(process.clone())));
+    EnterGuard { prev }
+}
+
+/// Restores the previous current process on drop.
+pub(crate) struct EnterGuard {
+    prev: Option<Shared>,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        CURRENT.with(|c| *c.borrow_mut() = prev);
+    }
+}
+
+/// The thread's current causal process, if code is running inside a causal actor.
+pub(crate) fn current_shared() -> Option<Shared> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Runs `f` on the current process's state, or on the default node's external process.
+pub(crate) fn with_current<R>(f: impl FnOnce(&mut ProcessState) -> R) -> R {
+    let local = CURRENT.with(|c| c.borrow().clone());
+    match local {
+        Some(p) => f(&mut p.state.borrow_mut()),
+        None => {
+            let ext = external_process(default_node());
+            let mut guard = ext.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard)
+        }
+    }
+}
+
+/// Whether code on this thread is running inside a causal actor.
+pub fn in_causal_actor() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}
+
+/// The clocks of the current process: the causal actor being run, or the external process.
+pub fn current_clocks() -> Clocks {
+    with_current(|p| p.clocks())
+}
+
+/// The id of the current process: the causal actor being run, or the external process.
+pub fn current_process() -> ProcessId {
+    with_current(|p| p.id)
+}
+
+/// Records a send event of the current process (causal actor or external) and returns the
+/// stamp to put on the message.
+///
+/// The crate's context does this by itself for local messages; transports call it for
+/// messages that leave the process. `what` describes the message for the causal log.
+pub fn stamp_send(what: &str) -> Stamp {
+    with_current(|p| p.send(&|| what.to_owned()))
+}
+
+/// Records a receive event of the current process: merges `stamp` into its clocks and ticks.
+///
+/// # Errors
+/// See [`MergeError`]; with [`MergeError::Clock`] nothing was merged or recorded.
+pub fn receive_stamp(stamp: &Stamp, what: &str) -> Result<(), MergeError> {
+    with_current(|p| p.receive(stamp, &|| what.to_owned()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity: node ids, local indices, names.
+
+static DEFAULT_NODE: AtomicU32 = AtomicU32::new(0);
+static NEXT_LOCAL: AtomicU32 = AtomicU32::new(1);
+
+/// Sets the node id given to processes started without one, and used for sends made outside any
+/// actor. Default 0. Set it once, before starting actors.
+pub fn set_default_node(node: u32) {
+    DEFAULT_NODE.store(node, Ordering::Relaxed);
+}
+
+/// The node id given to processes started without one.
+pub fn default_node() -> u32 {
+    DEFAULT_NODE.load(Ordering::Relaxed)
+}
+
+/// A fresh local index, unique within this OS process (so several nodes in one OS process never
+/// share a process id).
+pub(crate) fn next_local() -> u32 {
+    NEXT_LOCAL.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Per type-name instance counters, for default names `Type#k`.
+fn next_type_index(type_name: &'static str) -> u32 {
+    static COUNTERS: OnceLock<Mutex<HashMap<&'static str, u32>>> = OnceLock::new();
+    let mut map = COUNTERS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let n = map.entry(type_name).or_insert(0);
+    *n += 1;
+    *n
+}
+
+/// Default process name for an actor type: its last path segment and an instance index.
+pub(crate) fn default_name<A>() -> String {
+    let full = std::any::type_name::<A>();
+    let base = full.split('<').next().unwrap_or(full);
+    let short = base.rsplit("::").next().unwrap_or(base);
+    format!("{short}#{}", next_type_index(short))
+}
+
+/// A name fit for logs: whitespace becomes `_` (ShiViz's host regex is `\S*`).
+pub(crate) fn sanitize_name(name: &str) -> Arc<str> {
+    let s: String = name
+        .chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect();
+    if s.is_empty() {
+        Arc::from("_")
+    } else {
+        Arc::from(s)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// External processes.
+
+type ExternalMap = RwLock<HashMap<u32, Arc<Mutex<ProcessState>>>>;
+
+fn externals() -> &'static ExternalMap {
+    static EXTERNALS: OnceLock<ExternalMap> = OnceLock::new();
+    EXTERNALS.get_or_init(Default::default)
+}
+
+static EXTERNAL_NAME: RwLock<Option<String>> = RwLock::new(None);
+
+/// Names the external processes (default `external`, or `external@N` on node N ≠ 0).
+///
+/// Call it before the first send from outside an actor; later calls rename only nodes whose
+/// external process has not sent yet.
+pub fn set_external_name(name: &str) {
+    *EXTERNAL_NAME.write().unwrap_or_else(|e| e.into_inner()) = Some(name.to_owned());
+}
+
+/// The external process of `node`, created on first use.
+pub(crate) fn external_process(node: u32) -> Arc<Mutex<ProcessState>> {
+    if let Some(p) = externals()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&node)
+    {
+        return p.clone();
+    }
+    let mut map = externals().write().unwrap_or_else(|e| e.into_inner());
+    map.entry(node)
+        .or_insert_with(|| {
+            let base = EXTERNAL_NAME
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .unwrap_or_else(|| "external".to_owned());
+            let name = if node == 0 {
+                base
+            } else {
+                format!("{base}@{node}")
+            };
+            let id = ProcessId::external(node);
+            let name = sanitize_name(&name);
+            trace::register_name(id, name.clone());
+            Arc::new(Mutex::new(ProcessState::new(id, name, ClockSet::ALL)))
+        })
+        .clone()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Physical time for the HLC.
+
+type TimeSource = Arc<dyn Fn() -> u64 + Send + Sync>;
+static TIME_SOURCE: RwLock<Option<TimeSource>> = RwLock::new(None);
+static MAX_OFFSET_MS: AtomicU32 = AtomicU32::new(crate::clock::DEFAULT_MAX_OFFSET_MS as u32);
+
+/// Replaces the physical clock the HLCs read (milliseconds since the Unix epoch); by default the
+/// system's real-time clock. Processes created afterwards and existing ones read it from then on.
+pub fn set_time_source(source: impl Fn() -> u64 + Send + Sync + 'static) {
+    *TIME_SOURCE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(source));
+}
+
+/// Sets the HLC maximum offset (ms) for processes created afterwards. Default 500 ms.
+pub fn set_max_offset_ms(ms: u32) {
+    MAX_OFFSET_MS.store(ms, Ordering::Relaxed);
+}
+
+fn max_offset_ms() -> u64 {
+    u64::from(MAX_OFFSET_MS.load(Ordering::Relaxed))
+}
+
+/// Physical time for HLC ticks, in ms since the Unix epoch.
+pub fn physical_now_ms() -> u64 {
+    if let Some(f) = TIME_SOURCE
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        return f();
+    }
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
