@@ -8,6 +8,8 @@ use actix::dev::{
 };
 use actix::prelude::*;
 use futures_util::stream::StreamExt;
+use std::any::Any;
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -316,6 +318,21 @@ where
 {
     fn pack(msg: M, tx: Option<oneshot::Sender<M::Result>>) -> Envelope<A> {
         let label = short_type_name::<M>();
+        if let Some(remote) = REMOTE.with(|r| r.borrow_mut().take()) {
+            // A message that arrived from another node: it carries its sender's stamp.
+            let reply = if remote.want_reply {
+                let (stx, srx) = oneshot::channel::<(Stamp, M::Result)>();
+                REMOTE_REPLY.with(|r| *r.borrow_mut() = Some(Box::new(srx)));
+                Reply::Stamped(stx)
+            } else {
+                Reply::None
+            };
+            return Envelope::with_proxy(Box::new(CausalEnvelope {
+                stamp: remote.stamp,
+                msg: Some(msg),
+                reply,
+            }));
+        }
         let cell = process::current_shared();
         let stamp = process::with_current(|p| {
             p.send(&|| format!("send {label} to {}", short_type_name::<A>()))
@@ -342,6 +359,75 @@ where
             msg: Some(msg),
             reply,
         }))
+    }
+}
+
+thread_local! {
+    /// A delivery of a remote message in progress on this thread (see [`deliver`]).
+    static REMOTE: RefCell<Option<RemoteDelivery>> = const { RefCell::new(None) };
+    /// The stamped-reply receiver `pack` made for [`deliver_request`].
+    static REMOTE_REPLY: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+struct RemoteDelivery {
+    stamp: Stamp,
+    want_reply: bool,
+}
+
+/// Delivers `msg`, received from another node with its sender's `stamp`, to a local causal
+/// actor: the handler runs after merging `stamp`, exactly as for a local message.
+///
+/// For transports; like `do_send`, it ignores the mailbox capacity.
+pub fn deliver<A, M>(addr: &Addr<A>, msg: M, stamp: Stamp)
+where
+    A: Actor<Context = CausalContext<A>> + Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    REMOTE.with(|r| {
+        *r.borrow_mut() = Some(RemoteDelivery {
+            stamp,
+            want_reply: false,
+        })
+    });
+    addr.do_send(msg);
+    REMOTE.with(|r| r.borrow_mut().take());
+}
+
+/// Delivers a request received from another node with its sender's `stamp` (see [`deliver`]);
+/// resolves to the handler's result and the responder's stamp at its reply event, to ship back.
+///
+/// # Errors
+/// `MailboxError::Closed` when the actor stopped or dropped the request without replying.
+pub fn deliver_request<A, M>(
+    addr: &Addr<A>,
+    msg: M,
+    stamp: Stamp,
+) -> impl Future<Output = Result<(M::Result, Stamp), MailboxError>> + use<A, M>
+where
+    A: Actor<Context = CausalContext<A>> + Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    REMOTE.with(|r| {
+        *r.borrow_mut() = Some(RemoteDelivery {
+            stamp,
+            want_reply: true,
+        })
+    });
+    addr.do_send(msg);
+    REMOTE.with(|r| r.borrow_mut().take());
+    let rx = REMOTE_REPLY
+        .with(|r| r.borrow_mut().take())
+        .and_then(|b| b.downcast::<oneshot::Receiver<(Stamp, M::Result)>>().ok());
+    async move {
+        match rx {
+            Some(rx) => rx
+                .await
+                .map(|(stamp, r)| (r, stamp))
+                .map_err(|_| MailboxError::Closed),
+            None => Err(MailboxError::Closed),
+        }
     }
 }
 
