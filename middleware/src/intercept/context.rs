@@ -67,6 +67,11 @@ pub struct CausalBuilder {
 }
 
 impl CausalBuilder {
+    /// Default options: default node, type-derived name, all clocks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// The node this process belongs to (default: [`process::default_node`]).
     pub fn node(mut self, node: u32) -> Self {
         self.node = Some(node);

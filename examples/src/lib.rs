@@ -1,0 +1,4 @@
+//! Building blocks of the examples: the stories the tour tells.
+#![warn(missing_docs)]
+
+pub mod story;
