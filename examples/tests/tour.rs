@@ -36,7 +36,7 @@ fn tour_log_obeys_shiviz_rules_and_recomputes_from_messages() {
     assert_eq!(lines.next(), Some(""));
     let rest: Vec<&str> = lines.collect();
     assert!(
-        rest.len() % 2 == 0 && rest.len() >= 40,
+        rest.len().is_multiple_of(2) && rest.len() >= 40,
         "{} lines",
         rest.len()
     );
