@@ -143,7 +143,11 @@ proptest! {
         for b in 0..n {
             for &a in &preds[b] {
                 before[a][b] = true;
-                for x in 0..n { if before[x][a] { before[x][b] = true; } }
+                for row in before.iter_mut() {
+                    if row[a] {
+                        row[b] = true;
+                    }
+                }
             }
         }
         for a in 0..n {
