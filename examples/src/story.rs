@@ -142,6 +142,10 @@ impl Actor for Gardener {
     fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!("takes the watering can");
         ctx.run_interval(Duration::from_millis(1), |act, ctx| {
+            // Missed ticks arrive in a burst within one poll, even after `stop`: count.
+            if act.rounds == 3 {
+                return;
+            }
             act.rounds += 1;
             tracing::info!(round = act.rounds, "waters the roses");
             if act.rounds == 3 {

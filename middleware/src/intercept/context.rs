@@ -1,13 +1,12 @@
 //! The causal context: a drop-in replacement for `actix::Context` that stamps and merges clocks.
 
-use super::process::{self, ClockSet, Clocks, ProcessCell, ProcessState, Stamp};
+use super::process::{self, ClockSet, Clocks, ProcessCell, ProcessState, ReplyInbox, Stamp};
 use crate::clock::ProcessId;
 use actix::dev::{
     AsyncContextParts, ContextFut, ContextParts, Envelope, EnvelopeProxy, Mailbox, MessageResponse,
     ToEnvelope,
 };
 use actix::prelude::*;
-use futures_util::stream::StreamExt;
 use std::any::Any;
 use std::cell::RefCell;
 use std::future::Future;
@@ -276,41 +275,13 @@ struct CausalFut<A: Actor<Context = CausalContext<A>>> {
     process: Rc<ProcessCell>,
 }
 
-impl<A: Actor<Context = CausalContext<A>>> CausalFut<A> {
-    /// Merges every reply that has arrived, then releases it to whoever awaits it.
-    fn drain_replies(&self, cx: &mut task::Context<'_>) {
-        loop {
-            let next = self.process.pending.borrow_mut().poll_next_unpin(cx);
-            match next {
-                Poll::Ready(Some(Some((stamp, label, release)))) => {
-                    let merged = self
-                        .process
-                        .state
-                        .borrow_mut()
-                        .receive(&stamp, &|| format!("reply to {label}"));
-                    if let Err(e) = merged {
-                        tracing::warn!(target: "actix_coord::intercept", error = %e, "reply clock not merged");
-                    }
-                    release();
-                }
-                Poll::Ready(Some(None)) => {}
-                Poll::Ready(None) | Poll::Pending => break,
-            }
-        }
-    }
-}
-
 impl<A: Actor<Context = CausalContext<A>>> Future for CausalFut<A> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let _in = process::enter(&this.process);
-        this.drain_replies(cx);
-        let r = Pin::new(&mut this.inner).poll(cx);
-        // Register interest in replies to requests sent during this poll.
-        this.drain_replies(cx);
-        r
+        Pin::new(&mut this.inner).poll(cx)
     }
 }
 
@@ -322,40 +293,36 @@ where
     M::Result: Send,
 {
     fn pack(msg: M, tx: Option<oneshot::Sender<M::Result>>) -> Envelope<A> {
-        let label = short_type_name::<M>();
         if let Some(remote) = REMOTE.with(|r| r.borrow_mut().take()) {
             // A message that arrived from another node: it carries its sender's stamp.
             let reply = if remote.want_reply {
                 let (stx, srx) = oneshot::channel::<(Stamp, M::Result)>();
                 REMOTE_REPLY.with(|r| *r.borrow_mut() = Some(Box::new(srx)));
-                Reply::Stamped(stx)
+                Reply::Remote(stx)
             } else {
                 Reply::None
             };
+            let stamp = remote.stamp;
             return Envelope::with_proxy(Box::new(CausalEnvelope {
-                stamp: remote.stamp,
+                stamp,
                 msg: Some(msg),
                 reply,
             }));
         }
         let cell = process::current_shared();
         let stamp = process::with_current(|p| {
-            p.send(&|| format!("send {label} to {}", short_type_name::<A>()))
+            p.send(&|| {
+                format!(
+                    "send {} to {}",
+                    short_type_name::<M>(),
+                    short_type_name::<A>()
+                )
+            })
         });
         let reply = match (tx, cell) {
-            (Some(tx), Some(cell)) => {
-                // A causal requester: the reply comes back stamped, and is merged by the
-                // requester before whoever awaits it sees it.
-                let (stx, srx) = oneshot::channel::<(Stamp, M::Result)>();
-                cell.pending.borrow_mut().push(Box::pin(async move {
-                    let (stamp, result) = srx.await.ok()?;
-                    let release: Box<dyn FnOnce()> = Box::new(move || {
-                        let _ = tx.send(result);
-                    });
-                    Some((stamp, label, release))
-                }));
-                Reply::Stamped(stx)
-            }
+            // A causal requester: the responder queues its reply stamp in the requester's
+            // inbox before releasing the reply, and the requester merges it before it runs on.
+            (Some(tx), Some(cell)) => Reply::Stamped(tx, cell.inbox.clone()),
             (Some(tx), None) => Reply::Plain(tx),
             (None, _) => Reply::None,
         };
@@ -437,9 +404,14 @@ where
 }
 
 enum Reply<R> {
+    /// No reply wanted (`do_send`, `try_send`).
     None,
+    /// A requester outside causal actors: the reply carries no clock.
     Plain(oneshot::Sender<R>),
-    Stamped(oneshot::Sender<(Stamp, R)>),
+    /// A causal requester: the reply's stamp goes to its inbox first.
+    Stamped(oneshot::Sender<R>, Arc<ReplyInbox>),
+    /// A request from another node: the reply travels back with its stamp.
+    Remote(oneshot::Sender<(Stamp, R)>),
 }
 
 /// Receiver side: runs inside the receiver's mailbox poll, as the receiving process.
@@ -460,8 +432,8 @@ where
         let reply = std::mem::replace(&mut self.reply, Reply::None);
         // As actix does: a request whose requester has gone away is not handled.
         match &reply {
-            Reply::Plain(tx) if tx.is_closed() => return,
-            Reply::Stamped(tx) if tx.is_closed() => return,
+            Reply::Plain(tx) | Reply::Stamped(tx, _) if tx.is_closed() => return,
+            Reply::Remote(tx) if tx.is_closed() => return,
             _ => {}
         }
         let cell = ctx.process.clone();
@@ -474,33 +446,48 @@ where
         match reply {
             Reply::None => <A as Handler<M>>::handle(act, msg, ctx).handle(ctx, None),
             Reply::Plain(tx) => <A as Handler<M>>::handle(act, msg, ctx).handle(ctx, Some(tx)),
-            Reply::Stamped(stx) => {
-                let (tx, mut rx) = oneshot::channel();
-                <A as Handler<M>>::handle(act, msg, ctx).handle(ctx, Some(tx));
-                match rx.try_recv() {
-                    Ok(result) => {
-                        let stamp = cell
-                            .state
-                            .borrow_mut()
-                            .send(&|| format!("reply {}", short_type_name::<M>()));
-                        let _ = stx.send((stamp, result));
-                    }
-                    Err(oneshot::error::TryRecvError::Empty) => {
-                        // An asynchronous response: stamp it when it is ready, as this process.
-                        actix_rt::spawn(async move {
-                            if let Ok(result) = rx.await {
-                                let stamp = cell
-                                    .state
-                                    .borrow_mut()
-                                    .send(&|| format!("reply {}", short_type_name::<M>()));
-                                let _ = stx.send((stamp, result));
-                            }
-                        });
-                    }
-                    Err(oneshot::error::TryRecvError::Closed) => {}
-                }
-            }
+            Reply::Stamped(tx, inbox) => respond(act, msg, ctx, cell, move |stamp, result| {
+                inbox.push(stamp, short_type_name::<M>());
+                let _ = tx.send(result);
+            }),
+            Reply::Remote(tx) => respond(act, msg, ctx, cell, move |stamp, result| {
+                let _ = tx.send((stamp, result));
+            }),
         }
+    }
+}
+
+/// Runs the handler and, once its response is ready (now, or later for asynchronous
+/// responses), records the reply's send event and hands stamp and result to `release`.
+fn respond<A, M>(
+    act: &mut A,
+    msg: M,
+    ctx: &mut CausalContext<A>,
+    cell: Rc<ProcessCell>,
+    release: impl FnOnce(Stamp, M::Result) + 'static,
+) where
+    A: Actor<Context = CausalContext<A>> + Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    let (tx, mut rx) = oneshot::channel();
+    <A as Handler<M>>::handle(act, msg, ctx).handle(ctx, Some(tx));
+    let label = || format!("reply {}", short_type_name::<M>());
+    match rx.try_recv() {
+        Ok(result) => {
+            let stamp = cell.state.borrow_mut().send(&label);
+            release(stamp, result);
+        }
+        Err(oneshot::error::TryRecvError::Empty) => {
+            // An asynchronous response: stamp it when it is ready, as this process.
+            actix_rt::spawn(async move {
+                if let Ok(result) = rx.await {
+                    let stamp = cell.state.borrow_mut().send(&label);
+                    release(stamp, result);
+                }
+            });
+        }
+        Err(oneshot::error::TryRecvError::Closed) => {}
     }
 }
 

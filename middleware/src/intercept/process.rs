@@ -9,13 +9,10 @@ use crate::clock::{
     ClockError, HlcError, HlcTimestamp, HybridClock, LamportClock, ProcessId, VectorClock,
 };
 use crate::trace::{self, EventKind, TickRecord};
-use futures_util::stream::FuturesUnordered;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -248,23 +245,59 @@ impl ProcessState {
     }
 }
 
-/// A stamped reply on its way to a process: its stamp, a label, and the final hand-over to
-/// whoever awaits the reply (run after the stamp is merged).
-pub(crate) type PendingReply =
-    Pin<Box<dyn Future<Output = Option<(Stamp, &'static str, Box<dyn FnOnce()>)>>>>;
+/// Stamps of replies addressed to one process, pushed by responders (on any thread) before
+/// they release the reply itself, and merged by the process before it next runs.
+#[derive(Default)]
+pub(crate) struct ReplyInbox {
+    queue: Mutex<Vec<(Stamp, &'static str)>>,
+    nonempty: AtomicBool,
+}
 
-/// A causal actor's process: its state, and the replies it waits for. Shared between the
+impl ReplyInbox {
+    /// Queues the stamp of a reply; call before handing over the reply.
+    pub(crate) fn push(&self, stamp: Stamp, label: &'static str) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((stamp, label));
+        self.nonempty.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> Vec<(Stamp, &'static str)> {
+        if !self.nonempty.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        self.nonempty.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *q)
+    }
+}
+
+/// A causal actor's process: its state, and the inbox of reply stamps. Shared between the
 /// actor's context and the futures it spawns, on one thread.
 pub(crate) struct ProcessCell {
     pub(crate) state: RefCell<ProcessState>,
-    pub(crate) pending: RefCell<FuturesUnordered<PendingReply>>,
+    pub(crate) inbox: Arc<ReplyInbox>,
 }
 
 impl ProcessCell {
     pub(crate) fn new(state: ProcessState) -> Self {
         Self {
             state: RefCell::new(state),
-            pending: RefCell::new(FuturesUnordered::new()),
+            inbox: Arc::default(),
+        }
+    }
+
+    /// Merges the stamps of replies that have arrived: each is a receive event.
+    pub(crate) fn merge_replies(&self) {
+        for (stamp, label) in self.inbox.take() {
+            let merged = self
+                .state
+                .borrow_mut()
+                .receive(&stamp, &|| format!("reply to {label}"));
+            if let Err(e) = merged {
+                tracing::warn!(target: "actix_coord::intercept", error = %e, "reply clock not merged");
+            }
         }
     }
 }
@@ -276,8 +309,10 @@ thread_local! {
     static CURRENT: RefCell<Option<Shared>> = const { RefCell::new(None) };
 }
 
-/// Makes `process` the thread's current process until the guard drops.
+/// Makes `process` the thread's current process until the guard drops, after merging the
+/// replies it has received.
 pub(crate) fn enter(process: &Shared) -> EnterGuard {
+    process.merge_replies();
     let prev = CURRENT.with(|c| c.replace(Some(process.clone())));
     EnterGuard { prev }
 }
