@@ -77,7 +77,9 @@ fn wide_stamp() -> Stamp {
     Stamp {
         from: ProcessId::new(9, 1),
         lamport: 10,
-        vector: Some(VectorClock::from_entries(entries).unwrap()),
+        vector: Some(std::sync::Arc::new(
+            VectorClock::from_entries(entries).unwrap(),
+        )),
         hlc: None,
     }
 }

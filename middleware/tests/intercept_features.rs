@@ -183,7 +183,9 @@ async fn remote_delivery_merges_the_remote_stamp_and_returns_the_reply_stamp() {
     let stamp = Stamp {
         from: remote,
         lamport: 40,
-        vector: Some(VectorClock::from_entries([(remote, 9)]).unwrap()),
+        vector: Some(std::sync::Arc::new(
+            VectorClock::from_entries([(remote, 9)]).unwrap(),
+        )),
         hlc: None,
     };
     let (clocks, reply) = intercept::deliver_request(&w, GetClocks, stamp.clone())

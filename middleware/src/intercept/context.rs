@@ -309,20 +309,20 @@ where
                 reply,
             }));
         }
-        let cell = process::current_shared();
-        let stamp = process::with_current(|p| {
-            p.send(&|| {
+        let (stamp, inbox) = process::with_current_cell(|p, inbox| {
+            let stamp = p.send(&|| {
                 format!(
                     "send {} to {}",
                     short_type_name::<M>(),
                     short_type_name::<A>()
                 )
-            })
+            });
+            (stamp, if tx.is_some() { inbox.cloned() } else { None })
         });
-        let reply = match (tx, cell) {
+        let reply = match (tx, inbox) {
             // A causal requester: the responder queues its reply stamp in the requester's
             // inbox before releasing the reply, and the requester merges it before it runs on.
-            (Some(tx), Some(cell)) => Reply::Stamped(tx, cell.inbox.clone()),
+            (Some(tx), Some(inbox)) => Reply::Stamped(tx, inbox),
             (Some(tx), None) => Reply::Plain(tx),
             (None, _) => Reply::None,
         };
@@ -447,7 +447,7 @@ where
             Reply::None => <A as Handler<M>>::handle(act, msg, ctx).handle(ctx, None),
             Reply::Plain(tx) => <A as Handler<M>>::handle(act, msg, ctx).handle(ctx, Some(tx)),
             Reply::Stamped(tx, inbox) => respond(act, msg, ctx, cell, move |stamp, result| {
-                inbox.push(stamp, short_type_name::<M>());
+                inbox.push(stamp, short_type_name::<M>);
                 let _ = tx.send(result);
             }),
             Reply::Remote(tx) => respond(act, msg, ctx, cell, move |stamp, result| {

@@ -137,14 +137,14 @@ impl ExplicitProcess {
     /// Makes this the current process until the guard drops (for timers and futures of the actor).
     pub fn enter(&self) -> ProcessGuard {
         ProcessGuard {
-            _guard: process::enter(&self.cell),
+            _guard: process::enter_owned(self.cell.clone()),
         }
     }
 }
 
 /// Keeps a process current on this thread until dropped.
 pub struct ProcessGuard {
-    _guard: process::EnterGuard,
+    _guard: process::OwnedEnterGuard,
 }
 
 /// Sends [`Stamped`] messages through an `Addr`.

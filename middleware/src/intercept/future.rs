@@ -14,9 +14,10 @@ pub struct InProcess<F> {
 impl<F: Future> Future for InProcess<F> {
     type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _in = self.process.as_ref().map(process::enter);
-        self.inner.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let _in = this.process.as_ref().map(process::enter);
+        this.inner.as_mut().poll(cx)
     }
 }
 

@@ -9,8 +9,9 @@ use crate::clock::{
     ClockError, HlcError, HlcTimestamp, HybridClock, LamportClock, ProcessId, VectorClock,
 };
 use crate::trace::{self, EventKind, TickRecord};
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -51,8 +52,9 @@ pub struct Stamp {
     pub from: ProcessId,
     /// Sender's Lamport time at the send.
     pub lamport: u64,
-    /// Sender's vector clock at the send, if it keeps one.
-    pub vector: Option<VectorClock>,
+    /// Sender's vector clock at the send, if it keeps one. Shared, not copied: the sender
+    /// copies its clock only if it ticks again while a stamp still holds the old one.
+    pub vector: Option<Arc<VectorClock>>,
     /// Sender's HLC timestamp at the send, if it keeps one.
     pub hlc: Option<HlcTimestamp>,
 }
@@ -100,7 +102,7 @@ pub(crate) struct ProcessState {
     pub(crate) name: Arc<str>,
     set: ClockSet,
     lamport: LamportClock,
-    vector: VectorClock,
+    vector: Arc<VectorClock>,
     hlc: HybridClock,
     /// Number of events of this process (equals `vector[id]` when a vector is kept).
     events: u64,
@@ -113,7 +115,7 @@ impl ProcessState {
             name,
             set,
             lamport: LamportClock::new(),
-            vector: VectorClock::new(),
+            vector: Arc::default(),
             hlc: HybridClock::with_max_offset(max_offset_ms()),
             events: 0,
         }
@@ -123,7 +125,7 @@ impl ProcessState {
         Clocks {
             process: self.id,
             lamport: self.lamport.time(),
-            vector: self.vector.clone(),
+            vector: (*self.vector).clone(),
             hlc: self.hlc.last(),
         }
     }
@@ -131,7 +133,7 @@ impl ProcessState {
     fn tick_own(&mut self) {
         self.events += 1;
         if self.set.vector {
-            self.vector.tick(self.id);
+            Arc::make_mut(&mut self.vector).tick(self.id);
         }
     }
 
@@ -167,7 +169,7 @@ impl ProcessState {
         self.lamport.merge(stamp.lamport)?;
         if self.set.vector {
             if let Some(v) = &stamp.vector {
-                self.vector.merge(v);
+                Arc::make_mut(&mut self.vector).merge(v);
             }
         }
         self.tick_own();
@@ -245,31 +247,36 @@ impl ProcessState {
     }
 }
 
+/// Names a message type for the log, computed only when a log is written.
+pub(crate) type Label = fn() -> &'static str;
+
 /// Stamps of replies addressed to one process, pushed by responders (on any thread) before
 /// they release the reply itself, and merged by the process before it next runs.
 #[derive(Default)]
 pub(crate) struct ReplyInbox {
-    queue: Mutex<Vec<(Stamp, &'static str)>>,
+    queue: Mutex<VecDeque<(Stamp, Label)>>,
     nonempty: AtomicBool,
 }
 
 impl ReplyInbox {
     /// Queues the stamp of a reply; call before handing over the reply.
-    pub(crate) fn push(&self, stamp: Stamp, label: &'static str) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((stamp, label));
+    pub(crate) fn push(&self, stamp: Stamp, label: Label) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.push_back((stamp, label));
         self.nonempty.store(true, Ordering::Release);
     }
 
-    fn take(&self) -> Vec<(Stamp, &'static str)> {
+    /// The oldest queued stamp, if any (cheap when there is none).
+    fn pop(&self) -> Option<(Stamp, Label)> {
         if !self.nonempty.load(Ordering::Acquire) {
-            return Vec::new();
+            return None;
         }
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        self.nonempty.store(false, Ordering::Relaxed);
-        std::mem::take(&mut *q)
+        let item = q.pop_front();
+        if q.is_empty() {
+            self.nonempty.store(false, Ordering::Relaxed);
+        }
+        item
     }
 }
 
@@ -290,11 +297,11 @@ impl ProcessCell {
 
     /// Merges the stamps of replies that have arrived: each is a receive event.
     pub(crate) fn merge_replies(&self) {
-        for (stamp, label) in self.inbox.take() {
+        while let Some((stamp, label)) = self.inbox.pop() {
             let merged = self
                 .state
                 .borrow_mut()
-                .receive(&stamp, &|| format!("reply to {label}"));
+                .receive(&stamp, &|| format!("reply to {}", label()));
             if let Err(e) = merged {
                 tracing::warn!(target: "actix_coord::intercept", error = %e, "reply clock not merged");
             }
@@ -306,50 +313,102 @@ impl ProcessCell {
 pub(crate) type Shared = Rc<ProcessCell>;
 
 thread_local! {
-    static CURRENT: RefCell<Option<Shared>> = const { RefCell::new(None) };
+    /// The process of the causal actor (or bound future) being polled on this thread. Set only
+    /// by the guards below, which keep the cell alive for as long as it is set.
+    static CURRENT: Cell<*const ProcessCell> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Makes `process` the thread's current process until the guard drops, after merging the
 /// replies it has received.
-pub(crate) fn enter(process: &Shared) -> EnterGuard {
+pub(crate) fn enter(process: &Shared) -> EnterGuard<'_> {
     process.merge_replies();
-    let prev = CURRENT.with(|c| c.replace(Some(process.clone())));
-    EnterGuard { prev }
-}
-
-/// Restores the previous current process on drop.
-pub(crate) struct EnterGuard {
-    prev: Option<Shared>,
-}
-
-impl Drop for EnterGuard {
-    fn drop(&mut self) {
-        let prev = self.prev.take();
-        CURRENT.with(|c| *c.borrow_mut() = prev);
+    let prev = CURRENT.with(|c| c.replace(Rc::as_ptr(process)));
+    EnterGuard {
+        prev,
+        _process: PhantomData,
     }
+}
+
+/// Restores the previous current process on drop; borrows the process so it outlives the guard.
+pub(crate) struct EnterGuard<'a> {
+    prev: *const ProcessCell,
+    _process: PhantomData<&'a ProcessCell>,
+}
+
+impl Drop for EnterGuard<'_> {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.prev));
+    }
+}
+
+/// [`enter`] with an owned handle, for guards handed to users: even if such a guard is leaked,
+/// the process it set stays alive.
+pub(crate) fn enter_owned(process: Shared) -> OwnedEnterGuard {
+    process.merge_replies();
+    let prev = CURRENT.with(|c| c.replace(Rc::as_ptr(&process)));
+    OwnedEnterGuard {
+        prev,
+        _process: process,
+    }
+}
+
+/// Restores the previous current process on drop, then releases its process.
+pub(crate) struct OwnedEnterGuard {
+    prev: *const ProcessCell,
+    _process: Shared,
+}
+
+impl Drop for OwnedEnterGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.prev));
+    }
+}
+
+/// The current process cell, if any. The reference is valid while the guard that set it lives,
+/// which is longer than any use on this thread inside the poll it covers.
+fn current_cell<'a>() -> Option<&'a ProcessCell> {
+    let p = CURRENT.with(|c| c.get());
+    // SAFETY: a non-null CURRENT was set by a live `EnterGuard`/`OwnedEnterGuard` on this thread,
+    // which keeps the `Rc<ProcessCell>` it points into alive until it restores the previous value.
+    unsafe { p.as_ref() }
 }
 
 /// The thread's current causal process, if code is running inside a causal actor.
 pub(crate) fn current_shared() -> Option<Shared> {
-    CURRENT.with(|c| c.borrow().clone())
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` comes from `Rc::as_ptr` of an `Rc` kept alive by a live guard (see above);
+    // taking a new strong reference to it is sound.
+    unsafe {
+        Rc::increment_strong_count(p);
+        Some(Rc::from_raw(p))
+    }
 }
 
 /// Runs `f` on the current process's state, or on the default node's external process.
 pub(crate) fn with_current<R>(f: impl FnOnce(&mut ProcessState) -> R) -> R {
-    let local = CURRENT.with(|c| c.borrow().clone());
-    match local {
-        Some(p) => f(&mut p.state.borrow_mut()),
+    with_current_cell(|state, _| f(state))
+}
+
+/// Runs `f` on the current process's state and reply inbox (`None` for the external process).
+pub(crate) fn with_current_cell<R>(
+    f: impl FnOnce(&mut ProcessState, Option<&Arc<ReplyInbox>>) -> R,
+) -> R {
+    match current_cell() {
+        Some(cell) => f(&mut cell.state.borrow_mut(), Some(&cell.inbox)),
         None => {
             let ext = external_process(default_node());
             let mut guard = ext.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut guard)
+            f(&mut guard, None)
         }
     }
 }
 
 /// Whether code on this thread is running inside a causal actor.
 pub fn in_causal_actor() -> bool {
-    CURRENT.with(|c| c.borrow().is_some())
+    current_cell().is_some()
 }
 
 /// The clocks of the current process: the causal actor being run, or the external process.
@@ -496,7 +555,11 @@ static MAX_OFFSET_MS: AtomicU32 = AtomicU32::new(crate::clock::DEFAULT_MAX_OFFSE
 /// system's real-time clock. Processes created afterwards and existing ones read it from then on.
 pub fn set_time_source(source: impl Fn() -> u64 + Send + Sync + 'static) {
     *TIME_SOURCE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(source));
+    CUSTOM_TIME.store(true, Ordering::Release);
 }
+
+/// Whether [`set_time_source`] was called (skips the lock on the common path).
+static CUSTOM_TIME: AtomicBool = AtomicBool::new(false);
 
 /// Sets the HLC maximum offset (ms) for processes created afterwards. Default 500 ms.
 pub fn set_max_offset_ms(ms: u32) {
@@ -509,6 +572,9 @@ fn max_offset_ms() -> u64 {
 
 /// Physical time for HLC ticks, in ms since the Unix epoch.
 pub fn physical_now_ms() -> u64 {
+    if !CUSTOM_TIME.load(Ordering::Acquire) {
+        return system_ms();
+    }
     if let Some(f) = TIME_SOURCE
         .read()
         .unwrap_or_else(|e| e.into_inner())
@@ -516,6 +582,10 @@ pub fn physical_now_ms() -> u64 {
     {
         return f();
     }
+    system_ms()
+}
+
+fn system_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

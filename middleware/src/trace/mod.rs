@@ -135,7 +135,7 @@ pub struct TickRecord {
     /// Lamport time after the event.
     pub lamport: u64,
     /// Vector clock after the event (empty when the process keeps none).
-    pub vector: VectorClock,
+    pub vector: std::sync::Arc<VectorClock>,
     /// HLC after the event.
     pub hlc: HlcTimestamp,
     /// For sends and receives: the message id (sender, sender's event number at the send).
