@@ -22,3 +22,8 @@ pub mod prelude {
         CausalBuilder, CausalContext, ClockSet, Clocks, InProcessExt, Stamped, StampedAddrExt,
     };
 }
+
+/// The README's quick start, compiled as a doctest so it stays true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
