@@ -10,3 +10,4 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod timesync;
