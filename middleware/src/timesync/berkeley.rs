@@ -66,7 +66,7 @@
 use crate::timesync::NodeId;
 use crate::timesync::probe::{ClockFilter, FILTER_LEN, Sample};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Nanoseconds in a second.
 const SEC: u64 = 1_000_000_000;
@@ -112,6 +112,16 @@ pub struct BerkeleyConfig {
     /// Frequency is estimated only from two corrections at least this far apart, in ns (default
     /// 8 s, half the interval), so measurement noise over a short span does not swamp it.
     pub min_freq_interval_ns: u64,
+    /// Delay gate (default 2; 0 turns it off): a member's round is *noisy* when its best
+    /// sample's delay exceeds the least delay of its last rounds by more than `delay_gate` times
+    /// the median such excess (and more than `min_gate_ns`). Its offset may then be off by half
+    /// the excess, so it is not corrected that round (it still counts in the average).
+    pub delay_gate: f64,
+    /// Smallest excess delay the gate ever treats as noise, in ns (default 20 µs).
+    pub min_gate_ns: u64,
+    /// A member is deferred at most this many rounds in a row (default 2), so a path that is
+    /// always jittery still gets corrected.
+    pub max_deferrals: u32,
 }
 
 impl Default for BerkeleyConfig {
@@ -129,6 +139,9 @@ impl Default for BerkeleyConfig {
             max_freq_ppm: 500.0,
             min_freq_gain: 0.125,
             min_freq_interval_ns: DEFAULT_INTERVAL_NS / 2,
+            delay_gate: 2.0,
+            min_gate_ns: 20_000,
+            max_deferrals: 2,
         }
     }
 }
@@ -200,7 +213,13 @@ impl BerkeleyConfig {
                 max: self.max_band_ns,
             });
         }
-        let ranges: [(&'static str, f64, &'static str, bool); 4] = [
+        let ranges: [(&'static str, f64, &'static str, bool); 5] = [
+            (
+                "delay_gate",
+                self.delay_gate,
+                "[0, 1000]",
+                (0.0..=1000.0).contains(&self.delay_gate),
+            ),
             (
                 "band_mads",
                 self.band_mads,
@@ -357,6 +376,8 @@ pub enum BerkeleyEvent {
         excluded: Vec<NodeId>,
         /// Members that answered no probe.
         missing: Vec<NodeId>,
+        /// Members whose best sample was too delayed this round: averaged, but not corrected.
+        deferred: Vec<NodeId>,
     },
     /// Master: no majority of the group agreed; nobody was adjusted.
     NoMajority {
@@ -391,6 +412,11 @@ pub struct Estimate {
     pub offset_ns: i64,
     /// Round-trip delay of the sample it comes from, in ns (0 for the master itself).
     pub delay_ns: i64,
+    /// The sample's delay is well above this path's usual minimum, so its offset may be off by
+    /// up to half the excess: it still counts towards agreement and the average (where its error
+    /// is diluted, and leaving it out would move the average by its whole offset), but the node
+    /// is not corrected this round.
+    pub noisy: bool,
 }
 
 /// The outcome of [`fault_tolerant_average`] when a majority agrees.
@@ -406,6 +432,8 @@ pub struct Agreement {
     pub trusted: Vec<NodeId>,
     /// Falsetickers, in id order.
     pub excluded: Vec<NodeId>,
+    /// Trusted but noisy clocks, not to be corrected this round, in id order.
+    pub deferred: Vec<NodeId>,
     /// Largest minus smallest trusted offset, in ns.
     pub spread_ns: u64,
 }
@@ -432,7 +460,8 @@ pub struct NoMajority {
 /// 3. a clock is trusted when `|offset − m| ≤ band + delay / 2` (its sample's own error bound);
 /// 4. if fewer than a majority of `group_size` (`group_size / 2 + 1`) are trusted, there is no
 ///    agreement: nobody should be adjusted;
-/// 5. else the result is the mean of the trusted offsets.
+/// 5. else the result is the mean of the trusted offsets; trusted ones marked
+///    [`Estimate::noisy`] are listed in [`Agreement::deferred`].
 ///
 /// A faulty majority that agrees with itself wins: no rule can tell it from a correct one.
 ///
@@ -467,13 +496,18 @@ pub fn fault_tolerant_average(
     let band = band as u64;
     let mut trusted = Vec::new();
     let mut excluded = Vec::new();
-    let (mut sum, mut lo, mut hi) = (0i128, i64::MAX, i64::MIN);
+    let mut deferred = Vec::new();
+    let mut sum = 0i128;
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
     for e in estimates {
         let dev = (e.offset_ns as i128 - median as i128).unsigned_abs();
         let allowance = band as u128 + (e.delay_ns.max(0) as u128) / 2;
         if dev <= allowance {
             trusted.push(e.node);
             sum += e.offset_ns as i128;
+            if e.noisy {
+                deferred.push(e.node);
+            }
             lo = lo.min(e.offset_ns);
             hi = hi.max(e.offset_ns);
         } else {
@@ -488,6 +522,7 @@ pub fn fault_tolerant_average(
     }
     trusted.sort_unstable();
     excluded.sort_unstable();
+    deferred.sort_unstable();
     let average_ns = (sum / trusted.len() as i128) as i64;
     let spread_ns = (hi as i128 - lo as i128).unsigned_abs() as u64;
     Ok(Agreement {
@@ -496,6 +531,7 @@ pub fn fault_tolerant_average(
         band_ns: band,
         trusted,
         excluded,
+        deferred,
         spread_ns,
     })
 }
@@ -563,7 +599,47 @@ pub struct Berkeley {
     armed: [bool; 3],
     rounds_started: u64,
     round: Option<Round>,
+    paths: BTreeMap<NodeId, PathStats>,
     discipline: Discipline,
+}
+
+/// How many rounds of best delays the delay gate remembers per member.
+const DELAY_HISTORY: usize = 8;
+
+/// What the master remembers of one member's path across rounds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct PathStats {
+    /// Best delay of each of the last rounds, oldest first.
+    delays: VecDeque<i64>,
+    /// Rounds deferred in a row.
+    deferred: u32,
+}
+
+impl PathStats {
+    /// Whether `delay` is noisy for this path under the gate; then remembers it.
+    fn judge(&mut self, delay: i64, config: &BerkeleyConfig) -> bool {
+        let floor = self
+            .delays
+            .iter()
+            .copied()
+            .chain([delay])
+            .min()
+            .unwrap_or(delay);
+        let mut excess: Vec<i64> = self.delays.iter().map(|d| d - floor).collect();
+        excess.sort_unstable();
+        let gate =
+            (median_sorted(&excess) as f64 * config.delay_gate).max(config.min_gate_ns as f64);
+        let noisy = config.delay_gate > 0.0
+            && excess.len() >= 3
+            && self.deferred < config.max_deferrals
+            && (delay - floor) as f64 > gate;
+        if self.delays.len() == DELAY_HISTORY {
+            self.delays.pop_front();
+        }
+        self.delays.push_back(delay);
+        self.deferred = if noisy { self.deferred + 1 } else { 0 };
+        noisy
+    }
 }
 
 impl Berkeley {
@@ -589,6 +665,7 @@ impl Berkeley {
             armed: [false; 3],
             rounds_started: 0,
             round: None,
+            paths: BTreeMap::new(),
             discipline: Discipline::default(),
         })
     }
@@ -675,6 +752,7 @@ impl Berkeley {
     pub fn handle_member_down(&mut self, now: u64, peer: NodeId) -> Vec<Action> {
         let mut out = Vec::new();
         self.members.remove(&peer);
+        self.paths.remove(&peer);
         if let Some(round) = &mut self.round {
             round.members.remove(&peer);
         }
@@ -892,22 +970,31 @@ impl Berkeley {
             node: self.id,
             offset_ns: 0,
             delay_ns: 0,
+            noisy: false,
         }];
         let mut missing = Vec::new();
         for (&node, (filter, _)) in &round.members {
             match filter.best() {
-                Some(s) => estimates.push(Estimate {
-                    node,
-                    offset_ns: s.offset_ns,
-                    delay_ns: s.delay_ns,
-                }),
+                Some(s) => {
+                    let noisy = self
+                        .paths
+                        .entry(node)
+                        .or_default()
+                        .judge(s.delay_ns, &self.config);
+                    estimates.push(Estimate {
+                        node,
+                        offset_ns: s.offset_ns,
+                        delay_ns: s.delay_ns,
+                        noisy,
+                    })
+                }
                 None => missing.push(node),
             }
         }
         let group = 1 + self.members.len();
         match fault_tolerant_average(&estimates, group, &self.config) {
             Ok(agreement) => {
-                for e in estimates.iter().filter(|e| e.node != self.id) {
+                for e in estimates.iter().filter(|e| e.node != self.id && !e.noisy) {
                     let delta = agreement.average_ns as i128 - e.offset_ns as i128;
                     let delta_ns = delta.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
                     out.push(Action::Send {
@@ -925,6 +1012,7 @@ impl Berkeley {
                     trusted: agreement.trusted,
                     excluded: agreement.excluded,
                     missing,
+                    deferred: agreement.deferred,
                 }));
                 let id = self.id;
                 self.correct(now, id, round.number, agreement.average_ns, out);
@@ -1007,6 +1095,7 @@ mod tests {
             node,
             offset_ns,
             delay_ns: 200_000,
+            noisy: false,
         }
     }
 
@@ -1446,6 +1535,47 @@ mod tests {
         m.handle_member_down(3 * SEC, 1);
         let a = m.handle_timer(17 * SEC, Timer::Poll);
         assert!(a.contains(&Action::Step { delta_ns: 0 }));
+    }
+
+    #[test]
+    fn delay_gate_defers_a_late_sample_at_most_twice_in_a_row() {
+        let c = BerkeleyConfig::default();
+        let mut path = PathStats::default();
+        // Three rounds to learn the path: nothing is judged noisy before.
+        for d in [230_000, 200_000, 260_000] {
+            assert!(!path.judge(d, &c));
+        }
+        // Typical excess 30 µs, gate max(2 × 30, 20) = 60 µs above the 200 µs floor.
+        assert!(!path.judge(250_000, &c));
+        assert!(path.judge(400_000, &c));
+        assert!(path.judge(400_000, &c));
+        assert!(
+            !path.judge(400_000, &c),
+            "a third deferral in a row is refused"
+        );
+        assert!(
+            path.judge(900_000, &c),
+            "the count restarts after a correction"
+        );
+        let off = BerkeleyConfig {
+            delay_gate: 0.0,
+            ..c
+        };
+        let mut path = PathStats::default();
+        for d in [200_000, 200_000, 200_000, 200_000, 900_000] {
+            assert!(!path.judge(d, &off));
+        }
+    }
+
+    #[test]
+    fn noisy_estimates_count_in_the_average_and_are_reported_deferred() {
+        let c = BerkeleyConfig::default();
+        let mut e = [est(0, 0), est(1, 10_000), est(2, 20_000), est(3, 30_000)];
+        e[2].noisy = true;
+        let a = fault_tolerant_average(&e, 4, &c).unwrap();
+        assert_eq!(a.average_ns, 15_000);
+        assert_eq!(a.deferred, vec![2]);
+        assert_eq!(a.trusted, vec![0, 1, 2, 3]);
     }
 
     #[test]

@@ -1010,6 +1010,12 @@ mod tests {
                 f.mean_precision_ns <= 1.1 * b.mean_precision_ns,
                 "seed {seed}: {f:?} vs {b:?}"
             );
+            // Also against the whole eight-node baseline.
+            let all = baseline.report().steady_mean_precision_ns;
+            assert!(
+                f.mean_precision_ns <= 1.1 * all,
+                "seed {seed}: {f:?} vs {all}"
+            );
             assert!(f.max_precision_ns <= 200_000);
         }
     }
@@ -1100,6 +1106,36 @@ mod tests {
     #[ignore = "10⁶ reads per node: run with --release --ignored"]
     fn acceptance_no_backward_reads_in_a_million_reads_per_node() {
         no_backward_reads(1_000_000.0);
+    }
+
+    /// The main figures over many seeds: `cargo test -p actix-coord --release -- --ignored sweep`.
+    #[test]
+    #[ignore = "100 runs of 60 rounds: run with --release --ignored"]
+    fn acceptance_figures_hold_over_100_seeds_sweep() {
+        let (mut sync, mut max, mut rms, mut freq) = (0, 0, 0.0f64, 0.0f64);
+        let mut mean = 0.0;
+        for seed in 1..=100 {
+            let mut s = sim(SimConfig {
+                seed,
+                ..SimConfig::default()
+            });
+            s.run_rounds(60);
+            let r = s.report();
+            sync = sync.max(r.rounds_to_sync.unwrap_or(u64::MAX));
+            max = max.max(r.steady_max_precision_ns);
+            rms = rms.max(r.steady_rms_ns);
+            freq = freq.max(r.freq_error_rms_ppm);
+            mean += r.steady_mean_precision_ns / 100.0;
+        }
+        println!(
+            "worst of 100 seeds: sync after {sync} rounds, max precision {} µs, rms {:.1} µs, \
+             freq rms {:.3} ppm; mean precision {:.1} µs",
+            max / 1000,
+            rms / 1e3,
+            freq,
+            mean / 1e3
+        );
+        assert!(sync <= 10 && max <= 200_000 && rms <= 50_000.0 && freq <= 1.0);
     }
 
     #[test]
