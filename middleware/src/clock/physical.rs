@@ -597,14 +597,15 @@ impl<C: HardwareClock> AdjustedClock<C> {
             s.slew = 0.0;
             return Ok(previous);
         }
-        let duration = (delta_ns.unsigned_abs() as f64 / rate).round();
+        let duration = (delta_ns.unsigned_abs() as f64 / rate).ceil();
         if duration < 1.0 {
             // Less than a nanosecond of slewing: nothing to do.
             s.slew = 0.0;
             return Ok(previous);
         }
         let duration = duration.min((u64::MAX - raw) as f64) as u64;
-        // The exact rate that absorbs delta over the whole number of nanoseconds.
+        // The rate that absorbs delta over a whole number of nanoseconds; rounding the duration
+        // up keeps it at or below the cap.
         s.slew = delta_ns as f64 / duration as f64;
         s.slew_end_raw = raw + duration;
         Ok(previous)
@@ -958,6 +959,32 @@ mod tests {
         stop.store(true, Ordering::Relaxed);
         for r in readers {
             assert_eq!(r.join().unwrap(), 0);
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever sequence of corrections is applied, reads never go back and the slew never
+        /// exceeds the cap.
+        #[test]
+        fn random_corrections_never_make_time_go_back(
+            ops in proptest::collection::vec((0u8..5, -200_000_000i64..200_000_000, 0u64..3_000_000_000), 1..200)
+        ) {
+            let raw = VirtualClock::new(1_000 * S);
+            let c = AdjustedClock::new(raw.clone());
+            let mut prev = c.now_ns();
+            for (op, x, dt) in ops {
+                match op {
+                    0 => { c.slew(x).unwrap(); }
+                    1 => { c.slew_at(x, (dt % 700) as f64).unwrap(); }
+                    2 => { c.set_frequency_ppm(x as f64 / 100_000.0).unwrap(); }
+                    3 => { let _ = c.step(x); }
+                    _ => raw.advance(dt),
+                }
+                proptest::prop_assert!(c.slew_rate_ppm().abs() <= DEFAULT_MAX_SLEW_PPM);
+                let now = c.now_ns();
+                proptest::prop_assert!(now >= prev, "{} < {}", now, prev);
+                prev = now;
+            }
         }
     }
 

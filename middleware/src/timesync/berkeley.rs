@@ -1579,6 +1579,33 @@ mod tests {
     }
 
     #[test]
+    fn messages_round_trip_through_serde() {
+        let msgs = [
+            BerkeleyMsg::Probe {
+                round: 1,
+                seq: 2,
+                t1: 3,
+            },
+            BerkeleyMsg::Reply {
+                round: 1,
+                seq: 2,
+                t1: 3,
+                t2: 4,
+                t3: 5,
+            },
+            BerkeleyMsg::Adjust {
+                round: 7,
+                delta_ns: -100 * MS,
+            },
+        ];
+        for m in msgs {
+            let json = serde_json::to_string(&m).unwrap();
+            assert_eq!(serde_json::from_str::<BerkeleyMsg>(&json).unwrap(), m);
+        }
+        assert!(serde_json::from_str::<BerkeleyMsg>(r#"{"Adjust":{"round":"x"}}"#).is_err());
+    }
+
+    #[test]
     fn a_deposed_master_stops_polling() {
         let mut m = Berkeley::new(BerkeleyConfig::default(), 9, [1, 2]).unwrap();
         m.handle_leader(0, Some(9));

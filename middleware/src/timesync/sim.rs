@@ -104,6 +104,7 @@ pub struct SimConfig {
     pub app_reads_per_sec: f64,
     /// Whether applications read the clocks from the start, before the first round (so the
     /// initial offset cannot be stepped and is slewed); else from the node's first correction.
+    /// Only reads expose a clock: with `app_reads_per_sec = 0` this changes nothing.
     pub expose_at_start: bool,
     /// Rounds after which the steady-state figures of [`SimReport`] are taken (default 10).
     pub settle_rounds: u64,
