@@ -13,7 +13,9 @@
 //!    the offsets inside the band. Clocks outside are *falsetickers* and do not count. When the
 //!    band holds no majority of the group, nobody is adjusted;
 //! 4. it sends each member the **signed delta** `average − offset` (not an absolute time, which
-//!    would be stale on arrival), and corrects itself by `average`;
+//!    would be stale on arrival), and corrects itself by `average` — except members whose best
+//!    sample this round was unusually delayed (the *delay gate*, [`BerkeleyConfig::delay_gate`]):
+//!    they wait for the next round;
 //! 5. a node applies a delta by **slewing** ([`Action::Slew`]); only its very first correction
 //!    may be a step ([`Action::Step`]), meant for before its clock is first read;
 //! 6. each node also estimates its **frequency** error from successive deltas and corrects it
