@@ -6,11 +6,14 @@
 //! * [`intercept`]: a drop-in actor context that stamps every message with the sender's clocks and
 //!   merges them before the handler runs, with no change to handlers.
 //! * [`trace`]: a `tracing` layer that writes every clock tick as a causal log (ShiViz and JSON
-//!   lines), and a reader that checks such logs.
+//!   lines).
+//! * [`timesync`]: NTP-style probes and the Berkeley clock-synchronisation machine, over the
+//!   physical clocks of [`clock::physical`].
 #![warn(missing_docs)]
 
 pub mod clock;
 pub mod intercept;
+pub mod timesync;
 pub mod trace;
 
 pub use intercept::CausalContext;

@@ -29,6 +29,7 @@
 pub mod encoding;
 mod hybrid;
 mod lamport;
+pub mod physical;
 mod vector;
 
 pub use encoding::DecodeError;

@@ -1,0 +1,20 @@
+//! Physical clock synchronisation: NTP-style probes and the Berkeley algorithm.
+//!
+//! * [`probe`]: offset and delay from the four timestamps of a request–reply exchange, and the
+//!   min-delay clock filter.
+//! * [`berkeley`]: the Berkeley time daemon (Gusella & Zatti 1989) as a sans-IO state machine:
+//!   the master polls, averages with falsetickers excluded, and sends each node a signed delta
+//!   to slew by; each node also estimates its frequency error so drift stops accumulating.
+//! * [`sim`]: a virtual-time simulator of a cluster of Berkeley machines over simulated clocks,
+//!   reporting precision, RMS offset, frequency error, time to sync and backward reads.
+//!
+//! The clocks these adjust are in [`crate::clock::physical`]. The actor that drives
+//! [`berkeley::Berkeley`] over the network comes with the network layer; docs/timesync.md has
+//! the design and the simulator's figures.
+
+pub mod berkeley;
+pub mod probe;
+pub mod sim;
+
+/// A cluster member's id: the `node` part of a [`crate::clock::ProcessId`].
+pub type NodeId = u32;
