@@ -202,16 +202,29 @@ impl ProcessState {
         text: String,
         fields: Vec<(String, trace::FieldValue)>,
     ) {
+        if let Some(r) = self.local_record(kind, text, fields) {
+            trace::record(r);
+        }
+    }
+
+    /// A local event, returning its record (when a causal log is active) for the caller to
+    /// write: the layer itself, which cannot reach the dispatcher while it handles an event.
+    pub(crate) fn local_record(
+        &mut self,
+        kind: EventKind,
+        text: String,
+        fields: Vec<(String, trace::FieldValue)>,
+    ) -> Option<TickRecord> {
         self.lamport.tick();
         self.tick_own();
         if self.set.hybrid {
             self.hlc.now(physical_now_ms());
         }
-        if trace::active() {
+        trace::active().then(|| {
             let mut r = self.make_record(kind, text, None, None);
             r.fields = fields;
-            trace::record(r);
-        }
+            r
+        })
     }
 
     fn make_record(

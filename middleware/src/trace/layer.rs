@@ -274,8 +274,13 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for CausalLayer {
         event.record(&mut collected);
         let text = collected.message.unwrap_or_else(|| meta.name().to_owned());
         // Events emitted while the process's own clock code runs are skipped, not deadlocked.
-        if let Ok(mut state) = p.state.try_borrow_mut() {
-            state.local(EventKind::Local, text, collected.fields);
+        let record = match p.state.try_borrow_mut() {
+            Ok(mut state) => state.local_record(EventKind::Local, text, collected.fields),
+            Err(_) => None,
+        };
+        // Written here directly: inside `on_event` the dispatcher is busy and would not be found.
+        if let Some(r) = record {
+            self.write(r);
         }
     }
 }
