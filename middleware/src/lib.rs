@@ -10,7 +10,10 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod election;
 pub mod intercept;
+pub mod mutex;
+pub mod protocol;
 pub mod trace;
 
 pub use intercept::CausalContext;

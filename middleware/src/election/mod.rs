@@ -1,0 +1,1 @@
+//! Leader election (work in progress): the bully algorithm as a sans-IO core.
