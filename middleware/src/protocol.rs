@@ -278,6 +278,9 @@ pub enum ConfigError {
     /// A timeout or period is zero.
     #[error("{0} must be positive")]
     ZeroDuration(&'static str),
+    /// Two settings contradict each other.
+    #[error("inconsistent configuration: {0}")]
+    Inconsistent(&'static str),
 }
 
 /// Validate a membership: `me` included, no duplicates. Returns the members sorted.
