@@ -994,7 +994,7 @@ mod tests {
         let (l, t3) = sim.agreed().unwrap();
         assert_eq!(l, 3);
         assert!(t3 > t2, "{t3} > {t2}");
-        assert!(sim.sent.get("stale").is_some());
+        assert!(sim.sent.contains_key("stale"));
     }
 
     #[test]
