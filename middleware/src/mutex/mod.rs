@@ -17,17 +17,19 @@
 //!
 //! # Fencing tokens
 //! Every grant carries a [`Fence`] that is strictly greater than the fence of the previous owner
-//! (Chubby sequencers, Kleppmann 2016). Lamport and Ricart–Agrawala carry "the highest fence
-//! known" in their release/reply messages: the next holder has necessarily heard from the
-//! previous one, so it picks a larger number. Suzuki–Kasami keeps the counter in the token.
+//! (Chubby sequencers, Kleppmann 2016). Lamport and Ricart–Agrawala grant in the total order of
+//! request timestamps `(time, node)`, so the fence *is* the granted request's timestamp, packed
+//! as `time << 32 | node` ([`request_fence`]): no extra field on the wire, and it stays
+//! increasing when a holder crashes, since its successor's request is later in that order.
+//! Suzuki–Kasami counts grants in the token and puts the token's epoch in the high bits.
+//! The stateright checks verify `fences increase` for all three, with a crash too.
 //!
 //! # Faults
 //! On [`Protocol::on_peer_down`](crate::protocol::Protocol::on_peer_down) a core drops the
 //! peer's pending requests and stops waiting for it. **A false suspicion can break mutual
 //! exclusion**: the suspected peer may in fact hold the lock. The fencing token is the guard
-//! against that: each core reserves a fence for a peer it gave up on while it could have been the
-//! holder, so the next owner's token is higher and a [`FencedResource`] refuses the old owner's
-//! late writes. See `docs/mutex.md`.
+//! against that: the next owner's token is higher, so a [`FencedResource`] that has seen it
+//! refuses the old owner's late writes. See `docs/mutex.md`.
 
 mod fenced;
 mod lamport;
@@ -123,6 +125,13 @@ pub const LOCK_PROCESS: u32 = 1;
 /// The total-order stamp of a request made at Lamport time `time` by member `node`.
 pub fn request_stamp(time: u64, node: NodeId) -> LamportTimestamp {
     LamportTimestamp::new(time, ProcessId::new(node, LOCK_PROCESS))
+}
+
+/// The fence of a grant to the request stamped `stamp` (Lamport, Ricart–Agrawala):
+/// `time << 32 | node`, ordered exactly like the stamps while Lamport time stays below 2^32
+/// (beyond, the time saturates and fences stop increasing: 4 billion events on one lock).
+pub fn request_fence(stamp: LamportTimestamp) -> Fence {
+    (stamp.time.min(u64::from(u32::MAX)) << 32) | u64::from(stamp.process.node)
 }
 
 #[cfg(test)]

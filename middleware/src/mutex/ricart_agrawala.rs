@@ -20,15 +20,16 @@
 //! model check `ricart_agrawala_is_safe_without_fifo` (in `middleware/tests/model_mutex.rs`)
 //! finds no counterexample on an unordered network. Fairness: FIFO by `(time, node id)`.
 //!
-//! Fencing: replies carry the highest [`Fence`] the sender knows; the next holder waited for the
-//! previous holder's (deferred) reply, so its fence is higher.
+//! Fencing: conflicting requests are granted in timestamp order, and a request made after a
+//! grant is stamped later (the granted request reached every node first), so the
+//! [`Fence`](super::Fence) is the granted request's stamp ([`request_fence`]).
 //!
 //! Faults: a peer declared down is no longer waited for and its deferred reply is dropped. If it
-//! had not replied to our pending request, it may be in the critical section: one fence is
-//! reserved for it, so that a falsely suspected holder's late writes are refused by a
-//! [`FencedResource`](super::FencedResource). Exclusion itself is lost under false suspicion.
+//! had not replied to our pending request, it may be in the critical section: exclusion is lost
+//! under false suspicion; its request precedes ours, so its fence is lower, and a
+//! [`FencedResource`](super::FencedResource) that has seen ours refuses its late writes.
 
-use super::{Fence, LockCommand, LockError, LockEvent, LockState, request_stamp};
+use super::{LockCommand, LockError, LockEvent, LockState, request_fence, request_stamp};
 use crate::clock::{LamportClock, LamportTimestamp};
 use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
 use serde::{Deserialize, Serialize};
@@ -47,8 +48,6 @@ pub enum RaMsg {
     Reply {
         /// Lamport time of the request this answers.
         request: u64,
-        /// Highest fence the sender knows (its own, if it just left the critical section).
-        fence: Fence,
     },
 }
 
@@ -66,7 +65,6 @@ pub struct RicartAgrawala {
     /// Deferred replies: peer -> time of its request.
     deferred: BTreeMap<NodeId, u64>,
     state: LockState,
-    max_fence: Fence,
 }
 
 impl RicartAgrawala {
@@ -84,7 +82,6 @@ impl RicartAgrawala {
             replied: BTreeSet::new(),
             deferred: BTreeMap::new(),
             state: LockState::Idle,
-            max_fence: 0,
         })
     }
 
@@ -132,9 +129,8 @@ impl RicartAgrawala {
             .members
             .iter()
             .filter(|&&p| p != self.me && !self.down.contains(&p));
-        if all.clone().all(|p| self.replied.contains(p)) {
-            self.max_fence += 1;
-            let fence = self.max_fence;
+        if let (true, Some(mine)) = (all.clone().all(|p| self.replied.contains(p)), self.mine) {
+            let fence = request_fence(mine);
             self.state = LockState::Held { fence };
             out.emit(LockEvent::Granted { fence });
         }
@@ -143,13 +139,7 @@ impl RicartAgrawala {
     // Step 4 (also on a cancelled wait).
     fn send_deferred(&mut self, out: &mut EffectsOf<Self>) {
         for (peer, request) in std::mem::take(&mut self.deferred) {
-            out.send(
-                peer,
-                RaMsg::Reply {
-                    request,
-                    fence: self.max_fence,
-                },
-            );
+            out.send(peer, RaMsg::Reply { request });
         }
         self.mine = None;
         self.replied.clear();
@@ -217,17 +207,10 @@ impl Protocol for RicartAgrawala {
                 if defer {
                     self.deferred.insert(from, time);
                 } else {
-                    out.send(
-                        from,
-                        RaMsg::Reply {
-                            request: time,
-                            fence: self.max_fence,
-                        },
-                    );
+                    out.send(from, RaMsg::Reply { request: time });
                 }
             }
-            RaMsg::Reply { request, fence } => {
-                self.max_fence = self.max_fence.max(fence);
+            RaMsg::Reply { request } => {
                 let current = self.state == LockState::Waiting
                     && self.mine.is_some_and(|m| m.time == request);
                 if current {
@@ -248,10 +231,7 @@ impl Protocol for RicartAgrawala {
         }
         self.down.insert(peer);
         self.deferred.remove(&peer);
-        if self.state == LockState::Waiting && !self.replied.remove(&peer) {
-            // It had not granted us permission: it may be in the critical section.
-            self.max_fence += 1;
-        }
+        self.replied.remove(&peer);
         self.try_enter(out);
     }
 
@@ -272,6 +252,11 @@ impl Protocol for RicartAgrawala {
 mod tests {
     use super::super::test_net::Net;
     use super::*;
+    use crate::mutex::Fence;
+
+    fn f(time: u64, node: NodeId) -> Fence {
+        request_fence(request_stamp(time, node))
+    }
 
     fn net(n: u32) -> Net<RicartAgrawala> {
         Net::new(
@@ -309,11 +294,11 @@ mod tests {
         net.command(3, LockCommand::Acquire).unwrap();
         net.command(1, LockCommand::Acquire).unwrap(); // same time, lower id: first
         net.run();
-        assert_eq!(granted(&net.take_events()), vec![(1, 1)]);
+        assert_eq!(granted(&net.take_events()), vec![(1, f(1, 1))]);
         assert_eq!(net.nodes[0].deferred().collect::<Vec<_>>(), vec![3]);
         net.command(1, LockCommand::Release).unwrap();
         net.run();
-        assert_eq!(granted(&net.take_events()), vec![(3, 2)]);
+        assert_eq!(granted(&net.take_events()), vec![(3, f(1, 3))]);
     }
 
     #[test]
@@ -330,11 +315,15 @@ mod tests {
         net.command(2, LockCommand::Acquire).unwrap();
         assert_eq!(net.nodes[1].state(), LockState::Waiting);
         net.run();
-        assert_eq!(granted(&net.take_events()), vec![(2, 2)]);
+        let g = granted(&net.take_events());
+        assert!(
+            matches!(g.as_slice(), &[(2, fence)] if fence > f(1, 1)),
+            "{g:?}"
+        );
     }
 
     #[test]
-    fn peer_down_stops_waiting_for_it_and_reserves_a_fence() {
+    fn peer_down_stops_waiting_for_it_and_the_successor_fence_is_higher() {
         let mut net = net(3);
         net.command(1, LockCommand::Acquire).unwrap();
         net.run();
@@ -343,23 +332,18 @@ mod tests {
         net.take_events();
         net.crash(1); // the holder (fence 1) dies before replying to 2
         net.run();
-        // 2 never heard fence 1, but reserved one for 1: its own is above it.
-        assert_eq!(granted(&net.take_events()), vec![(2, 2)]);
+        let g = granted(&net.take_events());
+        assert!(
+            matches!(g.as_slice(), &[(2, fence)] if fence > f(1, 1)),
+            "{g:?}"
+        );
     }
 
     #[test]
     fn malformed_or_stale_input_is_dropped() {
         let mut m = RicartAgrawala::new(1, [1, 2]).unwrap();
         let mut out = EffectsOf::<RicartAgrawala>::new();
-        m.on_message(
-            Duration::ZERO,
-            2,
-            RaMsg::Reply {
-                request: 7,
-                fence: 3,
-            },
-            &mut out,
-        );
+        m.on_message(Duration::ZERO, 2, RaMsg::Reply { request: 7 }, &mut out);
         m.on_message(Duration::ZERO, 5, RaMsg::Request { time: 1 }, &mut out);
         m.on_message(
             Duration::ZERO,

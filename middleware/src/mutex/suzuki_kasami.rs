@@ -31,17 +31,25 @@
 //! higher than the previous owner's, across regenerations too.
 //!
 //! # Holder crash and regeneration
-//! A crashed holder loses the token. Regeneration must be decided by one node, or two tokens
-//! appear. The decider is the *recovery leader*: by default, the **lowest live id** in this
-//! node's view (the election actor will replace that rule; [`SuzukiKasami::with_external_leader`]
-//! turns the rule off and the shell calls [`SuzukiKasami::start_recovery`] on the elected leader).
-//! 1. When a peer goes down, the recovery leader (if it does not hold the token itself) picks a
-//!    new [`Epoch`] `(round + 1, leader)` and sends `PROBE(epoch)` to every live peer.
+//! A crashed holder loses the token. Regeneration must be decided by one node per epoch, or two
+//! tokens appear. The decider is a *recovery leader*: by default the **lowest live id** in this
+//! node's view, on every peer-down (the election actor will replace that rule:
+//! [`SuzukiKasami::with_external_leader`] turns it off and the shell calls
+//! [`SuzukiKasami::start_recovery`] on the elected leader). Independently of that rule, a node
+//! that sent the token to a peer later declared down (before seeing the token again) also
+//! recovers: the token may have been lost in flight to the dead peer after the leader checked.
+//! 1. The recovery leader (if it does not hold the token itself) opens a new [`Epoch`]
+//!    `(round + 1, leader)` and sends `PROBE(epoch)` to every live peer.
 //! 2. A node receiving a probe of a newer epoch **adopts** it: from then on it rejects any token of
 //!    an older epoch. If it holds the token, it re-stamps it with the new epoch. It answers with
-//!    whether it has the token and its own request number and waiting state.
+//!    whether it has the token, its own request number and whether that request is waiting.
 //! 3. When every live peer has answered and nobody has the token, the leader regenerates it in the
 //!    new epoch, with `LN` rebuilt from the answers and the waiting nodes queued.
+//!
+//! Two recoveries may run at once (different leaders, so different epochs); each leader waits for
+//! the other's answer, which it only gives after adopting the newer epoch (abandoning its own
+//! older recovery) or after regenerating (then it reports the token). Either way at most one
+//! token is made.
 //!
 //! A token in flight from the crashed holder either reaches a node before that node adopts the
 //! new epoch (the node then reports it, and nothing is regenerated) or after (it is rejected). So
@@ -148,6 +156,9 @@ pub struct SuzukiKasami {
     last_token: (Epoch, u64),
     recovery: Option<Recovery>,
     auto_recover: bool,
+    /// Where this node last sent the token, until it comes back: if that node is declared down,
+    /// the token may have died with it.
+    sent_token_to: Option<NodeId>,
 }
 
 impl SuzukiKasami {
@@ -180,6 +191,7 @@ impl SuzukiKasami {
             last_token: (epoch, 0),
             recovery: None,
             auto_recover: true,
+            sent_token_to: None,
         })
     }
 
@@ -269,6 +281,7 @@ impl SuzukiKasami {
             Some(next) => {
                 token.hop += 1;
                 out.send(next, SkMsg::Token(token));
+                self.sent_token_to = Some(next);
             }
             None => self.token = Some(token),
         }
@@ -318,9 +331,11 @@ impl SuzukiKasami {
         let mut ln = self.rn.clone();
         let mut queue = VecDeque::new();
         for (&node, &(requests, waiting)) in &rec.answers {
+            // What the node itself reported is authoritative; a request of it that arrived here
+            // after its answer stays outstanding (RN > LN + 0) and is queued on the next pass.
             let Some(i) = self.ix(node) else { continue };
             self.rn[i] = self.rn[i].max(requests);
-            ln[i] = if waiting { self.rn[i] - 1 } else { self.rn[i] };
+            ln[i] = requests.saturating_sub(u64::from(waiting));
         }
         for p in self.after_me().collect::<Vec<_>>() {
             if rec.answers.get(&p).is_some_and(|&(_, waiting)| waiting) {
@@ -328,6 +343,7 @@ impl SuzukiKasami {
             }
         }
         self.last_token = (rec.epoch, 0);
+        self.sent_token_to = None;
         self.token = Some(Token {
             epoch: rec.epoch,
             seq: 0,
@@ -379,6 +395,7 @@ impl SuzukiKasami {
         }
         self.adopt(token.epoch);
         self.last_token = (token.epoch, token.hop);
+        self.sent_token_to = None;
         self.token = Some(token);
         if self.state == LockState::Waiting {
             self.enter(out);
@@ -529,7 +546,9 @@ impl Protocol for SuzukiKasami {
             .iter()
             .copied()
             .find(|p| !self.down.contains(p));
-        if self.auto_recover && lowest_live == Some(self.me) && self.recovery.is_none() {
+        let leader = self.auto_recover && lowest_live == Some(self.me);
+        let token_went_there = self.sent_token_to == Some(peer);
+        if (leader || token_went_there) && self.recovery.is_none() {
             self.start_recovery(out);
         }
     }
