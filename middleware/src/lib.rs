@@ -12,7 +12,10 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod election;
 pub mod intercept;
+pub mod mutex;
+pub mod protocol;
 pub mod timesync;
 pub mod trace;
 

@@ -1,0 +1,416 @@
+//! Lamport's mutual exclusion (Lamport 1978, "Time, Clocks, and the Ordering of Events in a
+//! Distributed System", section on the mutual-exclusion problem).
+//!
+//! Sans-IO: no networking, no actix or tokio, no clock reads (`Instant::now()`,
+//! `SystemTime::now()`), no `thread_rng()`. The core orders events with a
+//! [`LamportClock`] and [`LamportTimestamp`]s, not with physical time; `now` is unused.
+//!
+//! The paper's rules, for process `P_i`:
+//! 1. To request the resource, `P_i` sends `T_m:P_i requests resource` to every other process and
+//!    puts it on its request queue.
+//! 2. When `P_j` receives it, it puts it on its request queue and sends a (timestamped)
+//!    acknowledgment to `P_i`.
+//! 3. To release the resource, `P_i` removes its request from its queue and sends a timestamped
+//!    `P_i releases resource` to every other process.
+//! 4. When `P_j` receives the release, it removes `P_i`'s request from its queue.
+//! 5. `P_i` is granted the resource when (i) its request is ordered before every other request in
+//!    its queue by the total order `=>` (timestamp, then process id), and (ii) it has received a
+//!    message from every other process timestamped later than its request.
+//!
+//! The algorithm **assumes FIFO channels**: a release overtaking its own request, or an
+//! acknowledgment overtaking an earlier request, breaks exclusion. The stateright check
+//! `lamport_breaks_exclusion_without_fifo` in `middleware/tests/model_mutex.rs` finds such a
+//! counterexample; [`RicartAgrawala`](super::RicartAgrawala) has none.
+//!
+//! Messages per critical section: N−1 requests, N−1 acknowledgments, N−1 releases = 3(N−1).
+//! Fairness: FIFO by `(timestamp, node id)` of the requests.
+//!
+//! Fencing: grants follow the total order of requests, so the [`Fence`](super::Fence) is the
+//! granted request's stamp ([`request_fence`]). A cancelled wait is a release of a request that
+//! was never granted.
+//!
+//! Faults: a peer declared down has its request removed and is no longer waited for in (ii). A
+//! falsely suspected holder keeps writing; its request precedes ours, so its fence is lower and a
+//! [`FencedResource`](super::FencedResource) that has seen ours refuses it.
+
+use super::{LockCommand, LockError, LockEvent, LockState, request_fence, request_stamp};
+use crate::clock::{LamportClock, LamportTimestamp};
+use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Messages of [`LamportMutex`]. Every message is timestamped with the sender's Lamport clock.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LamportMsg {
+    /// Rule 1: the sender requests the resource; `time` is the request's timestamp.
+    Request {
+        /// Lamport time of the request.
+        time: u64,
+    },
+    /// Rule 2: acknowledgment of a request.
+    Ack {
+        /// Lamport time of the acknowledgment (later than the request acknowledged).
+        time: u64,
+    },
+    /// Rule 3: the sender releases the resource (or withdraws its pending request).
+    Release {
+        /// Lamport time of the release.
+        time: u64,
+    },
+}
+
+/// One member of Lamport's mutual exclusion for one resource.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LamportMutex {
+    me: NodeId,
+    /// Every configured member, sorted, self included.
+    members: Vec<NodeId>,
+    /// Members declared down.
+    down: BTreeSet<NodeId>,
+    clock: LamportClock,
+    /// The request queue, ordered by `=>`.
+    queue: BTreeSet<LamportTimestamp>,
+    /// Latest timestamp received from each peer (condition (ii)).
+    last_heard: BTreeMap<NodeId, u64>,
+    /// Our own pending or granted request.
+    mine: Option<LamportTimestamp>,
+    state: LockState,
+}
+
+impl LamportMutex {
+    /// Member `me` of the group `members` (which must contain `me`, without duplicates).
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the membership is invalid.
+    pub fn new(me: NodeId, members: impl IntoIterator<Item = NodeId>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            me,
+            members: sorted_members(me, members)?,
+            down: BTreeSet::new(),
+            clock: LamportClock::new(),
+            queue: BTreeSet::new(),
+            last_heard: BTreeMap::new(),
+            mine: None,
+            state: LockState::Idle,
+        })
+    }
+
+    /// Where the local user stands.
+    pub fn state(&self) -> LockState {
+        self.state
+    }
+
+    /// Whether the local user holds the lock.
+    pub fn is_held(&self) -> bool {
+        matches!(self.state, LockState::Held { .. })
+    }
+
+    /// The request queue, in the total order `=>`.
+    pub fn queue(&self) -> impl Iterator<Item = &LamportTimestamp> {
+        self.queue.iter()
+    }
+
+    /// The current Lamport time.
+    pub fn time(&self) -> u64 {
+        self.clock.time()
+    }
+
+    fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members
+            .iter()
+            .copied()
+            .filter(move |&p| p != self.me && !self.down.contains(&p))
+    }
+
+    fn is_peer(&self, p: NodeId) -> bool {
+        p != self.me && self.members.binary_search(&p).is_ok() && !self.down.contains(&p)
+    }
+
+    // Rule 1.
+    fn request(&mut self, out: &mut EffectsOf<Self>) -> Result<(), LockError> {
+        match self.state {
+            LockState::Waiting => return Err(LockError::AlreadyWaiting),
+            LockState::Held { .. } => return Err(LockError::AlreadyHeld),
+            LockState::Idle => {}
+        }
+        let time = self.clock.tick();
+        let stamp = request_stamp(time, self.me);
+        self.queue.insert(stamp);
+        self.mine = Some(stamp);
+        self.state = LockState::Waiting;
+        out.broadcast(LamportMsg::Request { time });
+        self.try_enter(out);
+        Ok(())
+    }
+
+    // Rule 3 (also used to withdraw a pending request).
+    fn release(&mut self, out: &mut EffectsOf<Self>) {
+        if let Some(stamp) = self.mine.take() {
+            self.queue.remove(&stamp);
+        }
+        let time = self.clock.tick();
+        out.broadcast(LamportMsg::Release { time });
+    }
+
+    // Rule 5.
+    fn try_enter(&mut self, out: &mut EffectsOf<Self>) {
+        let Some(mine) = self.mine else { return };
+        if self.state != LockState::Waiting || self.queue.first() != Some(&mine) {
+            return;
+        }
+        let heard_later = |p: NodeId| {
+            self.last_heard
+                .get(&p)
+                .is_some_and(|&t| request_stamp(t, p) > mine)
+        };
+        if self.peers().all(heard_later) {
+            let fence = request_fence(mine);
+            self.state = LockState::Held { fence };
+            out.emit(LockEvent::Granted { fence });
+        }
+    }
+
+    fn drop_request_of(&mut self, p: NodeId) -> bool {
+        let before = self.queue.len();
+        self.queue.retain(|s| s.process.node != p);
+        self.queue.len() != before
+    }
+}
+
+impl Protocol for LamportMutex {
+    type Msg = LamportMsg;
+    type Event = LockEvent;
+    type Timer = NoTimer;
+    type Command = LockCommand;
+    type Error = LockError;
+
+    fn id(&self) -> NodeId {
+        self.me
+    }
+
+    fn on_command(
+        &mut self,
+        _now: Duration,
+        cmd: LockCommand,
+        out: &mut EffectsOf<Self>,
+    ) -> Result<(), LockError> {
+        match cmd {
+            LockCommand::Acquire => self.request(out),
+            LockCommand::Release => {
+                let LockState::Held { fence } = self.state else {
+                    return Err(LockError::NotHeld);
+                };
+                self.release(out);
+                self.state = LockState::Idle;
+                out.emit(LockEvent::Released { fence });
+                Ok(())
+            }
+            LockCommand::Cancel => {
+                if self.state != LockState::Waiting {
+                    return Err(LockError::NotWaiting);
+                }
+                self.release(out);
+                self.state = LockState::Idle;
+                out.emit(LockEvent::Cancelled);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_message(
+        &mut self,
+        _now: Duration,
+        from: NodeId,
+        msg: LamportMsg,
+        out: &mut EffectsOf<Self>,
+    ) {
+        if !self.is_peer(from) {
+            return; // unknown, self, or declared down: dropped
+        }
+        let time = match msg {
+            LamportMsg::Request { time }
+            | LamportMsg::Ack { time }
+            | LamportMsg::Release { time } => time,
+        };
+        if self.clock.merge(time).is_err() {
+            return; // absurd timestamp: dropped, clock unchanged
+        }
+        let heard = self.last_heard.entry(from).or_insert(0);
+        *heard = (*heard).max(time);
+        match msg {
+            // Rule 2.
+            LamportMsg::Request { time } => {
+                self.drop_request_of(from); // one request per process
+                self.queue.insert(request_stamp(time, from));
+                let ack = self.clock.tick();
+                out.send(from, LamportMsg::Ack { time: ack });
+            }
+            LamportMsg::Ack { .. } => {}
+            // Rule 4.
+            LamportMsg::Release { .. } => {
+                self.drop_request_of(from);
+            }
+        }
+        self.try_enter(out);
+    }
+
+    fn on_timer(&mut self, _now: Duration, timer: NoTimer, _out: &mut EffectsOf<Self>) {
+        match timer {}
+    }
+
+    fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        if !self.is_peer(peer) {
+            return;
+        }
+        self.down.insert(peer);
+        self.last_heard.remove(&peer);
+        self.drop_request_of(peer);
+        self.try_enter(out);
+    }
+
+    fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        if peer == self.me || self.members.binary_search(&peer).is_err() {
+            return;
+        }
+        // A returning peer starts afresh: it must hear our pending request to acknowledge it.
+        self.down.remove(&peer);
+        self.last_heard.remove(&peer);
+        self.drop_request_of(peer);
+        if let (Some(mine), LockState::Waiting) = (self.mine, self.state) {
+            out.send(peer, LamportMsg::Request { time: mine.time });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_net::Net;
+    use super::*;
+    use crate::mutex::Fence;
+
+    fn f(time: u64, node: NodeId) -> Fence {
+        request_fence(request_stamp(time, node))
+    }
+
+    fn net(n: u32) -> Net<LamportMutex> {
+        Net::new(
+            (1..=n)
+                .map(|i| LamportMutex::new(i, 1..=n).unwrap())
+                .collect(),
+        )
+    }
+
+    fn granted(events: &[(NodeId, LockEvent)]) -> Vec<(NodeId, Fence)> {
+        events
+            .iter()
+            .filter_map(|(n, e)| match e {
+                LockEvent::Granted { fence } => Some((*n, *fence)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rule5_grants_only_after_hearing_later_from_everyone() {
+        let mut net = net(3);
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.step(); // request reaches 2; 2's ack is queued
+        assert!(net.take_events().is_empty());
+        net.run();
+        assert_eq!(granted(&net.take_events()), vec![(1, f(1, 1))]);
+    }
+
+    #[test]
+    fn requests_are_granted_in_timestamp_order() {
+        let mut net = net(3);
+        // 3 then 2 request before hearing anything: equal timestamps, broken by node id.
+        net.command(3, LockCommand::Acquire).unwrap();
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        assert_eq!(granted(&net.take_events()), vec![(2, f(1, 2))]);
+        net.command(2, LockCommand::Release).unwrap();
+        net.run();
+        assert_eq!(granted(&net.take_events()), vec![(3, f(1, 3))]);
+    }
+
+    #[test]
+    fn three_n_minus_one_messages_per_critical_section() {
+        for n in [3u32, 5] {
+            let mut net = net(n);
+            net.command(1, LockCommand::Acquire).unwrap();
+            net.run();
+            net.command(1, LockCommand::Release).unwrap();
+            net.run();
+            assert_eq!(net.sent, 3 * (n as usize - 1), "N={n}");
+        }
+    }
+
+    #[test]
+    fn cancel_withdraws_the_request_and_unblocks_others() {
+        let mut net = net(3);
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        assert_eq!(granted(&net.take_events()), vec![(1, f(1, 1))]);
+        net.command(3, LockCommand::Acquire).unwrap();
+        net.command(3, LockCommand::Cancel).unwrap();
+        net.command(1, LockCommand::Release).unwrap();
+        net.run();
+        assert_eq!(granted(&net.take_events()), vec![(2, f(1, 2))]);
+        assert!(
+            net.nodes
+                .iter()
+                .all(|n| n.queue().all(|s| s.process.node == 2))
+        );
+    }
+
+    #[test]
+    fn peer_down_drops_its_request_and_the_successor_fence_is_higher() {
+        let mut net = net(3);
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.run();
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        assert_eq!(granted(&net.take_events()), vec![(1, f(1, 1))]);
+        net.crash(1); // the holder dies without releasing
+        net.run();
+        // 2 enters, with a fence above the dead holder's.
+        let g = granted(&net.take_events());
+        assert!(
+            matches!(g.as_slice(), &[(2, fence)] if fence > f(1, 1)),
+            "{g:?}"
+        );
+    }
+
+    #[test]
+    fn misuse_is_refused_and_stale_input_dropped() {
+        let mut m = LamportMutex::new(1, [1, 2]).unwrap();
+        let mut out = EffectsOf::<LamportMutex>::new();
+        assert_eq!(
+            m.on_command(Duration::ZERO, LockCommand::Release, &mut out),
+            Err(LockError::NotHeld)
+        );
+        assert_eq!(
+            m.on_command(Duration::ZERO, LockCommand::Cancel, &mut out),
+            Err(LockError::NotWaiting)
+        );
+        m.on_command(Duration::ZERO, LockCommand::Acquire, &mut out)
+            .unwrap();
+        assert_eq!(
+            m.on_command(Duration::ZERO, LockCommand::Acquire, &mut out),
+            Err(LockError::AlreadyWaiting)
+        );
+        out.clear();
+        m.on_message(Duration::ZERO, 9, LamportMsg::Request { time: 1 }, &mut out); // not a member
+        m.on_message(
+            Duration::ZERO,
+            2,
+            LamportMsg::Ack { time: u64::MAX },
+            &mut out,
+        );
+        assert!(out.is_empty());
+        assert_eq!(m.state(), LockState::Waiting);
+        assert!(LamportMutex::new(3, [1, 2]).is_err());
+    }
+}

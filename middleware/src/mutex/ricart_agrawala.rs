@@ -1,0 +1,357 @@
+//! Ricart–Agrawala mutual exclusion (Ricart & Agrawala 1981, "An Optimal Algorithm for Mutual
+//! Exclusion in Computer Networks"): permission from everyone, the release folded into deferred
+//! replies.
+//!
+//! Sans-IO: no networking, no actix or tokio, no clock reads (`Instant::now()`,
+//! `SystemTime::now()`), no `thread_rng()`. Requests are ordered by a [`LamportClock`] and
+//! [`LamportTimestamp`]s; `now` is unused.
+//!
+//! The algorithm, for node `i`:
+//! 1. To enter, `i` stamps a request with its sequence number (Lamport time) and sends it to the
+//!    N−1 others.
+//! 2. When `j` receives a request it replies at once, unless it is in the critical section, or it
+//!    is requesting and its own request precedes the received one in the total order
+//!    `(time, node id)`: then it **defers** the reply.
+//! 3. `i` enters when it has a reply from each of the others.
+//! 4. On exit, `i` sends every deferred reply.
+//!
+//! Messages per critical section: N−1 requests + N−1 replies = 2(N−1). No FIFO needed: each
+//! reply names the request it answers, so a late reply cannot count for a newer request, and the
+//! model check `ricart_agrawala_is_safe_without_fifo` (in `middleware/tests/model_mutex.rs`)
+//! finds no counterexample on an unordered network. Fairness: FIFO by `(time, node id)`.
+//!
+//! Fencing: conflicting requests are granted in timestamp order, and a request made after a
+//! grant is stamped later (the granted request reached every node first), so the
+//! [`Fence`](super::Fence) is the granted request's stamp ([`request_fence`]).
+//!
+//! Faults: a peer declared down is no longer waited for and its deferred reply is dropped. If it
+//! had not replied to our pending request, it may be in the critical section: exclusion is lost
+//! under false suspicion; its request precedes ours, so its fence is lower, and a
+//! [`FencedResource`](super::FencedResource) that has seen ours refuses its late writes.
+
+use super::{LockCommand, LockError, LockEvent, LockState, request_fence, request_stamp};
+use crate::clock::{LamportClock, LamportTimestamp};
+use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Messages of [`RicartAgrawala`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RaMsg {
+    /// Step 1: the sender asks permission; `time` is the request's Lamport timestamp.
+    Request {
+        /// Lamport time of the request.
+        time: u64,
+    },
+    /// Steps 2 and 4: permission granted for the request stamped `request`.
+    Reply {
+        /// Lamport time of the request this answers.
+        request: u64,
+    },
+}
+
+/// One member of Ricart–Agrawala mutual exclusion for one resource.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RicartAgrawala {
+    me: NodeId,
+    members: Vec<NodeId>,
+    down: BTreeSet<NodeId>,
+    clock: LamportClock,
+    /// Our pending or granted request.
+    mine: Option<LamportTimestamp>,
+    /// Peers that replied to `mine`.
+    replied: BTreeSet<NodeId>,
+    /// Deferred replies: peer -> time of its request.
+    deferred: BTreeMap<NodeId, u64>,
+    state: LockState,
+}
+
+impl RicartAgrawala {
+    /// Member `me` of the group `members` (which must contain `me`, without duplicates).
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the membership is invalid.
+    pub fn new(me: NodeId, members: impl IntoIterator<Item = NodeId>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            me,
+            members: sorted_members(me, members)?,
+            down: BTreeSet::new(),
+            clock: LamportClock::new(),
+            mine: None,
+            replied: BTreeSet::new(),
+            deferred: BTreeMap::new(),
+            state: LockState::Idle,
+        })
+    }
+
+    /// Where the local user stands.
+    pub fn state(&self) -> LockState {
+        self.state
+    }
+
+    /// Whether the local user holds the lock.
+    pub fn is_held(&self) -> bool {
+        matches!(self.state, LockState::Held { .. })
+    }
+
+    /// Peers whose reply is deferred until we leave the critical section.
+    pub fn deferred(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.deferred.keys().copied()
+    }
+
+    fn is_peer(&self, p: NodeId) -> bool {
+        p != self.me && self.members.binary_search(&p).is_ok() && !self.down.contains(&p)
+    }
+
+    // Step 1.
+    fn request(&mut self, out: &mut EffectsOf<Self>) -> Result<(), LockError> {
+        match self.state {
+            LockState::Waiting => return Err(LockError::AlreadyWaiting),
+            LockState::Held { .. } => return Err(LockError::AlreadyHeld),
+            LockState::Idle => {}
+        }
+        let time = self.clock.tick();
+        self.mine = Some(request_stamp(time, self.me));
+        self.replied.clear();
+        self.state = LockState::Waiting;
+        out.broadcast(RaMsg::Request { time });
+        self.try_enter(out);
+        Ok(())
+    }
+
+    // Step 3.
+    fn try_enter(&mut self, out: &mut EffectsOf<Self>) {
+        if self.state != LockState::Waiting {
+            return;
+        }
+        let all = self
+            .members
+            .iter()
+            .filter(|&&p| p != self.me && !self.down.contains(&p));
+        if let (true, Some(mine)) = (all.clone().all(|p| self.replied.contains(p)), self.mine) {
+            let fence = request_fence(mine);
+            self.state = LockState::Held { fence };
+            out.emit(LockEvent::Granted { fence });
+        }
+    }
+
+    // Step 4 (also on a cancelled wait).
+    fn send_deferred(&mut self, out: &mut EffectsOf<Self>) {
+        for (peer, request) in std::mem::take(&mut self.deferred) {
+            out.send(peer, RaMsg::Reply { request });
+        }
+        self.mine = None;
+        self.replied.clear();
+    }
+}
+
+impl Protocol for RicartAgrawala {
+    type Msg = RaMsg;
+    type Event = LockEvent;
+    type Timer = NoTimer;
+    type Command = LockCommand;
+    type Error = LockError;
+
+    fn id(&self) -> NodeId {
+        self.me
+    }
+
+    fn on_command(
+        &mut self,
+        _now: Duration,
+        cmd: LockCommand,
+        out: &mut EffectsOf<Self>,
+    ) -> Result<(), LockError> {
+        match cmd {
+            LockCommand::Acquire => self.request(out),
+            LockCommand::Release => {
+                let LockState::Held { fence } = self.state else {
+                    return Err(LockError::NotHeld);
+                };
+                self.state = LockState::Idle;
+                self.send_deferred(out);
+                out.emit(LockEvent::Released { fence });
+                Ok(())
+            }
+            LockCommand::Cancel => {
+                if self.state != LockState::Waiting {
+                    return Err(LockError::NotWaiting);
+                }
+                // Peers that replied keep no state about us; those still deferring us will
+                // reply later, and that reply names a request we no longer have: dropped.
+                self.state = LockState::Idle;
+                self.send_deferred(out);
+                out.emit(LockEvent::Cancelled);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_message(&mut self, _now: Duration, from: NodeId, msg: RaMsg, out: &mut EffectsOf<Self>) {
+        if !self.is_peer(from) {
+            return;
+        }
+        match msg {
+            // Step 2.
+            RaMsg::Request { time } => {
+                if self.clock.merge(time).is_err() {
+                    return;
+                }
+                let theirs = request_stamp(time, from);
+                let defer = match self.state {
+                    LockState::Held { .. } => true,
+                    LockState::Waiting => self.mine.is_some_and(|mine| mine < theirs),
+                    LockState::Idle => false,
+                };
+                if defer {
+                    self.deferred.insert(from, time);
+                } else {
+                    out.send(from, RaMsg::Reply { request: time });
+                }
+            }
+            RaMsg::Reply { request } => {
+                let current = self.state == LockState::Waiting
+                    && self.mine.is_some_and(|m| m.time == request);
+                if current {
+                    self.replied.insert(from);
+                    self.try_enter(out);
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, _now: Duration, timer: NoTimer, _out: &mut EffectsOf<Self>) {
+        match timer {}
+    }
+
+    fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        if !self.is_peer(peer) {
+            return;
+        }
+        self.down.insert(peer);
+        self.deferred.remove(&peer);
+        self.replied.remove(&peer);
+        self.try_enter(out);
+    }
+
+    fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        if peer == self.me || self.members.binary_search(&peer).is_err() {
+            return;
+        }
+        self.down.remove(&peer);
+        self.deferred.remove(&peer);
+        if let (Some(mine), LockState::Waiting) = (self.mine, self.state) {
+            self.replied.remove(&peer);
+            out.send(peer, RaMsg::Request { time: mine.time });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_net::Net;
+    use super::*;
+    use crate::mutex::Fence;
+
+    fn f(time: u64, node: NodeId) -> Fence {
+        request_fence(request_stamp(time, node))
+    }
+
+    fn net(n: u32) -> Net<RicartAgrawala> {
+        Net::new(
+            (1..=n)
+                .map(|i| RicartAgrawala::new(i, 1..=n).unwrap())
+                .collect(),
+        )
+    }
+
+    fn granted(events: &[(NodeId, LockEvent)]) -> Vec<(NodeId, Fence)> {
+        events
+            .iter()
+            .filter_map(|(n, e)| match e {
+                LockEvent::Granted { fence } => Some((*n, *fence)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn two_n_minus_one_messages_per_critical_section() {
+        for n in [3u32, 5] {
+            let mut net = net(n);
+            net.command(2, LockCommand::Acquire).unwrap();
+            net.run();
+            net.command(2, LockCommand::Release).unwrap();
+            net.run();
+            assert_eq!(net.sent, 2 * (n as usize - 1), "N={n}");
+        }
+    }
+
+    #[test]
+    fn earlier_request_wins_and_later_is_deferred() {
+        let mut net = net(3);
+        net.command(3, LockCommand::Acquire).unwrap();
+        net.command(1, LockCommand::Acquire).unwrap(); // same time, lower id: first
+        net.run();
+        assert_eq!(granted(&net.take_events()), vec![(1, f(1, 1))]);
+        assert_eq!(net.nodes[0].deferred().collect::<Vec<_>>(), vec![3]);
+        net.command(1, LockCommand::Release).unwrap();
+        net.run();
+        assert_eq!(granted(&net.take_events()), vec![(3, f(1, 3))]);
+    }
+
+    #[test]
+    fn a_reply_for_a_cancelled_request_does_not_count() {
+        let mut net = net(2);
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.run();
+        net.take_events();
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run(); // 1 defers 2
+        net.command(2, LockCommand::Cancel).unwrap();
+        net.command(1, LockCommand::Release).unwrap();
+        net.run(); // 1's deferred reply reaches 2, idle: dropped
+        net.command(2, LockCommand::Acquire).unwrap();
+        assert_eq!(net.nodes[1].state(), LockState::Waiting);
+        net.run();
+        let g = granted(&net.take_events());
+        assert!(
+            matches!(g.as_slice(), &[(2, fence)] if fence > f(1, 1)),
+            "{g:?}"
+        );
+    }
+
+    #[test]
+    fn peer_down_stops_waiting_for_it_and_the_successor_fence_is_higher() {
+        let mut net = net(3);
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.run();
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        net.take_events();
+        net.crash(1); // the holder (fence 1) dies before replying to 2
+        net.run();
+        let g = granted(&net.take_events());
+        assert!(
+            matches!(g.as_slice(), &[(2, fence)] if fence > f(1, 1)),
+            "{g:?}"
+        );
+    }
+
+    #[test]
+    fn malformed_or_stale_input_is_dropped() {
+        let mut m = RicartAgrawala::new(1, [1, 2]).unwrap();
+        let mut out = EffectsOf::<RicartAgrawala>::new();
+        m.on_message(Duration::ZERO, 2, RaMsg::Reply { request: 7 }, &mut out);
+        m.on_message(Duration::ZERO, 5, RaMsg::Request { time: 1 }, &mut out);
+        m.on_message(
+            Duration::ZERO,
+            2,
+            RaMsg::Request { time: u64::MAX },
+            &mut out,
+        );
+        assert!(out.is_empty());
+        assert_eq!(m.state(), LockState::Idle);
+    }
+}

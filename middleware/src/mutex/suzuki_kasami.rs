@@ -1,0 +1,731 @@
+//! Suzuki–Kasami token-based mutual exclusion (Suzuki & Kasami 1985, "A Distributed Mutual
+//! Exclusion Algorithm"), with an epoch on the token so that it can be regenerated after its
+//! holder crashes.
+//!
+//! Sans-IO: no networking, no actix or tokio, no clock reads (`Instant::now()`,
+//! `SystemTime::now()`), no `thread_rng()`; `now` is unused.
+//!
+//! # The paper's algorithm
+//! Each node `i` keeps `RN_i[1..N]`, the highest request number heard from each node. The single
+//! token carries `LN[1..N]` (the number of each node's last satisfied request) and a queue `Q` of
+//! nodes waiting for it.
+//! 1. To enter, `i` holding the (idle) token enters at once: **0 messages**. Otherwise it
+//!    increments `RN_i[i]` and broadcasts `REQUEST(i, n)`.
+//! 2. On `REQUEST(j, n)`, node `i` sets `RN_i[j] = max(RN_i[j], n)`; if it holds the token idle
+//!    and `RN_i[j] = LN[j] + 1`, it sends the token to `j`.
+//! 3. On exit, `i` sets `LN[i] = RN_i[i]`, appends to `Q` every `j` not in `Q` with
+//!    `RN_i[j] = LN[j] + 1`, and sends the token to the head of `Q`, if any.
+//!
+//! A critical section costs N−1 requests and one token message: **N**, or **0** when the token is
+//! already here.
+//!
+//! # Order
+//! Not FIFO by request time. On exit the holder appends the outstanding requesters in node-id
+//! order *starting after itself* (round robin), and the token queue is served first in, first
+//! out. So a waiting node is served within N−1 handoffs (no starvation, bounded bypass), but a
+//! later request can be served before an earlier one.
+//!
+//! # Fencing
+//! The token counts grants: `seq` is incremented at each entry. A [`Fence`] is
+//! `round << 32 | seq`, where `round` is the token's epoch round, so every owner's fence is
+//! higher than the previous owner's, across regenerations too.
+//!
+//! # Holder crash and regeneration
+//! A crashed holder loses the token. Regeneration must be decided by one node per epoch, or two
+//! tokens appear. The decider is a *recovery leader*: by default the **lowest live id** in this
+//! node's view, on every peer-down (the election actor will replace that rule:
+//! [`SuzukiKasami::with_external_leader`] turns it off and the shell calls
+//! [`SuzukiKasami::start_recovery`] on the elected leader). Independently of that rule, a node
+//! that sent the token to a peer later declared down (before seeing the token again) also
+//! recovers: the token may have been lost in flight to the dead peer after the leader checked.
+//! 1. The recovery leader (if it does not hold the token itself) opens a new [`Epoch`]
+//!    `(round + 1, leader)` and sends `PROBE(epoch)` to every live peer.
+//! 2. A node receiving a probe of a newer epoch **adopts** it: from then on it rejects any token of
+//!    an older epoch. If it holds the token, it re-stamps it with the new epoch. It answers with
+//!    whether it has the token, its own request number and whether that request is waiting.
+//! 3. When every live peer has answered and nobody has the token, the leader regenerates it in the
+//!    new epoch, with `LN` rebuilt from the answers and the waiting nodes queued.
+//!
+//! Two recoveries may run at once (different leaders, so different epochs); each leader waits for
+//! the other's answer, which it only gives after adopting the newer epoch (abandoning its own
+//! older recovery) or after regenerating (then it reports the token). Either way at most one
+//! token is made.
+//!
+//! A token in flight from the crashed holder either reaches a node before that node adopts the
+//! new epoch (the node then reports it, and nothing is regenerated) or after (it is rejected). So
+//! with crash-stop faults and an accurate failure detector there is **never more than one valid
+//! token**, which the stateright check `suzuki_kasami_never_two_valid_tokens` verifies for N=3.
+//! **A false suspicion of the holder makes two tokens**: the suspected holder keeps its old-epoch
+//! token until it meets the new one (then it emits [`LockEvent::Lost`]); the fence of the new
+//! epoch is higher, so a [`FencedResource`](super::FencedResource) refuses the old holder's
+//! writes.
+
+use super::{Fence, LockCommand, LockError, LockEvent, LockState};
+use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+/// A token epoch: a round number and the node that opened it, ordered by `(round, leader)`.
+///
+/// Two recovery leaders can never open the same epoch, and a newer epoch supersedes every token
+/// of an older one.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Epoch {
+    /// Regeneration round, 0 for the initial token.
+    pub round: u32,
+    /// The node that opened this epoch (the lowest member for round 0).
+    pub leader: NodeId,
+}
+
+/// The privilege: whoever holds it (in a current epoch) may enter.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Token {
+    /// The epoch this token belongs to.
+    pub epoch: Epoch,
+    /// Grants made with this token in its epoch.
+    pub seq: u32,
+    /// Handoffs of this token in its epoch; a token not newer than the last one seen here is a
+    /// duplicate and is dropped.
+    pub hop: u64,
+    /// `LN`: per member (in sorted member order), the number of its last satisfied request.
+    pub ln: Vec<u64>,
+    /// `Q`: members waiting for the token, served in order.
+    pub queue: VecDeque<NodeId>,
+}
+
+impl Token {
+    /// The fence of the latest grant made with this token: `round << 32 | seq`.
+    pub fn fence(&self) -> Fence {
+        (u64::from(self.epoch.round) << 32) | u64::from(self.seq)
+    }
+}
+
+/// Messages of [`SuzukiKasami`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SkMsg {
+    /// Step 1: the sender's `n`-th request.
+    Request {
+        /// The sender's request number.
+        n: u64,
+    },
+    /// The token itself.
+    Token(Token),
+    /// Recovery step 1: the sender opens `epoch` and asks who has the token.
+    Probe {
+        /// The epoch being opened.
+        epoch: Epoch,
+    },
+    /// Recovery step 2: the answer to a probe.
+    ProbeReply {
+        /// The epoch probed.
+        epoch: Epoch,
+        /// Whether the sender holds the token (now re-stamped with `epoch`).
+        has_token: bool,
+        /// The sender's own request number `RN[sender]`.
+        requests: u64,
+        /// Whether the sender's latest request is still waiting.
+        waiting: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Recovery {
+    epoch: Epoch,
+    awaiting: BTreeSet<NodeId>,
+    found: bool,
+    /// Per answering node: (request number, waiting).
+    answers: BTreeMap<NodeId, (u64, bool)>,
+}
+
+/// One member of Suzuki–Kasami mutual exclusion for one resource.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SuzukiKasami {
+    me: NodeId,
+    members: Vec<NodeId>,
+    down: BTreeSet<NodeId>,
+    /// `RN`, indexed like `members`.
+    rn: Vec<u64>,
+    token: Option<Token>,
+    state: LockState,
+    /// The newest epoch adopted: tokens of older epochs are rejected.
+    epoch: Epoch,
+    /// `(epoch, hop)` of the last token accepted, to drop duplicates.
+    last_token: (Epoch, u64),
+    recovery: Option<Recovery>,
+    auto_recover: bool,
+    /// Where this node last sent the token, until it comes back: if that node is declared down,
+    /// the token may have died with it.
+    sent_token_to: Option<NodeId>,
+}
+
+impl SuzukiKasami {
+    /// Member `me` of the group `members`; the lowest member starts with the token.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the membership is invalid.
+    pub fn new(me: NodeId, members: impl IntoIterator<Item = NodeId>) -> Result<Self, ConfigError> {
+        let members = sorted_members(me, members)?;
+        let first = members[0];
+        let epoch = Epoch {
+            round: 0,
+            leader: first,
+        };
+        let token = (me == first).then(|| Token {
+            epoch,
+            seq: 0,
+            hop: 0,
+            ln: vec![0; members.len()],
+            queue: VecDeque::new(),
+        });
+        Ok(Self {
+            rn: vec![0; members.len()],
+            me,
+            members,
+            down: BTreeSet::new(),
+            token,
+            state: LockState::Idle,
+            epoch,
+            last_token: (epoch, 0),
+            recovery: None,
+            auto_recover: true,
+            sent_token_to: None,
+        })
+    }
+
+    /// Turn off the "lowest live id regenerates" rule: the shell calls
+    /// [`start_recovery`](Self::start_recovery) on the elected leader instead.
+    pub fn with_external_leader(mut self) -> Self {
+        self.auto_recover = false;
+        self
+    }
+
+    /// Where the local user stands.
+    pub fn state(&self) -> LockState {
+        self.state
+    }
+
+    /// Whether the local user holds the lock.
+    pub fn is_held(&self) -> bool {
+        matches!(self.state, LockState::Held { .. })
+    }
+
+    /// The token, if it is here.
+    pub fn token(&self) -> Option<&Token> {
+        self.token.as_ref()
+    }
+
+    /// The newest epoch this node adopted.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    fn ix(&self, id: NodeId) -> Option<usize> {
+        self.members.binary_search(&id).ok()
+    }
+
+    fn is_peer(&self, p: NodeId) -> bool {
+        p != self.me && self.ix(p).is_some() && !self.down.contains(&p)
+    }
+
+    fn live_peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members
+            .iter()
+            .copied()
+            .filter(move |&p| p != self.me && !self.down.contains(&p))
+    }
+
+    /// Members after `me` in id order, wrapping around (the round-robin order of step 3).
+    fn after_me(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let i = self.ix(self.me).unwrap_or(0);
+        let n = self.members.len();
+        (1..n).map(move |k| self.members[(i + k) % n])
+    }
+
+    fn enter(&mut self, out: &mut EffectsOf<Self>) {
+        let Some(token) = self.token.as_mut() else {
+            return;
+        };
+        token.seq += 1;
+        let fence = token.fence();
+        self.state = LockState::Held { fence };
+        out.emit(LockEvent::Granted { fence });
+    }
+
+    // Step 3 (also used by an idle holder in step 2): queue the outstanding requesters, then hand
+    // the token to the first live one.
+    fn pass_token(&mut self, out: &mut EffectsOf<Self>) {
+        if self.state != LockState::Idle {
+            return;
+        }
+        let outstanding: Vec<NodeId> = {
+            let Some(token) = self.token.as_ref() else {
+                return;
+            };
+            self.after_me()
+                .filter(|p| !self.down.contains(p) && !token.queue.contains(p))
+                .filter(|&p| {
+                    let i = self.members.binary_search(&p).unwrap_or(0);
+                    self.rn[i] == token.ln[i] + 1
+                })
+                .collect()
+        };
+        let Some(mut token) = self.token.take() else {
+            return;
+        };
+        token.queue.extend(outstanding);
+        token.queue.retain(|p| !self.down.contains(p));
+        match token.queue.pop_front() {
+            Some(next) => {
+                token.hop += 1;
+                out.send(next, SkMsg::Token(token));
+                self.sent_token_to = Some(next);
+            }
+            None => self.token = Some(token),
+        }
+    }
+
+    /// Open a new epoch and probe the live peers, regenerating the token if nobody has it
+    /// (recovery steps 1 and 3). Called automatically on the lowest live node when a peer goes
+    /// down, unless [`with_external_leader`](Self::with_external_leader) was used. Does nothing
+    /// when the token is here.
+    pub fn start_recovery(&mut self, out: &mut EffectsOf<Self>) {
+        if self.token.is_some() {
+            return;
+        }
+        let epoch = Epoch {
+            round: self.epoch.round.saturating_add(1),
+            leader: self.me,
+        };
+        self.epoch = epoch;
+        let mut answers = BTreeMap::new();
+        let own = self.rn[self.ix(self.me).unwrap_or(0)];
+        answers.insert(self.me, (own, self.state == LockState::Waiting));
+        self.recovery = Some(Recovery {
+            epoch,
+            awaiting: self.live_peers().collect(),
+            found: false,
+            answers,
+        });
+        out.broadcast(SkMsg::Probe { epoch });
+        self.finish_recovery(out);
+    }
+
+    fn finish_recovery(&mut self, out: &mut EffectsOf<Self>) {
+        if !self
+            .recovery
+            .as_ref()
+            .is_some_and(|r| r.awaiting.is_empty())
+        {
+            return;
+        }
+        let Some(rec) = self.recovery.take() else {
+            return;
+        };
+        if rec.found || self.token.is_some() {
+            return;
+        }
+        // Nobody has it: regenerate in the new epoch.
+        let mut ln = self.rn.clone();
+        let mut queue = VecDeque::new();
+        for (&node, &(requests, waiting)) in &rec.answers {
+            // What the node itself reported is authoritative; a request of it that arrived here
+            // after its answer stays outstanding (RN > LN + 0) and is queued on the next pass.
+            let Some(i) = self.ix(node) else { continue };
+            self.rn[i] = self.rn[i].max(requests);
+            ln[i] = requests.saturating_sub(u64::from(waiting));
+        }
+        for p in self.after_me().collect::<Vec<_>>() {
+            if rec.answers.get(&p).is_some_and(|&(_, waiting)| waiting) {
+                queue.push_back(p);
+            }
+        }
+        self.last_token = (rec.epoch, 0);
+        self.sent_token_to = None;
+        self.token = Some(Token {
+            epoch: rec.epoch,
+            seq: 0,
+            hop: 0,
+            ln,
+            queue,
+        });
+        if self.state == LockState::Waiting {
+            self.enter(out);
+        } else {
+            self.pass_token(out);
+        }
+    }
+
+    fn adopt(&mut self, epoch: Epoch) {
+        if epoch > self.epoch {
+            self.epoch = epoch;
+            if self.recovery.as_ref().is_some_and(|r| r.epoch < epoch) {
+                self.recovery = None;
+            }
+        }
+    }
+
+    fn well_formed(&self, t: &Token) -> bool {
+        t.ln.len() == self.members.len() && t.queue.iter().all(|p| self.ix(*p).is_some())
+    }
+
+    fn receive_token(&mut self, token: Token, out: &mut EffectsOf<Self>) {
+        if !self.well_formed(&token)
+            || token.epoch < self.epoch
+            || (token.epoch, token.hop) <= self.last_token
+        {
+            return; // malformed, superseded epoch, or duplicate
+        }
+        if let Some(mine) = &self.token {
+            if mine.epoch >= token.epoch {
+                return;
+            }
+            // Ours was superseded while we held it (we were falsely suspected).
+            if let LockState::Held { fence } = self.state {
+                out.emit(LockEvent::Lost { fence });
+            }
+            self.state = if self.state == LockState::Waiting {
+                LockState::Waiting
+            } else {
+                LockState::Idle
+            };
+            self.token = None;
+        }
+        self.adopt(token.epoch);
+        self.last_token = (token.epoch, token.hop);
+        self.sent_token_to = None;
+        self.token = Some(token);
+        if self.state == LockState::Waiting {
+            self.enter(out);
+        } else {
+            // A token for a cancelled request: count that request as served and pass it on.
+            let i = self.ix(self.me).unwrap_or(0);
+            if let Some(t) = self.token.as_mut() {
+                t.ln[i] = t.ln[i].max(self.rn[i]);
+            }
+            self.pass_token(out);
+        }
+    }
+}
+
+impl Protocol for SuzukiKasami {
+    type Msg = SkMsg;
+    type Event = LockEvent;
+    type Timer = NoTimer;
+    type Command = LockCommand;
+    type Error = LockError;
+
+    fn id(&self) -> NodeId {
+        self.me
+    }
+
+    fn on_command(
+        &mut self,
+        _now: Duration,
+        cmd: LockCommand,
+        out: &mut EffectsOf<Self>,
+    ) -> Result<(), LockError> {
+        match cmd {
+            // Step 1.
+            LockCommand::Acquire => match self.state {
+                LockState::Waiting => Err(LockError::AlreadyWaiting),
+                LockState::Held { .. } => Err(LockError::AlreadyHeld),
+                LockState::Idle => {
+                    self.state = LockState::Waiting;
+                    if self.token.is_some() {
+                        self.enter(out);
+                    } else {
+                        let i = self.ix(self.me).unwrap_or(0);
+                        self.rn[i] += 1;
+                        out.broadcast(SkMsg::Request { n: self.rn[i] });
+                    }
+                    Ok(())
+                }
+            },
+            // Step 3.
+            LockCommand::Release => {
+                let LockState::Held { fence } = self.state else {
+                    return Err(LockError::NotHeld);
+                };
+                self.state = LockState::Idle;
+                let i = self.ix(self.me).unwrap_or(0);
+                if let Some(t) = self.token.as_mut() {
+                    t.ln[i] = self.rn[i];
+                }
+                out.emit(LockEvent::Released { fence });
+                self.pass_token(out);
+                Ok(())
+            }
+            LockCommand::Cancel => {
+                if self.state != LockState::Waiting {
+                    return Err(LockError::NotWaiting);
+                }
+                // The broadcast request cannot be recalled; if the token comes for it, it is
+                // counted as served and passed on (see `receive_token`).
+                self.state = LockState::Idle;
+                out.emit(LockEvent::Cancelled);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_message(&mut self, _now: Duration, from: NodeId, msg: SkMsg, out: &mut EffectsOf<Self>) {
+        if !self.is_peer(from) {
+            return;
+        }
+        let Some(j) = self.ix(from) else { return };
+        match msg {
+            // Step 2.
+            SkMsg::Request { n } => {
+                self.rn[j] = self.rn[j].max(n);
+                self.pass_token(out);
+            }
+            SkMsg::Token(token) => self.receive_token(token, out),
+            // Recovery step 2.
+            SkMsg::Probe { epoch } => {
+                if epoch.leader != from || epoch < self.epoch {
+                    return;
+                }
+                self.adopt(epoch);
+                if let Some(t) = self.token.as_mut() {
+                    t.epoch = epoch;
+                    self.last_token = (epoch, t.hop);
+                }
+                let i = self.ix(self.me).unwrap_or(0);
+                out.send(
+                    from,
+                    SkMsg::ProbeReply {
+                        epoch,
+                        has_token: self.token.is_some(),
+                        requests: self.rn[i],
+                        waiting: self.state == LockState::Waiting,
+                    },
+                );
+            }
+            // Recovery step 3.
+            SkMsg::ProbeReply {
+                epoch,
+                has_token,
+                requests,
+                waiting,
+            } => {
+                let Some(rec) = self.recovery.as_mut() else {
+                    return;
+                };
+                if rec.epoch != epoch || !rec.awaiting.remove(&from) {
+                    return;
+                }
+                rec.found |= has_token;
+                rec.answers.insert(from, (requests, waiting));
+                self.finish_recovery(out);
+            }
+        }
+    }
+
+    fn on_timer(&mut self, _now: Duration, timer: NoTimer, _out: &mut EffectsOf<Self>) {
+        match timer {}
+    }
+
+    fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        if !self.is_peer(peer) {
+            return;
+        }
+        self.down.insert(peer);
+        if let Some(t) = self.token.as_mut() {
+            t.queue.retain(|&p| p != peer);
+        }
+        if let Some(rec) = self.recovery.as_mut() {
+            rec.awaiting.remove(&peer);
+            rec.answers.remove(&peer);
+        }
+        self.finish_recovery(out);
+        let lowest_live = self
+            .members
+            .iter()
+            .copied()
+            .find(|p| !self.down.contains(p));
+        let leader = self.auto_recover && lowest_live == Some(self.me);
+        let token_went_there = self.sent_token_to == Some(peer);
+        if (leader || token_went_there) && self.recovery.is_none() {
+            self.start_recovery(out);
+        }
+    }
+
+    fn on_peer_up(&mut self, _now: Duration, peer: NodeId, _out: &mut EffectsOf<Self>) {
+        if peer != self.me && self.ix(peer).is_some() {
+            self.down.remove(&peer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_net::Net;
+    use super::*;
+
+    fn net(n: u32) -> Net<SuzukiKasami> {
+        Net::new(
+            (1..=n)
+                .map(|i| SuzukiKasami::new(i, 1..=n).unwrap())
+                .collect(),
+        )
+    }
+
+    fn granted(events: &[(NodeId, LockEvent)]) -> Vec<(NodeId, Fence)> {
+        events
+            .iter()
+            .filter_map(|(n, e)| match e {
+                LockEvent::Granted { fence } => Some((*n, *fence)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn n_messages_per_critical_section_or_zero_when_holding() {
+        for n in [3u32, 5] {
+            let mut net = net(n);
+            net.command(2, LockCommand::Acquire).unwrap();
+            net.run();
+            assert_eq!(net.sent, n as usize, "N={n}");
+            net.command(2, LockCommand::Release).unwrap();
+            net.run();
+            net.sent = 0;
+            net.command(2, LockCommand::Acquire).unwrap();
+            net.command(2, LockCommand::Release).unwrap();
+            net.run();
+            assert_eq!(net.sent, 0, "N={n}, token already here");
+        }
+    }
+
+    #[test]
+    fn token_queue_is_served_round_robin_after_the_holder() {
+        let mut net = net(4);
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.command(4, LockCommand::Acquire).unwrap();
+        net.command(3, LockCommand::Acquire).unwrap();
+        net.run();
+        let mut order = vec![];
+        for _ in 0..4 {
+            let g = granted(&net.take_events());
+            let &[(who, _)] = g.as_slice() else {
+                panic!("one grant at a time: {g:?}")
+            };
+            order.push(who);
+            net.command(who, LockCommand::Release).unwrap();
+            net.run();
+        }
+        assert_eq!(order, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn fences_increase_from_owner_to_owner() {
+        let mut net = net(3);
+        let mut fences = vec![];
+        for who in [2, 3, 1, 2] {
+            net.command(who, LockCommand::Acquire).unwrap();
+            net.run();
+            fences.extend(granted(&net.take_events()).into_iter().map(|(_, f)| f));
+            net.command(who, LockCommand::Release).unwrap();
+            net.run();
+        }
+        assert_eq!(fences, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn holder_crash_regenerates_once_in_a_new_epoch() {
+        let mut net = net(3);
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        net.command(3, LockCommand::Acquire).unwrap();
+        net.run();
+        assert_eq!(granted(&net.take_events()), vec![(2, 1)]);
+        net.crash(2);
+        net.run();
+        let g = granted(&net.take_events());
+        assert_eq!(g, vec![(3, (1 << 32) | 1)]);
+        assert_eq!(
+            net.nodes[2].epoch(),
+            Epoch {
+                round: 1,
+                leader: 1
+            }
+        );
+        assert!(net.nodes[0].token().is_none());
+    }
+
+    #[test]
+    fn crash_of_a_non_holder_regenerates_nothing() {
+        let mut net = net(3);
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        net.take_events();
+        net.crash(3);
+        net.run();
+        // 2 still holds; it re-stamped its token with the new epoch.
+        assert!(net.nodes[1].is_held());
+        assert_eq!(net.nodes[1].token().map(|t| t.epoch.round), Some(1));
+        assert!(net.nodes[0].token().is_none());
+    }
+
+    #[test]
+    fn token_of_an_older_epoch_is_rejected() {
+        let mut a = SuzukiKasami::new(2, [1, 2, 3]).unwrap();
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        let new = Epoch {
+            round: 1,
+            leader: 1,
+        };
+        a.on_message(Duration::ZERO, 1, SkMsg::Probe { epoch: new }, &mut out);
+        a.on_command(Duration::ZERO, LockCommand::Acquire, &mut out)
+            .unwrap();
+        out.clear();
+        let old = Token {
+            epoch: Epoch {
+                round: 0,
+                leader: 1,
+            },
+            seq: 5,
+            hop: 9,
+            ln: vec![0; 3],
+            queue: VecDeque::new(),
+        };
+        a.on_message(Duration::ZERO, 3, SkMsg::Token(old), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(a.state(), LockState::Waiting);
+    }
+
+    #[test]
+    fn malformed_token_and_forged_probe_are_dropped() {
+        let mut a = SuzukiKasami::new(2, [1, 2, 3]).unwrap();
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        let bad = Token {
+            epoch: Epoch {
+                round: 3,
+                leader: 1,
+            },
+            seq: 0,
+            hop: 1,
+            ln: vec![0; 7],
+            queue: VecDeque::from([42]),
+        };
+        a.on_message(Duration::ZERO, 1, SkMsg::Token(bad), &mut out);
+        a.on_message(
+            Duration::ZERO,
+            3,
+            SkMsg::Probe {
+                epoch: Epoch {
+                    round: 1,
+                    leader: 1,
+                },
+            },
+            &mut out,
+        );
+        assert!(out.is_empty());
+        assert!(a.token().is_none());
+        assert_eq!(a.epoch().round, 0);
+    }
+}
