@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod driver;
 pub mod election;
 pub mod intercept;
 pub mod mutex;

@@ -28,6 +28,8 @@ mod explicit;
 mod future;
 pub(crate) mod process;
 
+pub(crate) use context::short_type_name as short_name;
+
 pub use context::{CausalBuilder, CausalContext, deliver, deliver_request};
 pub use explicit::{ExplicitProcess, ProcessGuard, Stamped, StampedAddrExt, StampedResponse};
 pub use future::{InProcess, InProcessExt};

@@ -1,0 +1,468 @@
+//! The generic actor shell that drives any sans-IO [`Protocol`] core.
+//!
+//! A [`Driver`] owns one core and is a causal actor (its context is
+//! [`CausalContext`](crate::intercept::CausalContext)), so every protocol message it sends or
+//! receives is stamped, merged and written to the causal log like any other message. It
+//! matches the core's [`Effect`]s exhaustively: `Send` and `Broadcast` go out through its
+//! [`Links`], `SetTimer` / `CancelTimer` arm and disarm one actor timer per timer value, and
+//! `Emit` reaches the observer given at construction and every subscriber.
+//!
+//! The core's `now` is the time elapsed since the driver started (tokio's clock, so paused and
+//! simulated time work).
+//!
+//! ```
+//! use actix_coord::driver::{Driver, LocalLinks, Subscribe};
+//! use actix_coord::election::{Bully, BullyConfig};
+//!
+//! # actix::System::new().block_on(async {
+//! let links = LocalLinks::new();
+//! let members = [1, 2, 3];
+//! let mut nodes = Vec::new();
+//! for id in members {
+//!     let core = Bully::new(id, members, BullyConfig::default()).unwrap();
+//!     nodes.push(Driver::start(core, &members, links.clone(), None));
+//! }
+//! # let _ = nodes;
+//! # });
+//! ```
+
+use crate::intercept::{CausalBuilder, CausalContext};
+use crate::protocol::{Effect, EffectsOf, NodeId, Protocol};
+use actix::prelude::*;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+/// A core a [`Driver`] can run: a [`Protocol`] whose types can travel between actors.
+pub trait Driven:
+    Protocol<
+        Msg: Send + Unpin,
+        Command: Send + Unpin,
+        Event: Send + Unpin,
+        Timer: Unpin,
+        Error: Send,
+    > + Unpin
+    + 'static
+{
+}
+
+impl<P> Driven for P where
+    P: Protocol<
+            Msg: Send + Unpin,
+            Command: Send + Unpin,
+            Event: Send + Unpin,
+            Timer: Unpin,
+            Error: Send,
+        > + Unpin
+        + 'static
+{
+}
+
+/// A protocol message from peer `from`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PeerMsg<M> {
+    /// The sending member.
+    pub from: NodeId,
+    /// The core's message.
+    pub msg: M,
+}
+
+impl<M: 'static> Message for PeerMsg<M> {
+    type Result = ();
+}
+
+/// How a driver reaches its peers' drivers.
+pub trait Links<M>: 'static {
+    /// Hands `msg` from member `from` to member `to`'s driver. Returns `false` when it could
+    /// not be handed over (unknown or unreachable member); the core learns of lost peers from
+    /// the failure detector, not from this result.
+    fn send(&self, from: NodeId, to: NodeId, msg: M) -> bool;
+}
+
+/// Links between drivers of one OS process: each member's driver registers its address.
+pub struct LocalLinks<P: Driven> {
+    peers: Arc<Mutex<HashMap<NodeId, Addr<Driver<P>>>>>,
+}
+
+impl<P: Driven> Clone for LocalLinks<P> {
+    fn clone(&self) -> Self {
+        Self {
+            peers: self.peers.clone(),
+        }
+    }
+}
+
+impl<P: Driven> Default for LocalLinks<P> {
+    fn default() -> Self {
+        Self {
+            peers: Arc::default(),
+        }
+    }
+}
+
+impl<P: Driven> LocalLinks<P> {
+    /// Links with no members yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers (or replaces) the driver of member `id`.
+    pub fn register(&self, id: NodeId, addr: Addr<Driver<P>>) {
+        self.peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, addr);
+    }
+
+    /// Removes member `id` (its messages are then dropped, as if it had crashed).
+    pub fn unregister(&self, id: NodeId) -> Option<Addr<Driver<P>>> {
+        self.peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+    }
+}
+
+impl<P> Links<P::Msg> for LocalLinks<P>
+where
+    P: Driven,
+{
+    fn send(&self, from: NodeId, to: NodeId, msg: P::Msg) -> bool {
+        let addr = self
+            .peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&to)
+            .cloned();
+        match addr {
+            Some(a) if a.connected() => {
+                a.do_send(PeerMsg { from, msg });
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Something to run on each event, inside the driver (so it is a local event of the driver's
+/// process when it logs): for instance a `lock.enter` semantic event.
+pub type Observer<E> = Box<dyn FnMut(&E)>;
+
+/// The actor that drives a protocol core.
+pub struct Driver<P: Driven> {
+    core: P,
+    members: Vec<NodeId>,
+    links: Box<dyn Links<P::Msg>>,
+    epoch: Instant,
+    timers: Vec<(P::Timer, SpawnHandle)>,
+    down: BTreeSet<NodeId>,
+    events: broadcast::Sender<P::Event>,
+    observer: Option<Observer<P::Event>>,
+    out: EffectsOf<P>,
+}
+
+/// How many events a slow subscriber may fall behind before it misses some.
+pub const EVENT_BUFFER: usize = 1024;
+
+impl<P> Driver<P>
+where
+    P: Driven,
+{
+    /// Starts a driver for `core`, member of `members`, on the current arbiter, named
+    /// `<core type>@n<id>` in logs, on node `core.id()`.
+    pub fn start(
+        core: P,
+        members: &[NodeId],
+        links: impl Links<P::Msg>,
+        observer: Option<Observer<P::Event>>,
+    ) -> Addr<Self> {
+        let name = format!("{}@n{}", crate::intercept::short_name::<P>(), core.id());
+        Self::start_named(core, members, links, observer, &name)
+    }
+
+    /// [`start`](Self::start) with a chosen log name.
+    pub fn start_named(
+        core: P,
+        members: &[NodeId],
+        links: impl Links<P::Msg>,
+        observer: Option<Observer<P::Event>>,
+        name: &str,
+    ) -> Addr<Self> {
+        let id = core.id();
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let driver = Driver {
+            core,
+            members: members.to_vec(),
+            links: Box::new(links),
+            epoch: Instant::now(),
+            timers: Vec::new(),
+            down: BTreeSet::new(),
+            events,
+            observer,
+            out: EffectsOf::<P>::new(),
+        };
+        CausalBuilder::new().node(id).name(name).start(driver)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        self.epoch.elapsed()
+    }
+
+    /// Carries out every effect the core queued.
+    fn apply(&mut self, ctx: &mut CausalContext<Self>) {
+        let me = self.core.id();
+        let effects: Vec<_> = self.out.drain().collect();
+        for effect in effects {
+            match effect {
+                Effect::Send { to, msg } => {
+                    self.links.send(me, to, msg);
+                }
+                Effect::Broadcast(msg) => {
+                    for &to in &self.members {
+                        if to != me && !self.down.contains(&to) {
+                            self.links.send(me, to, msg.clone());
+                        }
+                    }
+                }
+                Effect::SetTimer { timer, after } => {
+                    self.cancel(&timer, ctx);
+                    let t = timer.clone();
+                    let handle = ctx.run_later(after, move |act, ctx| act.fire(t, ctx));
+                    self.timers.push((timer, handle));
+                }
+                Effect::CancelTimer(timer) => self.cancel(&timer, ctx),
+                Effect::Emit(event) => {
+                    if let Some(observe) = self.observer.as_mut() {
+                        observe(&event);
+                    }
+                    let _ = self.events.send(event);
+                }
+            }
+        }
+    }
+
+    fn cancel(&mut self, timer: &P::Timer, ctx: &mut CausalContext<Self>) {
+        if let Some(i) = self.timers.iter().position(|(t, _)| t == timer) {
+            let (_, handle) = self.timers.swap_remove(i);
+            ctx.cancel_future(handle);
+        }
+    }
+
+    fn fire(&mut self, timer: P::Timer, ctx: &mut CausalContext<Self>) {
+        if let Some(i) = self.timers.iter().position(|(t, _)| *t == timer) {
+            self.timers.swap_remove(i);
+        }
+        let now = self.now();
+        self.core.on_timer(now, timer, &mut self.out);
+        self.apply(ctx);
+    }
+}
+
+impl<P> Actor for Driver<P>
+where
+    P: Driven,
+{
+    type Context = CausalContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.epoch = Instant::now();
+        let now = self.now();
+        self.core.on_start(now, &mut self.out);
+        self.apply(ctx);
+    }
+}
+
+impl<P> Handler<PeerMsg<P::Msg>> for Driver<P>
+where
+    P: Driven,
+{
+    type Result = ();
+    fn handle(&mut self, m: PeerMsg<P::Msg>, ctx: &mut Self::Context) {
+        if !self.members.contains(&m.from) {
+            tracing::warn!(target: "actix_coord::driver", from = m.from, "message from a non-member dropped");
+            return;
+        }
+        let now = self.now();
+        self.core.on_message(now, m.from, m.msg, &mut self.out);
+        self.apply(ctx);
+    }
+}
+
+/// A command for the core; answered with the core's verdict.
+pub struct Command<C, E>(pub C, std::marker::PhantomData<fn() -> E>);
+
+impl<C, E> Command<C, E> {
+    /// Wraps a command.
+    pub fn new(cmd: C) -> Self {
+        Self(cmd, std::marker::PhantomData)
+    }
+}
+
+impl<C: 'static, E: 'static> Message for Command<C, E> {
+    type Result = Result<(), E>;
+}
+
+impl<P> Handler<Command<P::Command, P::Error>> for Driver<P>
+where
+    P: Driven,
+{
+    type Result = Result<(), P::Error>;
+    fn handle(
+        &mut self,
+        m: Command<P::Command, P::Error>,
+        ctx: &mut Self::Context,
+    ) -> Self::Result {
+        let now = self.now();
+        let r = self.core.on_command(now, m.0, &mut self.out);
+        self.apply(ctx);
+        r
+    }
+}
+
+/// Subscribe to the core's events: every event emitted after this message is handled.
+pub struct Subscribe<E>(std::marker::PhantomData<fn() -> E>);
+
+impl<E> Default for Subscribe<E> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<E: Send + 'static> Message for Subscribe<E> {
+    type Result = broadcast::Receiver<E>;
+}
+
+impl<P> Handler<Subscribe<P::Event>> for Driver<P>
+where
+    P: Driven,
+{
+    type Result = MessageResult<Subscribe<P::Event>>;
+    fn handle(&mut self, _: Subscribe<P::Event>, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.events.subscribe())
+    }
+}
+
+/// A change in membership seen by the failure detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerStatus {
+    /// The peer is declared down.
+    Down(NodeId),
+    /// The peer is (back) up.
+    Up(NodeId),
+}
+
+impl Message for PeerStatus {
+    type Result = ();
+}
+
+impl<P> Handler<PeerStatus> for Driver<P>
+where
+    P: Driven,
+{
+    type Result = ();
+    fn handle(&mut self, m: PeerStatus, ctx: &mut Self::Context) {
+        let now = self.now();
+        match m {
+            PeerStatus::Down(p) if self.members.contains(&p) && self.down.insert(p) => {
+                self.core.on_peer_down(now, p, &mut self.out)
+            }
+            PeerStatus::Up(p) if self.members.contains(&p) && self.down.remove(&p) => {
+                self.core.on_peer_up(now, p, &mut self.out)
+            }
+            _ => return,
+        }
+        self.apply(ctx);
+    }
+}
+
+/// Reads the core: answers `f(&core)`.
+pub struct Inspect<P, R>(pub Box<dyn FnOnce(&P) -> R + Send>);
+
+impl<P: 'static, R: Send + 'static> Message for Inspect<P, R> {
+    type Result = R;
+}
+
+impl<P, R> Handler<Inspect<P, R>> for Driver<P>
+where
+    P: Driven,
+    R: Send + 'static,
+{
+    type Result = MessageResult<Inspect<P, R>>;
+    fn handle(&mut self, m: Inspect<P, R>, _: &mut Self::Context) -> Self::Result {
+        MessageResult((m.0)(&self.core))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::election::{Bully, BullyConfig, BullyEvent};
+    use crate::mutex::{LockCommand, LockError, LockEvent, RicartAgrawala};
+    use std::time::Duration;
+
+    #[actix_rt::test]
+    async fn three_bully_drivers_elect_the_highest() {
+        let links = LocalLinks::new();
+        let members = [1, 2, 3];
+        let mut addrs = Vec::new();
+        for id in members {
+            let core = Bully::new(id, members, BullyConfig::default()).unwrap();
+            let addr = Driver::start(core, &members, links.clone(), None);
+            links.register(id, addr.clone());
+            addrs.push(addr);
+        }
+        // Wait, with a deadline, until every node recognises node 3 (each node's event stream
+        // shows the change too, but a node may have changed before we could subscribe).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        for addr in &addrs {
+            let mut rx = addr.send(Subscribe::default()).await.unwrap();
+            loop {
+                let now = addr
+                    .send(Inspect(Box::new(|b: &Bully| b.leader().map(|l| l.0))))
+                    .await
+                    .unwrap();
+                if now == Some(3) {
+                    break;
+                }
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Ok(BullyEvent::LeaderChanged { .. })) => continue,
+                    other => panic!("no leader 3 by the deadline: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[actix_rt::test]
+    async fn ricart_agrawala_drivers_grant_in_turn_with_increasing_fences() {
+        let links = LocalLinks::new();
+        let members = [1, 2, 3];
+        let mut addrs = Vec::new();
+        for id in members {
+            let core = RicartAgrawala::new(id, members).unwrap();
+            let addr = Driver::start(core, &members, links.clone(), None);
+            links.register(id, addr.clone());
+            addrs.push(addr);
+        }
+        let mut last = None;
+        for round in 0..2 {
+            for addr in &addrs {
+                let mut rx = addr.send(Subscribe::default()).await.unwrap();
+                let cmd = Command::<LockCommand, LockError>::new(LockCommand::Acquire);
+                addr.send(cmd).await.unwrap().unwrap();
+                let fence = loop {
+                    if let LockEvent::Granted { fence } = rx.recv().await.unwrap() {
+                        break fence;
+                    }
+                };
+                assert!(
+                    last.is_none_or(|l| fence > l),
+                    "round {round}: {fence:?} after {last:?}"
+                );
+                last = Some(fence);
+                let cmd = Command::<LockCommand, LockError>::new(LockCommand::Release);
+                addr.send(cmd).await.unwrap().unwrap();
+            }
+        }
+    }
+}
