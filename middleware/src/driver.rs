@@ -11,18 +11,17 @@
 //! simulated time work).
 //!
 //! ```
-//! use actix_coord::driver::{Driver, LocalLinks, Subscribe};
+//! use actix_coord::driver::{Driver, LocalLinks};
 //! use actix_coord::election::{Bully, BullyConfig};
 //!
 //! # actix::System::new().block_on(async {
-//! let links = LocalLinks::new();
+//! let links = LocalLinks::<Bully>::new();
 //! let members = [1, 2, 3];
-//! let mut nodes = Vec::new();
 //! for id in members {
 //!     let core = Bully::new(id, members, BullyConfig::default()).unwrap();
-//!     nodes.push(Driver::start(core, &members, links.clone(), None));
+//!     let driver = Driver::start(core, &members, links.clone(), None);
+//!     links.register(id, driver); // so that its peers reach it
 //! }
-//! # let _ = nodes;
 //! # });
 //! ```
 
