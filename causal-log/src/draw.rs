@@ -467,11 +467,11 @@ body{{font-family:sans-serif;margin:0}}
 header{{position:sticky;top:0;left:0;background:#fff;padding:6px 10px;border-bottom:1px solid #ccc;z-index:1}}
 #diagram{{overflow:auto}}
 .legend span{{display:inline-block;padding:1px 6px;margin-right:6px;border-radius:3px}}
-.ev.sel{{fill:#000;r:7}}
-.ev.past{{fill:#2b8cbe;stroke:#08519c;stroke-width:2}}
-.ev.future{{fill:#fd8d3c;stroke:#a63603;stroke-width:2}}
-.ev.conc{{fill:#fff;stroke:#999;opacity:0.6}}
-.run.past rect{{fill:#9ecae1}}.run.future rect{{fill:#fdd0a2}}.run.conc rect{{fill:#fff}}.run.mixed rect{{fill:#eee;stroke-dasharray:2 2}}
+.spacetime .ev.sel{{fill:#000;r:7px}}
+.spacetime .ev.past{{fill:#2b8cbe;stroke:#08519c;stroke-width:2}}
+.spacetime .ev.future{{fill:#fd8d3c;stroke:#a63603;stroke-width:2}}
+.spacetime .ev.conc{{fill:#fff;stroke:#999}}
+.spacetime .run.past rect{{fill:#9ecae1}}.spacetime .run.future rect{{fill:#fdd0a2}}.spacetime .run.conc rect{{fill:#fff}}.spacetime .run.mixed rect{{fill:#eee;stroke-dasharray:2 2}}
 #selftest-result{{display:none}}
 </style></head>
 <body>
