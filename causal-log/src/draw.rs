@@ -44,7 +44,7 @@ impl Default for DrawOptions {
 const DX: usize = 18;
 const LANE: usize = 46;
 const LEFT: usize = 150;
-const TOP: usize = 40;
+const TOP: usize = 56;
 
 fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -210,10 +210,9 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
         let top = TOP + row * LANE;
         let _ = writeln!(
             o,
-            r#"<g class="lane" data-host="{n}"><rect class="lane-bg" x="0" y="{top}" width="{width}" height="{LANE}"/><line class="lane-line" x1="{LEFT}" y1="{yy}" x2="{width}" y2="{yy}"/><text x="8" y="{ty}">{n}</text>"#,
+            r#"<g class="lane" data-host="{n}"><rect class="lane-bg" x="0" y="{top}" width="{width}" height="{LANE}"/><line class="lane-line" x1="{LEFT}" y1="{yy}" x2="{width}" y2="{yy}"/>"#,
             n = esc(name),
             yy = y(row),
-            ty = y(row) + 4
         );
         let mut open: HashMap<String, (usize, u32)> = HashMap::new();
         let seq = log.host_events(h);
@@ -283,21 +282,34 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
             }
         }
     }
+    // Labels go on one of three rows, where they do not overlap the previous one.
+    let mut label_end = [0usize; 3];
     for (t, i) in terms {
         let e = &evs[i];
         let leader = e
             .field_str("leader")
             .unwrap_or_else(|| log.host_name(e.host).to_owned());
         let xx = x(&l.items[l.item_of[i]]);
-        let _ = writeln!(
+        let label = format!("term {t}: {leader}");
+        let label_w = 7 * label.chars().count();
+        let _ = write!(
             o,
-            r##"<g class="term-mark" data-term="{t}"><line class="term" x1="{xx}" y1="{}" x2="{xx}" y2="{}"/><text x="{}" y="{}" fill="#756bb1">term {t}: {}</text></g>"##,
+            r##"<g class="term-mark" data-term="{t}"><title>{}</title><line class="term" x1="{xx}" y1="{}" x2="{xx}" y2="{}"/>"##,
+            esc(&label),
             TOP - 8,
             height - 16,
-            xx + 3,
-            TOP - 10,
-            esc(&leader)
         );
+        if let Some(r) = (0..3).find(|&r| label_end[r] <= xx) {
+            label_end[r] = xx + label_w + 8;
+            let _ = write!(
+                o,
+                r##"<text x="{}" y="{}" fill="#756bb1" font-size="11">{}</text>"##,
+                xx + 3,
+                TOP - 36 + 13 * r,
+                esc(&label)
+            );
+        }
+        o.push_str("</g>\n");
     }
 
     // Messages.
@@ -374,6 +386,17 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
             esc(&cj),
         );
     }
+    o.push_str("</g>\n<g class=\"labels\">\n");
+    for (row, &h) in l.rows.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            r##"<rect x="0" y="{}" width="{}" height="18" fill="#fff" opacity="0.85"/><text x="8" y="{}">{}</text>"##,
+            y(row) - 13,
+            LEFT - 12,
+            y(row) + 1,
+            esc(log.host_name(h))
+        );
+    }
     o.push_str("</g>\n</svg>\n");
     o
 }
@@ -437,6 +460,12 @@ const SCRIPT: &str = r#"
   evs.forEach(function (a) {
     a.el.addEventListener('click', function () { select(a); });
   });
+  // Keep the lane names in view when scrolling sideways.
+  var box = document.getElementById('diagram');
+  var labels = svg.querySelector('.labels');
+  box.addEventListener('scroll', function () {
+    labels.setAttribute('transform', 'translate(' + box.scrollLeft + ',0)');
+  });
   var m = /^#(select|selftest)=(.*)$/.exec(location.hash);
   if (m) {
     var id = decodeURIComponent(m[2]);
@@ -450,6 +479,7 @@ const SCRIPT: &str = r#"
       target.el.dispatchEvent(new MouseEvent('click', { bubbles: true }));
       if (m[1] === 'selftest') res.textContent = JSON.stringify(outcome);
       target.el.scrollIntoView({ block: 'center', inline: 'center' });
+      labels.setAttribute('transform', 'translate(' + box.scrollLeft + ',0)');
     }
   }
 })();

@@ -43,6 +43,7 @@ pub mod draw;
 mod model;
 mod read;
 mod stats;
+pub mod synth;
 mod write;
 
 pub use check::{CheckOptions, Finding, Report, Rule, Severity, check_shiviz_rules};
