@@ -223,8 +223,15 @@ fn fmt_clock(log: &Log, clock: &[(HostId, u64)]) -> String {
     format!("{{{}}}", parts.join(", "))
 }
 
+#[cfg(test)]
 fn merge_max(a: &[(HostId, u64)], b: &[(HostId, u64)]) -> Vec<(HostId, u64)> {
-    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let mut out = Vec::new();
+    merge_into(&mut out, a, b);
+    out
+}
+
+/// Appends the pointwise maximum of two sorted clocks to `out`.
+fn merge_into(out: &mut Vec<(HostId, u64)>, a: &[(HostId, u64)], b: &[(HostId, u64)]) {
     let (mut i, mut j) = (0, 0);
     while i < a.len() || j < b.len() {
         match (a.get(i), b.get(j)) {
@@ -252,7 +259,6 @@ fn merge_max(a: &[(HostId, u64)], b: &[(HostId, u64)]) -> Vec<(HostId, u64)> {
             (None, None) => break,
         }
     }
-    out
 }
 
 /// Why `a` did not happen before `b`, in words.
@@ -313,7 +319,7 @@ impl Log {
             .map(|h| {
                 self.host_events(HostId(h as u32))
                     .last()
-                    .map_or(0, |&i| evs[i].own())
+                    .map_or(0, |&i| self.own(i))
             })
             .collect();
         // Counters per host.
@@ -321,7 +327,7 @@ impl Log {
             let name = self.host_name(h);
             let mut prev: Option<usize> = None;
             for &i in self.host_events(h) {
-                let own = evs[i].own();
+                let own = self.own(i);
                 if own == 0 {
                     out.push(
                         Severity::Error,
@@ -330,7 +336,7 @@ impl Log {
                     );
                     continue;
                 }
-                let p_own = prev.map_or(0, |p| evs[p].own());
+                let p_own = prev.map_or(0, |p| self.own(p));
                 if let Some(p) = prev.filter(|_| own == p_own) {
                     out.push(
                         Severity::Error,
@@ -400,16 +406,17 @@ impl Log {
             }
         }
         // The strict rule: recompute each clock from its predecessor and its send.
+        let mut expected: Vec<(HostId, u64)> = Vec::new();
         for &i in self.order() {
             let e = &evs[i];
-            let own = e.own();
+            let own = self.own(i);
             if own == 0 {
                 continue;
             }
             let pred = self.predecessor(i);
             let contiguous = match pred {
                 None => own == 1,
-                Some(p) => evs[p].own() + 1 == own,
+                Some(p) => self.own(p) + 1 == own,
             };
             if !contiguous {
                 continue;
@@ -419,10 +426,11 @@ impl Log {
                 continue; // the send is missing: already reported as a gap
             }
             let base: &[(HostId, u64)] = pred.map_or(&[], |p| &evs[p].clock);
-            let mut expected = match send {
-                Some(s) => merge_max(base, &evs[s].clock),
-                None => base.to_vec(),
-            };
+            expected.clear();
+            match send {
+                Some(s) => merge_into(&mut expected, base, &evs[s].clock),
+                None => expected.extend_from_slice(base),
+            }
             match expected.binary_search_by_key(&e.host, |&(h, _)| h) {
                 Ok(k) => expected[k].1 = own,
                 Err(k) => expected.insert(k, (e.host, own)),
@@ -527,14 +535,19 @@ impl Log {
                 by_res.insert(e.field_str("resource").unwrap_or_default(), ());
             }
         }
+        let fenced: Vec<Option<(String, u64)>> = evs
+            .iter()
+            .map(|e| {
+                let t = e.field_u64("fence")?;
+                Some((e.field_str("resource").unwrap_or_default(), t))
+            })
+            .collect();
         for res in by_res.keys() {
             let mut past: Vec<Option<(u64, usize)>> = vec![None; evs.len()];
             let token = |i: usize| -> Option<u64> {
-                let e = &evs[i];
-                if e.field_str("resource").unwrap_or_default() == *res {
-                    e.field_u64("fence")
-                } else {
-                    None
+                match &fenced[i] {
+                    Some((r, t)) if r == res => Some(*t),
+                    _ => None,
                 }
             };
             for &i in self.order() {

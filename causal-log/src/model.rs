@@ -172,6 +172,8 @@ pub struct Log {
     host_rank: Vec<u32>,
     events: Vec<Event>,
     by_host: Vec<Vec<usize>>,
+    owns: Vec<Vec<u64>>,
+    own: Vec<u64>,
     pos: Vec<u32>,
     send_of: Vec<Option<usize>>,
     order: Vec<usize>,
@@ -228,6 +230,11 @@ impl Log {
             .map(|i| HostId(i as u32))
     }
 
+    /// The position of host `h` among hosts sorted by name.
+    pub(crate) fn host_rank(&self, h: HostId) -> u32 {
+        self.host_rank[h.ix()]
+    }
+
     /// Host ids sorted by name.
     pub fn hosts_by_name(&self) -> Vec<HostId> {
         let mut v: Vec<HostId> = (0..self.hosts.len() as u32).map(HostId).collect();
@@ -274,7 +281,7 @@ impl Log {
     /// The id of event `i`: `host:k` where k is its own counter.
     pub fn event_id(&self, i: usize) -> String {
         let e = &self.events[i];
-        format!("{}:{}", self.hosts[e.host.ix()], e.own())
+        format!("{}:{}", self.hosts[e.host.ix()], self.own[i])
     }
 
     /// A short description of event `i` for reports: id, text and where it was read.
@@ -288,9 +295,17 @@ impl Log {
         let (host, k) = id.rsplit_once(':')?;
         let k: u64 = k.parse().ok()?;
         let h = self.host_id(host)?;
-        let seq = &self.by_host[h.ix()];
-        let j = seq.partition_point(|&i| self.events[i].own() < k);
-        seq.get(j).copied().filter(|&i| self.events[i].own() == k)
+        self.find_own(h, k)
+    }
+
+    /// The own counter of event `i` (see [`Event::own`]).
+    pub fn own(&self, i: usize) -> u64 {
+        self.own[i]
+    }
+
+    /// How many events of host `h` have an own counter of at most `k`.
+    pub(crate) fn count_upto(&self, h: HostId, k: u64) -> usize {
+        self.owns[h.ix()].partition_point(|&o| o <= k)
     }
 
     /// Events selected by `pattern`: the event with that id (`host:k`) if there is one, else
@@ -316,7 +331,7 @@ impl Log {
         if ea.host == eb.host {
             return self.pos[a] < self.pos[b];
         }
-        let own = ea.own();
+        let own = self.own[a];
         own > 0 && eb.clock_of(ea.host) >= own
     }
 
@@ -354,15 +369,16 @@ impl Log {
         for (i, e) in events.iter().enumerate() {
             seqs[e.host.ix()].push(i);
         }
+        let own0: Vec<u64> = events.iter().map(Event::own).collect();
         let mut keep = vec![true; events.len()];
         let mut dups = 0usize;
         for seq in &mut seqs {
-            seq.sort_by_key(|&i| (events[i].own(), !events[i].rich, i));
+            seq.sort_unstable_by_key(|&i| (own0[i], !events[i].rich, i));
             let mut k = 0;
             while k < seq.len() {
                 let mut j = k + 1;
-                while j < seq.len() && events[seq[j]].own() == events[seq[k]].own() {
-                    if events[seq[j]].own() > 0 && events[seq[j]].clock == events[seq[k]].clock {
+                while j < seq.len() && own0[seq[j]] == own0[seq[k]] {
+                    if own0[seq[j]] > 0 && events[seq[j]].clock == events[seq[k]].clock {
                         keep[seq[j]] = false;
                         dups += 1;
                     }
@@ -380,15 +396,22 @@ impl Log {
                 ),
             });
         }
-        let mut remap = vec![usize::MAX; events.len()];
-        let mut evs = Vec::with_capacity(events.len());
-        for (i, e) in events.into_iter().enumerate() {
-            if keep[i] {
-                remap[i] = evs.len();
-                evs.push(e);
+        let (events, remap, own) = if dups == 0 {
+            let remap: Vec<usize> = (0..events.len()).collect();
+            (events, remap, own0)
+        } else {
+            let mut remap = vec![usize::MAX; events.len()];
+            let mut evs = Vec::with_capacity(events.len());
+            let mut own = Vec::with_capacity(events.len());
+            for (i, e) in events.into_iter().enumerate() {
+                if keep[i] {
+                    remap[i] = evs.len();
+                    evs.push(e);
+                    own.push(own0[i]);
+                }
             }
-        }
-        let events = evs;
+            (evs, remap, own)
+        };
         let n = events.len();
         let by_host: Vec<Vec<usize>> = seqs
             .into_iter()
@@ -406,11 +429,17 @@ impl Log {
             }
         }
 
+        let owns = by_host
+            .iter()
+            .map(|s| s.iter().map(|&i| own[i]).collect())
+            .collect();
         let mut log = Log {
             hosts,
             host_rank,
             events,
             by_host,
+            owns,
+            own,
             pos,
             send_of: vec![None; n],
             order: Vec::new(),
@@ -523,9 +552,9 @@ impl Log {
     }
 
     fn find_own(&self, h: HostId, k: u64) -> Option<usize> {
-        let seq = &self.by_host[h.ix()];
-        let j = seq.partition_point(|&i| self.events[i].own() < k);
-        seq.get(j).copied().filter(|&i| self.events[i].own() == k)
+        let owns = &self.owns[h.ix()];
+        let j = owns.partition_point(|&o| o < k);
+        (owns.get(j) == Some(&k)).then(|| self.by_host[h.ix()][j])
     }
 
     /// Kahn's algorithm over host order and send→receive edges, ready events taken by
@@ -567,7 +596,7 @@ impl Log {
             Reverse((
                 e.lamport.unwrap_or(derived[i]),
                 log.host_rank[e.host.ix()],
-                e.own(),
+                log.own[i],
                 i,
             ))
         };

@@ -1,10 +1,11 @@
 //! Readers: actix-coord JSON lines, ShiViz (regex header) and GoVector (two-line) logs.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use regex::Regex;
 use serde::Deserialize;
+use serde::de::{self, Visitor};
 use serde_json::{Map, Value};
 
 use crate::check::{Finding, Rule, Severity};
@@ -140,16 +141,63 @@ pub(crate) fn parse_into(b: &mut LogBuilder, file: &str, text: &str) -> Result<(
     }
 }
 
+/// A string borrowed from the input when it has no escapes.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// A clock object, entries kept in input order.
+struct RawClock<'a>(Vec<(Cow<'a, str>, u64)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawClock<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawClock<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a clock: an object of host names to non-negative integers")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut v = Vec::with_capacity(m.size_hint().unwrap_or(8));
+                while let Some((k, n)) = m.next_entry::<Str<'a>, u64>()? {
+                    v.push((k.0, n));
+                }
+                Ok(RawClock(v))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
 #[derive(Deserialize)]
-struct Line {
-    host: String,
+struct Line<'a> {
+    #[serde(borrow)]
+    host: Str<'a>,
     #[serde(default)]
     process: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
+    #[serde(default, borrow)]
+    kind: Option<Str<'a>>,
     #[serde(default)]
     event: Option<String>,
-    clock: BTreeMap<String, Value>,
+    #[serde(borrow)]
+    clock: RawClock<'a>,
     #[serde(default)]
     lamport: Option<u64>,
     #[serde(default)]
@@ -179,28 +227,107 @@ fn json_reason(e: &serde_json::Error) -> String {
     format!("{msg} (column {})", e.column())
 }
 
+/// Parses JSON lines; a large file is cut at line ends and parsed on all cores.
 fn parse_jsonl(b: &mut LogBuilder, file: &Arc<str>, text: &str) -> Result<(), ReadError> {
+    let threads = if text.len() < 1 << 22 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    if threads == 1 {
+        return parse_jsonl_lines(b, file, text, 1);
+    }
+    let mut chunks = Vec::with_capacity(threads);
+    let (mut start, mut line) = (0usize, 1usize);
+    for k in 1..=threads {
+        let end = if k == threads {
+            text.len()
+        } else {
+            let target = (text.len() * k / threads).max(start);
+            text[target..]
+                .find('\n')
+                .map_or(text.len(), |p| target + p + 1)
+        };
+        chunks.push((start, end, line));
+        line += text.as_bytes()[start..end]
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count();
+        start = end;
+    }
+    let results: Vec<Result<LogBuilder, ReadError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .iter()
+            .map(|&(a, z, first)| {
+                let mut part = LogBuilder {
+                    hosts: b.hosts.clone(),
+                    index: b.index.clone(),
+                    ..LogBuilder::default()
+                };
+                s.spawn(move || {
+                    parse_jsonl_lines(&mut part, file, &text[a..z], first).map(|()| part)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("the parser does not panic"))
+            .collect()
+    });
+    for part in results {
+        let mut part = part?;
+        let map: Vec<HostId> = part.hosts.iter().map(|n| b.host(n)).collect();
+        if map.iter().enumerate().any(|(i, h)| h.0 as usize != i) {
+            for e in &mut part.events {
+                e.host = map[e.host.0 as usize];
+                for c in &mut e.clock {
+                    c.0 = map[c.0.0 as usize];
+                }
+                e.clock.sort_unstable();
+            }
+        }
+        b.events.append(&mut part.events);
+    }
+    Ok(())
+}
+
+fn parse_jsonl_lines(
+    b: &mut LogBuilder,
+    file: &Arc<str>,
+    text: &str,
+    first_line: usize,
+) -> Result<(), ReadError> {
     for (n, raw) in text.lines().enumerate() {
-        let line_no = n + 1;
+        let line_no = n + first_line;
         let l = raw.trim();
         if l.is_empty() {
             continue;
         }
         let line: Line =
             serde_json::from_str(l).map_err(|e| syntax(file, line_no, json_reason(&e)))?;
-        if line.host.is_empty() || line.host.chars().any(char::is_whitespace) {
+        let host_name = line.host.0;
+        if host_name.is_empty() || host_name.chars().any(char::is_whitespace) {
             return Err(syntax(
                 file,
                 line_no,
                 "`host` is empty or contains whitespace",
             ));
         }
-        let host = b.host(&line.host);
-        let clock = clock_from(b, file, line_no, line.clock.into_iter())?;
+        let host = b.host(&host_name);
+        let mut clock = Vec::with_capacity(line.clock.0.len());
+        for (h, v) in line.clock.0 {
+            if h.is_empty() {
+                return Err(syntax(file, line_no, "clock entry with an empty host name"));
+            }
+            if v > 0 {
+                clock.push((b.host(&h), v));
+            }
+        }
+        clock.sort_unstable();
         b.events.push(Event {
             host,
             process: line.process,
-            kind: line.kind.unwrap_or_else(|| LOCAL.into()),
+            kind: line.kind.map_or_else(|| LOCAL.into(), |k| k.0.into_owned()),
             text: line.event.unwrap_or_default(),
             clock,
             lamport: line.lamport,

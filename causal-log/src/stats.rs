@@ -61,8 +61,7 @@ impl Log {
                 if g == e.host {
                     continue;
                 }
-                let seq = self.host_events(g);
-                past += seq.partition_point(|&j| evs[j].own() <= v) as u128;
+                past += self.count_upto(g, v) as u128;
             }
             ordered += past;
         }

@@ -29,6 +29,16 @@ impl Rng {
     }
 }
 
+/// How an event relates to a message.
+enum Link<'a> {
+    /// A local event.
+    None,
+    /// A send with this message id.
+    Send(&'a str),
+    /// A receive of this message id, from this host, with its clock and Lamport time.
+    Receive(&'a str, usize, &'a (Vec<u64>, u64)),
+}
+
 struct Sim {
     names: Vec<String>,
     clocks: Vec<Vec<u64>>,
@@ -38,17 +48,13 @@ struct Sim {
 }
 
 impl Sim {
-    /// Ticks `h` (merging `merge` first) and writes the event.
-    fn event(
-        &mut self,
-        h: usize,
-        kind: &str,
-        text: &str,
-        msg: Option<&str>,
-        peer: Option<usize>,
-        merge: Option<&(Vec<u64>, u64)>,
-        fields: &str,
-    ) {
+    /// Ticks `h` (merging the received stamp first) and writes the event.
+    fn event(&mut self, h: usize, kind: &str, text: &str, link: Link<'_>, fields: &str) {
+        let (msg, peer, merge) = match link {
+            Link::None => (None, None, None),
+            Link::Send(m) => (Some(m), None, None),
+            Link::Receive(m, from, stamp) => (Some(m), Some(from), Some(stamp)),
+        };
         if let Some((c, l)) = merge {
             for (mine, theirs) in self.clocks[h].iter_mut().zip(c) {
                 *mine = (*mine).max(*theirs);
@@ -117,11 +123,11 @@ pub fn generate(hosts: usize, events: usize, seed: u64) -> String {
         if h == holder && inside {
             if left_in_section > 0 && remaining > 1 {
                 left_in_section -= 1;
-                sim.event(h, "local", "write", None, None, None, "");
+                sim.event(h, "local", "write", Link::None, "");
             } else {
                 inside = false;
                 let f = format!(r#"{{"fence":{fence},"resource":"r"}}"#);
-                sim.event(h, "lock.exit", "lock.exit r", None, None, None, &f);
+                sim.event(h, "lock.exit", "lock.exit r", Link::None, &f);
             }
             continue;
         }
@@ -132,9 +138,7 @@ pub fn generate(hosts: usize, events: usize, seed: u64) -> String {
                 h,
                 "receive",
                 &format!("receive from {}", sim.names[from]),
-                Some(&id),
-                Some(from),
-                Some(&stamp),
+                Link::Receive(&id, from, &stamp),
                 "",
             );
             if grant {
@@ -145,7 +149,7 @@ pub fn generate(hosts: usize, events: usize, seed: u64) -> String {
                     inside = true;
                     left_in_section = rng.below(4);
                     let f = format!(r#"{{"fence":{fence},"resource":"r"}}"#);
-                    sim.event(h, "lock.enter", "lock.enter r", None, None, None, &f);
+                    sim.event(h, "lock.enter", "lock.enter r", Link::None, &f);
                 }
             }
         } else if roll < 50 && hosts > 1 && remaining > 2 {
@@ -160,9 +164,7 @@ pub fn generate(hosts: usize, events: usize, seed: u64) -> String {
                 h,
                 "send",
                 &format!("send to {}", sim.names[to]),
-                Some(&id),
-                None,
-                None,
+                Link::Send(&id),
                 if grant { r#"{"resource":"r"}"# } else { "" },
             );
             if grant {
@@ -173,15 +175,15 @@ pub fn generate(hosts: usize, events: usize, seed: u64) -> String {
         } else if roll < 52 && remaining > 1 {
             term += 1;
             let f = format!(r#"{{"leader":"{}","term":{term}}}"#, sim.names[h]);
-            sim.event(h, "leader.elected", "leader.elected", None, None, None, &f);
+            sim.event(h, "leader.elected", "leader.elected", Link::None, &f);
         } else if h == holder && !inside && !in_flight && roll < 60 && remaining > 2 {
             fence += 1;
             inside = true;
             left_in_section = rng.below(4);
             let f = format!(r#"{{"fence":{fence},"resource":"r"}}"#);
-            sim.event(h, "lock.enter", "lock.enter r", None, None, None, &f);
+            sim.event(h, "lock.enter", "lock.enter r", Link::None, &f);
         } else {
-            sim.event(h, "local", "step", None, None, None, "");
+            sim.event(h, "local", "step", Link::None, "");
         }
     }
     sim.out

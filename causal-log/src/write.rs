@@ -1,21 +1,37 @@
 //! Writers: merged JSON lines and ShiViz.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::model::{Event, Log};
+use crate::model::{Event, HostId, Log};
 use crate::read::SHIVIZ_DEFAULT_REGEX;
 
 impl Log {
     fn clock_json(&self, e: &Event) -> String {
-        let m: BTreeMap<&str, u64> = e
+        let mut out = String::new();
+        self.push_clock(&mut out, e);
+        out
+    }
+
+    /// Writes a clock as a JSON object with keys sorted by host name.
+    fn push_clock(&self, out: &mut String, e: &Event) {
+        let mut entries: Vec<(u32, HostId, u64)> = e
             .clock
             .iter()
-            .map(|&(h, v)| (self.host_name(h), v))
+            .map(|&(h, v)| (self.host_rank(h), h, v))
             .collect();
-        serde_json::to_string(&m).expect("a map of strings to integers serialises")
+        entries.sort_unstable();
+        out.push('{');
+        for (k, (_, h, v)) in entries.into_iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            push_str_json(out, self.host_name(h));
+            out.push(':');
+            push_u64(out, v);
+        }
+        out.push('}');
     }
 
     /// The events as actix-coord JSON lines, in [`Log::order`]. Lamport times missing from the
@@ -35,10 +51,12 @@ impl Log {
             out.push_str(",\"event\":");
             push_str_json(&mut out, &e.text);
             out.push_str(",\"clock\":");
-            out.push_str(&self.clock_json(e));
-            let _ = write!(out, ",\"lamport\":{}", self.lamport(i));
+            self.push_clock(&mut out, e);
+            out.push_str(",\"lamport\":");
+            push_u64(&mut out, self.lamport(i));
             if let Some(h) = e.hlc {
-                let _ = write!(out, ",\"hlc\":{h}");
+                out.push_str(",\"hlc\":");
+                push_u64(&mut out, h);
             }
             if let Some(x) = &e.msg {
                 out.push_str(",\"msg\":");
@@ -50,7 +68,7 @@ impl Log {
             }
             if !e.fields.is_empty() {
                 out.push_str(",\"fields\":");
-                push_value_sorted(&mut out, &Value::Object(e.fields.clone()));
+                push_map_sorted(&mut out, &e.fields);
             }
             out.push_str("}\n");
         }
@@ -77,26 +95,19 @@ impl Log {
 }
 
 pub(crate) fn push_str_json(out: &mut String, s: &str) {
-    out.push_str(&serde_json::to_string(s).expect("a string serialises"));
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).expect("a string serialises"));
+    }
 }
 
 /// Writes a JSON value with object keys sorted, whatever serde_json's map order.
 pub(crate) fn push_value_sorted(out: &mut String, v: &Value) {
     match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (k, key) in keys.into_iter().enumerate() {
-                if k > 0 {
-                    out.push(',');
-                }
-                push_str_json(out, key);
-                out.push(':');
-                push_value_sorted(out, &m[key]);
-            }
-            out.push('}');
-        }
+        Value::Object(m) => push_map_sorted(out, m),
         Value::Array(a) => {
             out.push('[');
             for (k, x) in a.iter().enumerate() {
@@ -109,4 +120,33 @@ pub(crate) fn push_value_sorted(out: &mut String, v: &Value) {
         }
         other => out.push_str(&other.to_string()),
     }
+}
+
+fn push_map_sorted(out: &mut String, m: &Map<String, Value>) {
+    let mut keys: Vec<&String> = m.keys().collect();
+    keys.sort();
+    out.push('{');
+    for (k, key) in keys.into_iter().enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        push_str_json(out, key);
+        out.push(':');
+        push_value_sorted(out, &m[key]);
+    }
+    out.push('}');
+}
+
+fn push_u64(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).expect("digits"));
 }

@@ -185,3 +185,29 @@ fn corrupted_input_never_panics() {
     }
     assert!(read_ok > 100, "only {read_ok} corrupted logs were readable");
 }
+
+/// Large files are parsed in parallel chunks: the result and error lines must not change.
+#[test]
+fn large_files_parse_in_chunks_with_exact_lines() {
+    let text = causal_log::synth::generate(5, 30_000, 3);
+    assert!(text.len() > 1 << 22, "large enough to be cut into chunks");
+    let log = Log::parse_str("big.jsonl", &text).unwrap();
+    assert_eq!(log.events().len(), 30_000);
+    assert!(check_shiviz_rules(&log).is_clean());
+    // Every event's source line is its line in the file, in every chunk.
+    let lines: Vec<&str> = text.lines().collect();
+    for &i in log.order().iter().step_by(997) {
+        let e = &log.events()[i];
+        let l: serde_json::Value = serde_json::from_str(lines[e.source.line - 1]).unwrap();
+        let host = log.host_name(e.host);
+        assert_eq!(l["host"], host);
+        assert_eq!(l["clock"][host], log.own(i));
+    }
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[29_000] = "{\"host\":\"P1#1\",\"clock\":{\"P1#1\":-1}}";
+    let bad = lines.join("\n");
+    match Log::parse_str("big.jsonl", &bad).unwrap_err() {
+        ReadError::Syntax { line, .. } => assert_eq!(line, 29_001),
+        e => panic!("{e}"),
+    }
+}
