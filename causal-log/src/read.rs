@@ -135,6 +135,17 @@ pub(crate) fn parse_into(b: &mut LogBuilder, file: &str, text: &str) -> Result<(
             let delim = lines.next().unwrap_or("");
             offset += delim.len();
             let re = header.trim_end_matches(['\n', '\r']);
+            let delim = delim.trim();
+            if !delim.is_empty() {
+                b.notes.push(Finding {
+                    severity: Severity::Warning,
+                    rule: Rule::Input,
+                    message: format!(
+                        "{file}:{}: executions delimiter `{delim}` ignored: the file is read as one execution",
+                        first + 1
+                    ),
+                });
+            }
             parse_regex(b, &file_arc, text, offset, first + 2, re)
         }
         Some((Format::GoVector, _)) => parse_regex(b, &file_arc, text, 0, 1, GOVECTOR_REGEX),
