@@ -18,7 +18,7 @@ pub(crate) const RECEIVE: &str = "receive";
 /// Kind of a local event.
 pub(crate) const LOCAL: &str = "local";
 
-/// Index of a host in [`Log::hosts`].
+/// Index of a host in [`Log::hosts`]; in a [`Log`], hosts are numbered in name order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HostId(pub u32);
 
@@ -169,7 +169,6 @@ impl LogBuilder {
 #[derive(Debug, Clone)]
 pub struct Log {
     hosts: Vec<String>,
-    host_rank: Vec<u32>,
     events: Vec<Event>,
     by_host: Vec<Vec<usize>>,
     owns: Vec<Vec<u64>>,
@@ -225,21 +224,14 @@ impl Log {
     /// A host by name.
     pub fn host_id(&self, name: &str) -> Option<HostId> {
         self.hosts
-            .iter()
-            .position(|n| n == name)
+            .binary_search_by(|n| n.as_str().cmp(name))
+            .ok()
             .map(|i| HostId(i as u32))
-    }
-
-    /// The position of host `h` among hosts sorted by name.
-    pub(crate) fn host_rank(&self, h: HostId) -> u32 {
-        self.host_rank[h.ix()]
     }
 
     /// Host ids sorted by name.
     pub fn hosts_by_name(&self) -> Vec<HostId> {
-        let mut v: Vec<HostId> = (0..self.hosts.len() as u32).map(HostId).collect();
-        v.sort_by_key(|h| self.host_rank[h.ix()]);
-        v
+        (0..self.hosts.len() as u32).map(HostId).collect()
     }
 
     /// The events of one host (indices into [`Log::events`]), ordered by their own counter.
@@ -350,17 +342,33 @@ impl Log {
 
     fn build(b: LogBuilder) -> Log {
         let LogBuilder {
-            hosts,
-            events,
+            mut hosts,
+            mut events,
             mut notes,
             ..
         } = b;
+        // Number hosts in name order, so that clocks sorted by id are sorted by name.
         let nh = hosts.len();
         let mut names: Vec<usize> = (0..nh).collect();
         names.sort_by(|&x, &y| hosts[x].cmp(&hosts[y]));
-        let mut host_rank = vec![0u32; nh];
-        for (r, &h) in names.iter().enumerate() {
-            host_rank[h] = r as u32;
+        if names.iter().enumerate().any(|(r, &h)| r != h) {
+            let mut rank = vec![0u32; nh];
+            for (r, &h) in names.iter().enumerate() {
+                rank[h] = r as u32;
+            }
+            for e in &mut events {
+                e.host = HostId(rank[e.host.ix()]);
+                for c in &mut e.clock {
+                    c.0 = HostId(rank[c.0.ix()]);
+                }
+                if !e.clock.is_sorted_by_key(|c| c.0) {
+                    e.clock.sort_unstable();
+                }
+            }
+            hosts = names
+                .iter()
+                .map(|&h| std::mem::take(&mut hosts[h]))
+                .collect();
         }
 
         // Per-host sequences sorted by own counter; drop exact duplicates (same file read twice,
@@ -435,7 +443,6 @@ impl Log {
             .collect();
         let mut log = Log {
             hosts,
-            host_rank,
             events,
             by_host,
             owns,
@@ -593,12 +600,7 @@ impl Log {
         let mut done = vec![false; n];
         let key = |log: &Log, derived: &[u64], i: usize| {
             let e = &log.events[i];
-            Reverse((
-                e.lamport.unwrap_or(derived[i]),
-                log.host_rank[e.host.ix()],
-                log.own[i],
-                i,
-            ))
+            Reverse((e.lamport.unwrap_or(derived[i]), e.host, log.own[i], i))
         };
         let mut heap = BinaryHeap::new();
         for i in 0..n {

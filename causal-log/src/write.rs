@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use crate::model::{Event, HostId, Log};
+use crate::model::{Event, Log};
 use crate::read::SHIVIZ_DEFAULT_REGEX;
 
 impl Log {
@@ -14,16 +14,11 @@ impl Log {
         out
     }
 
-    /// Writes a clock as a JSON object with keys sorted by host name.
+    /// Writes a clock as a JSON object with keys sorted by host name (host ids are in name
+    /// order).
     fn push_clock(&self, out: &mut String, e: &Event) {
-        let mut entries: Vec<(u32, HostId, u64)> = e
-            .clock
-            .iter()
-            .map(|&(h, v)| (self.host_rank(h), h, v))
-            .collect();
-        entries.sort_unstable();
         out.push('{');
-        for (k, (_, h, v)) in entries.into_iter().enumerate() {
+        for (k, &(h, v)) in e.clock.iter().enumerate() {
             if k > 0 {
                 out.push(',');
             }
@@ -37,7 +32,7 @@ impl Log {
     /// The events as actix-coord JSON lines, in [`Log::order`]. Lamport times missing from the
     /// input are computed; clock keys are sorted.
     pub fn to_jsonl(&self) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.events().len() * 200);
         for &i in self.order() {
             let e = &self.events()[i];
             out.push_str("{\"host\":");
@@ -77,7 +72,7 @@ impl Log {
 
     /// The events as a ShiViz log with the default regex, in [`Log::order`].
     pub fn to_shiviz(&self) -> String {
-        let mut out = String::new();
+        let mut out = String::with_capacity(self.events().len() * 100);
         out.push_str(SHIVIZ_DEFAULT_REGEX);
         out.push_str("\n\n");
         for &i in self.order() {
