@@ -517,11 +517,13 @@ impl Log {
                         Severity::Error,
                         Rule::Mutex,
                         format!(
-                            "critical sections of {res} overlap: {} .. {} and {} .. {} are concurrent ({})",
+                            "critical sections of {res} overlap: {} .. {} and {} .. {}: the exit {} does not happen before the enter {} ({})",
                             self.describe(e1),
                             self.event_id(x1),
                             self.describe(e2),
                             self.event_id(x2),
+                            self.event_id(x1),
+                            self.event_id(e2),
                             not_before(self, x1, e2)
                         ),
                     );

@@ -150,6 +150,13 @@ fn check_finds_overlapping_critical_sections() {
     assert!(o.stdout.contains("error[mutex]"));
     assert!(o.stdout.contains("A#1:1") && o.stdout.contains("B#1:1"));
     golden("check-overlap.txt", &o.stdout);
+    // Subtler, typed by hand in shuffled line order: A grants the lock while still inside, so
+    // A's enter happened before B's, but A's exit did not.
+    let o = run(&["check", &fx("overlap_grant.jsonl")]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(o.stdout.contains("error[mutex]"));
+    assert!(o.stdout.contains("A#1:3") && o.stdout.contains("B#1:2"));
+    golden("check-overlap-grant.txt", &o.stdout);
 }
 
 #[test]
