@@ -163,6 +163,10 @@ fn layout(log: &Log, opts: &DrawOptions) -> Layout {
     }
 }
 
+fn lane_bg(row: usize) -> &'static str {
+    if row % 2 == 0 { "#f4f4f4" } else { "#ffffff" }
+}
+
 fn palette(k: usize) -> &'static str {
     const P: [&str; 6] = [
         "#e6550d", "#3182bd", "#31a354", "#756bb1", "#636363", "#d6616b",
@@ -185,12 +189,11 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
     );
     o.push_str(concat!(
         "<style>",
-        ".lane-bg{fill:#f7f7f7}.lane:nth-of-type(2n) .lane-bg{fill:#ffffff}",
         ".lane-line{stroke:#999;stroke-width:1}",
         ".msg{stroke:#555;stroke-width:1;fill:none;marker-end:url(#arrow)}",
-        ".ev{stroke:#222;stroke-width:1;cursor:pointer}",
-        ".ev.send{fill:#3182bd}.ev.receive{fill:#31a354}.ev.local{fill:#bbb}",
-        ".ev.lock{fill:#e6550d}.ev.leader{fill:#756bb1}",
+        ".ev{stroke:#222;stroke-width:1;cursor:pointer}.key{stroke:#222;stroke-width:1}",
+        ".send{fill:#3182bd}.receive{fill:#31a354}.local{fill:#bbb}",
+        ".lock{fill:#e6550d}.leader{fill:#756bb1}",
         ".run{fill:#ddd;stroke:#888}.section{opacity:0.25}",
         ".term{stroke:#756bb1;stroke-dasharray:4 3}",
         "</style>\n"
@@ -202,6 +205,30 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
         r#"<text x="8" y="20" font-weight="bold">{}</text>"#,
         esc(&opts.title)
     );
+    // Legend, under the title.
+    o.push_str(r#"<g class="legend" font-size="10">"#);
+    for (k, (class, label)) in [
+        ("send", "send"),
+        ("receive", "receive"),
+        ("lock", "lock"),
+        ("leader", "leader"),
+        ("local", "local"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let lx = 8 + (k % 2) * 62;
+        let ly = 30 + (k / 2) * 11;
+        let _ = write!(
+            o,
+            r#"<circle class="key {class}" cx="{}" cy="{}" r="4"/><text x="{}" y="{}">{label}</text>"#,
+            lx + 4,
+            ly,
+            lx + 11,
+            ly + 3
+        );
+    }
+    o.push_str("</g>\n");
 
     // Lanes with their shaded critical sections.
     let mut res_color: BTreeMap<String, usize> = BTreeMap::new();
@@ -210,9 +237,10 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
         let top = TOP + row * LANE;
         let _ = writeln!(
             o,
-            r#"<g class="lane" data-host="{n}"><rect class="lane-bg" x="0" y="{top}" width="{width}" height="{LANE}"/><line class="lane-line" x1="{LEFT}" y1="{yy}" x2="{width}" y2="{yy}"/>"#,
+            r#"<g class="lane" data-host="{n}"><rect class="lane-bg" x="0" y="{top}" width="{width}" height="{LANE}" fill="{bg}"/><line class="lane-line" x1="{LEFT}" y1="{yy}" x2="{width}" y2="{yy}"/>"#,
             n = esc(name),
             yy = y(row),
+            bg = lane_bg(row),
         );
         let mut open: HashMap<String, (usize, u32)> = HashMap::new();
         let seq = log.host_events(h);
@@ -390,9 +418,10 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
     for (row, &h) in l.rows.iter().enumerate() {
         let _ = writeln!(
             o,
-            r##"<rect x="0" y="{}" width="{}" height="18" fill="#fff" opacity="0.85"/><text x="8" y="{}">{}</text>"##,
+            r##"<rect x="0" y="{}" width="{}" height="18" fill="{}"/><text x="8" y="{}">{}</text>"##,
             y(row) - 13,
             LEFT - 12,
+            lane_bg(row),
             y(row) + 1,
             esc(log.host_name(h))
         );
