@@ -108,6 +108,9 @@ enum OutFormat {
     Shiviz,
 }
 
+/// Pairs printed by `query --before` (all are judged for the exit status).
+const MAX_PAIRS: usize = 200;
+
 fn read(logs: &[PathBuf]) -> Result<Log, ExitCode> {
     Log::read_paths(logs).map_err(|e: ReadError| {
         eprintln!("error: {e}");
@@ -192,6 +195,7 @@ fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
             if let Some(ab) = before {
                 let (a, b) = (select(&log, &ab[0])?, select(&log, &ab[1])?);
                 let mut all = true;
+                let mut shown = 0usize;
                 for &x in &a {
                     for &y in &b {
                         let verdict = if x == y {
@@ -204,8 +208,14 @@ fn run(cli: Cli) -> Result<ExitCode, ExitCode> {
                             "is concurrent with"
                         };
                         all &= verdict == "happened before";
-                        println!("{} {verdict} {}", log.describe(x), log.describe(y));
+                        shown += 1;
+                        if shown <= MAX_PAIRS {
+                            println!("{} {verdict} {}", log.describe(x), log.describe(y));
+                        }
                     }
+                }
+                if shown > MAX_PAIRS {
+                    println!("... and {} more pair(s)", shown - MAX_PAIRS);
                 }
                 return Ok(if all {
                     ExitCode::SUCCESS
