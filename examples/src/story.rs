@@ -6,9 +6,6 @@
 
 use actix::prelude::*;
 use actix_coord::intercept::{CausalBuilder, CausalContext};
-use serde_json::Value;
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -186,57 +183,16 @@ pub async fn run() -> Result<(), MailboxError> {
     Ok(())
 }
 
-/// One event of a JSON-lines causal log.
-#[derive(Debug, Clone)]
-pub struct LoggedEvent {
-    /// Process name.
-    pub host: String,
-    /// Event text.
-    pub event: String,
-    /// Vector clock by host name.
-    pub clock: BTreeMap<String, u64>,
-}
-
-/// Reads a JSON-lines causal log.
+/// The tour's causal summary: pairs of story events and how they are related, decided by the
+/// vector clocks of `log`.
 ///
 /// # Errors
-/// The file cannot be read or a line is not an event object.
-pub fn read_jsonl(path: &Path) -> Result<Vec<LoggedEvent>, Box<dyn std::error::Error>> {
-    let text = std::fs::read_to_string(path)?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let v: Value =
-            serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
-        let clock = v["clock"]
-            .as_object()
-            .ok_or_else(|| format!("{}:{}: no clock", path.display(), i + 1))?
-            .iter()
-            .map(|(k, c)| (k.clone(), c.as_u64().unwrap_or(0)))
-            .collect();
-        out.push(LoggedEvent {
-            host: v["host"].as_str().unwrap_or_default().to_owned(),
-            event: v["event"].as_str().unwrap_or_default().to_owned(),
-            clock,
-        });
-    }
-    Ok(out)
-}
-
-/// Whether the event with clock `a` happened before the one with clock `b`.
-pub fn happened_before(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> bool {
-    let le = a.iter().all(|(k, v)| b.get(k).copied().unwrap_or(0) >= *v);
-    le && a != b
-}
-
-/// The tour's causal summary: pairs of story events and how they are related.
-///
-/// # Errors
-/// The log cannot be read, or a story event is missing from it.
-pub fn summarize(jsonl: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let log = read_jsonl(jsonl)?;
+/// A story event is missing from the log.
+pub fn summarize(log: &causal_log::Log) -> Result<Vec<String>, String> {
     let find = |host: &str, text: &str| {
-        log.iter()
-            .find(|e| e.host == host && e.event.starts_with(text))
+        log.events()
+            .iter()
+            .position(|e| log.host_name(e.host) == host && e.text.starts_with(text))
             .ok_or_else(|| format!("no event {host}: {text:?} in the log"))
     };
     let pairs = [
@@ -261,9 +217,9 @@ pub fn summarize(jsonl: &Path) -> Result<Vec<String>, Box<dyn std::error::Error>
     let mut lines = Vec::new();
     for ((h1, t1), (h2, t2)) in pairs {
         let (a, b) = (find(h1, t1)?, find(h2, t2)?);
-        let rel = if happened_before(&a.clock, &b.clock) {
+        let rel = if log.happened_before(a, b) {
             "happened before"
-        } else if happened_before(&b.clock, &a.clock) {
+        } else if log.happened_before(b, a) {
             "happened after"
         } else {
             "is concurrent with"

@@ -1,32 +1,33 @@
-//! The tour's ShiViz log obeys ShiViz's rules, and its clocks are exactly those recomputed from
-//! its messages.
+//! The tour's causal log: its ShiViz file obeys ShiViz's rules (every host in its own clock,
+//! a host's k-th event has clock[host] = k, every clock equals the one recomputed from the
+//! messages), and its HTML diagram, opened in headless Chromium, shows one lane per process and
+//! highlights a clicked event's past exactly as the vector clocks say.
 
-use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use causal_log::{Log, browser};
+use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
-type Clock = BTreeMap<String, u64>;
-
-fn parse_clock(s: &str) -> Clock {
-    let v: Value = serde_json::from_str(s).unwrap_or_else(|e| panic!("bad clock {s:?}: {e}"));
-    v.as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, c)| (k.clone(), c.as_u64().unwrap()))
-        .collect()
+/// Runs the tour once for all tests of this file; returns its output folder.
+fn tour_out() -> &'static PathBuf {
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
+    OUT.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tour");
+        let _ = std::fs::remove_dir_all(&out);
+        let status = Command::new(env!("CARGO_BIN_EXE_tour"))
+            .arg("--out")
+            .arg(&out)
+            .status()
+            .expect("the tour runs");
+        assert!(status.success(), "the tour failed");
+        out
+    })
 }
 
 #[test]
-fn tour_log_obeys_shiviz_rules_and_recomputes_from_messages() {
-    let out = std::env::temp_dir().join(format!("actix-coord-tour-{}", std::process::id()));
-    let status = Command::new(env!("CARGO_BIN_EXE_tour"))
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .expect("tour runs");
-    assert!(status.success());
-
-    // The ShiViz file: regex line, empty delimiter line, then (event, "host clock") pairs.
+fn tour_shiviz_log_obeys_shiviz_rules() {
+    let out = tour_out();
+    // The ShiViz file alone (its regex header is read from its first line).
     let text = std::fs::read_to_string(out.join("tour.log")).unwrap();
     let mut lines = text.lines();
     assert_eq!(
@@ -34,91 +35,59 @@ fn tour_log_obeys_shiviz_rules_and_recomputes_from_messages() {
         Some(r"(?<event>.*)\n(?<host>\S*) (?<clock>{.*})")
     );
     assert_eq!(lines.next(), Some(""));
-    let rest: Vec<&str> = lines.collect();
-    assert!(
-        rest.len().is_multiple_of(2) && rest.len() >= 40,
-        "{} lines",
-        rest.len()
-    );
-    let mut shiviz: Vec<(String, Clock)> = Vec::new();
-    for pair in rest.chunks(2) {
-        let (host, clock) = pair[1].split_once(' ').expect("host and clock");
-        assert!(!host.is_empty() && !host.contains(char::is_whitespace));
-        assert!(
-            clock.ends_with('}'),
-            "trailing characters after the clock: {:?}",
-            pair[1]
-        );
-        shiviz.push((host.to_owned(), parse_clock(clock)));
-    }
+    let shiviz = Log::read_paths(&[out.join("tour.log")]).unwrap();
+    let report = causal_log::check_shiviz_rules(&shiviz);
+    assert!(report.is_clean(), "{report}");
+    // The same events in JSON lines, where messages are named: the strict rule (every clock
+    // equals the one recomputed from its predecessor and the matched send) holds there too.
+    let jsonl = Log::read_paths(&[out.join("tour.jsonl")]).unwrap();
+    let report = causal_log::check_shiviz_rules(&jsonl);
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(shiviz.events().len(), jsonl.events().len());
+    assert_eq!(jsonl.hosts().len(), 5, "{:?}", jsonl.hosts());
+    assert!(jsonl.events().len() >= 25);
+    // Replies are messages too.
+    assert!(jsonl.events().iter().any(|e| e.text.starts_with("reply")));
+}
 
-    // Rule 1 and 2: every host is in its own clock, and its k-th event has clock[host] = k.
-    let mut count: HashMap<&str, u64> = HashMap::new();
-    for (host, clock) in &shiviz {
-        let k = count.entry(host).or_insert(0);
-        *k += 1;
-        assert_eq!(
-            clock.get(host),
-            Some(&*k),
-            "{host}'s event #{k} has clock {clock:?}"
-        );
-    }
-    // Rule 3: every entry names a host with events, and no more than its count.
-    for (host, clock) in &shiviz {
-        for (h, c) in clock {
-            let n = count
-                .get(h.as_str())
-                .unwrap_or_else(|| panic!("{host}'s clock names {h}, which has no events"));
-            assert!(c <= n, "{host}'s clock says {h}={c} but {h} has {n} events");
-        }
-    }
-
-    // The stricter rule: recompute every clock from the messages of the JSON-lines log.
-    let jsonl = std::fs::read_to_string(out.join("tour.jsonl")).unwrap();
-    let events: Vec<Value> = jsonl
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+#[test]
+fn tour_html_highlights_the_clicked_events_past_in_chromium() {
+    let Some(chromium) = browser::chromium() else {
+        println!("SKIPPED: no Chromium (apt-get install chromium)");
+        return;
+    };
+    let out = tour_out();
+    let log = Log::read_paths(&[out.join("tour.jsonl")]).unwrap();
+    // Click the reader's reading of the cookbook: its past holds the cook's dinner.
+    let event = log
+        .events()
+        .iter()
+        .position(|e| log.host_name(e.host) == "reader" && e.text == "reads the cookbook")
+        .map(|i| log.event_id(i))
+        .expect("the reader reads the cookbook");
+    let png = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tour-diagram.png");
+    let dom =
+        browser::click_and_dump(&chromium, &out.join("tour.html"), &event, Some(&png)).unwrap();
+    assert!(png.exists(), "screenshot saved at {}", png.display());
+    let view = browser::read_dom(&dom).unwrap();
+    assert_eq!(view.lanes, log.hosts().len(), "one lane per process");
+    assert_eq!(view.selected.as_deref(), Some(event.as_str()));
+    view.check_highlighting().unwrap();
+    let sel = log.find(&event).unwrap();
+    let past: std::collections::BTreeSet<String> = (0..log.events().len())
+        .filter(|&i| log.happened_before(i, sel))
+        .map(|i| log.event_id(i))
         .collect();
-    assert_eq!(events.len(), shiviz.len(), "both logs hold the same events");
-    let mut sends: HashMap<String, Clock> = HashMap::new();
-    let mut current: HashMap<String, Clock> = HashMap::new();
-    // Line order is a valid causal order: each send is written before its receive.
-    for (e, (host, logged)) in events.iter().zip(&shiviz) {
-        assert_eq!(e["host"].as_str(), Some(host.as_str()));
-        let mut clock = current.get(host).cloned().unwrap_or_default();
-        if e["kind"] == "receive" {
-            let id = e["msg"].as_str().expect("a receive names its message");
-            let sent = sends
-                .get(id)
-                .unwrap_or_else(|| panic!("receive of unknown message {id}"));
-            for (h, c) in sent {
-                let mine = clock.entry(h.clone()).or_insert(0);
-                *mine = (*mine).max(*c);
-            }
-        }
-        *clock.entry(host.clone()).or_insert(0) += 1;
-        assert_eq!(
-            &clock, logged,
-            "{host}: logged clock differs from the recomputed one at {e}"
-        );
-        if e["kind"] == "send" {
-            let id = e["msg"]
-                .as_str()
-                .expect("a send names its message")
-                .to_owned();
-            assert!(
-                sends.insert(id, clock.clone()).is_none(),
-                "message ids are unique"
-            );
-        }
-        current.insert(host.clone(), clock);
-    }
-    // All five processes took part, and replies were recorded as messages.
-    assert_eq!(count.len(), 5, "{count:?}");
-    assert!(
-        events
-            .iter()
-            .any(|e| e["event"].as_str().unwrap().starts_with("reply"))
+    assert_eq!(
+        view.with_class("past"),
+        past,
+        "the highlighted past is the clocks' past"
     );
-    let _ = std::fs::remove_dir_all(&out);
+    let dinner = log
+        .events()
+        .iter()
+        .position(|e| e.text == "dinner is served")
+        .map(|i| log.event_id(i))
+        .unwrap();
+    assert!(past.contains(&dinner));
 }

@@ -8,8 +8,10 @@
 //! and therefore concurrent history. None of the actors' handlers mention clocks: their context
 //! line says `CausalContext<Self>`, and that is all.
 //!
-//! Writes `tour.log` (ShiViz) and `tour.jsonl` into `--out` (default `target/tour/`) and prints
-//! which events happened before which and which were concurrent, as decided by vector clocks.
+//! Writes `tour.log` (ShiViz), `tour.jsonl` and the space-time diagram `tour.svg` /
+//! `tour.html` into `--out` (default `target/tour/`), checks the log against ShiViz's rules, and
+//! prints which events happened before which and which were concurrent, as decided by vector
+//! clocks.
 
 use actix_coord::trace::CausalLayer;
 use clap::Parser;
@@ -53,19 +55,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .block_on(async { tokio::time::timeout(Duration::from_secs(30), story::run()).await })??;
     guard.close()?;
 
-    let log = story::read_jsonl(&jsonl)?;
-    let hosts: std::collections::BTreeSet<_> = log.iter().map(|e| e.host.as_str()).collect();
+    let log = causal_log::Log::read_paths(&[&jsonl])?;
+    let report = causal_log::check_shiviz_rules(&log);
+    let svg = args.out.join("tour.svg");
+    let html = args.out.join("tour.html");
+    let draw = causal_log::draw::DrawOptions::default();
+    log.write_diagram(&svg, &draw)?;
+    log.write_diagram(&html, &draw)?;
     println!(
         "   {} events by {} processes; logs written:",
-        log.len(),
-        hosts.len()
+        log.events().len(),
+        log.hosts().len()
     );
     println!("   - {} (open it in ShiViz)", shiviz.display());
     println!("   - {}", jsonl.display());
-    let summary = story::summarize(&jsonl)?;
+    println!(
+        "   - {} and {} (space-time diagram; click an event in the HTML)",
+        svg.display(),
+        html.display()
+    );
+    println!(
+        "   ShiViz rules: {}",
+        if report.is_clean() {
+            "all hold"
+        } else {
+            "VIOLATED"
+        }
+    );
     println!("\n   Causality, from the vector clocks:");
-    for line in summary {
+    for line in story::summarize(&log)? {
         println!("   {line}");
+    }
+    if !report.is_clean() {
+        return Err(format!("the tour's log breaks ShiViz's rules:\n{report}").into());
     }
     Ok(())
 }

@@ -1,0 +1,641 @@
+//! Checks: ShiViz's rules on vector clocks, and the semantics of locks, fencing tokens and
+//! leader election.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use crate::model::{HostId, Log, RECEIVE};
+
+/// How serious a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Information (for example, events read twice and merged).
+    Note,
+    /// Something is missing (a gap) but what is there is consistent.
+    Warning,
+    /// A rule is broken.
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// The rule a finding is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    /// Reading: skipped lines, events read twice, reused message ids.
+    Input,
+    /// Happened-before has a cycle: clocks or message ids contradict each other.
+    Cycle,
+    /// ShiViz: every host appears in its own clock.
+    OwnClock,
+    /// ShiViz: a host's k-th event has `clock[host] == k`; two events claim the same counter.
+    Counter,
+    /// Missing events: a counter skipped, a host named in a clock with no events, a receive
+    /// whose send is not in the log.
+    Gap,
+    /// ShiViz: every clock entry names a host with events and is at most its count.
+    Entry,
+    /// The strict rule: every clock equals the one recomputed from the host's previous event
+    /// and, for a receive, the matched send.
+    Recompute,
+    /// Critical sections (`lock.enter` … `lock.exit`) of one resource are never concurrent.
+    Mutex,
+    /// Fencing tokens (`fence`) of one resource increase along happened-before.
+    Fence,
+    /// At most one leader per term (`leader.elected`).
+    Leader,
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Rule::Input => "input",
+            Rule::Cycle => "cycle",
+            Rule::OwnClock => "own-clock",
+            Rule::Counter => "counter",
+            Rule::Gap => "gap",
+            Rule::Entry => "entry",
+            Rule::Recompute => "recompute",
+            Rule::Mutex => "mutex",
+            Rule::Fence => "fence",
+            Rule::Leader => "leader",
+        })
+    }
+}
+
+/// One finding of a check, with a message naming the events involved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// How serious it is.
+    pub severity: Severity,
+    /// The rule concerned.
+    pub rule: Rule,
+    /// What was found, naming events as `host:k "text" (file:line)`.
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]: {}", self.severity, self.rule, self.message)
+    }
+}
+
+/// The result of a check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Findings, in the order found.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// True when there is no error (warnings and notes allowed).
+    pub fn is_clean(&self) -> bool {
+        self.errors().next().is_none()
+    }
+
+    /// The errors.
+    pub fn errors(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+    }
+
+    /// The warnings.
+    pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+    }
+
+    /// Whether some finding is about `rule`.
+    pub fn has(&self, rule: Rule) -> bool {
+        self.findings.iter().any(|f| f.rule == rule)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for x in &self.findings {
+            writeln!(f, "{x}")?;
+        }
+        write!(
+            f,
+            "{} error(s), {} warning(s)",
+            self.errors().count(),
+            self.warnings().count()
+        )
+    }
+}
+
+/// What to check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Report missing events (gaps) as warnings rather than errors.
+    pub tolerate_gaps: bool,
+    /// Check locks, fencing tokens and leaders as well as the clocks.
+    pub semantics: bool,
+    /// Findings kept per rule; the rest are counted in one note.
+    pub max_per_rule: usize,
+}
+
+impl Default for CheckOptions {
+    /// Gaps tolerated, semantics checked, 50 findings per rule.
+    fn default() -> Self {
+        CheckOptions {
+            tolerate_gaps: true,
+            semantics: true,
+            max_per_rule: 50,
+        }
+    }
+}
+
+/// ShiViz's rules, held strictly: every host is in its own clock, a host's k-th event has
+/// `clock[host] == k` from 1 without gaps, every entry names a host with events and is at most
+/// its count, and every clock equals the one recomputed from the host's previous event and the
+/// matched send. Semantic checks are not run; see [`Log::check`].
+///
+/// ```
+/// let log = causal_log::Log::parse_str("a.log", "a {\"a\":1}\none\na {\"a\":3}\nthree\n")?;
+/// let report = causal_log::check_shiviz_rules(&log);
+/// assert!(!report.is_clean()); // a:2 is missing
+/// # Ok::<(), causal_log::ReadError>(())
+/// ```
+pub fn check_shiviz_rules(log: &Log) -> Report {
+    log.check_with(CheckOptions {
+        tolerate_gaps: false,
+        semantics: false,
+        ..CheckOptions::default()
+    })
+}
+
+struct Out {
+    report: Report,
+    counts: HashMap<Rule, usize>,
+    max: usize,
+}
+
+impl Out {
+    fn push(&mut self, severity: Severity, rule: Rule, message: String) {
+        let c = self.counts.entry(rule).or_default();
+        *c += 1;
+        if *c <= self.max {
+            self.report.findings.push(Finding {
+                severity,
+                rule,
+                message,
+            });
+        }
+    }
+
+    fn finish(mut self) -> Report {
+        let mut over: Vec<(Rule, usize)> = self
+            .counts
+            .iter()
+            .filter(|(_, c)| **c > self.max)
+            .map(|(r, c)| (*r, *c - self.max))
+            .collect();
+        over.sort();
+        for (rule, n) in over {
+            self.report.findings.push(Finding {
+                severity: Severity::Note,
+                rule,
+                message: format!("{n} more finding(s) of this rule not shown"),
+            });
+        }
+        self.report
+    }
+}
+
+fn fmt_clock(log: &Log, clock: &[(HostId, u64)]) -> String {
+    let mut m: BTreeMap<&str, u64> = BTreeMap::new();
+    for &(h, v) in clock {
+        m.insert(log.host_name(h), v);
+    }
+    let parts: Vec<String> = m.iter().map(|(h, v)| format!("{h}={v}")).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+#[cfg(test)]
+fn merge_max(a: &[(HostId, u64)], b: &[(HostId, u64)]) -> Vec<(HostId, u64)> {
+    let mut out = Vec::new();
+    merge_into(&mut out, a, b);
+    out
+}
+
+/// Appends the pointwise maximum of two sorted clocks to `out`.
+fn merge_into(out: &mut Vec<(HostId, u64)>, a: &[(HostId, u64)], b: &[(HostId, u64)]) {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(&(ha, va)), Some(&(hb, vb))) if ha == hb => {
+                out.push((ha, va.max(vb)));
+                i += 1;
+                j += 1;
+            }
+            (Some(&(ha, va)), Some(&(hb, _))) if ha < hb => {
+                out.push((ha, va));
+                i += 1;
+            }
+            (Some(_), Some(&x)) => {
+                out.push(x);
+                j += 1;
+            }
+            (Some(&x), None) => {
+                out.push(x);
+                i += 1;
+            }
+            (None, Some(&x)) => {
+                out.push(x);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+}
+
+/// Why `a` did not happen before `b`, in words.
+fn not_before(log: &Log, a: usize, b: usize) -> String {
+    let (ea, eb) = (&log.events()[a], &log.events()[b]);
+    let h = log.host_name(ea.host);
+    format!(
+        "{}'s clock has {h}={} < {}, so it has not seen {}",
+        log.event_id(b),
+        eb.clock_of(ea.host),
+        ea.own(),
+        log.event_id(a)
+    )
+}
+
+impl Log {
+    /// The `check` command: ShiViz's rules with gaps reported as warnings, plus mutual
+    /// exclusion, fencing tokens and one leader per term.
+    pub fn check(&self) -> Report {
+        self.check_with(CheckOptions::default())
+    }
+
+    /// Checks with explicit options.
+    pub fn check_with(&self, opts: CheckOptions) -> Report {
+        let mut out = Out {
+            report: Report::default(),
+            counts: HashMap::new(),
+            max: opts.max_per_rule.max(1),
+        };
+        for f in &self.notes {
+            let sev = if f.rule == Rule::Gap && !opts.tolerate_gaps {
+                Severity::Error
+            } else {
+                f.severity
+            };
+            out.push(sev, f.rule, f.message.clone());
+        }
+        self.check_clocks(&mut out, opts);
+        if opts.semantics {
+            self.check_mutex_and_fences(&mut out);
+            self.check_leaders(&mut out);
+        }
+        out.finish()
+    }
+
+    fn check_clocks(&self, out: &mut Out, opts: CheckOptions) {
+        let gap = if opts.tolerate_gaps {
+            Severity::Warning
+        } else {
+            Severity::Error
+        };
+        let evs = self.events();
+        let nh = self.hosts().len();
+        let count: Vec<u64> = (0..nh)
+            .map(|h| self.host_events(HostId(h as u32)).len() as u64)
+            .collect();
+        let max_own: Vec<u64> = (0..nh)
+            .map(|h| {
+                self.host_events(HostId(h as u32))
+                    .last()
+                    .map_or(0, |&i| self.own(i))
+            })
+            .collect();
+        // Counters per host.
+        for h in self.hosts_by_name() {
+            let name = self.host_name(h);
+            let mut prev: Option<usize> = None;
+            for &i in self.host_events(h) {
+                let own = self.own(i);
+                if own == 0 {
+                    out.push(
+                        Severity::Error,
+                        Rule::OwnClock,
+                        format!("{} has no entry for its own host {name}", self.describe(i)),
+                    );
+                    continue;
+                }
+                let p_own = prev.map_or(0, |p| self.own(p));
+                if let Some(p) = prev.filter(|_| own == p_own) {
+                    out.push(
+                        Severity::Error,
+                        Rule::Counter,
+                        format!(
+                            "two different events claim {}: {} and {}",
+                            self.event_id(i),
+                            self.describe(p),
+                            self.describe(i)
+                        ),
+                    );
+                } else if own > p_own + 1 {
+                    let what = match prev {
+                        Some(p) => {
+                            format!("{} is followed by {}", self.describe(p), self.describe(i))
+                        }
+                        None => format!("the first logged event of {name} is {}", self.describe(i)),
+                    };
+                    out.push(
+                        gap,
+                        Rule::Gap,
+                        format!("{what}: {} event(s) of {name} missing", own - p_own - 1),
+                    );
+                }
+                prev = Some(i);
+            }
+        }
+        // Entries: name hosts with events, at most their count (their last counter with gaps).
+        let mut reported: Vec<bool> = vec![false; nh];
+        for &i in self.order() {
+            let e = &evs[i];
+            for &(g, v) in &e.clock {
+                if g == e.host {
+                    continue;
+                }
+                let gx = g.0 as usize;
+                let gname = self.host_name(g);
+                if count[gx] == 0 {
+                    if !reported[gx] {
+                        reported[gx] = true;
+                        out.push(
+                            gap,
+                            Rule::Gap,
+                            format!(
+                                "{}'s clock names host {gname}, which has no events in the log",
+                                self.describe(i)
+                            ),
+                        );
+                    }
+                } else if v > max_own[gx] || (!opts.tolerate_gaps && v > count[gx]) {
+                    let (sev, rule) = if v > max_own[gx] && opts.tolerate_gaps {
+                        (Severity::Warning, Rule::Gap)
+                    } else {
+                        (Severity::Error, Rule::Entry)
+                    };
+                    out.push(
+                        sev,
+                        rule,
+                        format!(
+                            "{}'s clock has {gname}={v}, but {gname} has {} event(s) in the log (last {gname}:{})",
+                            self.describe(i),
+                            count[gx],
+                            max_own[gx]
+                        ),
+                    );
+                }
+            }
+        }
+        // The strict rule: recompute each clock from its predecessor and its send.
+        let mut expected: Vec<(HostId, u64)> = Vec::new();
+        for &i in self.order() {
+            let e = &evs[i];
+            let own = self.own(i);
+            if own == 0 {
+                continue;
+            }
+            let pred = self.predecessor(i);
+            let contiguous = match pred {
+                None => own == 1,
+                Some(p) => self.own(p) + 1 == own,
+            };
+            if !contiguous {
+                continue;
+            }
+            let send = self.send_of(i);
+            if send.is_none() && (e.kind == RECEIVE || e.msg.is_some() && e.peer.is_some()) {
+                continue; // the send is missing: already reported as a gap
+            }
+            let base: &[(HostId, u64)] = pred.map_or(&[], |p| &evs[p].clock);
+            expected.clear();
+            match send {
+                Some(s) => merge_into(&mut expected, base, &evs[s].clock),
+                None => expected.extend_from_slice(base),
+            }
+            match expected.binary_search_by_key(&e.host, |&(h, _)| h) {
+                Ok(k) => expected[k].1 = own,
+                Err(k) => expected.insert(k, (e.host, own)),
+            }
+            if expected != e.clock {
+                let from = match (pred, send) {
+                    (Some(p), Some(s)) => format!(
+                        "its predecessor {} and the send {}",
+                        self.describe(p),
+                        self.describe(s)
+                    ),
+                    (Some(p), None) => format!("its predecessor {}", self.describe(p)),
+                    (None, Some(s)) => format!("the send {}", self.describe(s)),
+                    (None, None) => "nothing (it is its host's first event)".into(),
+                };
+                out.push(
+                    Severity::Error,
+                    Rule::Recompute,
+                    format!(
+                        "{} has clock {}, but {} is recomputed from {from}",
+                        self.describe(i),
+                        fmt_clock(self, &e.clock),
+                        fmt_clock(self, &expected)
+                    ),
+                );
+            }
+        }
+    }
+
+    fn check_mutex_and_fences(&self, out: &mut Out) {
+        let evs = self.events();
+        // Sections per resource: (enter, exit), nested re-entry folded into one section.
+        let mut sections: BTreeMap<String, Vec<(usize, usize)>> = BTreeMap::new();
+        let mut acquires: Vec<bool> = vec![false; evs.len()];
+        for h in self.hosts_by_name() {
+            let mut open: BTreeMap<String, (usize, u32)> = BTreeMap::new();
+            for &i in self.host_events(h) {
+                let e = &evs[i];
+                let res = || e.field_str("resource").unwrap_or_default();
+                match e.kind.as_str() {
+                    "lock.enter" => {
+                        let slot = open.entry(res()).or_insert((i, 0));
+                        if slot.1 == 0 {
+                            slot.0 = i;
+                            acquires[i] = true;
+                        }
+                        slot.1 += 1;
+                    }
+                    "lock.exit" => match open.get_mut(&res()) {
+                        Some(slot) if slot.1 > 0 => {
+                            slot.1 -= 1;
+                            if slot.1 == 0 {
+                                sections.entry(res()).or_default().push((slot.0, i));
+                            }
+                        }
+                        _ => out.push(
+                            Severity::Warning,
+                            Rule::Mutex,
+                            format!("{} exits a lock it did not enter", self.describe(i)),
+                        ),
+                    },
+                    _ => {}
+                }
+            }
+            for (res, (i, depth)) in open {
+                if depth > 0 {
+                    out.push(
+                        Severity::Warning,
+                        Rule::Mutex,
+                        format!(
+                            "{} enters {res} and never exits (crash or cut log?)",
+                            self.describe(i)
+                        ),
+                    );
+                }
+            }
+        }
+        for (res, mut secs) in sections {
+            secs.sort_by_key(|&(en, _)| self.rank(en));
+            for w in secs.windows(2) {
+                let ((e1, x1), (e2, x2)) = (w[0], w[1]);
+                if !self.happened_before(x1, e2) {
+                    out.push(
+                        Severity::Error,
+                        Rule::Mutex,
+                        format!(
+                            "critical sections of {res} overlap: {} .. {} and {} .. {}: the exit {} does not happen before the enter {} ({})",
+                            self.describe(e1),
+                            self.event_id(x1),
+                            self.describe(e2),
+                            self.event_id(x2),
+                            self.event_id(x1),
+                            self.event_id(e2),
+                            not_before(self, x1, e2)
+                        ),
+                    );
+                }
+            }
+        }
+        // Fencing tokens: the greatest token in each event's causal past, per resource.
+        let mut by_res: BTreeMap<String, ()> = BTreeMap::new();
+        for e in evs {
+            if e.fields.contains_key("fence") {
+                by_res.insert(e.field_str("resource").unwrap_or_default(), ());
+            }
+        }
+        let fenced: Vec<Option<(String, u64)>> = evs
+            .iter()
+            .map(|e| {
+                let t = e.field_u64("fence")?;
+                Some((e.field_str("resource").unwrap_or_default(), t))
+            })
+            .collect();
+        for res in by_res.keys() {
+            let mut past: Vec<Option<(u64, usize)>> = vec![None; evs.len()];
+            let token = |i: usize| -> Option<u64> {
+                match &fenced[i] {
+                    Some((r, t)) if r == res => Some(*t),
+                    _ => None,
+                }
+            };
+            for &i in self.order() {
+                let mut best: Option<(u64, usize)> = None;
+                let consider = |j: usize, best: &mut Option<(u64, usize)>| {
+                    for cand in [past[j], token(j).map(|t| (t, j))].into_iter().flatten() {
+                        if best.is_none_or(|b| cand.0 > b.0) {
+                            *best = Some(cand);
+                        }
+                    }
+                };
+                if let Some(p) = self.predecessor(i) {
+                    consider(p, &mut best);
+                }
+                if let Some(s) = self.send_of(i) {
+                    consider(s, &mut best);
+                }
+                past[i] = best;
+                let Some(t) = token(i) else { continue };
+                if let Some((pt, j)) = best {
+                    let bad = pt > t || (pt == t && acquires[i]);
+                    if bad {
+                        out.push(
+                            Severity::Error,
+                            Rule::Fence,
+                            format!(
+                                "fencing token of {res} does not increase: {} has fence {pt} and happened before {} with fence {t}",
+                                self.describe(j),
+                                self.describe(i)
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_leaders(&self, out: &mut Out) {
+        let evs = self.events();
+        let mut terms: BTreeMap<u64, (String, usize)> = BTreeMap::new();
+        for &i in self.order() {
+            let e = &evs[i];
+            if e.kind != "leader.elected" {
+                continue;
+            }
+            let Some(term) = e.field_u64("term") else {
+                out.push(
+                    Severity::Warning,
+                    Rule::Leader,
+                    format!("{} has no numeric `term` field", self.describe(i)),
+                );
+                continue;
+            };
+            let leader = e
+                .field_str("leader")
+                .unwrap_or_else(|| self.host_name(e.host).to_owned());
+            match terms.get(&term) {
+                None => {
+                    terms.insert(term, (leader, i));
+                }
+                Some((l, j)) if *l != leader => out.push(
+                    Severity::Error,
+                    Rule::Leader,
+                    format!(
+                        "two leaders in term {term}: {} elects {l} and {} elects {leader}",
+                        self.describe(*j),
+                        self.describe(i)
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_max_is_pointwise() {
+        let a = [(HostId(0), 1), (HostId(2), 5)];
+        let b = [(HostId(1), 2), (HostId(2), 3)];
+        assert_eq!(
+            merge_max(&a, &b),
+            vec![(HostId(0), 1), (HostId(1), 2), (HostId(2), 5)]
+        );
+    }
+}
