@@ -5,12 +5,14 @@
 //! * [`clock`]: Lamport, vector and hybrid logical clocks, with a compact encoding.
 //! * [`intercept`]: a drop-in actor context that stamps every message with the sender's clocks and
 //!   merges them before the handler runs, with no change to handlers.
+//! * [`net`]: nodes and remote actors over authenticated TCP, with clocks on every message.
 //! * [`trace`]: a `tracing` layer that writes every clock tick as a causal log (ShiViz and JSON
 //!   lines), and a reader that checks such logs.
 #![warn(missing_docs)]
 
 pub mod clock;
 pub mod intercept;
+pub mod net;
 pub mod trace;
 
 pub use intercept::CausalContext;
