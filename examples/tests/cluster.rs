@@ -208,12 +208,11 @@ async fn event(
 ) {
     tokio::time::timeout(within, async {
         loop {
-            if let Ok(e) = rx.recv().await {
-                if std::mem::discriminant(&e) == std::mem::discriminant(&want)
-                    && e_node(&e) == e_node(&want)
-                {
-                    return;
-                }
+            if let Ok(e) = rx.recv().await
+                && std::mem::discriminant(&e) == std::mem::discriminant(&want)
+                && e_node(&e) == e_node(&want)
+            {
+                return;
             }
         }
     })
