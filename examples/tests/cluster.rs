@@ -208,11 +208,14 @@ async fn event(
 ) {
     tokio::time::timeout(within, async {
         loop {
-            if let Ok(e) = rx.recv().await
-                && std::mem::discriminant(&e) == std::mem::discriminant(&want)
-                && e_node(&e) == e_node(&want)
-            {
-                return;
+            match rx.recv().await {
+                Ok(e)
+                    if std::mem::discriminant(&e) == std::mem::discriminant(&want)
+                        && e_node(&e) == e_node(&want) =>
+                {
+                    return;
+                }
+                _ => {}
             }
         }
     })
