@@ -779,6 +779,7 @@ type Conn = Framed<BoxStream, LengthDelimitedCodec>;
 async fn accept_loop(inner: Arc<Inner>, mut listener: Box<dyn Listener>) {
     loop {
         let accepted = tokio::select! {
+            biased;
             _ = inner.shutdown.cancelled() => return,
             a = listener.accept() => a,
         };
@@ -835,6 +836,7 @@ async fn dial_loop(inner: Arc<Inner>, peer: NodeId) {
                 break;
             }
             tokio::select! {
+            biased;
                 _ = inner.shutdown.cancelled() => return,
                 _ = notify.notified() => {}
             }
@@ -851,6 +853,7 @@ async fn dial_loop(inner: Arc<Inner>, peer: NodeId) {
             handshake(&inner, stream, Some(peer)).await
         };
         let r = tokio::select! {
+            biased;
             _ = inner.shutdown.cancelled() => return,
             r = tokio::time::timeout(inner.cfg.handshake_timeout, attempt) => r.unwrap_or(Err(HandshakeError::Timeout)),
         };
@@ -872,6 +875,7 @@ async fn dial_loop(inner: Arc<Inner>, peer: NodeId) {
         let wait = inner.jittered(backoff);
         backoff = (backoff * 2).min(inner.cfg.backoff_max);
         tokio::select! {
+            biased;
             _ = inner.shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
@@ -1008,6 +1012,7 @@ async fn writer(
     let mut buf = Vec::with_capacity(256);
     'outer: loop {
         let first = tokio::select! {
+            biased;
             _ = cancel.cancelled() => break,
             _ = hb.tick() => None,
             m = rx.recv() => match m { Some(m) => Some(m), None => break },
@@ -1089,6 +1094,7 @@ async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: SplitStream<Con
     let in_flight = Arc::new(Semaphore::new(inner.cfg.max_in_flight));
     let reason = loop {
         let next = tokio::select! {
+            biased;
             _ = cancel.cancelled() => break DownReason::Closed,
             n = tokio::time::timeout(inner.cfg.failure_timeout, stream.next()) => n,
         };
