@@ -974,9 +974,18 @@ async fn handshake(
     }));
     if expected.is_none() {
         let accepted = inner.establish(&conn, true);
+        // Until the connection's tasks run, a failure (or the handshake timeout dropping this
+        // future) must take the fresh link down again.
+        let guard = accepted.then(|| LinkGuard {
+            inner: inner.clone(),
+            peer,
+            id: conn.0.id,
+            armed: true,
+        });
         send_handshake(&mut framed, Handshake::Welcome { accepted }).await?;
-        if !accepted {
-            return Err(HandshakeError::Duplicate);
+        match guard {
+            Some(mut g) => g.armed = false,
+            None => return Err(HandshakeError::Duplicate),
         }
     } else {
         let Handshake::Welcome { accepted } = recv_handshake(&mut framed).await? else {
@@ -988,6 +997,24 @@ async fn handshake(
     }
     framed.codec_mut().set_max_frame_length(inner.cfg.max_frame);
     Ok((conn, framed, rx))
+}
+
+/// Takes a freshly established link down when dropped (see [`handshake`]).
+struct LinkGuard {
+    inner: Arc<Inner>,
+    peer: NodeId,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.inner
+            .link_down(self.peer, Some(self.id), DownReason::Closed);
+    }
 }
 
 /// Starts the writer and reader tasks of an established connection.
