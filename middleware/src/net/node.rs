@@ -342,6 +342,10 @@ impl NodeBuilder {
 /// One cluster member: listens, keeps an authenticated connection to each peer, detects
 /// failures, and delivers messages to registered causal actors. Cheap to clone.
 ///
+/// The node's tasks run on the tokio runtime that started it (an actix `System`, a turmoil
+/// host, `#[actix_rt::test]`) and never block it. Dropping the handles does not stop them:
+/// call [`shutdown`](Node::shutdown).
+///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use actix_coord::net::Node;

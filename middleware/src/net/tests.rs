@@ -299,6 +299,34 @@ async fn request_reply_and_tell_between_two_nodes() {
 }
 
 #[actix_rt::test]
+async fn full_clocks_and_differences_interoperate() {
+    let n2 = builder(2, "127.0.0.1:0").start().await.unwrap();
+    n2.register(
+        "echo",
+        CausalBuilder::default().node(2).start(Echo::default()),
+    )
+    .unwrap();
+    let n1 = builder(1, "127.0.0.1:0")
+        .peer(2, n2.local_addr())
+        .full_clocks(true)
+        .start()
+        .await
+        .unwrap();
+    eventually("up", || n1.is_up(2)).await;
+    let r: RemoteAddr<GetClocks> = RemoteAddr::new(&n1, 2, "echo");
+    let mut last = 0;
+    for _ in 0..5 {
+        let (me, v) = r.send(GetClocks).await.unwrap();
+        // The responder ticks at each receive and reply.
+        assert!(v.get(me) > last);
+        last = v.get(me);
+        assert!(v.len() >= 2, "the sender's entries travel: {v}");
+    }
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[actix_rt::test]
 async fn both_dialing_leaves_one_connection_that_both_agree_on() {
     let (a1, a2) = (free_addr(), free_addr());
     let n1 = builder(1, &a1).peer(2, &a2).start().await.unwrap();
@@ -465,6 +493,21 @@ async fn bad_frames_after_authentication_are_typed_counted_and_dropped() {
     assert!(raw_handshake(&mut raw, 9, SECRET).await);
     raw.send(Bytes::from_static(&[42, 1])).await.unwrap();
     assert!(raw_closed(&mut raw).await);
+
+    // An absurd Lamport time: a decode error, counted, and the connection closed.
+    let mut raw = raw_connect(n2.local_addr(), 1 << 20).await;
+    assert!(raw_handshake(&mut raw, 9, SECRET).await);
+    let errors = n2.stats().decode_errors;
+    let mut f = Frame::decode(&raw_request(1, 1, "echo", tag, good.clone(), now)).unwrap();
+    if let Body::Message { stamp, .. } = &mut f.body {
+        stamp.lamport = crate::clock::MAX_COUNTER + 1;
+    }
+    raw.send(Bytes::from(f.encode())).await.unwrap();
+    assert!(raw_closed(&mut raw).await);
+    eventually("absurd counter counted", || {
+        n2.stats().decode_errors > errors
+    })
+    .await;
 
     // A truncated frame after authentication: the connection ends, nothing is delivered.
     let mut raw = raw_connect(n2.local_addr(), 1 << 20).await;
