@@ -1176,9 +1176,11 @@ fn hlc_ok(inner: &Inner, stamp: &Stamp) -> bool {
     }
 }
 
+/// Registers the names of remote processes. The first name known for a process wins, so a peer
+/// cannot rename local processes (or others') in this node's logs.
 fn learn_names(names: &[(ProcessId, String)]) {
     for (p, n) in names {
-        if crate::trace::process_name(*p).as_deref() != Some(n.as_str()) {
+        if crate::trace::process_name(*p).is_none() {
             crate::trace::register_name(*p, crate::intercept::process::sanitize_name(n));
         }
     }
