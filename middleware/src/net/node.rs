@@ -1097,7 +1097,8 @@ async fn writer(
                 buf.clear();
                 frame.encode_into(&mut buf);
             }
-            if sink.feed(Bytes::copy_from_slice(&buf)).await.is_err() {
+            let out = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(256)));
+            if sink.feed(out).await.is_err() {
                 break 'outer;
             }
             inner.count(&inner.stats.frames_out);

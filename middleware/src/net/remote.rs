@@ -222,7 +222,13 @@ impl<M: RemoteMessage> RemoteAddr<M> {
     }
 
     fn stamp(&self) -> Stamp {
-        intercept::stamp_send(&format!("send {} to {}@{}", M::TAG, self.target, self.peer))
+        // The label is only read when a causal log is being written.
+        let what = if crate::trace::active() {
+            format!("send {} to {}@{}", M::TAG, self.target, self.peer)
+        } else {
+            String::new()
+        };
+        intercept::stamp_send(&what)
     }
 
     /// Sends `msg` without waiting for a result.
@@ -273,7 +279,12 @@ impl<M: RemoteMessage> RemoteAddr<M> {
                 Ok(Ok(r)) => r?,
             };
             let (payload, stamp) = r;
-            if let Err(e) = intercept::receive_stamp(&stamp, &format!("reply to {}", M::TAG)) {
+            let what = if crate::trace::active() {
+                format!("reply to {}", M::TAG)
+            } else {
+                String::new()
+            };
+            if let Err(e) = intercept::receive_stamp(&stamp, &what) {
                 tracing::warn!(target: "actix_coord::net", error = %e, "reply clock not fully merged");
             }
             wire::decode_payload::<M::Result>(&payload)
