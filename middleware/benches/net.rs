@@ -71,6 +71,10 @@ async fn node_pair() -> NodePair {
         .id(2)
         .secret("bench")
         .outbound_capacity(1 << 16)
+        // The runtime only runs inside `block_on`: criterion's pauses between benchmarks must
+        // not look like a dead peer.
+        .failure_timeout(Duration::from_secs(3600))
+        .heartbeat_interval(Duration::from_secs(1))
         .start()
         .await
         .unwrap();
@@ -82,6 +86,10 @@ async fn node_pair() -> NodePair {
         .secret("bench")
         .peer(2, n2.local_addr())
         .outbound_capacity(1 << 16)
+        // The runtime only runs inside `block_on`: criterion's pauses between benchmarks must
+        // not look like a dead peer.
+        .failure_timeout(Duration::from_secs(3600))
+        .heartbeat_interval(Duration::from_secs(1))
         .start()
         .await
         .unwrap();
@@ -262,6 +270,7 @@ fn main() {
         let node_rate = msgs as f64 / t.elapsed().as_secs_f64();
         (percentiles(r), percentiles(n), raw_rate, node_rate)
     });
+    let parts = sys.block_on(breakdown());
     println!("\nsummary (same run):");
     println!(
         "  one-way: raw {raw_rate:.0} msgs/s, node {node_rate:.0} msgs/s, ratio {:.2}",
@@ -271,5 +280,94 @@ fn main() {
         "  request-reply p50/p99: raw {:?}/{:?}, node {:?}/{:?}",
         raw_lat.0, raw_lat.1, node_lat.0, node_lat.1
     );
+    println!("  per-message cost of the parts, measured alone (ns):");
+    for (what, ns) in parts {
+        println!("    {what:<58} {ns:>8.0}");
+    }
     c.final_summary();
+}
+
+/// A plain actix actor, to price actor delivery without clocks.
+struct PlainSink(Arc<AtomicU64>);
+impl Actor for PlainSink {
+    type Context = Context<Self>;
+}
+impl Handler<Note> for PlainSink {
+    type Result = ();
+    fn handle(&mut self, _: Note, _: &mut Self::Context) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Prices the parts of the node path one at a time.
+async fn breakdown() -> Vec<(&'static str, f64)> {
+    use actix_coord::intercept;
+    use actix_coord::net::wire::{Body, Frame, VectorDecoder, VectorEncoder};
+    const N: u64 = 200_000;
+    let per = |t: Instant| t.elapsed().as_nanos() as f64 / N as f64;
+    let mut out = Vec::new();
+
+    let t = Instant::now();
+    for _ in 0..N {
+        let s = intercept::stamp_send("");
+        std::hint::black_box(intercept::receive_stamp(&s, "")).ok();
+    }
+    out.push(("clocks: send stamp + merge at receive", per(t)));
+
+    let mut enc = VectorEncoder::new(false);
+    let mut dec = VectorDecoder::new();
+    let stamp = intercept::stamp_send("");
+    let t = Instant::now();
+    for i in 0..N {
+        let w = enc.encode(&stamp, &|_| Some(Arc::from("name")));
+        let f = Frame {
+            seq: i + 1,
+            body: Body::Message {
+                request: false,
+                corr: 0,
+                target: "sink".into(),
+                tag: <Note as actix_coord::net::RemoteMessage>::TAG_ID,
+                stamp: w,
+                payload: Bytes::from(wire::encode_payload(&Note(i)).unwrap()),
+            },
+        };
+        let b = Bytes::from(f.encode());
+        if let Ok(Frame {
+            body: Body::Message { stamp, payload, .. },
+            ..
+        }) = Frame::decode(&b)
+        {
+            std::hint::black_box(dec.decode(&stamp)).ok();
+            std::hint::black_box(wire::decode_payload::<Note>(&payload)).ok();
+        }
+    }
+    out.push(("wire: stamp + frame + payload, encode and decode", per(t)));
+
+    let count = Arc::new(AtomicU64::new(0));
+    let plain = PlainSink(count.clone()).start();
+    let t = Instant::now();
+    for i in 0..N {
+        plain.do_send(Note(i));
+        if i % 1000 == 999 {
+            wait_count(&count, i + 1).await;
+        }
+    }
+    wait_count(&count, N).await;
+    out.push(("delivery to a plain actix actor (do_send)", per(t)));
+
+    let count = Arc::new(AtomicU64::new(0));
+    let causal = CausalContext::start(Sink(count.clone()));
+    let t = Instant::now();
+    for i in 0..N {
+        intercept::deliver(&causal, Note(i), stamp.clone());
+        if i % 1000 == 999 {
+            wait_count(&count, i + 1).await;
+        }
+    }
+    wait_count(&count, N).await;
+    out.push((
+        "delivery to a causal actor with a remote stamp (deliver)",
+        per(t),
+    ));
+    out
 }

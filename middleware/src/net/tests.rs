@@ -572,7 +572,8 @@ async fn a_silent_peer_is_declared_down_within_the_timeout() {
             reason: DownReason::Timeout
         }
     );
-    assert!(took <= Duration::from_millis(1300), "took {took:?}");
+    // The timeout is 1 s after the last frame; allow scheduling slack on a loaded machine.
+    assert!(took <= Duration::from_millis(1500), "took {took:?}");
     assert!(took >= Duration::from_millis(900), "took {took:?}");
     let to9: RemoteAddr<Ping> = RemoteAddr::new(&n2, 9, "x");
     assert_eq!(to9.send(Ping(0)).await, Err(RemoteError::PeerDown(9)));

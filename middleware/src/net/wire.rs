@@ -595,13 +595,37 @@ fn decode_stamp(input: &mut &[u8]) -> Result<WireStamp, WireError> {
 // ---------------------------------------------------------------------------------------------
 // Differential vector clocks.
 
+/// A fast hasher for process ids (multiply-rotate, as rustc's FxHash). The tables it keys are
+/// bounded ([`MAX_VECTOR_BASES`]), so collision floods cannot grow them.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type IdHash = std::hash::BuildHasherDefault<IdHasher>;
+
 /// Sender side of the differential vector encoding, one per connection.
 #[derive(Debug, Default)]
 pub struct VectorEncoder {
     full: bool,
     pending_reset: bool,
-    bases: HashMap<ProcessId, VectorClock>,
-    announced: std::collections::HashSet<ProcessId>,
+    bases: HashMap<ProcessId, VectorClock, IdHash>,
+    announced: std::collections::HashSet<ProcessId, IdHash>,
 }
 
 impl VectorEncoder {
@@ -640,7 +664,7 @@ impl VectorEncoder {
                 match self.bases.get_mut(&stamp.from) {
                     Some(base) if v.dominates(base) => {
                         let d = v.changed_since(base);
-                        *base = v.clone();
+                        base.merge(&d);
                         WireVector::Delta(d)
                     }
                     Some(base) => {
@@ -686,7 +710,7 @@ impl VectorEncoder {
 /// Receiver side of the differential vector encoding, one per connection.
 #[derive(Debug, Default)]
 pub struct VectorDecoder {
-    bases: HashMap<ProcessId, VectorClock>,
+    bases: HashMap<ProcessId, VectorClock, IdHash>,
 }
 
 impl VectorDecoder {
