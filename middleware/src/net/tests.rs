@@ -401,6 +401,50 @@ async fn garbage_and_truncated_handshakes_are_counted_and_the_node_serves_others
     raw.send(Bytes::from_static(b"\x01NOPE")).await.unwrap();
     assert!(raw_closed(&mut raw).await);
     eventually("bad hello counted", || n2.stats().handshake_failures >= 3).await;
+    // Another protocol version is refused.
+    let failures = n2.stats().handshake_failures;
+    let mut raw = raw_connect(n2.local_addr(), 1024).await;
+    let hello = Handshake::Hello {
+        version: wire::PROTOCOL_VERSION + 1,
+        node: 9,
+        incarnation: 1,
+        nonce: [1; 32],
+    };
+    raw.send(Bytes::from(hello.encode())).await.unwrap();
+    assert!(raw_closed(&mut raw).await);
+    eventually("version counted", || {
+        n2.stats().handshake_failures > failures
+    })
+    .await;
+    still_serves(&n1).await;
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[actix_rt::test]
+async fn a_request_without_reply_times_out_with_a_typed_error() {
+    #[derive(Message, Serialize, Deserialize)]
+    #[rtype(result = "u64")]
+    struct Never;
+    remote_message!(Never);
+    struct Mute;
+    impl Actor for Mute {
+        type Context = CausalContext<Self>;
+    }
+    impl Handler<Never> for Mute {
+        type Result = ResponseFuture<u64>;
+        fn handle(&mut self, _: Never, _: &mut Self::Context) -> Self::Result {
+            Box::pin(std::future::pending())
+        }
+    }
+    remote_actor!(Mute: Never);
+    let (n1, n2, _) = pair().await;
+    n2.register("mute", CausalContext::start(Mute)).unwrap();
+    let r: RemoteAddr<Never> =
+        RemoteAddr::new(&n1, 2, "mute").with_timeout(Duration::from_millis(100));
+    let t0 = std::time::Instant::now();
+    assert_eq!(r.send(Never).await, Err(RemoteError::Timeout));
+    assert!(t0.elapsed() >= Duration::from_millis(100));
     still_serves(&n1).await;
     n1.shutdown();
     n2.shutdown();
