@@ -315,6 +315,7 @@ impl NodeBuilder {
             local_addr,
             peers: Mutex::new(HashMap::new()),
             actors: RwLock::new(HashMap::new()),
+            actors_gen: AtomicU64::new(0),
             events,
             stats: Counters::default(),
             next_conn: AtomicU64::new(1),
@@ -478,17 +479,21 @@ impl Node {
         }
         let map = h.map.into_iter().map(|(k, (_, f))| (k, f)).collect();
         actors.insert(name.to_owned(), Arc::new(map));
+        self.inner.actors_gen.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
     /// Removes the actor registered as `name`; returns whether there was one.
     pub fn unregister(&self, name: &str) -> bool {
-        self.inner
+        let removed = self
+            .inner
             .actors
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name)
-            .is_some()
+            .is_some();
+        self.inner.actors_gen.fetch_add(1, Ordering::Release);
+        removed
     }
 
     /// Stops the node: closes the listener and every connection, and ends its tasks.
@@ -534,6 +539,8 @@ struct Inner {
     local_addr: String,
     peers: Mutex<HashMap<NodeId, PeerSlot>>,
     actors: RwLock<HashMap<String, ActorTable>>,
+    /// Bumped at each (un)registration, so readers can cache lookups.
+    actors_gen: AtomicU64,
     events: broadcast::Sender<NodeEvent>,
     stats: Counters,
     next_conn: AtomicU64,
@@ -1063,7 +1070,7 @@ async fn writer(
                 }) => Body::Message {
                     request,
                     corr,
-                    target: target.to_string(),
+                    target,
                     tag,
                     stamp: enc.encode(&stamp, &name_of),
                     payload: Bytes::from(payload),
@@ -1120,10 +1127,14 @@ async fn writer(
 }
 
 async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: SplitStream<Conn>) {
-    let mut dec = VectorDecoder::new();
+    let mut st = ReaderState {
+        dec: VectorDecoder::new(),
+        in_flight: Arc::new(Semaphore::new(inner.cfg.max_in_flight)),
+        now_ms: 0,
+        cache: None,
+    };
     let mut expected = 1u64;
     let cancel = conn.0.cancel.clone();
-    let in_flight = Arc::new(Semaphore::new(inner.cfg.max_in_flight));
     let reason = loop {
         let next = tokio::select! {
             biased;
@@ -1160,7 +1171,7 @@ async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: SplitStream<Con
             break DownReason::SequenceGap;
         }
         expected += 1;
-        if let Err(reason) = dispatch(&inner, &conn, &mut dec, &in_flight, frame.body) {
+        if let Err(reason) = dispatch(&inner, &conn, &mut st, frame.body) {
             break reason;
         }
     };
@@ -1168,12 +1179,43 @@ async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: SplitStream<Con
     cancel.cancel();
 }
 
-fn hlc_ok(inner: &Inner, stamp: &Stamp) -> bool {
-    match stamp.hlc {
-        Some(h) => {
-            h.physical_ms() <= intercept::physical_now_ms().saturating_add(inner.cfg.max_offset_ms)
+/// What a connection's reader keeps between frames.
+struct ReaderState {
+    dec: VectorDecoder,
+    in_flight: Arc<Semaphore>,
+    /// Physical time last read; refreshed only when a stamp looks too far ahead of it.
+    now_ms: u64,
+    /// The last target looked up, with the registration generation it was read at.
+    cache: Option<(Arc<str>, ActorTable, u64)>,
+}
+
+impl ReaderState {
+    /// Whether the stamp's HLC is within the maximum offset of physical time. The cached time
+    /// only lags, so it can only make a stamp look ahead; then the clock is read again.
+    fn hlc_ok(&mut self, max_offset_ms: u64, stamp: &Stamp) -> bool {
+        let Some(h) = stamp.hlc else { return true };
+        if h.physical_ms() <= self.now_ms.saturating_add(max_offset_ms) {
+            return true;
         }
-        None => true,
+        self.now_ms = intercept::physical_now_ms();
+        h.physical_ms() <= self.now_ms.saturating_add(max_offset_ms)
+    }
+
+    fn table(&mut self, inner: &Inner, target: &Arc<str>) -> Option<ActorTable> {
+        let generation = inner.actors_gen.load(Ordering::Acquire);
+        if let Some((t, table, g)) = &self.cache {
+            if *g == generation && t == target {
+                return Some(table.clone());
+            }
+        }
+        let table = inner
+            .actors
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&**target)
+            .cloned()?;
+        self.cache = Some((target.clone(), table.clone(), generation));
+        Some(table)
     }
 }
 
@@ -1191,10 +1233,10 @@ fn learn_names(names: &[(ProcessId, String)]) {
 fn dispatch(
     inner: &Arc<Inner>,
     conn: &ConnHandle,
-    dec: &mut VectorDecoder,
-    in_flight: &Arc<Semaphore>,
+    st: &mut ReaderState,
     body: Body,
 ) -> Result<(), DownReason> {
+    let max_offset = inner.cfg.max_offset_ms;
     let fail = |corr: u64, request: bool, code: FailCode| {
         if request {
             let _ = conn.enqueue(Outbound::Fail { corr, code });
@@ -1211,22 +1253,16 @@ fn dispatch(
             payload,
         } => {
             learn_names(&stamp.names);
-            let stamp = dec.decode(&stamp).map_err(|_| {
+            let stamp = st.dec.decode(&stamp).map_err(|_| {
                 inner.count(&inner.stats.decode_errors);
                 DownReason::Protocol
             })?;
-            if !hlc_ok(inner, &stamp) {
+            if !st.hlc_ok(max_offset, &stamp) {
                 inner.count(&inner.stats.clock_rejected);
                 fail(corr, request, FailCode::ClockRejected);
                 return Ok(());
             }
-            let table = inner
-                .actors
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&target)
-                .cloned();
-            let Some(table) = table else {
+            let Some(table) = st.table(inner, &target) else {
                 inner.count(&inner.stats.unknown_actor);
                 fail(corr, request, FailCode::UnknownActor);
                 return Ok(());
@@ -1237,7 +1273,7 @@ fn dispatch(
                 return Ok(());
             };
             let permit = if request {
-                match in_flight.clone().try_acquire_owned() {
+                match st.in_flight.clone().try_acquire_owned() {
                     Ok(p) => Some(p),
                     Err(_) => {
                         fail(corr, request, FailCode::Overloaded);
@@ -1276,11 +1312,11 @@ fn dispatch(
             payload,
         } => {
             learn_names(&stamp.names);
-            let stamp = dec.decode(&stamp).map_err(|_| {
+            let stamp = st.dec.decode(&stamp).map_err(|_| {
                 inner.count(&inner.stats.decode_errors);
                 DownReason::Protocol
             })?;
-            if !hlc_ok(inner, &stamp) {
+            if !st.hlc_ok(max_offset, &stamp) {
                 inner.count(&inner.stats.clock_rejected);
                 conn.resolve(corr, Err(RemoteError::ClockRejected));
                 return Ok(());

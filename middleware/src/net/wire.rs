@@ -372,7 +372,7 @@ pub enum Body {
         /// Correlation id of the request (0 for tells).
         corr: u64,
         /// Registered actor name.
-        target: String,
+        target: Arc<str>,
         /// Message type tag ([`type_tag`]).
         tag: u64,
         /// The sender's clocks.
@@ -471,7 +471,7 @@ impl Frame {
             }
             1 | 2 => {
                 let corr = get_varint(&mut input)?;
-                let target = take_str(&mut input, MAX_TARGET_LEN)?;
+                let target = Arc::from(take_str(&mut input, MAX_TARGET_LEN)?);
                 let tag = u64::from_le_bytes(take::<8>(&mut input)?);
                 let stamp = decode_stamp(&mut input)?;
                 let payload = body.slice(body.len() - input.len()..);
