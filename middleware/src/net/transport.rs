@@ -1,5 +1,5 @@
 //! The socket layer behind a small trait: real TCP ([`TokioTransport`]) or turmoil's simulated
-//! network ([`TurmoilTransport`], with the `turmoil` feature).
+//! network (`TurmoilTransport`, with the `turmoil` feature).
 
 use futures_util::future::BoxFuture;
 use std::io;
