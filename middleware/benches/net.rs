@@ -245,6 +245,11 @@ fn main() {
     });
     g.finish();
 
+    // `NET_BENCH_SUMMARY=0` skips the rest (e.g. to profile one benchmark alone).
+    if std::env::var("NET_BENCH_SUMMARY").is_ok_and(|v| v == "0") {
+        c.final_summary();
+        return;
+    }
     // Latency percentiles, and a direct throughput ratio measured back to back.
     let (raw_lat, node_lat, raw_rate, node_rate) = sys.block_on(async {
         let mut r = Vec::with_capacity(5000);
