@@ -28,7 +28,7 @@ mod explicit;
 mod future;
 pub(crate) mod process;
 
-pub use context::{CausalBuilder, CausalContext, deliver, deliver_request};
+pub use context::{CausalBuilder, CausalContext, deliver, deliver_request, try_deliver};
 pub use explicit::{ExplicitProcess, ProcessGuard, Stamped, StampedAddrExt, StampedResponse};
 pub use future::{InProcess, InProcessExt};
 pub use process::{

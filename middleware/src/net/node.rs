@@ -1,7 +1,7 @@
 //! The node: listener, dialers, connections, failure detection and dispatch to local actors.
 
 use super::auth::{self, Challenge};
-use super::remote::{HandlerFn, Handlers, RemoteActor, RemoteError};
+use super::remote::{Handled, HandlerFn, Handlers, RemoteActor, RemoteError, Retry};
 use super::transport::{BoxStream, Listener, TokioTransport, Transport};
 use super::wire::{
     self, Body, FailCode, Frame, Handshake, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION, VectorDecoder,
@@ -132,6 +132,7 @@ struct Counters {
     sequence_gaps: AtomicU64,
     detector_timeouts: AtomicU64,
     duplicates_refused: AtomicU64,
+    backpressure_waits: AtomicU64,
 }
 
 /// A snapshot of a node's counters.
@@ -161,6 +162,8 @@ pub struct NetStats {
     pub detector_timeouts: u64,
     /// Duplicate connections refused.
     pub duplicates_refused: u64,
+    /// Tells that found their actor's mailbox full and held the connection until it had room.
+    pub backpressure_waits: u64,
 }
 
 /// Settings of a node; built with [`Node::builder`].
@@ -456,6 +459,7 @@ impl Node {
             sequence_gaps: g(&c.sequence_gaps),
             detector_timeouts: g(&c.detector_timeouts),
             duplicates_refused: g(&c.duplicates_refused),
+            backpressure_waits: g(&c.backpressure_waits),
         }
     }
 
@@ -1171,8 +1175,28 @@ async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: SplitStream<Con
             break DownReason::SequenceGap;
         }
         expected += 1;
-        if let Err(reason) = dispatch(&inner, &conn, &mut st, frame.body) {
-            break reason;
+        match dispatch(&inner, &conn, &mut st, frame.body) {
+            Err(reason) => break reason,
+            Ok(None) => {}
+            Ok(Some(mut busy)) => {
+                // Backpressure: read nothing more until the actor takes the message.
+                let mut wait = Duration::from_micros(200);
+                loop {
+                    match busy() {
+                        Retry::Done | Retry::Closed => break,
+                        Retry::Again => {}
+                    }
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_millis(10));
+                }
+                if cancel.is_cancelled() {
+                    break DownReason::Closed;
+                }
+            }
         }
     };
     inner.link_down(conn.0.peer, Some(conn.0.id), reason);
@@ -1229,13 +1253,17 @@ fn learn_names(names: &[(ProcessId, String)]) {
     }
 }
 
-/// Handles one in-order frame. `Err` closes the connection.
+/// A tell waiting for room in its actor's mailbox.
+type Busy = Box<dyn FnMut() -> Retry + Send>;
+
+/// Handles one in-order frame. `Err` closes the connection; `Ok(Some(busy))` asks the reader to
+/// retry a delivery before reading on.
 fn dispatch(
     inner: &Arc<Inner>,
     conn: &ConnHandle,
     st: &mut ReaderState,
     body: Body,
-) -> Result<(), DownReason> {
+) -> Result<Option<Busy>, DownReason> {
     let max_offset = inner.cfg.max_offset_ms;
     let fail = |corr: u64, request: bool, code: FailCode| {
         if request {
@@ -1260,36 +1288,41 @@ fn dispatch(
             if !st.hlc_ok(max_offset, &stamp) {
                 inner.count(&inner.stats.clock_rejected);
                 fail(corr, request, FailCode::ClockRejected);
-                return Ok(());
+                return Ok(None);
             }
             let Some(table) = st.table(inner, &target) else {
                 inner.count(&inner.stats.unknown_actor);
                 fail(corr, request, FailCode::UnknownActor);
-                return Ok(());
+                return Ok(None);
             };
             let Some(handler) = table.get(&tag) else {
                 inner.count(&inner.stats.unknown_type);
                 fail(corr, request, FailCode::UnknownType);
-                return Ok(());
+                return Ok(None);
             };
             let permit = if request {
                 match st.in_flight.clone().try_acquire_owned() {
                     Ok(p) => Some(p),
                     Err(_) => {
                         fail(corr, request, FailCode::Overloaded);
-                        return Ok(());
+                        return Ok(None);
                     }
                 }
             } else {
                 None
             };
             match handler(payload, stamp, request) {
+                Err(FailCode::Mailbox) => fail(corr, request, FailCode::Mailbox),
                 Err(code) => {
                     inner.count(&inner.stats.decode_errors);
                     fail(corr, request, code);
                 }
-                Ok(None) => {}
-                Ok(Some(fut)) => {
+                Ok(Handled::Delivered) => {}
+                Ok(Handled::Busy(retry)) => {
+                    inner.count(&inner.stats.backpressure_waits);
+                    return Ok(Some(retry));
+                }
+                Ok(Handled::Reply(fut)) => {
                     let conn = conn.clone();
                     tokio::spawn(async move {
                         let _permit = permit;
@@ -1319,7 +1352,7 @@ fn dispatch(
             if !st.hlc_ok(max_offset, &stamp) {
                 inner.count(&inner.stats.clock_rejected);
                 conn.resolve(corr, Err(RemoteError::ClockRejected));
-                return Ok(());
+                return Ok(None);
             }
             conn.resolve(corr, Ok((payload, stamp)));
         }
@@ -1336,5 +1369,5 @@ fn dispatch(
             conn.resolve(corr, Err(e));
         }
     }
-    Ok(())
+    Ok(None)
 }

@@ -100,10 +100,29 @@ pub trait RemoteActor: Actor<Context = CausalContext<Self>> {
 
 type ReplyFuture = BoxFuture<'static, Result<(Vec<u8>, Stamp), FailCode>>;
 
-/// Runs one incoming message: decode, deliver with its stamp, and for a request the future of
-/// the encoded result with the responder's stamp.
+/// Outcome of a retried delivery.
+pub(crate) enum Retry {
+    /// Delivered.
+    Done,
+    /// The mailbox is still full.
+    Again,
+    /// The actor has stopped.
+    Closed,
+}
+
+/// What became of an incoming message.
+pub(crate) enum Handled {
+    /// A tell, delivered.
+    Delivered,
+    /// A tell whose actor's mailbox is full: retry (in order) until it is taken.
+    Busy(Box<dyn FnMut() -> Retry + Send>),
+    /// A request: the future of the encoded result with the responder's stamp.
+    Reply(ReplyFuture),
+}
+
+/// Runs one incoming message: decode, then deliver with its stamp.
 pub(crate) type HandlerFn =
-    Arc<dyn Fn(Bytes, Stamp, bool) -> Result<Option<ReplyFuture>, FailCode> + Send + Sync>;
+    Arc<dyn Fn(Bytes, Stamp, bool) -> Result<Handled, FailCode> + Send + Sync>;
 
 /// The message types one actor accepts from other nodes.
 pub struct Handlers<A: Actor<Context = CausalContext<A>>> {
@@ -131,15 +150,36 @@ impl<A: Actor<Context = CausalContext<A>>> Handlers<A> {
         let f: HandlerFn = Arc::new(move |payload: Bytes, stamp: Stamp, request: bool| {
             let msg: M = wire::decode_payload(&payload).map_err(|_| FailCode::Decode)?;
             if !request {
-                intercept::deliver(&addr, msg, stamp);
-                return Ok(None);
+                // Tells respect the mailbox capacity: a full mailbox holds the connection's
+                // reader (backpressure up to the sender's bounded queue).
+                return match intercept::try_deliver(&addr, msg, stamp) {
+                    Ok(()) => Ok(Handled::Delivered),
+                    Err(SendError::Closed(_)) => Err(FailCode::Mailbox),
+                    Err(SendError::Full(left)) => {
+                        let addr = addr.clone();
+                        let mut left = Some(left);
+                        Ok(Handled::Busy(Box::new(move || {
+                            let Some((m, s)) = left.take() else {
+                                return Retry::Done;
+                            };
+                            match intercept::try_deliver(&addr, m, s) {
+                                Ok(()) => Retry::Done,
+                                Err(SendError::Full(again)) => {
+                                    left = Some(again);
+                                    Retry::Again
+                                }
+                                Err(SendError::Closed(_)) => Retry::Closed,
+                            }
+                        })))
+                    }
+                };
             }
             let fut = intercept::deliver_request(&addr, msg, stamp);
-            Ok(Some(Box::pin(async move {
+            Ok(Handled::Reply(Box::pin(async move {
                 let (result, stamp) = fut.await.map_err(|_| FailCode::Mailbox)?;
                 let bytes = wire::encode_payload(&result).map_err(|_| FailCode::Encode)?;
                 Ok((bytes, stamp))
-            }) as ReplyFuture))
+            })))
         });
         if let Some((other, _)) = self.map.get(&M::TAG_ID) {
             if *other != M::TAG {

@@ -326,6 +326,46 @@ async fn full_clocks_and_differences_interoperate() {
     n2.shutdown();
 }
 
+/// A mailbox of one and a handler that holds it 1 ms per message: tells from a fast sender
+/// wait at the connection (backpressure), arrive all and in order, and the mailbox stays bounded.
+#[actix_rt::test]
+async fn tells_to_a_full_mailbox_hold_the_connection_instead_of_growing_it() {
+    #[derive(Message, Serialize, Deserialize)]
+    #[rtype(result = "()")]
+    struct Item(u64);
+    remote_message!(Item);
+    struct Slow(Arc<std::sync::Mutex<Vec<u64>>>);
+    impl Actor for Slow {
+        type Context = CausalContext<Self>;
+    }
+    impl Handler<Item> for Slow {
+        type Result = ();
+        fn handle(&mut self, m: Item, ctx: &mut Self::Context) {
+            self.0.lock().unwrap().push(m.0);
+            ctx.wait(actix::fut::wrap_future(tokio::time::sleep(
+                Duration::from_millis(1),
+            )));
+        }
+    }
+    remote_actor!(Slow: Item);
+    let (n1, n2, _) = pair().await;
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let slow = CausalBuilder::default()
+        .mailbox_capacity(1)
+        .start(Slow(got.clone()));
+    n2.register("slow", slow).unwrap();
+    let r: RemoteAddr<Item> = RemoteAddr::new(&n1, 2, "slow");
+    for i in 0..200 {
+        r.do_send(Item(i)).unwrap();
+    }
+    eventually("all delivered", || got.lock().unwrap().len() == 200).await;
+    assert_eq!(*got.lock().unwrap(), (0..200).collect::<Vec<_>>());
+    assert!(n2.stats().backpressure_waits > 0);
+    still_serves(&n1).await;
+    n1.shutdown();
+    n2.shutdown();
+}
+
 #[actix_rt::test]
 async fn both_dialing_leaves_one_connection_that_both_agree_on() {
     let (a1, a2) = (free_addr(), free_addr());
