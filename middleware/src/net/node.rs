@@ -1180,11 +1180,21 @@ async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: SplitStream<Con
             Ok(None) => {}
             Ok(Some(mut busy)) => {
                 // Backpressure: read nothing more until the actor takes the message.
-                let mut wait = Duration::from_micros(200);
+                // First let the actor run (it may share this thread), then sleep with backoff.
+                let mut tries = 0u32;
+                let mut wait = Duration::from_millis(1);
                 loop {
                     match busy() {
                         Retry::Done | Retry::Closed => break,
                         Retry::Again => {}
+                    }
+                    tries += 1;
+                    if tries <= 64 {
+                        tokio::task::yield_now().await;
+                        if cancel.is_cancelled() {
+                            break;
+                        }
+                        continue;
                     }
                     tokio::select! {
                         biased;
