@@ -5,6 +5,7 @@
 //! * [`clock`]: Lamport, vector and hybrid logical clocks, with a compact encoding.
 //! * [`intercept`]: a drop-in actor context that stamps every message with the sender's clocks and
 //!   merges them before the handler runs, with no change to handlers.
+//! * [`net`]: nodes and remote actors over authenticated TCP, with clocks on every message.
 //! * [`trace`]: a `tracing` layer that writes every clock tick as a causal log (ShiViz and JSON
 //!   lines).
 //! * [`timesync`]: NTP-style probes and the Berkeley clock-synchronisation machine, over the
@@ -16,6 +17,7 @@ pub mod driver;
 pub mod election;
 pub mod intercept;
 pub mod mutex;
+pub mod net;
 pub mod protocol;
 pub mod timesync;
 pub mod trace;

@@ -366,6 +366,45 @@ where
     REMOTE.with(|r| r.borrow_mut().take());
 }
 
+/// Like [`deliver`], but respects the actor's mailbox capacity (as `Addr::try_send`): when the
+/// mailbox is full or the actor has stopped, nothing is delivered and the message comes back
+/// with its stamp, so a transport can wait and retry in order (backpressure) instead of growing
+/// the mailbox without bound.
+///
+/// # Errors
+/// `SendError::Full((msg, stamp))` or `SendError::Closed((msg, stamp))`.
+pub fn try_deliver<A, M>(addr: &Addr<A>, msg: M, stamp: Stamp) -> Result<(), SendError<(M, Stamp)>>
+where
+    A: Actor<Context = CausalContext<A>> + Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    REMOTE.with(|r| {
+        *r.borrow_mut() = Some(RemoteDelivery {
+            stamp,
+            want_reply: false,
+        })
+    });
+    let sent = addr.try_send(msg);
+    // `pack` takes the stamp only when the message is accepted.
+    let left = REMOTE.with(|r| r.borrow_mut().take());
+    match (sent, left) {
+        (Ok(()), _) => Ok(()),
+        (Err(SendError::Full(m)), Some(d)) => Err(SendError::Full((m, d.stamp))),
+        (Err(SendError::Closed(m)), Some(d)) => Err(SendError::Closed((m, d.stamp))),
+        // Unreachable in actix 0.13 (a refused message is never packed); keep it total.
+        (Err(SendError::Full(m) | SendError::Closed(m)), None) => Err(SendError::Closed((
+            m,
+            Stamp {
+                from: ProcessId::default(),
+                lamport: 0,
+                vector: None,
+                hlc: None,
+            },
+        ))),
+    }
+}
+
 /// Delivers a request received from another node with its sender's `stamp` (see [`deliver`]);
 /// resolves to the handler's result and the responder's stamp at its reply event, to ship back.
 ///
@@ -496,4 +535,66 @@ pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
     let full = std::any::type_name::<T>();
     let base = full.split('<').next().unwrap_or(full);
     base.rsplit("::").next().unwrap_or(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Item(u32);
+
+    #[derive(Message)]
+    #[rtype(result = "Vec<u32>")]
+    struct Seen;
+
+    #[derive(Default)]
+    struct Collect(Vec<u32>);
+    impl Actor for Collect {
+        type Context = CausalContext<Self>;
+    }
+    impl Handler<Item> for Collect {
+        type Result = ();
+        fn handle(&mut self, m: Item, _: &mut Self::Context) {
+            self.0.push(m.0);
+        }
+    }
+    impl Handler<Seen> for Collect {
+        type Result = MessageResult<Seen>;
+        fn handle(&mut self, _: Seen, _: &mut Self::Context) -> Self::Result {
+            MessageResult(self.0.clone())
+        }
+    }
+
+    #[actix_rt::test]
+    async fn try_deliver_respects_the_mailbox_capacity_and_gives_the_message_back() {
+        let addr = CausalBuilder::default()
+            .mailbox_capacity(1)
+            .start(Collect::default());
+        let remote = ProcessId::new(99, 1);
+        let stamp = |n| Stamp {
+            from: remote,
+            lamport: n,
+            vector: None,
+            hlc: None,
+        };
+        // The first message fills the mailbox; the second comes back with its stamp.
+        assert!(try_deliver(&addr, Item(1), stamp(1)).is_ok());
+        let Err(SendError::Full((Item(2), back))) = try_deliver(&addr, Item(2), stamp(2)) else {
+            panic!("expected a full mailbox");
+        };
+        assert_eq!(back, stamp(2));
+        // Once the actor has taken the first, the retry goes through, in order.
+        let mut left = Some((Item(2), back));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while let Some((m, s)) = left.take() {
+            if let Err(SendError::Full(again)) = try_deliver(&addr, m, s) {
+                assert!(std::time::Instant::now() < deadline);
+                left = Some(again);
+                tokio::task::yield_now().await;
+            }
+        }
+        assert_eq!(addr.send(Seen).await.unwrap(), vec![1, 2]);
+    }
 }

@@ -30,7 +30,7 @@ pub(crate) mod process;
 
 pub(crate) use context::short_type_name as short_name;
 
-pub use context::{CausalBuilder, CausalContext, deliver, deliver_request};
+pub use context::{CausalBuilder, CausalContext, deliver, deliver_request, try_deliver};
 pub use explicit::{ExplicitProcess, ProcessGuard, Stamped, StampedAddrExt, StampedResponse};
 pub use future::{InProcess, InProcessExt};
 pub use process::{

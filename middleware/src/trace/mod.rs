@@ -166,12 +166,38 @@ pub(crate) fn record(record: TickRecord) {
 
 /// Tells the current dispatcher's causal layer the name of a process, e.g. a remote one whose
 /// events are logged on another node but which appears in local vector clocks.
+///
+/// The name is also kept in a process-wide table ([`process_name`]) that transports read to tell
+/// peers the names of the processes in the clocks they send.
 pub fn register_name(process: ProcessId, name: Arc<str>) {
+    {
+        let mut names = NAMES.write().unwrap_or_else(|e| e.into_inner());
+        if names.len() < MAX_NAMES || names.contains_key(&process) {
+            names.insert(process, name.clone());
+        }
+    }
     tracing::dispatcher::get_default(|d| {
         if let Some(layer) = d.downcast_ref::<CausalLayer>() {
             layer.name(process, name.clone());
         }
     });
+}
+
+/// Most names kept by [`register_name`] (later ones are not kept, only logged).
+pub const MAX_NAMES: usize = 1 << 20;
+
+static NAMES: std::sync::LazyLock<
+    std::sync::RwLock<std::collections::HashMap<ProcessId, Arc<str>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The name registered for `process` with [`register_name`] (local causal actors and external
+/// processes register theirs when created; transports register remote ones).
+pub fn process_name(process: ProcessId) -> Option<Arc<str>> {
+    NAMES
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&process)
+        .cloned()
 }
 
 /// Logs a semantic event of the current process (the causal actor being run, or the external

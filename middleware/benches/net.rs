@@ -1,0 +1,378 @@
+//! Two nodes on loopback against a raw tokio TCP + bincode baseline with the same framing
+//! (`LengthDelimitedCodec`), in the same run:
+//!
+//! * `one-way`: batches of 1000 tells, timed until the receiver has counted them all (msgs/s);
+//! * `request-reply`: one request at a time (mean per request), and p50/p99 over 5000 requests
+//!   printed after the criterion groups.
+//!
+//! The node path carries Lamport, vector (differential) and hybrid clocks, merges them in the
+//! receiving causal actor, authenticates at connect, heartbeats and counts sequence numbers.
+//!
+//! Run: `cargo bench -p actix-coord --bench net`.
+
+use actix::prelude::*;
+use actix_coord::intercept::CausalContext;
+use actix_coord::net::wire;
+use actix_coord::net::{Node, RemoteAddr, RemoteError};
+use actix_coord::{remote_actor, remote_message};
+use bytes::Bytes;
+use criterion::{Criterion, Throughput};
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+const BATCH: u64 = 1000;
+
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+struct Note(u64);
+
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "u64")]
+struct Ping(u64);
+
+remote_message!(Note, Ping);
+
+struct Sink(Arc<AtomicU64>);
+impl Actor for Sink {
+    type Context = CausalContext<Self>;
+}
+impl Handler<Note> for Sink {
+    type Result = ();
+    fn handle(&mut self, _: Note, _: &mut Self::Context) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+impl Handler<Ping> for Sink {
+    type Result = u64;
+    fn handle(&mut self, m: Ping, _: &mut Self::Context) -> u64 {
+        m.0 + 1
+    }
+}
+remote_actor!(Sink: Note, Ping);
+
+async fn wait_count(n: &AtomicU64, target: u64) {
+    while n.load(Ordering::Relaxed) < target {
+        tokio::task::yield_now().await;
+    }
+}
+
+struct NodePair {
+    _n2: Node,
+    n1: Node,
+    count: Arc<AtomicU64>,
+}
+
+async fn node_pair() -> NodePair {
+    let n2 = Node::builder()
+        .id(2)
+        .secret("bench")
+        .outbound_capacity(1 << 16)
+        // The runtime only runs inside `block_on`: criterion's pauses between benchmarks must
+        // not look like a dead peer.
+        .failure_timeout(Duration::from_secs(3600))
+        .heartbeat_interval(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let count = Arc::new(AtomicU64::new(0));
+    n2.register("sink", CausalContext::start(Sink(count.clone())))
+        .unwrap();
+    let n1 = Node::builder()
+        .id(1)
+        .secret("bench")
+        .peer(2, n2.local_addr())
+        .outbound_capacity(1 << 16)
+        // The runtime only runs inside `block_on`: criterion's pauses between benchmarks must
+        // not look like a dead peer.
+        .failure_timeout(Duration::from_secs(3600))
+        .heartbeat_interval(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    while !n1.is_up(2) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    NodePair { _n2: n2, n1, count }
+}
+
+/// The baseline: one raw connection, bincode payloads behind a kind byte, same framing.
+struct Raw {
+    client: Framed<tokio::net::TcpStream, LengthDelimitedCodec>,
+    count: Arc<AtomicU64>,
+}
+
+async fn raw_pair() -> Raw {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let count = Arc::new(AtomicU64::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        let (s, _) = l.accept().await.unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut f = Framed::new(s, LengthDelimitedCodec::new());
+        while let Some(Ok(b)) = f.next().await {
+            let (kind, rest) = b.split_first().unwrap();
+            let v: u64 = wire::decode_payload(rest).unwrap();
+            if *kind == 1 {
+                let reply = wire::encode_payload(&(v + 1)).unwrap();
+                f.send(Bytes::from(reply)).await.unwrap();
+            } else {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    Raw {
+        client: Framed::new(s, LengthDelimitedCodec::new()),
+        count,
+    }
+}
+
+fn raw_frame(kind: u8, v: u64) -> Bytes {
+    let mut b = vec![kind];
+    b.extend(wire::encode_payload(&v).unwrap());
+    Bytes::from(b)
+}
+
+impl Raw {
+    async fn one_way(&mut self, n: u64) {
+        let target = self.count.load(Ordering::Relaxed) + n;
+        for i in 0..n {
+            self.client.feed(raw_frame(0, i)).await.unwrap();
+        }
+        SinkExt::<Bytes>::flush(&mut self.client).await.unwrap();
+        wait_count(&self.count, target).await;
+    }
+
+    async fn request(&mut self, v: u64) -> u64 {
+        self.client.send(raw_frame(1, v)).await.unwrap();
+        let b = self.client.next().await.unwrap().unwrap();
+        wire::decode_payload(&b).unwrap()
+    }
+}
+
+impl NodePair {
+    async fn one_way(&self, n: u64) {
+        let to: RemoteAddr<Note> = RemoteAddr::new(&self.n1, 2, "sink");
+        let target = self.count.load(Ordering::Relaxed) + n;
+        for i in 0..n {
+            loop {
+                match to.do_send(Note(i)) {
+                    Ok(()) => break,
+                    Err(RemoteError::Overloaded) => tokio::task::yield_now().await,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        wait_count(&self.count, target).await;
+    }
+
+    async fn request(&self, v: u64) -> u64 {
+        let to: RemoteAddr<Ping> = RemoteAddr::new(&self.n1, 2, "sink");
+        to.send(Ping(v)).await.unwrap()
+    }
+}
+
+fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort_unstable();
+    let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+fn main() {
+    let sys = actix::System::new();
+    let nodes = sys.block_on(node_pair());
+    let mut raw = sys.block_on(raw_pair());
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+
+    let mut g = c.benchmark_group("one-way");
+    g.throughput(Throughput::Elements(BATCH));
+    g.bench_function("raw tcp+bincode", |b| {
+        b.iter_custom(|iters| {
+            sys.block_on(async {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    raw.one_way(BATCH).await;
+                }
+                t.elapsed()
+            })
+        })
+    });
+    g.bench_function("node with clocks", |b| {
+        b.iter_custom(|iters| {
+            sys.block_on(async {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    nodes.one_way(BATCH).await;
+                }
+                t.elapsed()
+            })
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("request-reply");
+    g.bench_function("raw tcp+bincode", |b| {
+        b.iter_custom(|iters| {
+            sys.block_on(async {
+                let t = Instant::now();
+                for i in 0..iters {
+                    assert_eq!(raw.request(i).await, i + 1);
+                }
+                t.elapsed()
+            })
+        })
+    });
+    g.bench_function("node with clocks", |b| {
+        b.iter_custom(|iters| {
+            sys.block_on(async {
+                let t = Instant::now();
+                for i in 0..iters {
+                    assert_eq!(nodes.request(i).await, i + 1);
+                }
+                t.elapsed()
+            })
+        })
+    });
+    g.finish();
+
+    // `NET_BENCH_SUMMARY=0` skips the rest (e.g. to profile one benchmark alone).
+    if std::env::var("NET_BENCH_SUMMARY").is_ok_and(|v| v == "0") {
+        c.final_summary();
+        return;
+    }
+    // Latency percentiles, and a direct throughput ratio measured back to back.
+    let (raw_lat, node_lat, raw_rate, node_rate) = sys.block_on(async {
+        let mut r = Vec::with_capacity(5000);
+        let mut n = Vec::with_capacity(5000);
+        for i in 0..5000 {
+            let t = Instant::now();
+            raw.request(i).await;
+            r.push(t.elapsed());
+            let t = Instant::now();
+            nodes.request(i).await;
+            n.push(t.elapsed());
+        }
+        let msgs = 50 * BATCH;
+        let t = Instant::now();
+        for _ in 0..50 {
+            raw.one_way(BATCH).await;
+        }
+        let raw_rate = msgs as f64 / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for _ in 0..50 {
+            nodes.one_way(BATCH).await;
+        }
+        let node_rate = msgs as f64 / t.elapsed().as_secs_f64();
+        (percentiles(r), percentiles(n), raw_rate, node_rate)
+    });
+    let parts = sys.block_on(breakdown());
+    println!("\nsummary (same run):");
+    println!(
+        "  one-way: raw {raw_rate:.0} msgs/s, node {node_rate:.0} msgs/s, ratio {:.2}",
+        node_rate / raw_rate
+    );
+    println!(
+        "  request-reply p50/p99: raw {:?}/{:?}, node {:?}/{:?}",
+        raw_lat.0, raw_lat.1, node_lat.0, node_lat.1
+    );
+    println!("  per-message cost of the parts, measured alone (ns):");
+    for (what, ns) in parts {
+        println!("    {what:<58} {ns:>8.0}");
+    }
+    c.final_summary();
+}
+
+/// A plain actix actor, to price actor delivery without clocks.
+struct PlainSink(Arc<AtomicU64>);
+impl Actor for PlainSink {
+    type Context = Context<Self>;
+}
+impl Handler<Note> for PlainSink {
+    type Result = ();
+    fn handle(&mut self, _: Note, _: &mut Self::Context) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Prices the parts of the node path one at a time.
+async fn breakdown() -> Vec<(&'static str, f64)> {
+    use actix_coord::intercept;
+    use actix_coord::net::wire::{Body, Frame, VectorDecoder, VectorEncoder};
+    const N: u64 = 200_000;
+    let per = |t: Instant| t.elapsed().as_nanos() as f64 / N as f64;
+    let mut out = Vec::new();
+
+    let t = Instant::now();
+    for _ in 0..N {
+        let s = intercept::stamp_send("");
+        std::hint::black_box(intercept::receive_stamp(&s, "")).ok();
+    }
+    out.push(("clocks: send stamp + merge at receive", per(t)));
+
+    let mut enc = VectorEncoder::new(false);
+    let mut dec = VectorDecoder::new();
+    let stamp = intercept::stamp_send("");
+    let t = Instant::now();
+    for i in 0..N {
+        let w = enc.encode(&stamp, &|_| Some(Arc::from("name")));
+        let f = Frame {
+            seq: i + 1,
+            body: Body::Message {
+                request: false,
+                corr: 0,
+                target: "sink".into(),
+                tag: <Note as actix_coord::net::RemoteMessage>::TAG_ID,
+                stamp: w,
+                payload: Bytes::from(wire::encode_payload(&Note(i)).unwrap()),
+            },
+        };
+        let b = Bytes::from(f.encode());
+        if let Ok(Frame {
+            body: Body::Message { stamp, payload, .. },
+            ..
+        }) = Frame::decode(&b)
+        {
+            std::hint::black_box(dec.decode(&stamp)).ok();
+            std::hint::black_box(wire::decode_payload::<Note>(&payload)).ok();
+        }
+    }
+    out.push(("wire: stamp + frame + payload, encode and decode", per(t)));
+
+    let count = Arc::new(AtomicU64::new(0));
+    let plain = PlainSink(count.clone()).start();
+    let t = Instant::now();
+    for i in 0..N {
+        plain.do_send(Note(i));
+        if i % 1000 == 999 {
+            wait_count(&count, i + 1).await;
+        }
+    }
+    wait_count(&count, N).await;
+    out.push(("delivery to a plain actix actor (do_send)", per(t)));
+
+    let count = Arc::new(AtomicU64::new(0));
+    let causal = CausalContext::start(Sink(count.clone()));
+    let t = Instant::now();
+    for i in 0..N {
+        intercept::deliver(&causal, Note(i), stamp.clone());
+        if i % 1000 == 999 {
+            wait_count(&count, i + 1).await;
+        }
+    }
+    wait_count(&count, N).await;
+    out.push((
+        "delivery to a causal actor with a remote stamp (deliver)",
+        per(t),
+    ));
+    out
+}

@@ -1,0 +1,777 @@
+//! Node-level tests on loopback: connections, authentication, bad input, failure detection,
+//! remote causality. Waits are deadlines on events, never fixed sleeps.
+
+use super::auth::{self, Challenge};
+use super::wire::{self, Body, FailCode, Frame, Handshake, WireStamp, WireVector};
+use super::*;
+use crate::clock::{HlcTimestamp, ProcessId, VectorClock};
+use crate::intercept::{CausalBuilder, CausalContext};
+use crate::{remote_actor, remote_message};
+use actix::prelude::*;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+const SECRET: &str = "test secret";
+const DEADLINE: Duration = Duration::from_secs(5);
+
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "u64")]
+struct Ping(u64);
+
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+struct Note(u64);
+
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "(ProcessId, VectorClock)")]
+struct GetClocks;
+
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+struct NotAccepted;
+
+remote_message!(Ping, Note, GetClocks, NotAccepted);
+
+#[derive(Default)]
+struct Echo {
+    seen: Arc<AtomicU64>,
+}
+impl Actor for Echo {
+    type Context = CausalContext<Self>;
+}
+impl Handler<Ping> for Echo {
+    type Result = u64;
+    fn handle(&mut self, m: Ping, _: &mut Self::Context) -> u64 {
+        self.seen.fetch_add(1, Ordering::SeqCst);
+        m.0 + 1
+    }
+}
+impl Handler<Note> for Echo {
+    type Result = ();
+    fn handle(&mut self, _: Note, _: &mut Self::Context) {
+        self.seen.fetch_add(1, Ordering::SeqCst);
+    }
+}
+impl Handler<GetClocks> for Echo {
+    type Result = MessageResult<GetClocks>;
+    fn handle(&mut self, _: GetClocks, ctx: &mut Self::Context) -> Self::Result {
+        let c = ctx.clocks();
+        MessageResult((c.process, c.vector))
+    }
+}
+remote_actor!(Echo: Ping, Note, GetClocks);
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn builder(id: NodeId, listen: &str) -> NodeBuilder {
+    Node::builder()
+        .id(id)
+        .listen(listen)
+        .secret(SECRET)
+        .backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+async fn event(
+    rx: &mut broadcast::Receiver<NodeEvent>,
+    pred: impl Fn(&NodeEvent) -> bool,
+) -> NodeEvent {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match rx.recv().await {
+                Ok(e) if pred(&e) => return e,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("event channel closed"),
+            }
+        }
+    })
+    .await
+    .expect("event within the deadline")
+}
+
+/// Polls `f` until it holds, failing after the deadline.
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let end = tokio::time::Instant::now() + DEADLINE;
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn up(n: NodeId) -> impl Fn(&NodeEvent) -> bool {
+    move |e| matches!(e, NodeEvent::MemberUp { node } if *node == n)
+}
+
+fn down(n: NodeId) -> impl Fn(&NodeEvent) -> bool {
+    move |e| matches!(e, NodeEvent::MemberDown { node, .. } if *node == n)
+}
+
+/// Two connected nodes; node 2 hosts an `Echo` named "echo".
+async fn pair() -> (Node, Node, Arc<AtomicU64>) {
+    let n2 = builder(2, "127.0.0.1:0").start().await.unwrap();
+    let mut ev2 = n2.subscribe();
+    let n1 = builder(1, "127.0.0.1:0")
+        .peer(2, n2.local_addr())
+        .start()
+        .await
+        .unwrap();
+    let echo = Echo::default();
+    let seen = echo.seen.clone();
+    n2.register("echo", CausalBuilder::default().node(2).start(echo))
+        .unwrap();
+    event(&mut ev2, up(1)).await;
+    eventually("node 1 sees node 2", || n1.is_up(2)).await;
+    (n1, n2, seen)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A raw peer speaking the protocol by hand, to send what a real node never would.
+
+type Raw = Framed<tokio::net::TcpStream, LengthDelimitedCodec>;
+
+async fn raw_connect(addr: &str, cap: usize) -> Raw {
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    Framed::new(
+        s,
+        LengthDelimitedCodec::builder()
+            .max_frame_length(cap)
+            .new_codec(),
+    )
+}
+
+/// Runs the dialer side of the handshake as node `me` with `secret`; returns whether the node
+/// welcomed it.
+async fn raw_handshake(raw: &mut Raw, me: NodeId, secret: &str) -> bool {
+    let nonce = [7u8; 32];
+    let hello = Handshake::Hello {
+        version: wire::PROTOCOL_VERSION,
+        node: me,
+        incarnation: 1,
+        nonce,
+    };
+    raw.send(Bytes::from(hello.encode())).await.unwrap();
+    let Some(Ok(b)) = raw.next().await else {
+        return false;
+    };
+    let Ok(Handshake::Hello {
+        node: peer,
+        nonce: peer_nonce,
+        ..
+    }) = Handshake::decode(&b)
+    else {
+        return false;
+    };
+    let mac = auth::prove(
+        secret.as_bytes(),
+        &Challenge {
+            version: wire::PROTOCOL_VERSION,
+            prover: me,
+            verifier: peer,
+            prover_incarnation: 1,
+            verifier_nonce: &peer_nonce,
+            prover_nonce: &nonce,
+        },
+    );
+    if raw
+        .send(Bytes::from(Handshake::Auth { mac }.encode()))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let _their_auth = raw.next().await;
+    matches!(
+        raw.next().await,
+        Some(Ok(b)) if Handshake::decode(&b) == Ok(Handshake::Welcome { accepted: true })
+    )
+}
+
+fn raw_stamp(from: ProcessId, hlc_ms: u64) -> WireStamp {
+    WireStamp {
+        from,
+        lamport: 1,
+        vector: WireVector::Full(VectorClock::from_entries([(from, 1)]).unwrap()),
+        hlc: Some(HlcTimestamp::new(hlc_ms, 0)),
+        reset: false,
+        names: vec![],
+    }
+}
+
+fn raw_request(
+    seq: u64,
+    corr: u64,
+    target: &str,
+    tag: u64,
+    payload: Vec<u8>,
+    hlc_ms: u64,
+) -> Bytes {
+    Bytes::from(
+        Frame {
+            seq,
+            body: Body::Message {
+                request: true,
+                corr,
+                target: target.into(),
+                tag,
+                stamp: raw_stamp(ProcessId::new(9, 1), hlc_ms),
+                payload: Bytes::from(payload),
+            },
+        }
+        .encode(),
+    )
+}
+
+/// Reads frames until a fail (or reply) for `corr`; heartbeats are skipped.
+async fn raw_answer(raw: &mut Raw, corr: u64) -> Body {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            let b = raw.next().await.expect("open").expect("frame");
+            let f = Frame::decode(&b.freeze()).unwrap();
+            match f.body {
+                Body::Fail { corr: c, .. } | Body::Reply { corr: c, .. } if c == corr => {
+                    return f.body;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("answer within the deadline")
+}
+
+/// Whether the node closed the raw connection (within the deadline).
+async fn raw_closed(raw: &mut Raw) -> bool {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match raw.next().await {
+                None | Some(Err(_)) => return true,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+async fn still_serves(n1: &Node) {
+    let r: RemoteAddr<Ping> = RemoteAddr::new(n1, 2, "echo");
+    assert_eq!(r.send(Ping(1)).await, Ok(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[actix_rt::test]
+async fn request_reply_and_tell_between_two_nodes() {
+    let (n1, n2, seen) = pair().await;
+    let r: RemoteAddr<Ping> = RemoteAddr::new(&n1, 2, "echo");
+    for i in 0..20 {
+        assert_eq!(r.send(Ping(i)).await, Ok(i + 1));
+    }
+    let t: RemoteAddr<Note> = RemoteAddr::new(&n1, 2, "echo");
+    t.do_send(Note(1)).unwrap();
+    eventually("tell delivered", || seen.load(Ordering::SeqCst) == 21).await;
+    // Typed errors for unknown actors and types.
+    let nobody: RemoteAddr<Ping> = RemoteAddr::new(&n1, 2, "nobody");
+    assert_eq!(
+        nobody.send(Ping(0)).await,
+        Err(RemoteError::UnknownActor("nobody".into()))
+    );
+    let wrong: RemoteAddr<NotAccepted> = RemoteAddr::new(&n1, 2, "echo");
+    assert_eq!(wrong.send(NotAccepted).await, Err(RemoteError::UnknownType));
+    assert_eq!(n2.stats().unknown_actor, 1);
+    assert_eq!(n2.stats().unknown_type, 1);
+    // A peer nobody knows: fails fast.
+    let ghost: RemoteAddr<Ping> = RemoteAddr::new(&n1, 77, "echo");
+    assert_eq!(ghost.send(Ping(0)).await, Err(RemoteError::PeerDown(77)));
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[actix_rt::test]
+async fn full_clocks_and_differences_interoperate() {
+    let n2 = builder(2, "127.0.0.1:0").start().await.unwrap();
+    n2.register(
+        "echo",
+        CausalBuilder::default().node(2).start(Echo::default()),
+    )
+    .unwrap();
+    let n1 = builder(1, "127.0.0.1:0")
+        .peer(2, n2.local_addr())
+        .full_clocks(true)
+        .start()
+        .await
+        .unwrap();
+    eventually("up", || n1.is_up(2)).await;
+    let r: RemoteAddr<GetClocks> = RemoteAddr::new(&n1, 2, "echo");
+    let mut last = 0;
+    for _ in 0..5 {
+        let (me, v) = r.send(GetClocks).await.unwrap();
+        // The responder ticks at each receive and reply.
+        assert!(v.get(me) > last);
+        last = v.get(me);
+        assert!(v.len() >= 2, "the sender's entries travel: {v}");
+    }
+    n1.shutdown();
+    n2.shutdown();
+}
+
+/// A mailbox of one and a handler that holds it 1 ms per message: tells from a fast sender
+/// wait at the connection (backpressure), arrive all and in order, and the mailbox stays bounded.
+#[actix_rt::test]
+async fn tells_to_a_full_mailbox_hold_the_connection_instead_of_growing_it() {
+    #[derive(Message, Serialize, Deserialize)]
+    #[rtype(result = "()")]
+    struct Item(u64);
+    remote_message!(Item);
+    struct Slow(Arc<std::sync::Mutex<Vec<u64>>>);
+    impl Actor for Slow {
+        type Context = CausalContext<Self>;
+    }
+    impl Handler<Item> for Slow {
+        type Result = ();
+        fn handle(&mut self, m: Item, ctx: &mut Self::Context) {
+            self.0.lock().unwrap().push(m.0);
+            ctx.wait(actix::fut::wrap_future(tokio::time::sleep(
+                Duration::from_millis(1),
+            )));
+        }
+    }
+    remote_actor!(Slow: Item);
+    let (n1, n2, _) = pair().await;
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let slow = CausalBuilder::default()
+        .mailbox_capacity(1)
+        .start(Slow(got.clone()));
+    n2.register("slow", slow).unwrap();
+    let r: RemoteAddr<Item> = RemoteAddr::new(&n1, 2, "slow");
+    for i in 0..200 {
+        r.do_send(Item(i)).unwrap();
+    }
+    eventually("all delivered", || got.lock().unwrap().len() == 200).await;
+    assert_eq!(*got.lock().unwrap(), (0..200).collect::<Vec<_>>());
+    assert!(n2.stats().backpressure_waits > 0);
+    still_serves(&n1).await;
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[actix_rt::test]
+async fn both_dialing_leaves_one_connection_that_both_agree_on() {
+    let (a1, a2) = (free_addr(), free_addr());
+    let n1 = builder(1, &a1).peer(2, &a2).start().await.unwrap();
+    let n2 = builder(2, &a2).peer(1, &a1).start().await.unwrap();
+    n2.register("echo", CausalContext::start(Echo::default()))
+        .unwrap();
+    eventually("both up", || n1.is_up(2) && n2.is_up(1)).await;
+    // Both sides keep the same connection: dialed by node 1 (the lower id), or the only one.
+    let d1 = n1.link_dialer(2);
+    eventually("same link on both sides", || n2.link_dialer(1) == d1).await;
+    still_serves(&n1).await;
+    assert_eq!(n1.link_dialer(2), n2.link_dialer(1));
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[actix_rt::test]
+async fn a_peer_with_the_wrong_secret_is_refused_and_reaches_no_actor() {
+    let (n1, n2, seen) = pair().await;
+    // A whole node with the wrong secret.
+    let bad = Node::builder()
+        .id(3)
+        .secret("wrong")
+        .peer(2, n2.local_addr())
+        .backoff(Duration::from_millis(20), Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    eventually("refused twice", || n2.stats().auth_failures >= 2).await;
+    assert!(!n2.is_up(3) && !bad.is_up(2));
+    // By hand: a wrong MAC, then a request anyway.
+    let mut raw = raw_connect(n2.local_addr(), 1 << 20).await;
+    assert!(!raw_handshake(&mut raw, 9, "wrong").await);
+    let payload = wire::encode_payload(&Ping(1)).unwrap();
+    let _ = raw
+        .send(raw_request(
+            1,
+            1,
+            "echo",
+            <Ping as RemoteMessage>::TAG_ID,
+            payload,
+            0,
+        ))
+        .await;
+    assert!(raw_closed(&mut raw).await);
+    still_serves(&n1).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "only the good peer's ping");
+    bad.shutdown();
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[actix_rt::test]
+async fn garbage_and_truncated_handshakes_are_counted_and_the_node_serves_others() {
+    let (n1, n2, _) = pair().await;
+    use tokio::io::AsyncWriteExt;
+    // Garbage bytes (a length prefix far above the handshake cap).
+    let mut s = tokio::net::TcpStream::connect(n2.local_addr())
+        .await
+        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    eventually("garbage counted", || n2.stats().handshake_failures >= 1).await;
+    // A truncated frame: a length of 40, then 3 bytes, then close.
+    let mut s = tokio::net::TcpStream::connect(n2.local_addr())
+        .await
+        .unwrap();
+    s.write_all(&[0, 0, 0, 40, 1, 2, 3]).await.unwrap();
+    drop(s);
+    eventually("truncated counted", || n2.stats().handshake_failures >= 2).await;
+    // A well-framed but undecodable hello.
+    let mut raw = raw_connect(n2.local_addr(), 1024).await;
+    raw.send(Bytes::from_static(b"\x01NOPE")).await.unwrap();
+    assert!(raw_closed(&mut raw).await);
+    eventually("bad hello counted", || n2.stats().handshake_failures >= 3).await;
+    // Another protocol version is refused.
+    let failures = n2.stats().handshake_failures;
+    let mut raw = raw_connect(n2.local_addr(), 1024).await;
+    let hello = Handshake::Hello {
+        version: wire::PROTOCOL_VERSION + 1,
+        node: 9,
+        incarnation: 1,
+        nonce: [1; 32],
+    };
+    raw.send(Bytes::from(hello.encode())).await.unwrap();
+    assert!(raw_closed(&mut raw).await);
+    eventually("version counted", || {
+        n2.stats().handshake_failures > failures
+    })
+    .await;
+    still_serves(&n1).await;
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[actix_rt::test]
+async fn a_request_without_reply_times_out_with_a_typed_error() {
+    #[derive(Message, Serialize, Deserialize)]
+    #[rtype(result = "u64")]
+    struct Never;
+    remote_message!(Never);
+    struct Mute;
+    impl Actor for Mute {
+        type Context = CausalContext<Self>;
+    }
+    impl Handler<Never> for Mute {
+        type Result = ResponseFuture<u64>;
+        fn handle(&mut self, _: Never, _: &mut Self::Context) -> Self::Result {
+            Box::pin(std::future::pending())
+        }
+    }
+    remote_actor!(Mute: Never);
+    let (n1, n2, _) = pair().await;
+    n2.register("mute", CausalContext::start(Mute)).unwrap();
+    let r: RemoteAddr<Never> =
+        RemoteAddr::new(&n1, 2, "mute").with_timeout(Duration::from_millis(100));
+    let t0 = std::time::Instant::now();
+    assert_eq!(r.send(Never).await, Err(RemoteError::Timeout));
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+    still_serves(&n1).await;
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[actix_rt::test]
+async fn bad_frames_after_authentication_are_typed_counted_and_dropped() {
+    let (n1, n2, seen) = pair().await;
+    let mut raw = raw_connect(n2.local_addr(), 16 << 20).await;
+    assert!(raw_handshake(&mut raw, 9, SECRET).await);
+    let now = crate::intercept::physical_now_ms();
+    let tag = <Ping as RemoteMessage>::TAG_ID;
+    let good = wire::encode_payload(&Ping(1)).unwrap();
+    // Unknown tag.
+    raw.send(raw_request(1, 1, "echo", 12345, good.clone(), now))
+        .await
+        .unwrap();
+    assert_eq!(
+        raw_answer(&mut raw, 1).await,
+        Body::Fail {
+            corr: 1,
+            code: FailCode::UnknownType
+        }
+    );
+    // Unknown actor.
+    raw.send(raw_request(2, 2, "ghost", tag, good.clone(), now))
+        .await
+        .unwrap();
+    assert_eq!(
+        raw_answer(&mut raw, 2).await,
+        Body::Fail {
+            corr: 2,
+            code: FailCode::UnknownActor
+        }
+    );
+    // Undecodable payload.
+    raw.send(raw_request(3, 3, "echo", tag, vec![0xff; 3], now))
+        .await
+        .unwrap();
+    assert_eq!(
+        raw_answer(&mut raw, 3).await,
+        Body::Fail {
+            corr: 3,
+            code: FailCode::Decode
+        }
+    );
+    // HLC an hour ahead.
+    raw.send(raw_request(
+        4,
+        4,
+        "echo",
+        tag,
+        good.clone(),
+        now + 3_600_000,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        raw_answer(&mut raw, 4).await,
+        Body::Fail {
+            corr: 4,
+            code: FailCode::ClockRejected
+        }
+    );
+    // A good one still works on the same connection.
+    raw.send(raw_request(5, 5, "echo", tag, good.clone(), now))
+        .await
+        .unwrap();
+    assert!(matches!(
+        raw_answer(&mut raw, 5).await,
+        Body::Reply { corr: 5, .. }
+    ));
+    let s = n2.stats();
+    assert_eq!(
+        (s.unknown_type, s.unknown_actor, s.clock_rejected),
+        (1, 1, 1)
+    );
+    assert!(s.decode_errors >= 1);
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+
+    // A frame of cap + 1 bytes closes the connection.
+    let cap = wire::DEFAULT_MAX_FRAME;
+    // (The node may close before the whole frame is written.)
+    let _ = raw.send(Bytes::from(vec![0u8; cap + 1])).await;
+    assert!(raw_closed(&mut raw).await);
+    eventually("oversized counted", || n2.stats().oversized_frames == 1).await;
+
+    // An undecodable frame header closes the connection too.
+    let mut raw = raw_connect(n2.local_addr(), 1 << 20).await;
+    assert!(raw_handshake(&mut raw, 9, SECRET).await);
+    raw.send(Bytes::from_static(&[42, 1])).await.unwrap();
+    assert!(raw_closed(&mut raw).await);
+
+    // An absurd Lamport time: a decode error, counted, and the connection closed.
+    let mut raw = raw_connect(n2.local_addr(), 1 << 20).await;
+    assert!(raw_handshake(&mut raw, 9, SECRET).await);
+    let errors = n2.stats().decode_errors;
+    let mut f = Frame::decode(&raw_request(1, 1, "echo", tag, good.clone(), now)).unwrap();
+    if let Body::Message { stamp, .. } = &mut f.body {
+        stamp.lamport = crate::clock::MAX_COUNTER + 1;
+    }
+    raw.send(Bytes::from(f.encode())).await.unwrap();
+    assert!(raw_closed(&mut raw).await);
+    eventually("absurd counter counted", || {
+        n2.stats().decode_errors > errors
+    })
+    .await;
+
+    // A truncated frame after authentication: the connection ends, nothing is delivered.
+    let mut raw = raw_connect(n2.local_addr(), 1 << 20).await;
+    assert!(raw_handshake(&mut raw, 9, SECRET).await);
+    let mut inner = raw.into_inner();
+    use tokio::io::AsyncWriteExt;
+    inner.write_all(&[0, 0, 1, 0, 2, 1]).await.unwrap();
+    drop(inner);
+    still_serves(&n1).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[actix_rt::test]
+async fn a_sequence_gap_is_handled_as_a_restart() {
+    let (n1, n2, _) = pair().await;
+    let mut ev = n2.subscribe();
+    let mut raw = raw_connect(n2.local_addr(), 1 << 20).await;
+    assert!(raw_handshake(&mut raw, 9, SECRET).await);
+    event(&mut ev, up(9)).await;
+    let hb = |seq| {
+        Bytes::from(
+            Frame {
+                seq,
+                body: Body::Heartbeat,
+            }
+            .encode(),
+        )
+    };
+    raw.send(hb(1)).await.unwrap();
+    raw.send(hb(3)).await.unwrap();
+    let e = event(&mut ev, down(9)).await;
+    assert_eq!(
+        e,
+        NodeEvent::MemberDown {
+            node: 9,
+            reason: DownReason::SequenceGap
+        }
+    );
+    assert_eq!(n2.stats().sequence_gaps, 1);
+    still_serves(&n1).await;
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[actix_rt::test]
+async fn a_silent_peer_is_declared_down_within_the_timeout() {
+    let (n1, n2, _) = pair().await;
+    let mut ev = n2.subscribe();
+    let mut raw = raw_connect(n2.local_addr(), 1 << 20).await;
+    assert!(raw_handshake(&mut raw, 9, SECRET).await);
+    event(&mut ev, up(9)).await;
+    let t0 = tokio::time::Instant::now();
+    // The raw peer never sends a heartbeat.
+    let e = event(&mut ev, down(9)).await;
+    let took = t0.elapsed();
+    assert_eq!(
+        e,
+        NodeEvent::MemberDown {
+            node: 9,
+            reason: DownReason::Timeout
+        }
+    );
+    // The timeout is 1 s after the last frame; allow scheduling slack on a loaded machine.
+    assert!(took <= Duration::from_millis(1500), "took {took:?}");
+    assert!(took >= Duration::from_millis(900), "took {took:?}");
+    let to9: RemoteAddr<Ping> = RemoteAddr::new(&n2, 9, "x");
+    assert_eq!(to9.send(Ping(0)).await, Err(RemoteError::PeerDown(9)));
+    drop(raw);
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[actix_rt::test]
+async fn crash_fails_fast_and_restart_brings_member_up_and_traffic_back() {
+    let a2 = free_addr();
+    let n2 = builder(2, &a2).start().await.unwrap();
+    n2.register("echo", CausalContext::start(Echo::default()))
+        .unwrap();
+    let n1 = builder(1, "127.0.0.1:0")
+        .peer(2, &a2)
+        .start()
+        .await
+        .unwrap();
+    let mut ev = n1.subscribe();
+    event(&mut ev, up(2)).await;
+    still_serves(&n1).await;
+    // A request in flight when the peer dies fails with PeerDown, not a timeout.
+    n2.unregister("echo");
+    n2.shutdown();
+    event(&mut ev, down(2)).await;
+    let r: RemoteAddr<Ping> = RemoteAddr::new(&n1, 2, "echo");
+    let t0 = std::time::Instant::now();
+    assert_eq!(r.send(Ping(0)).await, Err(RemoteError::PeerDown(2)));
+    assert_eq!(r.clone().do_send(Ping(0)), Err(RemoteError::PeerDown(2)));
+    assert!(t0.elapsed() < Duration::from_millis(50));
+    // Restart on the same address: a new incarnation, so MemberUp again.
+    let end = std::time::Instant::now() + DEADLINE;
+    let n2b = loop {
+        match builder(2, &a2).start().await {
+            Ok(n) => break n,
+            Err(e) => {
+                assert!(std::time::Instant::now() < end, "rebind: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    n2b.register("echo", CausalContext::start(Echo::default()))
+        .unwrap();
+    event(&mut ev, up(2)).await;
+    still_serves(&n1).await;
+    n1.shutdown();
+    n2b.shutdown();
+}
+
+/// A on node 1 asks B on node 2; B replies; A then sends to C (node 1): B's reply event
+/// happened before C's receive — remote causality is the same as local.
+#[actix_rt::test]
+async fn remote_reply_carries_the_responders_clock_to_the_requester() {
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Go;
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Record;
+
+    struct A {
+        b: RemoteAddr<GetClocks>,
+        c: Addr<C>,
+        b_seen: Arc<std::sync::Mutex<Option<(ProcessId, VectorClock)>>>,
+    }
+    impl Actor for A {
+        type Context = CausalContext<Self>;
+    }
+    impl Handler<Go> for A {
+        type Result = ResponseActFuture<Self, ()>;
+        fn handle(&mut self, _: Go, _: &mut Self::Context) -> Self::Result {
+            let f = self.b.send(GetClocks);
+            Box::pin(actix::fut::wrap_future(f).map(|r, act: &mut A, _| {
+                *act.b_seen.lock().unwrap() = Some(r.unwrap());
+                act.c.do_send(Record);
+            }))
+        }
+    }
+    struct C {
+        at: Arc<std::sync::Mutex<Option<VectorClock>>>,
+    }
+    impl Actor for C {
+        type Context = CausalContext<Self>;
+    }
+    impl Handler<Record> for C {
+        type Result = ();
+        fn handle(&mut self, _: Record, ctx: &mut Self::Context) {
+            *self.at.lock().unwrap() = Some(ctx.clocks().vector);
+        }
+    }
+
+    let (n1, _n2, _) = pair().await;
+    let b_seen = Arc::new(std::sync::Mutex::new(None));
+    let c_at = Arc::new(std::sync::Mutex::new(None));
+    let c = CausalBuilder::default()
+        .node(1)
+        .start(C { at: c_at.clone() });
+    let a = CausalBuilder::default().node(1).start(A {
+        b: RemoteAddr::new(&n1, 2, "echo"),
+        c,
+        b_seen: b_seen.clone(),
+    });
+    a.send(Go).await.unwrap();
+    eventually("C received", || c_at.lock().unwrap().is_some()).await;
+    let (b_id, b_at_handler) = b_seen.lock().unwrap().clone().unwrap();
+    let c_vec = c_at.lock().unwrap().clone().unwrap();
+    // B's reply is its next event after the handler ran.
+    let b_reply_event = b_at_handler.get(b_id) + 1;
+    assert!(
+        c_vec.get(b_id) >= b_reply_event,
+        "C's receive must know B's reply: {c_vec} vs {b_id}:{b_reply_event}"
+    );
+    assert!(b_at_handler.happened_before(&c_vec));
+    n1.shutdown();
+}
