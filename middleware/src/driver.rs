@@ -144,6 +144,118 @@ where
     }
 }
 
+/// A protocol message type that crosses the network under a fixed wire tag, so that
+/// [`PeerMsg`] of it is a [`RemoteMessage`](crate::net::RemoteMessage) and drivers of it accept
+/// it from other nodes.
+pub trait PeerWire: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {
+    /// The wire tag; the same on every node, different for every protocol.
+    const TAG: &'static str;
+}
+
+impl<M: PeerWire> crate::net::RemoteMessage for PeerMsg<M> {
+    const TAG: &'static str = M::TAG;
+}
+
+impl<P> crate::net::RemoteActor for Driver<P>
+where
+    P: Driven,
+    P::Msg: PeerWire,
+{
+    fn remote_handlers(h: &mut crate::net::Handlers<Self>) {
+        h.accept::<PeerMsg<P::Msg>>();
+    }
+}
+
+impl PeerWire for crate::election::BullyMsg {
+    const TAG: &'static str = "actix_coord.bully.v1";
+}
+impl PeerWire for crate::mutex::LamportMsg {
+    const TAG: &'static str = "actix_coord.lamport_mutex.v1";
+}
+impl PeerWire for crate::mutex::RaMsg {
+    const TAG: &'static str = "actix_coord.ricart_agrawala.v1";
+}
+impl PeerWire for crate::mutex::SkMsg {
+    const TAG: &'static str = "actix_coord.suzuki_kasami.v1";
+}
+
+/// Links between drivers on different nodes: every member registers its driver under the same
+/// `name` on its own [`Node`](crate::net::Node).
+pub struct NetLinks {
+    node: crate::net::Node,
+    name: Arc<str>,
+}
+
+impl NetLinks {
+    /// Links through `node` to the drivers registered as `name` on the other members.
+    pub fn new(node: &crate::net::Node, name: &str) -> Self {
+        Self {
+            node: node.clone(),
+            name: Arc::from(name),
+        }
+    }
+}
+
+impl<M: PeerWire> Links<M> for NetLinks {
+    fn send(&self, from: NodeId, to: NodeId, msg: M) -> bool {
+        let addr = crate::net::RemoteAddr::<PeerMsg<M>>::new(&self.node, to, &self.name);
+        match addr.do_send(PeerMsg { from, msg }) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(target: "actix_coord::driver", to, error = %e, "protocol message not sent");
+                false
+            }
+        }
+    }
+}
+
+/// Starts a driver on `node` for `core`: registers it as `name` (so its peers' [`NetLinks`]
+/// reach it), links it to the others, and forwards the node's membership events to it as
+/// [`PeerStatus`]. Call on an actix arbiter.
+///
+/// # Errors
+/// `name` is already registered on `node`.
+pub fn start_on_node<P>(
+    node: &crate::net::Node,
+    name: &str,
+    core: P,
+    members: &[NodeId],
+    observer: Option<Observer<P::Event>>,
+) -> Result<Addr<Driver<P>>, crate::net::RegisterError>
+where
+    P: Driven,
+    P::Msg: PeerWire,
+{
+    let links = NetLinks::new(node, name);
+    let log_name = format!("{name}@n{}", core.id());
+    let addr = Driver::start_named(core, members, links, observer, &log_name);
+    node.register(name, addr.clone())?;
+    let mut events = node.subscribe();
+    let target = addr.clone();
+    // Peers already up before we subscribed.
+    for peer in node.connected_peers() {
+        target.do_send(PeerStatus::Up(peer));
+    }
+    actix_rt::spawn(async move {
+        use crate::net::NodeEvent;
+        loop {
+            let status = match events.recv().await {
+                Ok(NodeEvent::MemberDown { node, .. }) => PeerStatus::Down(node),
+                Ok(NodeEvent::MemberUp { node }) | Ok(NodeEvent::Reconnected { node }) => {
+                    PeerStatus::Up(node)
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => break,
+            };
+            if !target.connected() {
+                break;
+            }
+            target.do_send(status);
+        }
+    });
+    Ok(addr)
+}
+
 /// Something to run on each event, inside the driver (so it is a local event of the driver's
 /// process when it logs): for instance a `lock.enter` semantic event.
 pub type Observer<E> = Box<dyn FnMut(&E)>;
@@ -278,8 +390,10 @@ where
 {
     type Result = ();
     fn handle(&mut self, m: PeerMsg<P::Msg>, ctx: &mut Self::Context) {
-        if !self.members.contains(&m.from) {
-            tracing::warn!(target: "actix_coord::driver", from = m.from, "message from a non-member dropped");
+        // The claimed sender must be a member, and the node the message came from.
+        let node = ctx.sender().map(|p| p.node);
+        if !self.members.contains(&m.from) || node != Some(m.from) {
+            tracing::warn!(target: "actix_coord::driver", from = m.from, ?node, "message from a non-member dropped");
             return;
         }
         let now = self.now();
@@ -428,6 +542,44 @@ mod tests {
                     Ok(Ok(BullyEvent::LeaderChanged { .. })) => continue,
                     other => panic!("no leader 3 by the deadline: {other:?}"),
                 }
+            }
+        }
+    }
+
+    #[actix_rt::test]
+    async fn bully_drivers_on_three_nodes_elect_the_highest_then_fail_over() {
+        use crate::net::Node;
+        let mut nodes: Vec<Node> = Vec::new();
+        for id in 1..=3u32 {
+            let mut b = Node::builder().id(id).listen("127.0.0.1:0").secret("s");
+            for n in &nodes {
+                b = b.peer(n.id(), n.local_addr());
+            }
+            nodes.push(b.start().await.unwrap());
+        }
+        let members = [1, 2, 3];
+        let cfg = BullyConfig::default();
+        let mut drivers = Vec::new();
+        for n in &nodes {
+            let core = Bully::new(n.id(), members, cfg.clone()).unwrap();
+            drivers.push(start_on_node(n, "election", core, &members, None).unwrap());
+        }
+        let leader_of = |d: &Addr<Driver<Bully>>| {
+            d.send(Inspect(Box::new(|b: &Bully| b.leader().map(|l| l.0))))
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        for d in &drivers {
+            while leader_of(d).await.unwrap() != Some(3) {
+                assert!(tokio::time::Instant::now() < deadline, "no leader 3");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        // Node 3 goes away: the others see it down and elect node 2.
+        nodes[2].shutdown();
+        for d in &drivers[..2] {
+            while leader_of(d).await.unwrap() != Some(2) {
+                assert!(tokio::time::Instant::now() < deadline, "no failover to 2");
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }

@@ -209,6 +209,12 @@ impl<A: Actor<Context = Self>> CausalContext<A> {
         self.process.state.borrow().name.clone()
     }
 
+    /// The process that sent the message being handled (inside a handler; for a message that
+    /// came from another node, its node is `sender().node`).
+    pub fn sender(&self) -> Option<ProcessId> {
+        self.process.state.borrow().sender
+    }
+
     /// A copy of the process's clocks (after the merge of the message being handled).
     pub fn clocks(&self) -> Clocks {
         self.process.state.borrow().clocks()

@@ -106,6 +106,8 @@ pub(crate) struct ProcessState {
     hlc: HybridClock,
     /// Number of events of this process (equals `vector[id]` when a vector is kept).
     events: u64,
+    /// The sender of the last message merged.
+    pub(crate) sender: Option<ProcessId>,
 }
 
 impl ProcessState {
@@ -118,6 +120,7 @@ impl ProcessState {
             vector: Arc::default(),
             hlc: HybridClock::with_max_offset(max_offset_ms()),
             events: 0,
+            sender: None,
         }
     }
 
@@ -167,6 +170,7 @@ impl ProcessState {
             }
         }
         self.lamport.merge(stamp.lamport)?;
+        self.sender = Some(stamp.from);
         if self.set.vector {
             if let Some(v) = &stamp.vector {
                 Arc::make_mut(&mut self.vector).merge(v);
