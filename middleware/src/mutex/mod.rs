@@ -31,11 +31,17 @@
 //! against that: the next owner's token is higher, so a [`FencedResource`] that has seen it
 //! refuses the old owner's late writes. See `docs/mutex.md`.
 
+mod api;
 mod fenced;
 mod lamport;
 mod ricart_agrawala;
 mod suzuki_kasami;
 
+pub use api::{
+    AcquireError, AnyLock, AnyLockCommand, AnyLockEvent, AnyLockMsg, DistributedLock,
+    LOCK_EVENT_BUFFER, LockAlgorithm, LockGuard, LockSetupError, ReleaseError, UnknownAlgorithm,
+    lock_actor_name,
+};
 pub use fenced::{FenceError, FencedResource};
 pub use lamport::{LamportMsg, LamportMutex};
 pub use ricart_agrawala::{RaMsg, RicartAgrawala};

@@ -1,0 +1,1135 @@
+//! One lock API over the three algorithms: a lock actor per node for a named resource, and a
+//! [`DistributedLock`] handle that acquires it.
+//!
+//! The algorithm is a configuration value ([`LockAlgorithm`]): [`AnyLock`] is a sans-IO core
+//! that runs [`LamportMutex`], [`RicartAgrawala`] or [`SuzukiKasami`] behind one
+//! [`Protocol`], and a generic [`Driver`] runs it as a causal actor, in process
+//! ([`DistributedLock::start_local`] over [`LocalLinks`]) or across nodes
+//! ([`DistributedLock::start_on_node`]).
+//!
+//! ```
+//! use actix_coord::driver::LocalLinks;
+//! use actix_coord::mutex::{DistributedLock, LockAlgorithm};
+//!
+//! # actix::System::new().block_on(async {
+//! let links = LocalLinks::new();
+//! let members = [1, 2, 3];
+//! let locks: Vec<DistributedLock> = members
+//!     .iter()
+//!     .map(|&me| {
+//!         DistributedLock::start_local(&links, LockAlgorithm::RicartAgrawala, "seats", me, &members)
+//!             .unwrap()
+//!     })
+//!     .collect();
+//! let first = locks[0].acquire().await.unwrap();
+//! let token = first.fencing_token();
+//! assert!(locks[0].is_held());
+//! drop(first); // released
+//! let second = locks[2].acquire().await.unwrap();
+//! assert!(second.fencing_token() > token);
+//! # });
+//! ```
+//!
+//! # What the API promises
+//! * `acquire().await` waits for the lock and returns a [`LockGuard`];
+//!   [`try_acquire`](DistributedLock::try_acquire) waits at most a given time. A wait that times
+//!   out, or whose future is dropped, **withdraws its request** (`LockCommand::Cancel`); if the
+//!   grant raced with the withdrawal, the lock is released at once.
+//! * The guard releases on drop, or explicitly with [`LockGuard::release`].
+//! * [`LockGuard::fencing_token`] is strictly greater than the previous owner's (see
+//!   [`Fence`]); pass it with every write to the protected resource, which must refuse lower
+//!   tokens ([`FencedResource`](super::FencedResource)).
+//! * Tasks of one process that share a handle (it is `Clone`) queue locally, first come first
+//!   served, and take turns in the distributed algorithm one at a time.
+//! * Events: [`DistributedLock::events`] streams every `Granted`, `Released`, `Cancelled` and
+//!   `Lost` of this member.
+//! * Fairness: FIFO by `(Lamport timestamp, node id)` for Lamport and Ricart–Agrawala; round
+//!   robin after the holder for Suzuki–Kasami (see [`SuzukiKasami`]'s "Order").
+//!
+//! # Causal log
+//! The driver's observer logs `lock.enter` on each grant and `lock.exit` on each release (or
+//! loss, with `lost = true`), both with fields `resource` and `fence`, as semantic events of the
+//! lock actor's process; and `lock.regenerate` (fields `resource`, `round`, `leader`) when this
+//! member regenerates a lost Suzuki–Kasami token. `causal-log check` verifies from the vector
+//! clocks that sections never overlap and that fences increase along happened-before.
+//!
+//! # Faults
+//! Members declared down by the node's failure detector are dropped from the algorithm (see
+//! the [module docs](super) on false suspicions). A lost Suzuki–Kasami token is regenerated once,
+//! in a new epoch, by the lowest live member (a deterministic rule among survivors, until the
+//! election wiring replaces it).
+
+use super::{
+    Epoch, Fence, LamportMsg, LamportMutex, LockCommand, LockError, LockEvent, LockState, RaMsg,
+    RicartAgrawala, SkMsg, SuzukiKasami,
+};
+use crate::driver::{Command, Driver, LocalLinks, PeerWire};
+use crate::protocol::{ConfigError, Effect, EffectsOf, NoTimer, NodeId, Protocol};
+use crate::trace::{self, FieldValue};
+use actix::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{Mutex as LocalQueue, OwnedMutexGuard, broadcast, watch};
+
+/// Which mutual-exclusion algorithm a lock runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LockAlgorithm {
+    /// [`LamportMutex`]: 3(N−1) messages per critical section, FIFO channels needed.
+    Lamport,
+    /// [`RicartAgrawala`]: 2(N−1) messages per critical section.
+    RicartAgrawala,
+    /// [`SuzukiKasami`]: N messages per critical section, 0 when the token is here.
+    SuzukiKasami,
+}
+
+impl LockAlgorithm {
+    /// The three algorithms.
+    pub const ALL: [LockAlgorithm; 3] = [
+        LockAlgorithm::Lamport,
+        LockAlgorithm::RicartAgrawala,
+        LockAlgorithm::SuzukiKasami,
+    ];
+
+    /// The name used on command lines: `lamport`, `ricart-agrawala`, `suzuki-kasami`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LockAlgorithm::Lamport => "lamport",
+            LockAlgorithm::RicartAgrawala => "ricart-agrawala",
+            LockAlgorithm::SuzukiKasami => "suzuki-kasami",
+        }
+    }
+}
+
+impl fmt::Display for LockAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An algorithm name that is none of [`LockAlgorithm::name`]'s.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown lock algorithm {0:?} (expected lamport, ricart-agrawala or suzuki-kasami)")]
+pub struct UnknownAlgorithm(pub String);
+
+impl FromStr for LockAlgorithm {
+    type Err = UnknownAlgorithm;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        LockAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| UnknownAlgorithm(s.to_owned()))
+    }
+}
+
+/// The messages of [`AnyLock`]: those of the algorithm it runs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AnyLockMsg {
+    /// A [`LamportMutex`] message.
+    Lamport(LamportMsg),
+    /// A [`RicartAgrawala`] message.
+    RicartAgrawala(RaMsg),
+    /// A [`SuzukiKasami`] message.
+    SuzukiKasami(SkMsg),
+}
+
+impl PeerWire for AnyLockMsg {
+    const TAG: &'static str = "actix_coord.lock.v1";
+}
+
+/// What the local user asks of an [`AnyLock`]: the [`LockCommand`]s, and two that make
+/// cancellation safe against a grant racing with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnyLockCommand {
+    /// A plain lock command.
+    Lock(LockCommand),
+    /// Give up whatever this member has: cancel a pending request, release a held lock, nothing
+    /// when idle (the withdrawal of a dropped or timed-out wait).
+    Withdraw,
+    /// Release only if the lock is held with this fencing token (a guard releasing the ownership
+    /// it stands for, never a later one).
+    ReleaseFence(Fence),
+}
+
+impl From<LockCommand> for AnyLockCommand {
+    fn from(c: LockCommand) -> Self {
+        AnyLockCommand::Lock(c)
+    }
+}
+
+/// What an [`AnyLock`] tells its local user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnyLockEvent {
+    /// An event of the lock itself.
+    Lock(LockEvent),
+    /// This member regenerated a lost Suzuki–Kasami token, in `epoch`.
+    Regenerated {
+        /// The epoch of the new token.
+        epoch: Epoch,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Core {
+    Lamport(LamportMutex),
+    RicartAgrawala(RicartAgrawala),
+    SuzukiKasami(SuzukiKasami),
+}
+
+/// A sans-IO lock core running the algorithm chosen at construction.
+///
+/// Like the cores it wraps, it performs no I/O, reads no clock and draws no randomness. It adds
+/// the [`AnyLockCommand::Withdraw`] and [`AnyLockCommand::ReleaseFence`] commands, and reports
+/// Suzuki–Kasami token regenerations ([`AnyLockEvent::Regenerated`]): a token that appears
+/// here without arriving in a message was regenerated.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AnyLock {
+    core: Core,
+    regenerations: u64,
+}
+
+fn forward<P>(from: EffectsOf<P>, out: &mut EffectsOf<AnyLock>, wrap: fn(P::Msg) -> AnyLockMsg)
+where
+    P: Protocol<Event = LockEvent, Timer = NoTimer>,
+{
+    for e in from {
+        match e {
+            Effect::Send { to, msg } => out.send(to, wrap(msg)),
+            Effect::Broadcast(msg) => out.broadcast(wrap(msg)),
+            Effect::SetTimer { timer, .. } | Effect::CancelTimer(timer) => match timer {},
+            Effect::Emit(ev) => out.emit(AnyLockEvent::Lock(ev)),
+        }
+    }
+}
+
+impl AnyLock {
+    /// Member `me` of `members` running `algorithm`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the membership is invalid.
+    pub fn new(
+        algorithm: LockAlgorithm,
+        me: NodeId,
+        members: impl IntoIterator<Item = NodeId>,
+    ) -> Result<Self, ConfigError> {
+        let core = match algorithm {
+            LockAlgorithm::Lamport => Core::Lamport(LamportMutex::new(me, members)?),
+            LockAlgorithm::RicartAgrawala => {
+                Core::RicartAgrawala(RicartAgrawala::new(me, members)?)
+            }
+            LockAlgorithm::SuzukiKasami => Core::SuzukiKasami(SuzukiKasami::new(me, members)?),
+        };
+        Ok(Self {
+            core,
+            regenerations: 0,
+        })
+    }
+
+    /// The algorithm this core runs.
+    pub fn algorithm(&self) -> LockAlgorithm {
+        match self.core {
+            Core::Lamport(_) => LockAlgorithm::Lamport,
+            Core::RicartAgrawala(_) => LockAlgorithm::RicartAgrawala,
+            Core::SuzukiKasami(_) => LockAlgorithm::SuzukiKasami,
+        }
+    }
+
+    /// Where the local user stands.
+    pub fn state(&self) -> LockState {
+        match &self.core {
+            Core::Lamport(c) => c.state(),
+            Core::RicartAgrawala(c) => c.state(),
+            Core::SuzukiKasami(c) => c.state(),
+        }
+    }
+
+    /// Whether the local user holds the lock.
+    pub fn is_held(&self) -> bool {
+        matches!(self.state(), LockState::Held { .. })
+    }
+
+    /// How many tokens this member regenerated (Suzuki–Kasami; 0 for the others).
+    pub fn regenerations(&self) -> u64 {
+        self.regenerations
+    }
+
+    /// The Suzuki–Kasami core, when that is the algorithm.
+    pub fn suzuki_kasami(&self) -> Option<&SuzukiKasami> {
+        match &self.core {
+            Core::SuzukiKasami(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Runs one input on the inner core and forwards its effects. `token_in` says whether the
+    /// input delivers a Suzuki–Kasami token (so that a token appearing otherwise is counted as
+    /// regenerated).
+    fn run<R>(
+        &mut self,
+        out: &mut EffectsOf<Self>,
+        token_in: bool,
+        f: impl FnOnce(&mut Core, &mut Fx) -> R,
+    ) -> R {
+        let had_token = self
+            .suzuki_kasami()
+            .is_some_and(|c| c.token().is_some() || token_in);
+        let mut fx = Fx::default();
+        let r = f(&mut self.core, &mut fx);
+        let mut sent_token = false;
+        match fx {
+            Fx::None => {}
+            Fx::Lamport(e) => forward::<LamportMutex>(e, out, AnyLockMsg::Lamport),
+            Fx::RicartAgrawala(e) => forward::<RicartAgrawala>(e, out, AnyLockMsg::RicartAgrawala),
+            Fx::SuzukiKasami(e) => {
+                sent_token = e.iter().any(|e| {
+                    matches!(
+                        e,
+                        Effect::Send {
+                            msg: SkMsg::Token(_),
+                            ..
+                        }
+                    )
+                });
+                forward::<SuzukiKasami>(e, out, AnyLockMsg::SuzukiKasami);
+            }
+        }
+        if let Core::SuzukiKasami(c) = &self.core {
+            if !had_token && (sent_token || c.token().is_some()) {
+                self.regenerations += 1;
+                out.emit(AnyLockEvent::Regenerated { epoch: c.epoch() });
+            }
+        }
+        r
+    }
+}
+
+/// The effects buffer of whichever core ran.
+#[derive(Default)]
+enum Fx {
+    #[default]
+    None,
+    Lamport(EffectsOf<LamportMutex>),
+    RicartAgrawala(EffectsOf<RicartAgrawala>),
+    SuzukiKasami(EffectsOf<SuzukiKasami>),
+}
+
+/// Calls `$body` with `$c` bound to the inner core and `$o` to a fresh effects buffer of its
+/// type, stored in `$fx` afterwards.
+macro_rules! on_core {
+    ($core:expr, $fx:expr, |$c:ident, $o:ident| $body:expr) => {
+        match $core {
+            Core::Lamport($c) => {
+                let mut $o = EffectsOf::<LamportMutex>::new();
+                let r = $body;
+                *$fx = Fx::Lamport($o);
+                r
+            }
+            Core::RicartAgrawala($c) => {
+                let mut $o = EffectsOf::<RicartAgrawala>::new();
+                let r = $body;
+                *$fx = Fx::RicartAgrawala($o);
+                r
+            }
+            Core::SuzukiKasami($c) => {
+                let mut $o = EffectsOf::<SuzukiKasami>::new();
+                let r = $body;
+                *$fx = Fx::SuzukiKasami($o);
+                r
+            }
+        }
+    };
+}
+
+impl Protocol for AnyLock {
+    type Msg = AnyLockMsg;
+    type Event = AnyLockEvent;
+    type Timer = NoTimer;
+    type Command = AnyLockCommand;
+    type Error = LockError;
+
+    fn id(&self) -> NodeId {
+        match &self.core {
+            Core::Lamport(c) => c.id(),
+            Core::RicartAgrawala(c) => c.id(),
+            Core::SuzukiKasami(c) => c.id(),
+        }
+    }
+
+    fn on_start(&mut self, now: Duration, out: &mut EffectsOf<Self>) {
+        self.run(out, false, |core, fx| {
+            on_core!(core, fx, |c, o| c.on_start(now, &mut o))
+        });
+    }
+
+    fn on_command(
+        &mut self,
+        now: Duration,
+        cmd: AnyLockCommand,
+        out: &mut EffectsOf<Self>,
+    ) -> Result<(), LockError> {
+        let cmd = match (cmd, self.state()) {
+            (AnyLockCommand::Lock(c), _) => c,
+            (AnyLockCommand::Withdraw, LockState::Idle) => return Ok(()),
+            (AnyLockCommand::Withdraw, LockState::Waiting) => LockCommand::Cancel,
+            (AnyLockCommand::Withdraw, LockState::Held { .. }) => LockCommand::Release,
+            (AnyLockCommand::ReleaseFence(f), LockState::Held { fence }) if f == fence => {
+                LockCommand::Release
+            }
+            (AnyLockCommand::ReleaseFence(_), _) => return Err(LockError::NotHeld),
+        };
+        self.run(out, false, |core, fx| {
+            on_core!(core, fx, |c, o| c.on_command(now, cmd, &mut o))
+        })
+    }
+
+    fn on_message(
+        &mut self,
+        now: Duration,
+        from: NodeId,
+        msg: AnyLockMsg,
+        out: &mut EffectsOf<Self>,
+    ) {
+        let token_in = matches!(msg, AnyLockMsg::SuzukiKasami(SkMsg::Token(_)));
+        self.run(out, token_in, |core, fx| match (core, msg) {
+            (Core::Lamport(c), AnyLockMsg::Lamport(m)) => {
+                let mut o = EffectsOf::<LamportMutex>::new();
+                c.on_message(now, from, m, &mut o);
+                *fx = Fx::Lamport(o);
+            }
+            (Core::RicartAgrawala(c), AnyLockMsg::RicartAgrawala(m)) => {
+                let mut o = EffectsOf::<RicartAgrawala>::new();
+                c.on_message(now, from, m, &mut o);
+                *fx = Fx::RicartAgrawala(o);
+            }
+            (Core::SuzukiKasami(c), AnyLockMsg::SuzukiKasami(m)) => {
+                let mut o = EffectsOf::<SuzukiKasami>::new();
+                c.on_message(now, from, m, &mut o);
+                *fx = Fx::SuzukiKasami(o);
+            }
+            _ => {} // another algorithm's message: a misconfigured peer, dropped
+        });
+    }
+
+    fn on_timer(&mut self, _now: Duration, timer: NoTimer, _out: &mut EffectsOf<Self>) {
+        match timer {}
+    }
+
+    fn on_peer_down(&mut self, now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        self.run(out, false, |core, fx| {
+            on_core!(core, fx, |c, o| c.on_peer_down(now, peer, &mut o))
+        });
+    }
+
+    fn on_peer_up(&mut self, now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        self.run(out, false, |core, fx| {
+            on_core!(core, fx, |c, o| c.on_peer_up(now, peer, &mut o))
+        });
+    }
+}
+
+/// Why a lock actor could not be started.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LockSetupError {
+    /// The resource name is empty.
+    #[error("the resource name is empty")]
+    EmptyResource,
+    /// The membership is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The lock actor's name is already taken on the node.
+    #[error(transparent)]
+    Register(#[from] crate::net::RegisterError),
+}
+
+/// Why an acquisition failed (the request is withdrawn in every case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AcquireError {
+    /// [`DistributedLock::try_acquire`]'s time ran out.
+    #[error("timed out waiting for the lock")]
+    Timeout,
+    /// The lock actor refused the request (it already has one from a user that bypassed
+    /// this handle).
+    #[error(transparent)]
+    Refused(#[from] LockError),
+    /// The lock actor has stopped.
+    #[error("the lock actor has stopped")]
+    Stopped,
+}
+
+/// Why a release failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReleaseError {
+    /// This ownership had already ended: the lock was lost (its token superseded).
+    #[error("the lock was no longer held (lost)")]
+    NotHeld,
+    /// The lock actor has stopped.
+    #[error("the lock actor has stopped")]
+    Stopped,
+}
+
+/// Stops a lock's driver.
+struct StopLock;
+
+impl Message for StopLock {
+    type Result = ();
+}
+
+impl Handler<StopLock> for Driver<AnyLock> {
+    type Result = ();
+    fn handle(&mut self, _: StopLock, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+enum Registration {
+    Local(LocalLinks<AnyLock>),
+    Node(crate::net::Node, String),
+}
+
+struct Shared {
+    resource: Arc<str>,
+    algorithm: LockAlgorithm,
+    me: NodeId,
+    addr: Addr<Driver<AnyLock>>,
+    queue: Arc<LocalQueue<()>>,
+    held: watch::Receiver<Option<Fence>>,
+    events: broadcast::Sender<LockEvent>,
+    regenerations: Arc<AtomicU64>,
+    registration: Registration,
+}
+
+/// A handle on this member's lock actor for one resource. Cheap to clone; every clone shares
+/// the same lock actor and local queue.
+#[derive(Clone)]
+pub struct DistributedLock {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for DistributedLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DistributedLock")
+            .field("resource", &self.shared.resource)
+            .field("algorithm", &self.shared.algorithm)
+            .field("member", &self.shared.me)
+            .field("held", &*self.shared.held.borrow())
+            .finish()
+    }
+}
+
+/// How many lock events a slow [`DistributedLock::events`] subscriber may fall behind.
+pub const LOCK_EVENT_BUFFER: usize = 1024;
+
+/// The name of the lock actor of `resource` on a node.
+pub fn lock_actor_name(resource: &str) -> String {
+    format!("lock/{resource}")
+}
+
+type Parts = (
+    crate::driver::Observer<AnyLockEvent>,
+    watch::Receiver<Option<Fence>>,
+    broadcast::Sender<LockEvent>,
+    Arc<AtomicU64>,
+);
+
+/// The driver's observer: logs the semantic events and updates the handle's view.
+fn observer(resource: Arc<str>) -> Parts {
+    let (held_tx, held_rx) = watch::channel(None);
+    let (events, _) = broadcast::channel(LOCK_EVENT_BUFFER);
+    let regenerations = Arc::new(AtomicU64::new(0));
+    let (tx, count) = (events.clone(), regenerations.clone());
+    let res = move || ("resource", FieldValue::from(&*resource));
+    let observe = move |ev: &AnyLockEvent| match *ev {
+        AnyLockEvent::Lock(lock_event) => {
+            match lock_event {
+                LockEvent::Granted { fence } => {
+                    trace::event("lock.enter", "lock.enter", [res(), ("fence", fence.into())]);
+                    held_tx.send_replace(Some(fence));
+                }
+                LockEvent::Released { fence } => {
+                    held_tx.send_replace(None);
+                    trace::event("lock.exit", "lock.exit", [res(), ("fence", fence.into())]);
+                }
+                LockEvent::Lost { fence } => {
+                    held_tx.send_replace(None);
+                    trace::event(
+                        "lock.exit",
+                        "lock.exit (lost)",
+                        [res(), ("fence", fence.into()), ("lost", true.into())],
+                    );
+                }
+                LockEvent::Cancelled => {}
+            }
+            let _ = tx.send(lock_event);
+        }
+        AnyLockEvent::Regenerated { epoch } => {
+            count.fetch_add(1, Ordering::Relaxed);
+            trace::event(
+                "lock.regenerate",
+                "lock.regenerate",
+                [
+                    res(),
+                    ("round", epoch.round.into()),
+                    ("leader", epoch.leader.into()),
+                ],
+            );
+        }
+    };
+    (Box::new(observe), held_rx, events, regenerations)
+}
+
+impl DistributedLock {
+    /// Starts the lock actor of member `me` for `resource` in this process, linked to the other
+    /// members' lock actors through `links` (start one per member, all with the same `links`).
+    /// Call on an actix arbiter.
+    ///
+    /// # Errors
+    /// [`LockSetupError`] for an empty resource name or an invalid membership.
+    pub fn start_local(
+        links: &LocalLinks<AnyLock>,
+        algorithm: LockAlgorithm,
+        resource: &str,
+        me: NodeId,
+        members: &[NodeId],
+    ) -> Result<Self, LockSetupError> {
+        if resource.is_empty() {
+            return Err(LockSetupError::EmptyResource);
+        }
+        let core = AnyLock::new(algorithm, me, members.iter().copied())?;
+        let resource: Arc<str> = Arc::from(resource);
+        let (observe, held, events, regenerations) = observer(resource.clone());
+        let name = format!("{}@n{me}", lock_actor_name(&resource));
+        let addr = Driver::start_named(core, members, links.clone(), Some(observe), &name);
+        links.register(me, addr.clone());
+        Ok(Self::new(
+            resource,
+            algorithm,
+            me,
+            addr,
+            held,
+            events,
+            regenerations,
+            Registration::Local(links.clone()),
+        ))
+    }
+
+    /// Starts this node's lock actor for `resource` on `node`, registered as
+    /// [`lock_actor_name`]`(resource)`; every member must do the same. Membership events of the
+    /// node reach the algorithm (a member declared down stops counting). Call on an actix
+    /// arbiter.
+    ///
+    /// # Errors
+    /// [`LockSetupError`] for an empty resource name, an invalid membership, or a lock actor of
+    /// that resource already registered on `node`.
+    pub fn start_on_node(
+        node: &crate::net::Node,
+        algorithm: LockAlgorithm,
+        resource: &str,
+        members: &[NodeId],
+    ) -> Result<Self, LockSetupError> {
+        if resource.is_empty() {
+            return Err(LockSetupError::EmptyResource);
+        }
+        let me = node.id();
+        let core = AnyLock::new(algorithm, me, members.iter().copied())?;
+        let resource: Arc<str> = Arc::from(resource);
+        let (observe, held, events, regenerations) = observer(resource.clone());
+        let name = lock_actor_name(&resource);
+        let addr = crate::driver::start_on_node(node, &name, core, members, Some(observe))?;
+        Ok(Self::new(
+            resource,
+            algorithm,
+            me,
+            addr,
+            held,
+            events,
+            regenerations,
+            Registration::Node(node.clone(), name),
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        resource: Arc<str>,
+        algorithm: LockAlgorithm,
+        me: NodeId,
+        addr: Addr<Driver<AnyLock>>,
+        held: watch::Receiver<Option<Fence>>,
+        events: broadcast::Sender<LockEvent>,
+        regenerations: Arc<AtomicU64>,
+        registration: Registration,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                resource,
+                algorithm,
+                me,
+                addr,
+                queue: Arc::new(LocalQueue::new(())),
+                held,
+                events,
+                regenerations,
+                registration,
+            }),
+        }
+    }
+
+    /// The resource this lock protects.
+    pub fn resource(&self) -> &str {
+        &self.shared.resource
+    }
+
+    /// The algorithm it runs.
+    pub fn algorithm(&self) -> LockAlgorithm {
+        self.shared.algorithm
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> NodeId {
+        self.shared.me
+    }
+
+    /// The lock actor (to [`Inspect`](crate::driver::Inspect) its [`AnyLock`], for instance).
+    pub fn actor(&self) -> &Addr<Driver<AnyLock>> {
+        &self.shared.addr
+    }
+
+    /// Whether this member holds the lock now.
+    pub fn is_held(&self) -> bool {
+        self.shared.held.borrow().is_some()
+    }
+
+    /// How many Suzuki–Kasami tokens this member regenerated.
+    pub fn regenerations(&self) -> u64 {
+        self.shared.regenerations.load(Ordering::Relaxed)
+    }
+
+    /// Every lock event of this member from now on: `Granted`, `Released`, `Cancelled`, `Lost`.
+    /// A subscriber more than [`LOCK_EVENT_BUFFER`] events behind is told it lagged.
+    pub fn events(&self) -> broadcast::Receiver<LockEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Waits for the lock.
+    ///
+    /// # Errors
+    /// [`AcquireError::Stopped`] when the lock actor has stopped; [`AcquireError::Refused`] when
+    /// someone bypassed this handle and already asked the lock actor.
+    pub async fn acquire(&self) -> Result<LockGuard, AcquireError> {
+        self.acquire_until(None).await
+    }
+
+    /// Waits at most `timeout` for the lock; on timeout the request is withdrawn.
+    ///
+    /// # Errors
+    /// [`AcquireError::Timeout`], or as [`acquire`](Self::acquire).
+    pub async fn try_acquire(&self, timeout: Duration) -> Result<LockGuard, AcquireError> {
+        self.acquire_until(Some(tokio::time::Instant::now() + timeout))
+            .await
+    }
+
+    async fn acquire_until(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<LockGuard, AcquireError> {
+        let s = &self.shared;
+        let turn = s.queue.clone().lock_owned();
+        let permit = match deadline {
+            None => turn.await,
+            Some(d) => tokio::time::timeout_at(d, turn)
+                .await
+                .map_err(|_| AcquireError::Timeout)?,
+        };
+        let mut rx = s.events.subscribe();
+        let mut withdraw = WithdrawOnDrop(Some(s.addr.clone()));
+        s.addr
+            .send(Command::new(AnyLockCommand::Lock(LockCommand::Acquire)))
+            .await
+            .map_err(|_| AcquireError::Stopped)??;
+        let held = s.held.clone();
+        let granted = async move {
+            loop {
+                match rx.recv().await {
+                    Ok(LockEvent::Granted { fence }) => return Ok(fence),
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if let Some(fence) = *held.borrow() {
+                            return Ok(fence);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Err(AcquireError::Stopped),
+                }
+            }
+        };
+        let fence = match deadline {
+            None => granted.await?,
+            Some(d) => match tokio::time::timeout_at(d, granted).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    withdraw.0 = None;
+                    let _ = s.addr.send(Command::new(AnyLockCommand::Withdraw)).await;
+                    return Err(AcquireError::Timeout);
+                }
+            },
+        };
+        withdraw.0 = None;
+        Ok(LockGuard {
+            fence,
+            lock: self.clone(),
+            permit: Some(permit),
+            released: false,
+        })
+    }
+
+    /// Stops this member's lock actor and unregisters it. Its peers see it as gone only through
+    /// the failure detector (when the node itself leaves).
+    pub fn stop(&self) {
+        match &self.shared.registration {
+            Registration::Local(links) => {
+                links.unregister(self.shared.me);
+            }
+            Registration::Node(node, name) => {
+                node.unregister(name);
+            }
+        }
+        self.shared.addr.do_send(StopLock);
+    }
+}
+
+/// Withdraws the request of an acquisition whose future was dropped while waiting.
+struct WithdrawOnDrop(Option<Addr<Driver<AnyLock>>>);
+
+impl Drop for WithdrawOnDrop {
+    fn drop(&mut self) {
+        if let Some(addr) = self.0.take() {
+            addr.do_send(Command::new(AnyLockCommand::Withdraw));
+        }
+    }
+}
+
+/// One ownership of a [`DistributedLock`]; released on drop or with
+/// [`release`](Self::release).
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct LockGuard {
+    fence: Fence,
+    lock: DistributedLock,
+    permit: Option<OwnedMutexGuard<()>>,
+    released: bool,
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("resource", &self.lock.resource())
+            .field("fence", &self.fence)
+            .finish()
+    }
+}
+
+impl LockGuard {
+    /// The fencing token of this ownership: strictly greater than the previous owner's. Send it
+    /// with every write to the protected resource.
+    pub fn fencing_token(&self) -> Fence {
+        self.fence
+    }
+
+    /// The resource held.
+    pub fn resource(&self) -> &str {
+        self.lock.resource()
+    }
+
+    /// Whether this ownership is still current (false once released or
+    /// [lost](LockEvent::Lost)).
+    pub fn is_held(&self) -> bool {
+        *self.lock.shared.held.borrow() == Some(self.fence)
+    }
+
+    /// Releases the lock and waits until the lock actor has done it.
+    ///
+    /// # Errors
+    /// [`ReleaseError::NotHeld`] when the ownership was lost meanwhile;
+    /// [`ReleaseError::Stopped`] when the lock actor has stopped.
+    pub async fn release(mut self) -> Result<(), ReleaseError> {
+        self.released = true;
+        let r = self
+            .lock
+            .shared
+            .addr
+            .send(Command::new(AnyLockCommand::ReleaseFence(self.fence)))
+            .await;
+        self.permit.take();
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ReleaseError::NotHeld),
+            Err(_) => Err(ReleaseError::Stopped),
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if !self.released {
+            // Sent before the local queue's permit is dropped: the next local user's acquire
+            // reaches the lock actor after this release.
+            self.lock
+                .shared
+                .addr
+                .do_send(Command::new(AnyLockCommand::ReleaseFence(self.fence)));
+        }
+        self.permit.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::Inspect;
+
+    fn cluster(algorithm: LockAlgorithm, n: u32) -> Vec<DistributedLock> {
+        let links = LocalLinks::new();
+        let members: Vec<NodeId> = (1..=n).collect();
+        members
+            .iter()
+            .map(|&me| DistributedLock::start_local(&links, algorithm, "r", me, &members).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn algorithm_names_round_trip() {
+        for a in LockAlgorithm::ALL {
+            assert_eq!(a.name().parse::<LockAlgorithm>(), Ok(a));
+        }
+        assert_eq!(
+            "paxos".parse::<LockAlgorithm>(),
+            Err(UnknownAlgorithm("paxos".into()))
+        );
+    }
+
+    #[actix_rt::test]
+    async fn every_algorithm_grants_in_turn_with_strictly_increasing_tokens() {
+        for a in LockAlgorithm::ALL {
+            let locks = cluster(a, 3);
+            let mut last = None;
+            for round in 0..3 {
+                for l in &locks {
+                    let g = tokio::time::timeout(Duration::from_secs(5), l.acquire())
+                        .await
+                        .expect("granted in time")
+                        .unwrap();
+                    assert!(g.is_held() && l.is_held());
+                    let t = g.fencing_token();
+                    assert!(
+                        last.is_none_or(|p| t > p),
+                        "{a} round {round}: {t} after {last:?}"
+                    );
+                    last = Some(t);
+                    if round % 2 == 0 {
+                        g.release().await.unwrap();
+                    } else {
+                        drop(g);
+                    }
+                }
+            }
+        }
+    }
+
+    #[actix_rt::test]
+    async fn try_acquire_times_out_and_withdraws_its_request() {
+        for a in LockAlgorithm::ALL {
+            let locks = cluster(a, 3);
+            let g = locks[0].acquire().await.unwrap();
+            let t0 = g.fencing_token();
+            let mut ev = locks[1].events();
+            assert_eq!(
+                locks[1].try_acquire(Duration::from_millis(50)).await.err(),
+                Some(AcquireError::Timeout)
+            );
+            let cancelled = tokio::time::timeout(Duration::from_secs(5), ev.recv()).await;
+            assert!(
+                matches!(cancelled, Ok(Ok(LockEvent::Cancelled))),
+                "{a}: {cancelled:?}"
+            );
+            g.release().await.unwrap();
+            // The withdrawn request does not block the others: node 3 gets the lock.
+            let g3 = tokio::time::timeout(Duration::from_secs(5), locks[2].acquire())
+                .await
+                .expect("node 3 granted")
+                .unwrap();
+            assert!(g3.fencing_token() > t0, "{a}");
+            let state = locks[1]
+                .actor()
+                .send(Inspect(Box::new(|c: &AnyLock| c.state())))
+                .await
+                .unwrap();
+            assert_eq!(state, LockState::Idle, "{a}");
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_dropped_acquire_withdraws_and_local_users_queue() {
+        for a in LockAlgorithm::ALL {
+            let locks = cluster(a, 2);
+            let g = locks[0].acquire().await.unwrap();
+            // A wait on node 2 dropped before the grant.
+            let pending = locks[1].acquire();
+            assert!(
+                tokio::time::timeout(Duration::from_millis(20), pending)
+                    .await
+                    .is_err()
+            );
+            drop(g);
+            // Two local users of node 1 take turns.
+            let other = locks[0].clone();
+            let first = locks[0].acquire().await.unwrap();
+            let second = actix_rt::spawn(async move {
+                let g = other.acquire().await.unwrap();
+                g.fencing_token()
+            });
+            let t1 = first.fencing_token();
+            drop(first);
+            let t2 = tokio::time::timeout(Duration::from_secs(5), second)
+                .await
+                .expect("second local user granted")
+                .unwrap();
+            assert!(t2 > t1, "{a}: {t2} after {t1}");
+        }
+    }
+
+    #[test]
+    fn withdraw_and_release_fence_commands() {
+        let mut l = AnyLock::new(LockAlgorithm::SuzukiKasami, 1, [1, 2]).unwrap();
+        let mut out = EffectsOf::<AnyLock>::new();
+        let now = Duration::ZERO;
+        l.on_command(now, AnyLockCommand::Withdraw, &mut out)
+            .unwrap();
+        assert!(out.is_empty());
+        l.on_command(now, LockCommand::Acquire.into(), &mut out)
+            .unwrap();
+        let LockState::Held { fence } = l.state() else {
+            panic!("the token holder enters at once")
+        };
+        assert_eq!(
+            l.on_command(now, AnyLockCommand::ReleaseFence(fence + 1), &mut out),
+            Err(LockError::NotHeld)
+        );
+        l.on_command(now, AnyLockCommand::Withdraw, &mut out)
+            .unwrap();
+        assert_eq!(l.state(), LockState::Idle);
+        assert_eq!(l.regenerations(), 0);
+    }
+
+    /// A FIFO in-memory network of `AnyLock`s, for unit tests.
+    struct Sim {
+        nodes: Vec<AnyLock>,
+        queue: std::collections::VecDeque<(NodeId, NodeId, AnyLockMsg)>,
+        events: Vec<(NodeId, AnyLockEvent)>,
+        dead: Vec<NodeId>,
+    }
+
+    impl Sim {
+        fn new(a: LockAlgorithm, n: u32) -> Self {
+            let members: Vec<NodeId> = (1..=n).collect();
+            Sim {
+                nodes: members
+                    .iter()
+                    .map(|&i| AnyLock::new(a, i, members.iter().copied()).unwrap())
+                    .collect(),
+                queue: Default::default(),
+                events: Vec::new(),
+                dead: Vec::new(),
+            }
+        }
+
+        fn absorb(&mut self, from: NodeId, mut out: EffectsOf<AnyLock>) {
+            let n = self.nodes.len() as NodeId;
+            for e in out.drain() {
+                match e {
+                    Effect::Send { to, msg } => self.queue.push_back((from, to, msg)),
+                    Effect::Broadcast(msg) => {
+                        for to in (1..=n).filter(|&t| t != from) {
+                            self.queue.push_back((from, to, msg.clone()));
+                        }
+                    }
+                    Effect::Emit(ev) => self.events.push((from, ev)),
+                    _ => {}
+                }
+            }
+        }
+
+        fn command(&mut self, id: NodeId, c: LockCommand) {
+            let mut out = EffectsOf::<AnyLock>::new();
+            self.nodes[id as usize - 1]
+                .on_command(Duration::ZERO, c.into(), &mut out)
+                .unwrap();
+            self.absorb(id, out);
+            self.run();
+        }
+
+        fn crash(&mut self, id: NodeId) {
+            self.dead.push(id);
+            for o in 1..=self.nodes.len() as NodeId {
+                if !self.dead.contains(&o) {
+                    let mut out = EffectsOf::<AnyLock>::new();
+                    self.nodes[o as usize - 1].on_peer_down(Duration::ZERO, id, &mut out);
+                    self.absorb(o, out);
+                }
+            }
+            self.run();
+        }
+
+        fn run(&mut self) {
+            while let Some((from, to, msg)) = self.queue.pop_front() {
+                if self.dead.contains(&from) || self.dead.contains(&to) {
+                    continue;
+                }
+                let mut out = EffectsOf::<AnyLock>::new();
+                self.nodes[to as usize - 1].on_message(Duration::ZERO, from, msg, &mut out);
+                self.absorb(to, out);
+            }
+        }
+    }
+
+    #[test]
+    fn a_regenerated_token_is_reported_once() {
+        // Node 2 holds the token and crashes; node 1 (lowest live) regenerates it for node 3.
+        let mut sim = Sim::new(LockAlgorithm::SuzukiKasami, 3);
+        sim.command(2, LockCommand::Acquire);
+        sim.command(3, LockCommand::Acquire);
+        assert!(sim.nodes[1].is_held());
+        sim.crash(2);
+        assert!(sim.nodes[2].is_held());
+        assert_eq!(
+            sim.nodes
+                .iter()
+                .map(AnyLock::regenerations)
+                .collect::<Vec<_>>(),
+            vec![1, 0, 0]
+        );
+        let regenerated = sim
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, AnyLockEvent::Regenerated { .. }))
+            .count();
+        assert_eq!(regenerated, 1, "{:?}", sim.events);
+        // A non-holder's crash regenerates nothing.
+        let mut sim = Sim::new(LockAlgorithm::SuzukiKasami, 3);
+        sim.command(2, LockCommand::Acquire);
+        sim.crash(3);
+        assert!(sim.nodes.iter().all(|n| n.regenerations() == 0));
+    }
+
+    #[test]
+    fn messages_of_another_algorithm_are_dropped() {
+        let mut l = AnyLock::new(LockAlgorithm::Lamport, 1, [1, 2]).unwrap();
+        let mut out = EffectsOf::<AnyLock>::new();
+        l.on_message(
+            Duration::ZERO,
+            2,
+            AnyLockMsg::RicartAgrawala(RaMsg::Request { time: 1 }),
+            &mut out,
+        );
+        assert!(out.is_empty());
+    }
+}
