@@ -14,7 +14,9 @@
 //! * `ping`: waits for every peer, does `--count` request/replies with each, tells every peer it
 //!   is done, waits until every peer is done too, prints a summary and exits 0 (1 on errors);
 //! * `serve`: serves until killed, printing membership events (`event MemberUp 2`, …) and
-//!   answering pings: used by the crash tests.
+//!   answering pings: used by the crash tests;
+//! * `counter`: `--lock lamport|ricart-agrawala|suzuki-kasami --iterations K --resource FILE`,
+//!   a lock-protected counter in a shared file (see `examples::workloads::counter`).
 
 use actix::prelude::*;
 use actix_coord::intercept::{self, CausalBuilder, CausalContext, InProcessExt};
@@ -57,6 +59,9 @@ struct Args {
     /// Seconds to wait for peers before giving up.
     #[arg(long, default_value_t = 30)]
     wait_secs: u64,
+    /// Options of the `counter` workload.
+    #[command(flatten)]
+    counter: examples::workloads::counter::CounterArgs,
 }
 
 /// Workloads.
@@ -66,6 +71,8 @@ enum Workload {
     Ping,
     /// Serve until killed.
     Serve,
+    /// A lock-protected counter in a shared file (`examples::workloads::counter`).
+    Counter,
 }
 
 fn parse_peer(s: &str) -> Result<(u32, String), String> {
@@ -237,6 +244,11 @@ async fn run(args: Args, name: String) -> i32 {
         return 2;
     }
     let peers: Vec<u32> = args.peers.iter().map(|p| p.0).collect();
+    if let Workload::Counter = args.workload {
+        let code = examples::workloads::counter::run(&node, &peers, &args.counter).await;
+        node.shutdown();
+        return code;
+    }
     if let Workload::Serve = args.workload {
         println!("ready {}", args.id);
         let _ = std::io::stdout().flush();

@@ -1,0 +1,360 @@
+//! The lock-protected counter: `node --workload counter`.
+//!
+//! Every member acquires the distributed lock `counter` `--iterations` times. Inside the
+//! critical section it reads the integer stored in `--resource FILE`, writes it + 1 together
+//! with its fencing token, and releases. The file holds one line, `VALUE TOKEN`, replaced
+//! atomically (written to a temporary file, then renamed over it). A write whose token is lower
+//! than the stored one is refused ([`FencedResource`] semantics, persisted in the file): the
+//! writer has lost the lock. With mutual exclusion the final value is the number of
+//! acquisitions, and sorting the acquisitions by the value they wrote sorts their tokens too.
+//!
+//! Each acquisition prints `acquired I token T value V`; at the end the node prints a summary,
+//! waits until every live peer is done (a node that leaves early would look crashed to the
+//! others), stops its lock actor, waits until every live peer has stopped its own, and exits 0.
+//! A peer declared down is not waited for, so the survivors of a killed peer finish.
+//!
+//! Two test hooks: `--idle-after K` stops acquiring after K acquisitions and stays a (non-holder)
+//! member until killed; `--hold-at K` stays inside the K-th critical section until killed.
+
+use actix::prelude::*;
+use actix_coord::intercept::{CausalBuilder, CausalContext};
+use actix_coord::mutex::{DistributedLock, Fence, FencedResource, LockAlgorithm};
+use actix_coord::net::{Node, RemoteAddr, RemoteError};
+use actix_coord::{remote_actor, remote_message};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Options of the counter workload.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CounterArgs {
+    /// Lock algorithm (workload `counter`): lamport, ricart-agrawala or suzuki-kasami.
+    #[arg(long, default_value = "ricart-agrawala")]
+    pub lock: LockAlgorithm,
+    /// Acquisitions per node (workload `counter`).
+    #[arg(long, default_value_t = 10)]
+    pub iterations: u32,
+    /// The shared counter file (workload `counter`).
+    #[arg(long)]
+    pub resource: Option<PathBuf>,
+    /// Test hook: stop acquiring after this many acquisitions and stay an idle member.
+    #[arg(long)]
+    pub idle_after: Option<u32>,
+    /// Test hook: stay inside the critical section of this acquisition (1-based).
+    #[arg(long)]
+    pub hold_at: Option<u32>,
+}
+
+/// The name of the lock the workload uses.
+pub const RESOURCE: &str = "counter";
+
+/// How long to wait for peers, barriers and each acquisition before giving up.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// "Member `from` has reached `phase`" (0 ready, 1 done, 2 lock stopped).
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "()")]
+struct Phase {
+    from: u32,
+    phase: u8,
+}
+
+remote_message!(Phase = "examples.counter.phase");
+
+/// Records the phases peers have reached.
+struct Sync {
+    seen: tokio::sync::watch::Sender<BTreeMap<u8, BTreeSet<u32>>>,
+}
+
+impl Actor for Sync {
+    type Context = CausalContext<Self>;
+}
+
+impl Handler<Phase> for Sync {
+    type Result = ();
+    fn handle(&mut self, m: Phase, _: &mut Self::Context) {
+        self.seen.send_modify(|s| {
+            s.entry(m.phase).or_default().insert(m.from);
+        });
+    }
+}
+
+remote_actor!(Sync: Phase);
+
+/// Why the counter file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CounterFileError {
+    /// The file system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file does not hold `VALUE TOKEN`.
+    #[error("{path}: malformed content {content:?}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What it holds.
+        content: String,
+    },
+}
+
+/// The counter as stored: its value and the highest token accepted (none for a new file).
+pub fn read_counter(path: &Path) -> Result<FencedResource<u64>, CounterFileError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(CounterFileError::Io {
+                path: path.into(),
+                source,
+            });
+        }
+    };
+    let malformed = || CounterFileError::Malformed {
+        path: path.into(),
+        content: text.clone(),
+    };
+    let mut parts = text.split_whitespace();
+    let Some(v) = parts.next() else {
+        return Ok(FencedResource::new(0));
+    };
+    let value: u64 = v.parse().map_err(|_| malformed())?;
+    let mut r = FencedResource::new(value);
+    if let Some(t) = parts.next() {
+        let token: Fence = t.parse().map_err(|_| malformed())?;
+        let _ = r.write(token, |_| ());
+    }
+    if parts.next().is_some() {
+        return Err(malformed());
+    }
+    Ok(r)
+}
+
+/// Stores the counter atomically: a temporary file next to it, then a rename.
+pub fn write_counter(
+    path: &Path,
+    r: &FencedResource<u64>,
+    writer: u32,
+) -> Result<(), CounterFileError> {
+    let io = |source| CounterFileError::Io {
+        path: path.into(),
+        source,
+    };
+    let tmp = path.with_extension(format!("tmp{writer}"));
+    let line = match r.highest() {
+        Some(t) => format!("{} {t}\n", r.get()),
+        None => format!("{}\n", r.get()),
+    };
+    std::fs::write(&tmp, line).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Adds one to the counter in `path` with fencing token `token`: the new value, or the refusal.
+pub fn increment(
+    path: &Path,
+    token: Fence,
+    writer: u32,
+) -> Result<Result<u64, String>, CounterFileError> {
+    let mut r = read_counter(path)?;
+    match r.write(token, |v| {
+        *v += 1;
+        *v
+    }) {
+        Ok(v) => {
+            write_counter(path, &r, writer)?;
+            Ok(Ok(v))
+        }
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+fn say(line: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", line.as_ref());
+    let _ = out.flush();
+}
+
+/// Tells every peer that this member reached `phase`, retrying while a peer has not registered
+/// its sync actor yet; peers that are down are skipped.
+async fn announce(
+    node: &Node,
+    me: u32,
+    peers: &[u32],
+    phase: u8,
+    deadline: Instant,
+) -> Result<(), String> {
+    for &p in peers {
+        let to: RemoteAddr<Phase> = RemoteAddr::new(node, p, "counter-sync");
+        loop {
+            match to.send(Phase { from: me, phase }).await {
+                Ok(()) => break,
+                Err(RemoteError::PeerDown(_)) if phase > 0 => break,
+                Err(e) => {
+                    if Instant::now() >= deadline {
+                        return Err(format!("phase {phase} to node {p}: {e}"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every peer that is up has reached `phase`.
+async fn await_phase(
+    node: &Node,
+    peers: &[u32],
+    seen: &mut tokio::sync::watch::Receiver<BTreeMap<u8, BTreeSet<u32>>>,
+    phase: u8,
+    deadline: Instant,
+) -> Result<(), String> {
+    loop {
+        let missing: Vec<u32> = {
+            let s = seen.borrow_and_update();
+            peers
+                .iter()
+                .copied()
+                .filter(|p| node.is_up(*p) && !s.get(&phase).is_some_and(|x| x.contains(p)))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("peers {missing:?} did not reach phase {phase}"));
+        }
+        // Woken by a phase message, or re-checked for peers that went down.
+        let _ = tokio::time::timeout(Duration::from_millis(50), seen.changed()).await;
+    }
+}
+
+/// Runs the counter workload on `node` with `peers`; returns the exit code.
+pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs) -> i32 {
+    let me = node.id();
+    let name = format!("node{me}");
+    let Some(path) = args.resource.clone() else {
+        eprintln!("{name}: --resource FILE is required by the counter workload");
+        return 2;
+    };
+    let (seen_tx, mut seen) = tokio::sync::watch::channel(BTreeMap::new());
+    let sync = CausalBuilder::default()
+        .node(me)
+        .name(format!("sync{me}"))
+        .start(Sync { seen: seen_tx });
+    let mut members: Vec<u32> = peers.to_vec();
+    members.push(me);
+    // The lock actor first, then the sync actor: a peer that reaches our sync actor reaches our
+    // lock actor too.
+    let lock = match DistributedLock::start_on_node(node, args.lock, RESOURCE, &members) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return 2;
+        }
+    };
+    if let Err(e) = node.register("counter-sync", sync) {
+        eprintln!("{name}: {e}");
+        return 2;
+    }
+    let deadline = Instant::now() + PATIENCE;
+    if let Err(e) = announce(node, me, peers, 0, deadline).await {
+        eprintln!("{name}: {e}");
+        return 1;
+    }
+    say(format!("ready {me} {}", args.lock));
+    let started = Instant::now();
+    let mut tokens = Vec::new();
+    let mut refused = 0u32;
+    for i in 1..=args.iterations {
+        let guard = match lock.try_acquire(PATIENCE).await {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("{name}: acquisition {i}: {e}");
+                return 1;
+            }
+        };
+        let token = guard.fencing_token();
+        match increment(&path, token, me) {
+            Ok(Ok(value)) => {
+                tokens.push(token);
+                say(format!("acquired {i} token {token} value {value}"));
+            }
+            Ok(Err(why)) => {
+                refused += 1;
+                say(format!("refused {i} token {token}: {why}"));
+            }
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                return 1;
+            }
+        }
+        if args.hold_at == Some(i) {
+            say(format!("holding {i} token {token}"));
+            std::future::pending::<()>().await;
+        }
+        if let Err(e) = guard.release().await {
+            eprintln!("{name}: release {i}: {e}");
+        }
+        if args.idle_after == Some(i) {
+            say(format!("idle after {i}"));
+            std::future::pending::<()>().await;
+        }
+    }
+    let elapsed = started.elapsed();
+    say(format!(
+        "{name}: {} acquisitions with {} in {:.1} ms, {refused} refused, regenerated {}, tokens {}",
+        tokens.len(),
+        args.lock,
+        elapsed.as_secs_f64() * 1e3,
+        lock.regenerations(),
+        tokens
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    // Leave only when nobody needs our lock actor any more.
+    let deadline = Instant::now() + PATIENCE;
+    let barrier = async {
+        announce(node, me, peers, 1, deadline).await?;
+        await_phase(node, peers, &mut seen, 1, deadline).await?;
+        lock.stop();
+        announce(node, me, peers, 2, deadline).await?;
+        await_phase(node, peers, &mut seen, 2, deadline).await
+    };
+    if let Err(e) = barrier.await {
+        eprintln!("{name}: {e}");
+        return 1;
+    }
+    if refused > 0 { 1 } else { 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_keeps_the_value_and_refuses_lower_tokens() {
+        let dir = std::env::temp_dir().join(format!("counter-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("counter");
+        let _ = std::fs::remove_file(&f);
+        assert_eq!(increment(&f, 5, 1).unwrap(), Ok(1));
+        assert_eq!(increment(&f, 7, 2).unwrap(), Ok(2));
+        assert!(increment(&f, 6, 1).unwrap().is_err());
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "2 7\n");
+        std::fs::write(&f, "two 7\n").unwrap();
+        assert!(matches!(
+            read_counter(&f),
+            Err(CounterFileError::Malformed { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

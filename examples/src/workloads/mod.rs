@@ -1,0 +1,3 @@
+//! Workloads of the `node` binary and their building blocks.
+
+pub mod counter;
