@@ -195,7 +195,17 @@ fn forward<P>(from: EffectsOf<P>, out: &mut EffectsOf<AnyLock>, wrap: fn(P::Msg)
 where
     P: Protocol<Event = LockEvent, Timer = NoTimer>,
 {
-    for e in from {
+    // A section's end is logged before anything the core sends in the same step (Lamport and
+    // Ricart–Agrawala queue their release messages before the `Released` event): the exit
+    // then happens before the next owner's enter, as `causal-log check` requires.
+    let ends = |e: &Effect<P::Msg, NoTimer, LockEvent>| {
+        matches!(
+            e,
+            Effect::Emit(LockEvent::Released { .. } | LockEvent::Lost { .. })
+        )
+    };
+    let (first, rest): (Vec<_>, Vec<_>) = from.into_iter().partition(ends);
+    for e in first.into_iter().chain(rest) {
         match e {
             Effect::Send { to, msg } => out.send(to, wrap(msg)),
             Effect::Broadcast(msg) => out.broadcast(wrap(msg)),
