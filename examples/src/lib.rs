@@ -2,4 +2,5 @@
 #![warn(missing_docs)]
 
 pub mod story;
+pub mod tickets;
 pub mod workloads;
