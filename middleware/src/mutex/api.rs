@@ -753,11 +753,19 @@ impl DistributedLock {
                 .map_err(|_| AcquireError::Timeout)?,
         };
         let mut rx = s.events.subscribe();
+        let asked = s
+            .addr
+            .send(Command::new(AnyLockCommand::Lock(LockCommand::Acquire)));
+        // From here on a dropped future withdraws the request (once it was accepted).
         let mut withdraw = WithdrawOnDrop(Some(s.addr.clone()));
-        s.addr
-            .send(Command::new(AnyLockCommand::Lock(LockCommand::Acquire)))
-            .await
-            .map_err(|_| AcquireError::Stopped)??;
+        match asked.await {
+            Ok(Ok(())) => {}
+            Ok(Err(refused)) => {
+                withdraw.0 = None; // not our request: leave it alone
+                return Err(AcquireError::Refused(refused));
+            }
+            Err(_) => return Err(AcquireError::Stopped),
+        }
         let held = s.held.clone();
         let granted = async move {
             loop {
