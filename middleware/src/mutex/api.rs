@@ -506,7 +506,9 @@ struct Shared {
     addr: Addr<Driver<AnyLock>>,
     queue: Arc<LocalQueue<()>>,
     held: watch::Receiver<Option<Fence>>,
-    events: broadcast::Sender<LockEvent>,
+    /// Only for [`broadcast::Receiver::resubscribe`]: the one sender is the lock actor's
+    /// observer, so waits see the channel close when the actor stops.
+    events: broadcast::Receiver<LockEvent>,
     regenerations: Arc<AtomicU64>,
     registration: Registration,
 }
@@ -540,16 +542,16 @@ pub fn lock_actor_name(resource: &str) -> String {
 type Parts = (
     crate::driver::Observer<AnyLockEvent>,
     watch::Receiver<Option<Fence>>,
-    broadcast::Sender<LockEvent>,
+    broadcast::Receiver<LockEvent>,
     Arc<AtomicU64>,
 );
 
 /// The driver's observer: logs the semantic events and updates the handle's view.
 fn observer(resource: Arc<str>) -> Parts {
     let (held_tx, held_rx) = watch::channel(None);
-    let (events, _) = broadcast::channel(LOCK_EVENT_BUFFER);
+    let (tx, events) = broadcast::channel(LOCK_EVENT_BUFFER);
     let regenerations = Arc::new(AtomicU64::new(0));
-    let (tx, count) = (events.clone(), regenerations.clone());
+    let count = regenerations.clone();
     let res = move || ("resource", FieldValue::from(&*resource));
     let observe = move |ev: &AnyLockEvent| match *ev {
         AnyLockEvent::Lock(lock_event) => {
@@ -667,7 +669,7 @@ impl DistributedLock {
         me: NodeId,
         addr: Addr<Driver<AnyLock>>,
         held: watch::Receiver<Option<Fence>>,
-        events: broadcast::Sender<LockEvent>,
+        events: broadcast::Receiver<LockEvent>,
         regenerations: Arc<AtomicU64>,
         registration: Registration,
     ) -> Self {
@@ -719,7 +721,7 @@ impl DistributedLock {
     /// Every lock event of this member from now on: `Granted`, `Released`, `Cancelled`, `Lost`.
     /// A subscriber more than [`LOCK_EVENT_BUFFER`] events behind is told it lagged.
     pub fn events(&self) -> broadcast::Receiver<LockEvent> {
-        self.shared.events.subscribe()
+        self.shared.events.resubscribe()
     }
 
     /// Waits for the lock.
@@ -752,7 +754,7 @@ impl DistributedLock {
                 .await
                 .map_err(|_| AcquireError::Timeout)?,
         };
-        let mut rx = s.events.subscribe();
+        let mut rx = s.events.resubscribe();
         let asked = s
             .addr
             .send(Command::new(AnyLockCommand::Lock(LockCommand::Acquire)));
@@ -1013,6 +1015,27 @@ mod tests {
                 .unwrap();
             assert!(t2 > t1, "{a}: {t2} after {t1}");
         }
+    }
+
+    #[actix_rt::test]
+    async fn a_wait_ends_when_the_lock_actor_stops() {
+        let locks = cluster(LockAlgorithm::Lamport, 2);
+        let g = locks[0].acquire().await.unwrap();
+        let waiting = locks[1].clone();
+        let wait = actix_rt::spawn(async move { waiting.acquire().await.err() });
+        let mut ev = locks[1].events();
+        locks[1].stop();
+        assert!(matches!(
+            tokio::time::timeout(Duration::from_secs(5), ev.recv()).await,
+            Ok(Err(broadcast::error::RecvError::Closed))
+        ));
+        let r = tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .expect("the wait ends")
+            .unwrap();
+        assert_eq!(r, Some(AcquireError::Stopped));
+        assert_eq!(locks[1].acquire().await.err(), Some(AcquireError::Stopped));
+        drop(g);
     }
 
     #[test]
