@@ -1,4 +1,5 @@
 //! Building blocks of the examples: the stories the tour tells.
 #![warn(missing_docs)]
 
+pub mod post;
 pub mod story;
