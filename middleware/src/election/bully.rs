@@ -541,6 +541,10 @@ impl Protocol for Bully {
         if !self.is_member(from) {
             return;
         }
+        // Hearing from a node proves it is up, whatever the failure detector said last: a node
+        // that thinks a returned higher node is still down would otherwise keep winning
+        // elections against it, each with a higher term.
+        self.down.remove(&from);
         match msg {
             // Step 2.
             BullyMsg::Election => {
@@ -574,13 +578,24 @@ impl Protocol for Bully {
                 _ => {}
             },
             BullyMsg::Stale { term } => {
-                if term > self.known {
-                    self.known = term;
-                    if self.is_leader() || matches!(self.role, Role::Claiming { .. }) {
-                        self.step_down(out);
-                        if self.passive == Passive::No {
-                            self.start_election(now, out);
-                        }
+                let leading = self.is_leader() || matches!(self.role, Role::Claiming { .. });
+                if term <= self.known
+                    || !leading
+                    || self.members.binary_search(&term.leader).is_err()
+                {
+                    return;
+                }
+                self.known = term;
+                if term.leader > self.me {
+                    // A higher node led more recently than us: it is the rightful leader (a
+                    // node believing it down would otherwise out-bid it, term after term).
+                    self.down.remove(&term.leader);
+                    self.follow(term.leader, term, !self.cfg.quorum, out);
+                } else {
+                    // A lower node, or our own previous incarnation (we restarted and forgot).
+                    self.step_down(out);
+                    if self.passive == Passive::No {
+                        self.start_election(now, out);
                     }
                 }
             }
