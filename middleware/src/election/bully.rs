@@ -291,6 +291,15 @@ impl Bully {
         })
     }
 
+    /// Start knowing `term` (the highest term this node heard of before a restart, if the shell
+    /// persists it): a returning node then never claims a term older than the current one.
+    /// Without it, a returning node may briefly lead in a stale term until a STALE answer
+    /// corrects it (see the module docs).
+    pub fn with_known_term(mut self, term: Term) -> Self {
+        self.known = self.known.max(term);
+        self
+    }
+
     /// The recognised leader and its term.
     pub fn leader(&self) -> Option<(NodeId, Term)> {
         self.leader
@@ -1083,6 +1092,29 @@ mod tests {
             vec![5]
         );
         assert_eq!(sim.agreed().map(|(l, _)| l), Some(5));
+    }
+
+    #[test]
+    fn a_persisted_term_makes_a_returning_leader_claim_a_newer_one() {
+        let old = Term {
+            round: 7,
+            leader: 2,
+        };
+        let mut b = Bully::new(3, [1, 2, 3], BullyConfig::default())
+            .unwrap()
+            .with_known_term(old);
+        let mut out = EffectsOf::<Bully>::new();
+        b.on_start(Duration::ZERO, &mut out);
+        assert_eq!(
+            b.leader(),
+            Some((
+                3,
+                Term {
+                    round: 8,
+                    leader: 3
+                }
+            ))
+        );
     }
 
     #[test]
