@@ -31,6 +31,7 @@ use actix_coord::election::{Bully, BullyConfig, BullyEvent, BullyMsg, BullyTimer
 use actix_coord::protocol::{Effect, EffectsOf, NodeId, Protocol};
 use stateright::{Checker, Model, Property};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -369,28 +370,40 @@ impl BullyModel {
 /// no cycle consists only of unstable states. Returns the number of reachable states.
 fn check_stabilises(model: &BullyModel) -> usize {
     // 1. Reachable states, numbered.
-    let mut index: HashMap<State, usize> = HashMap::new();
+    // Fingerprints (64-bit hashes) stand for states in the index, as in stateright.
+    let fp = |s: &State| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        s.hash(&mut h);
+        h.finish()
+    };
+    let mut index: HashMap<u64, usize> = HashMap::new();
     let mut states: Vec<State> = vec![];
     let mut succ: Vec<Vec<usize>> = vec![];
     let mut queue = VecDeque::new();
     for s in model.init_states() {
-        index.insert(s.clone(), 0);
+        index.insert(fp(&s), 0);
         states.push(s);
         queue.push_back(0);
     }
     while let Some(i) = queue.pop_front() {
-        let s = states[i].clone();
         assert!(
-            model.within_boundary(&s),
-            "term bound reached: raise max_round ({s:?})"
+            model.within_boundary(&states[i]),
+            "term bound reached: raise max_round ({})",
+            summary(&states[i])
         );
         let mut next = vec![];
-        for t in model.next_states(&s) {
-            let j = *index.entry(t.clone()).or_insert_with(|| {
-                states.push(t);
-                queue.push_back(states.len() - 1);
-                states.len() - 1
-            });
+        for t in model.next_states(&states[i]) {
+            let f = fp(&t);
+            let j = match index.get(&f) {
+                Some(&j) => j,
+                None => {
+                    let j = states.len();
+                    index.insert(f, j);
+                    states.push(t);
+                    queue.push_back(j);
+                    j
+                }
+            };
             next.push(j);
         }
         succ.push(next);
