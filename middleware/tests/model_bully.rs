@@ -541,6 +541,29 @@ fn bully_n4_settled_with_crash_and_loss() {
     assert_eq!(n, 112855);
 }
 
+#[test]
+fn bully_quorum_n3_settled_with_crash_and_loss() {
+    let mut m = BullyModel {
+        settled: true,
+        ..model(3, 1, 0, 1)
+    };
+    m.cfg.quorum = true;
+    let n = run("bully quorum N=3 settled, 1 crash, 1 loss", m);
+    assert_eq!(n, 2017);
+}
+
+/// 356 886 states, about 2 minutes in debug:
+/// `cargo test -p actix-coord --test model_bully -- --ignored bully_quorum_n3_from_boot`.
+#[test]
+#[ignore = "long: about 2 minutes in debug"]
+fn bully_quorum_n3_from_boot_with_crash_and_loss() {
+    let mut m = model(3, 1, 0, 1);
+    m.cfg.quorum = true;
+    let c = m.clone().checker().spawn_bfs().join();
+    c.assert_properties();
+    assert_eq!(check_stabilises(&m), 356_886);
+}
+
 /// About 2.5 minutes in debug:
 /// `cargo test -p actix-coord --test model_bully -- --ignored bully_n4_settled_with_crash_restart`.
 #[test]
@@ -567,6 +590,7 @@ fn explore() {
     );
     m.max_round = env("ROUND", 8);
     m.settled = std::env::var("SETTLED").is_ok();
+    m.cfg.quorum = std::env::var("QUORUM").is_ok();
     let t = Instant::now();
     let c = m
         .clone()
