@@ -564,10 +564,10 @@ fn bully_quorum_n3_from_boot_with_crash_and_loss() {
     assert_eq!(check_stabilises(&m), 356_886);
 }
 
-/// About 2.5 minutes in debug:
+/// 377 436 states, 2.5 to 4 minutes in debug:
 /// `cargo test -p actix-coord --test model_bully -- --ignored bully_n4_settled_with_crash_restart`.
 #[test]
-#[ignore = "long: about 2.5 minutes in debug"]
+#[ignore = "long: 2.5 to 4 minutes in debug"]
 fn bully_n4_settled_with_crash_restart_and_loss() {
     let m = BullyModel {
         settled: true,
