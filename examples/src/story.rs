@@ -213,6 +213,14 @@ pub fn summarize(log: &causal_log::Log) -> Result<Vec<String>, String> {
             ("gardener", "waters the roses"),
             ("reader", "reads the cookbook"),
         ),
+        (
+            ("archive@n2", "finds the record"),
+            ("registry@n3", "files the note"),
+        ),
+        (
+            ("cook", "dinner is served"),
+            ("registry@n3", "files the note"),
+        ),
     ];
     let mut lines = Vec::new();
     for ((h1, t1), (h2, t2)) in pairs {

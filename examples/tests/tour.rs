@@ -44,10 +44,23 @@ fn tour_shiviz_log_obeys_shiviz_rules() {
     let report = causal_log::check_shiviz_rules(&jsonl);
     assert!(report.is_clean(), "{report}");
     assert_eq!(shiviz.events().len(), jsonl.events().len());
-    assert_eq!(jsonl.hosts().len(), 5, "{:?}", jsonl.hosts());
+    // Part 1: main, cook, reader, library, gardener; part 2: clerk@n1, archive@n2, registry@n3.
+    assert_eq!(jsonl.hosts().len(), 8, "{:?}", jsonl.hosts());
     assert!(jsonl.events().len() >= 25);
     // Replies are messages too.
     assert!(jsonl.events().iter().any(|e| e.text.starts_with("reply")));
+    // Across the network: the archive's reply (node 2) happened before the registry's receipt
+    // (node 3), though the two never exchanged a message.
+    let find = |host: &str, text: &str| {
+        jsonl
+            .events()
+            .iter()
+            .position(|e| jsonl.host_name(e.host) == host && e.text.starts_with(text))
+            .unwrap()
+    };
+    let reply = find("archive@n2", "reply");
+    let filed = find("registry@n3", "files the note");
+    assert!(jsonl.happened_before(reply, filed));
 }
 
 #[test]

@@ -433,9 +433,10 @@ fn lamport_survives_a_detected_crash() {
     assert_eq!(c.unique_state_count(), 40039);
 }
 
-/// About a million states: `cargo test -p actix-coord --test model_mutex -- --ignored lamport_three`.
+/// 1 005 268 states, about 40 s in debug (more with other tests running):
+/// `cargo test -p actix-coord --test model_mutex -- --ignored lamport_three`.
 #[test]
-#[ignore = "long: about a minute in debug"]
+#[ignore = "long: about 40 s in debug"]
 fn lamport_three_requesters_fifo() {
     let c = check(
         "lamport fifo, 3 requesters x1",
@@ -483,9 +484,10 @@ fn ricart_agrawala_survives_a_detected_crash() {
     assert_eq!(c.unique_state_count(), 119055);
 }
 
+/// 723 522 states, about 1 min in debug:
 /// `cargo test -p actix-coord --test model_mutex -- --ignored ricart_agrawala_three`.
 #[test]
-#[ignore = "long: about a minute in debug"]
+#[ignore = "long: about 1 min in debug"]
 fn ricart_agrawala_three_requesters_twice() {
     let c = check(
         "ricart-agrawala unordered, 3 requesters x2",
@@ -535,9 +537,10 @@ fn suzuki_kasami_cancelled_waits_pass_the_token_on() {
     assert_eq!(c.unique_state_count(), 3381);
 }
 
+/// 15 605 284 states, about 25 min in debug and many GB of memory (passed on 2026-11-22):
 /// `cargo test -p actix-coord --test model_mutex -- --ignored suzuki_kasami_crash_twice`.
 #[test]
-#[ignore = "long: about a minute in debug"]
+#[ignore = "very long: about 25 min in debug"]
 fn suzuki_kasami_crash_twice_each() {
     let c = check(
         "suzuki-kasami unordered, 3 requesters x2, 1 crash",

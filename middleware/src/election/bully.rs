@@ -291,6 +291,15 @@ impl Bully {
         })
     }
 
+    /// Start knowing `term` (the highest term this node heard of before a restart, if the shell
+    /// persists it): a returning node then never claims a term older than the current one.
+    /// Without it, a returning node may briefly lead in a stale term until a STALE answer
+    /// corrects it (see the module docs).
+    pub fn with_known_term(mut self, term: Term) -> Self {
+        self.known = self.known.max(term);
+        self
+    }
+
     /// The recognised leader and its term.
     pub fn leader(&self) -> Option<(NodeId, Term)> {
         self.leader
@@ -541,6 +550,10 @@ impl Protocol for Bully {
         if !self.is_member(from) {
             return;
         }
+        // Hearing from a node proves it is up, whatever the failure detector said last: a node
+        // that thinks a returned higher node is still down would otherwise keep winning
+        // elections against it, each with a higher term.
+        self.down.remove(&from);
         match msg {
             // Step 2.
             BullyMsg::Election => {
@@ -574,13 +587,24 @@ impl Protocol for Bully {
                 _ => {}
             },
             BullyMsg::Stale { term } => {
-                if term > self.known {
-                    self.known = term;
-                    if self.is_leader() || matches!(self.role, Role::Claiming { .. }) {
-                        self.step_down(out);
-                        if self.passive == Passive::No {
-                            self.start_election(now, out);
-                        }
+                let leading = self.is_leader() || matches!(self.role, Role::Claiming { .. });
+                if term <= self.known
+                    || !leading
+                    || self.members.binary_search(&term.leader).is_err()
+                {
+                    return;
+                }
+                self.known = term;
+                if term.leader > self.me {
+                    // A higher node led more recently than us: it is the rightful leader (a
+                    // node believing it down would otherwise out-bid it, term after term).
+                    self.down.remove(&term.leader);
+                    self.follow(term.leader, term, !self.cfg.quorum, out);
+                } else {
+                    // A lower node, or our own previous incarnation (we restarted and forgot).
+                    self.step_down(out);
+                    if self.passive == Passive::No {
+                        self.start_election(now, out);
                     }
                 }
             }
@@ -1068,6 +1092,29 @@ mod tests {
             vec![5]
         );
         assert_eq!(sim.agreed().map(|(l, _)| l), Some(5));
+    }
+
+    #[test]
+    fn a_persisted_term_makes_a_returning_leader_claim_a_newer_one() {
+        let old = Term {
+            round: 7,
+            leader: 2,
+        };
+        let mut b = Bully::new(3, [1, 2, 3], BullyConfig::default())
+            .unwrap()
+            .with_known_term(old);
+        let mut out = EffectsOf::<Bully>::new();
+        b.on_start(Duration::ZERO, &mut out);
+        assert_eq!(
+            b.leader(),
+            Some((
+                3,
+                Term {
+                    round: 8,
+                    leader: 3
+                }
+            ))
+        );
     }
 
     #[test]

@@ -15,7 +15,6 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Which clocks a process keeps and puts on its messages. The Lamport clock is always kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -108,6 +107,8 @@ pub(crate) struct ProcessState {
     events: u64,
     /// The sender of the last message merged.
     pub(crate) sender: Option<ProcessId>,
+    /// Where the own entry was in the vector clock last time.
+    own_hint: usize,
 }
 
 impl ProcessState {
@@ -121,6 +122,7 @@ impl ProcessState {
             hlc: HybridClock::with_max_offset(max_offset_ms()),
             events: 0,
             sender: None,
+            own_hint: 0,
         }
     }
 
@@ -136,7 +138,7 @@ impl ProcessState {
     fn tick_own(&mut self) {
         self.events += 1;
         if self.set.vector {
-            Arc::make_mut(&mut self.vector).tick(self.id);
+            Arc::make_mut(&mut self.vector).tick_hinted(self.id, &mut self.own_hint);
         }
     }
 
@@ -158,7 +160,7 @@ impl ProcessState {
         stamp
     }
 
-    /// A receive event: merge `stamp`, then tick.
+    /// A receive event: merge `stamp` (from untrusted input: its counters are checked), then tick.
     pub(crate) fn receive(
         &mut self,
         stamp: &Stamp,
@@ -169,6 +171,15 @@ impl ProcessState {
                 return Err(ClockError::Absurd { value }.into());
             }
         }
+        self.receive_trusted(stamp, what)
+    }
+
+    /// A receive event of a stamp this OS process made itself (no range check needed).
+    pub(crate) fn receive_trusted(
+        &mut self,
+        stamp: &Stamp,
+        what: &dyn Fn() -> String,
+    ) -> Result<(), MergeError> {
         self.lamport.merge(stamp.lamport)?;
         self.sender = Some(stamp.from);
         if self.set.vector {
@@ -318,7 +329,7 @@ impl ProcessCell {
             let merged = self
                 .state
                 .borrow_mut()
-                .receive(&stamp, &|| format!("reply to {}", label()));
+                .receive_trusted(&stamp, &|| format!("reply to {}", label()));
             if let Err(e) = merged {
                 tracing::warn!(target: "actix_coord::intercept", error = %e, "reply clock not merged");
             }
@@ -603,8 +614,14 @@ pub fn physical_now_ms() -> u64 {
 }
 
 fn system_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME always exists.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    if rc != 0 || ts.tv_sec < 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
 }

@@ -125,11 +125,12 @@ impl RicartAgrawala {
         if self.state != LockState::Waiting {
             return;
         }
-        let all = self
+        let everyone = self
             .members
             .iter()
-            .filter(|&&p| p != self.me && !self.down.contains(&p));
-        if let (true, Some(mine)) = (all.clone().all(|p| self.replied.contains(p)), self.mine) {
+            .filter(|&&p| p != self.me && !self.down.contains(&p))
+            .all(|p| self.replied.contains(p));
+        if let (true, Some(mine)) = (everyone, self.mine) {
             let fence = request_fence(mine);
             self.state = LockState::Held { fence };
             out.emit(LockEvent::Granted { fence });

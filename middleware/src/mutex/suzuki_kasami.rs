@@ -309,7 +309,11 @@ impl SuzukiKasami {
             found: false,
             answers,
         });
-        out.broadcast(SkMsg::Probe { epoch });
+        // To the live peers only: a peer we think down must not adopt the epoch (if it is alive
+        // after all, its old token stays distinguishable from the regenerated one).
+        for p in self.live_peers().collect::<Vec<_>>() {
+            out.send(p, SkMsg::Probe { epoch });
+        }
         self.finish_recovery(out);
     }
 
@@ -696,6 +700,44 @@ mod tests {
         a.on_message(Duration::ZERO, 3, SkMsg::Token(old), &mut out);
         assert!(out.is_empty());
         assert_eq!(a.state(), LockState::Waiting);
+    }
+
+    #[test]
+    fn a_falsely_suspected_holder_loses_to_the_regenerated_token() {
+        let mut net = net(3);
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        net.command(3, LockCommand::Acquire).unwrap();
+        net.run();
+        let old = granted(&net.take_events());
+        // 1 and 3 wrongly declare the holder 2 down; 1 regenerates, 3 enters in epoch 1.
+        for id in [1, 3] {
+            let mut out = EffectsOf::<SuzukiKasami>::new();
+            net.nodes[id as usize - 1].on_peer_down(Duration::ZERO, 2, &mut out);
+            net.absorb(id, out);
+        }
+        net.run();
+        let new = granted(&net.take_events());
+        assert_eq!(new.len(), 1);
+        assert!(
+            new[0].1 > old[0].1,
+            "the new owner's fence is higher: {new:?} > {old:?}"
+        );
+        // Two tokens exist now (the documented cost of a false suspicion). When the new one
+        // reaches 2, 2 learns it lost the lock.
+        net.command(3, LockCommand::Release).unwrap();
+        let token = net.nodes[2].token.take().map(|mut t| {
+            t.hop += 1;
+            t
+        });
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        net.nodes[1].on_message(Duration::ZERO, 3, SkMsg::Token(token.unwrap()), &mut out);
+        assert_eq!(
+            out.events().next(),
+            Some(&LockEvent::Lost { fence: old[0].1 })
+        );
+        assert!(!net.nodes[1].is_held());
+        assert_eq!(net.nodes[1].epoch().round, 1);
     }
 
     #[test]
