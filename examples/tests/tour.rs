@@ -44,8 +44,36 @@ fn tour_shiviz_log_obeys_shiviz_rules() {
     let report = causal_log::check_shiviz_rules(&jsonl);
     assert!(report.is_clean(), "{report}");
     assert_eq!(shiviz.events().len(), jsonl.events().len());
-    // Part 1: main, cook, reader, library, gardener; part 2: clerk@n1, archive@n2, registry@n3.
-    assert_eq!(jsonl.hosts().len(), 8, "{:?}", jsonl.hosts());
+    // Part 1: main, cook, reader, library, gardener; part 2: clerk@n1, archive@n2, registry@n3;
+    // part 3: five lock drivers of the box offices.
+    for host in [
+        "main",
+        "cook",
+        "reader",
+        "library",
+        "gardener",
+        "clerk@n1",
+        "archive@n2",
+        "registry@n3",
+    ] {
+        assert!(
+            jsonl.host_id(host).is_some(),
+            "{host} missing from {:?}",
+            jsonl.hosts()
+        );
+    }
+    assert_eq!(jsonl.hosts().len(), 13, "{:?}", jsonl.hosts());
+    // The lock's critical sections are in the log, and never concurrent.
+    assert!(
+        jsonl
+            .events()
+            .iter()
+            .filter(|e| e.kind == "lock.enter")
+            .count()
+            >= 30
+    );
+    let semantic = jsonl.check();
+    assert!(semantic.is_clean(), "{semantic}");
     assert!(jsonl.events().len() >= 25);
     // Replies are messages too.
     assert!(jsonl.events().iter().any(|e| e.text.starts_with("reply")));
