@@ -7,7 +7,7 @@
 use actix::prelude::*;
 use actix_coord::CausalContext;
 use actix_coord::clock::physical::{
-    AdjustedClock, HardwareClock, PhysicalTime, SimulatedClock, SimulatedClockConfig, SystemClock,
+    AdjustedClock, PhysicalTime, SimulatedClock, SimulatedClockConfig, SystemClock,
 };
 use actix_coord::driver::{Command, Driver, LocalLinks, Subscribe};
 use actix_coord::intercept::{self, Clocks};

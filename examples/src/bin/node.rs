@@ -57,6 +57,9 @@ struct Args {
     /// Seconds to wait for peers before giving up.
     #[arg(long, default_value_t = 30)]
     wait_secs: u64,
+    /// Options of the `berkeley` workload.
+    #[command(flatten)]
+    berkeley: examples::workloads::berkeley::BerkeleyArgs,
 }
 
 /// Workloads.
@@ -66,6 +69,8 @@ enum Workload {
     Ping,
     /// Serve until killed.
     Serve,
+    /// The Berkeley clock daemon over a simulated bad clock: one JSON line per round.
+    Berkeley,
 }
 
 fn parse_peer(s: &str) -> Result<(u32, String), String> {
@@ -237,6 +242,9 @@ async fn run(args: Args, name: String) -> i32 {
         return 2;
     }
     let peers: Vec<u32> = args.peers.iter().map(|p| p.0).collect();
+    if let Workload::Berkeley = args.workload {
+        return examples::workloads::berkeley::run(&node, &peers, &args.berkeley).await;
+    }
     if let Workload::Serve = args.workload {
         println!("ready {}", args.id);
         let _ = std::io::stdout().flush();

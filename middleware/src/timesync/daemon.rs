@@ -480,4 +480,69 @@ mod tests {
         // Node 1 slews (500 ppm: 20 ms take 40 s), so it is still far from node 2.
         assert!(clocks[0].slew_remaining_ns() > 15 * MS as i64);
     }
+
+    #[actix_rt::test]
+    async fn daemons_on_loopback_nodes_sync_and_a_new_master_takes_over() {
+        let setup = [(-400, 100.0), (0, -100.0), (300, 50.0), (600, 0.0)];
+        let mut nodes: Vec<Node> = Vec::new();
+        for id in 1..=setup.len() as u32 {
+            let mut b = Node::builder().id(id).listen("127.0.0.1:0").secret("s");
+            for n in &nodes {
+                b = b.peer(n.id(), n.local_addr());
+            }
+            nodes.push(b.start().await.unwrap());
+        }
+        let members: Vec<NodeId> = nodes.iter().map(|n| n.id()).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for n in &nodes {
+            while n.connected_peers().len() < members.len() - 1 {
+                assert!(tokio::time::Instant::now() < deadline, "not connected");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let clocks: Vec<_> = setup.iter().map(|&(o, d)| clock(o, d)).collect();
+        let mut subs = Vec::new();
+        for (n, c) in nodes.iter().zip(&clocks) {
+            let m = Berkeley::new(config(200), n.id(), members.iter().copied()).unwrap();
+            let d = start_on_node(
+                n,
+                "berkeley",
+                BerkeleyCore::new(m, c.clone()),
+                &members,
+                None,
+            )
+            .unwrap();
+            subs.push(d.send(Subscribe::default()).await.unwrap());
+        }
+        // Node 4 is master; wait for 3 of its rounds.
+        let mut rounds = 0;
+        while rounds < 3 {
+            match tokio::time::timeout_at(deadline, subs[3].recv()).await {
+                Ok(Ok(BerkeleyEvent::RoundComplete { .. })) => rounds += 1,
+                Ok(Ok(e)) => eprintln!("{e:?}"),
+                other => panic!("no round by the deadline: {other:?}"),
+            }
+        }
+        let o = offsets(&clocks);
+        assert!(spread(&o) <= MS, "offsets {o:?}");
+        // The master goes away: node 3 takes over and corrects node 1 within 3 of its rounds.
+        nodes[3].shutdown();
+        loop {
+            match tokio::time::timeout_at(deadline, subs[0].recv()).await {
+                Ok(Ok(BerkeleyEvent::Corrected {
+                    master: 3, round, ..
+                })) => {
+                    assert!(
+                        round <= 3,
+                        "first correction by the new master in round {round}"
+                    );
+                    break;
+                }
+                Ok(Ok(_)) => {}
+                other => panic!("no correction from node 3 by the deadline: {other:?}"),
+            }
+        }
+        let o = offsets(&clocks[..3]);
+        assert!(spread(&o) <= MS, "offsets {o:?}");
+    }
 }
