@@ -116,9 +116,9 @@ fn precision(seen: &Seen, key: (u64, u64), nodes: &[u32]) -> Option<i64> {
 }
 
 /// Precision of a round among the nodes that were corrected in it (the master defers a member
-/// whose samples were unusually delayed), and how many they were.
+/// whose samples were unusually delayed), and how many they were; `None` below 3 nodes.
 fn precision_of_reported(seen: &Seen, key: (u64, u64)) -> Option<(i64, usize)> {
-    let r = seen.get(&key)?;
+    let r = seen.get(&key).filter(|r| r.len() >= 3)?;
     let max = r.values().map(|x| x.0).max()?;
     let min = r.values().map(|x| x.0).min()?;
     Some((max - min, r.len()))
