@@ -428,13 +428,13 @@ mod tests {
         let o = offsets(&clocks);
         assert!(spread(&o) <= MS, "offsets {o:?}");
         for d in &drivers {
-            let (stepped, corrections) = d
+            let corrections = d
                 .send(Inspect(Box::new(|c: &BerkeleyCore| {
-                    (c.machine().corrections(), c.machine().rounds_started())
+                    c.machine().corrections()
                 })))
                 .await
                 .unwrap();
-            assert!(stepped >= 3, "{stepped} {corrections}");
+            assert!(corrections >= 3, "{corrections} corrections");
         }
     }
 
@@ -519,7 +519,7 @@ mod tests {
         while rounds < 3 {
             match tokio::time::timeout_at(deadline, subs[3].recv()).await {
                 Ok(Ok(BerkeleyEvent::RoundComplete { .. })) => rounds += 1,
-                Ok(Ok(e)) => eprintln!("{e:?}"),
+                Ok(Ok(_)) => {}
                 other => panic!("no round by the deadline: {other:?}"),
             }
         }
