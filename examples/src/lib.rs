@@ -1,6 +1,7 @@
 //! Building blocks of the examples: the stories the tour tells.
 #![warn(missing_docs)]
 
+pub mod berkeley_demo;
 pub mod post;
 pub mod story;
 pub mod tickets;

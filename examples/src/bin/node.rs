@@ -62,6 +62,9 @@ struct Args {
     /// Options of the `counter` workload.
     #[command(flatten)]
     counter: examples::workloads::counter::CounterArgs,
+    /// Options of the `berkeley` workload.
+    #[command(flatten)]
+    berkeley: examples::workloads::berkeley::BerkeleyArgs,
 }
 
 /// Workloads.
@@ -73,6 +76,8 @@ enum Workload {
     Serve,
     /// A lock-protected counter in a shared file (`examples::workloads::counter`).
     Counter,
+    /// The Berkeley clock daemon over a simulated bad clock: one JSON line per round.
+    Berkeley,
 }
 
 fn parse_peer(s: &str) -> Result<(u32, String), String> {
@@ -248,6 +253,9 @@ async fn run(args: Args, name: String) -> i32 {
         let code = examples::workloads::counter::run(&node, &peers, &args.counter).await;
         node.shutdown();
         return code;
+    }
+    if let Workload::Berkeley = args.workload {
+        return examples::workloads::berkeley::run(&node, &peers, &args.berkeley).await;
     }
     if let Workload::Serve = args.workload {
         println!("ready {}", args.id);

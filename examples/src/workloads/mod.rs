@@ -1,3 +1,4 @@
 //! Workloads of the `node` binary and their building blocks.
 
+pub mod berkeley;
 pub mod counter;

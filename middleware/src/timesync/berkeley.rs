@@ -891,7 +891,17 @@ impl Berkeley {
         }
         let seq = round.sent.len() as u32;
         round.sent.push(now);
-        for &to in round.members.keys() {
+        // Rotate the order from probe to probe: a shell sends (and the master handles replies)
+        // one after the other, so the last in line sees a later T1 and a later T4 than the first.
+        // Each member is first once in a while, and the least-delayed sample is then that one.
+        let n = round.members.len().max(1);
+        let first = seq as usize % n;
+        let order = round
+            .members
+            .keys()
+            .skip(first)
+            .chain(round.members.keys().take(first));
+        for &to in order {
             out.push(Action::Send {
                 to,
                 msg: BerkeleyMsg::Probe {
@@ -916,11 +926,16 @@ impl Berkeley {
         out: &mut Vec<Action>,
     ) {
         let (id, is_master) = (self.id, self.is_master());
-        let Some(round) = &mut self.round else { return };
+        let Some(round) = &mut self.round else {
+            tracing::debug!(node = id, from, number, "reply outside a round dropped");
+            return;
+        };
         if round.number != number || !is_master {
+            tracing::debug!(node = id, from, number, "reply to another round dropped");
             return;
         }
         let Some((filter, answered)) = round.members.get_mut(&from) else {
+            tracing::debug!(node = id, from, number, "reply from a non-member dropped");
             return;
         };
         let bit = 1u64.checked_shl(seq).unwrap_or(0);

@@ -8,11 +8,16 @@
 //! * [`sim`]: a virtual-time simulator of a cluster of Berkeley machines over simulated clocks,
 //!   reporting precision, RMS offset, frequency error, time to sync and backward reads.
 //!
-//! The clocks these adjust are in [`crate::clock::physical`]. The actor that drives
-//! [`berkeley::Berkeley`] over the network comes with the network layer; docs/timesync.md has
-//! the design and the simulator's figures.
+//! * [`daemon`]: the Berkeley daemon as an actor — the machine adapted to
+//!   [`crate::protocol::Protocol`] and run by the generic [`crate::driver::Driver`] over the
+//!   network, disciplining an [`AdjustedClock`](crate::clock::physical::AdjustedClock); the
+//!   master is the highest live node (until the election actor names it).
+//!
+//! The clocks these adjust are in [`crate::clock::physical`]; docs/timesync.md has the design,
+//! the simulator's figures and the multi-process ones.
 
 pub mod berkeley;
+pub mod daemon;
 pub mod probe;
 pub mod sim;
 

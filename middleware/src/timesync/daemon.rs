@@ -1,0 +1,548 @@
+//! The Berkeley daemon: the pure [`Berkeley`] machine driven by an actor over the network.
+//!
+//! [`BerkeleyCore`] adapts the machine to [`Protocol`], so the generic
+//! [`Driver`](crate::driver::Driver) runs it: messages travel through the driver's links
+//! (in-process [`LocalLinks`](crate::driver::LocalLinks) or, with
+//! [`start_on_node`](crate::driver::start_on_node), the network), timers are actor timers, and
+//! membership events reach the machine as `handle_member_up/down`. The adapter is a thin shell:
+//! one exhaustive `match` over [`Action`]; the clock actions (`Step`, `Slew`, `SetFrequency`)
+//! go to the [`DisciplinedClock`] it owns (an [`AdjustedClock`] over the hardware clock), and a
+//! step the clock refuses is turned into a slew by the machine itself
+//! ([`Berkeley::handle_step_refused`]). The machine's `now` is read from that clock
+//! ([`DisciplinedClock::sample_ns`], which does not expose it, so the first correction can
+//! still be a step); the driver's own `now` is not used.
+//!
+//! **The master** is named by [`BerkeleyCommand::SetMaster`]. Until the election actor lands,
+//! [`follow_highest_live`] names the highest live node id from the node's membership events
+//! ([`HighestLive`], a pure rule); a new master takes over at once when the old one is declared
+//! down. Swapping in the elected leader means sending `SetMaster` from the election's
+//! `LeaderChanged` events instead.
+//!
+//! ```
+//! use actix_coord::clock::physical::{AdjustedClock, SimulatedClock, SimulatedClockConfig,
+//!     SystemClock};
+//! use actix_coord::driver::{Command, Driver, LocalLinks};
+//! use actix_coord::timesync::berkeley::{Berkeley, BerkeleyConfig};
+//! use actix_coord::timesync::daemon::{BerkeleyCommand, BerkeleyCore};
+//! use std::sync::Arc;
+//!
+//! # actix::System::new().block_on(async {
+//! let links = LocalLinks::<BerkeleyCore>::new();
+//! let members = [1, 2];
+//! let config = BerkeleyConfig::default();
+//! for id in members {
+//!     let oscillator = SimulatedClock::new(SystemClock::realtime(),
+//!         SimulatedClockConfig { offset_ns: i64::from(id) * 1_000_000, ..Default::default() })
+//!         .unwrap();
+//!     let clock = Arc::new(AdjustedClock::new(oscillator));
+//!     let core = BerkeleyCore::new(Berkeley::new(config, id, members).unwrap(), clock);
+//!     let driver = Driver::start(core, &members, links.clone(), None);
+//!     links.register(id, driver.clone());
+//!     driver.do_send(Command::new(BerkeleyCommand::SetMaster(Some(2))));
+//! }
+//! # });
+//! ```
+
+use crate::clock::physical::{AdjustedClock, HardwareClock, PhysicalClockError};
+use crate::driver::{Command, Driver, PeerWire};
+use crate::net::{Node, NodeEvent};
+use crate::protocol::{EffectsOf, NodeId, Protocol};
+use crate::timesync::berkeley::{
+    Action, Berkeley, BerkeleyConfig, BerkeleyEvent, BerkeleyMsg, Timer,
+};
+use actix::Addr;
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The clock a Berkeley daemon disciplines: read without exposing, stepped, slewed, and its
+/// frequency corrected. [`AdjustedClock`] is one; tests may use their own.
+pub trait DisciplinedClock: Send + Sync {
+    /// The time in ns, read for the daemon's own timestamps (does not expose the clock).
+    fn sample_ns(&self) -> u64;
+    /// Steps by `delta_ns`.
+    ///
+    /// # Errors
+    /// [`PhysicalClockError::AlreadyRead`] when the clock may no longer be stepped.
+    fn step(&self, delta_ns: i64) -> Result<(), PhysicalClockError>;
+    /// Slews by `delta_ns` at `rate_ppm`, replacing any slew under way.
+    ///
+    /// # Errors
+    /// A rate that is not finite.
+    fn slew_at(&self, delta_ns: i64, rate_ppm: f64) -> Result<i64, PhysicalClockError>;
+    /// Sets the frequency correction in ppm; returns the value applied.
+    ///
+    /// # Errors
+    /// A value that is not finite.
+    fn set_frequency_ppm(&self, ppm: f64) -> Result<f64, PhysicalClockError>;
+}
+
+impl<C: HardwareClock> DisciplinedClock for AdjustedClock<C> {
+    fn sample_ns(&self) -> u64 {
+        AdjustedClock::sample_ns(self)
+    }
+    fn step(&self, delta_ns: i64) -> Result<(), PhysicalClockError> {
+        AdjustedClock::step(self, delta_ns)
+    }
+    fn slew_at(&self, delta_ns: i64, rate_ppm: f64) -> Result<i64, PhysicalClockError> {
+        AdjustedClock::slew_at(self, delta_ns, rate_ppm)
+    }
+    fn set_frequency_ppm(&self, ppm: f64) -> Result<f64, PhysicalClockError> {
+        AdjustedClock::set_frequency_ppm(self, ppm)
+    }
+}
+
+/// The default [`BerkeleyConfig`] with a different round interval, for demos and tests (the
+/// default 16 s is for production): the collect timeout and the shortest span of a frequency
+/// estimate become half the interval, and probes are spaced `min(10 ms, interval / 40)` apart
+/// so a round's 8 probes take under a fifth of it.
+pub fn config_for_interval(interval: Duration) -> BerkeleyConfig {
+    let interval_ns = u64::try_from(interval.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(40);
+    BerkeleyConfig {
+        interval_ns,
+        probe_spacing_ns: (interval_ns / 40).min(10_000_000),
+        collect_timeout_ns: interval_ns / 2,
+        min_freq_interval_ns: interval_ns / 2,
+        ..BerkeleyConfig::default()
+    }
+}
+
+/// What the local user (or the master rule) tells a Berkeley daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BerkeleyCommand {
+    /// The master is now this node (`None`: there is none).
+    SetMaster(Option<NodeId>),
+}
+
+/// The [`Berkeley`] machine with the clock it disciplines, as a [`Protocol`] core for the
+/// [`Driver`].
+pub struct BerkeleyCore {
+    machine: Berkeley,
+    clock: Arc<dyn DisciplinedClock>,
+}
+
+impl BerkeleyCore {
+    /// A core running `machine` over `clock`.
+    pub fn new(machine: Berkeley, clock: Arc<dyn DisciplinedClock>) -> Self {
+        Self { machine, clock }
+    }
+
+    /// The machine (read-only: for inspection and tests).
+    pub fn machine(&self) -> &Berkeley {
+        &self.machine
+    }
+
+    /// The clock it disciplines.
+    pub fn clock(&self) -> &Arc<dyn DisciplinedClock> {
+        &self.clock
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.sample_ns()
+    }
+
+    /// Performs the machine's actions in order: one exhaustive match.
+    fn perform(&mut self, actions: Vec<Action>, out: &mut EffectsOf<Self>) {
+        let mut todo = std::collections::VecDeque::from(actions);
+        while let Some(action) = todo.pop_front() {
+            match action {
+                Action::Send { to, msg } => out.send(to, msg),
+                Action::SetTimer { timer, after_ns } => {
+                    out.set_timer(timer, Duration::from_nanos(after_ns))
+                }
+                Action::CancelTimer { timer } => out.cancel_timer(timer),
+                Action::Step { delta_ns } => {
+                    if self.clock.step(delta_ns).is_err() {
+                        let now = self.now();
+                        let more = self.machine.handle_step_refused(now, delta_ns);
+                        for a in more.into_iter().rev() {
+                            todo.push_front(a);
+                        }
+                    }
+                }
+                Action::Slew { delta_ns, rate_ppm } => {
+                    if let Err(e) = self.clock.slew_at(delta_ns, rate_ppm) {
+                        tracing::warn!(target: "actix_coord::timesync", error = %e, "slew refused");
+                    }
+                }
+                Action::SetFrequency { ppm } => {
+                    if let Err(e) = self.clock.set_frequency_ppm(ppm) {
+                        tracing::warn!(target: "actix_coord::timesync", error = %e, "frequency refused");
+                    }
+                }
+                Action::Emit(event) => out.emit(event),
+            }
+        }
+    }
+}
+
+impl PeerWire for BerkeleyMsg {
+    const TAG: &'static str = "actix_coord.berkeley.v1";
+}
+
+impl Protocol for BerkeleyCore {
+    type Msg = BerkeleyMsg;
+    type Event = BerkeleyEvent;
+    type Timer = Timer;
+    type Command = BerkeleyCommand;
+    type Error = Infallible;
+
+    fn id(&self) -> NodeId {
+        self.machine.id()
+    }
+
+    fn on_command(
+        &mut self,
+        _now: Duration,
+        cmd: BerkeleyCommand,
+        out: &mut EffectsOf<Self>,
+    ) -> Result<(), Infallible> {
+        match cmd {
+            BerkeleyCommand::SetMaster(m) => {
+                let now = self.now();
+                let actions = self.machine.handle_leader(now, m);
+                self.perform(actions, out);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_message(
+        &mut self,
+        _now: Duration,
+        from: NodeId,
+        msg: BerkeleyMsg,
+        out: &mut EffectsOf<Self>,
+    ) {
+        let now = self.now();
+        let actions = self.machine.handle_message(now, from, msg);
+        self.perform(actions, out);
+    }
+
+    fn on_timer(&mut self, _now: Duration, timer: Timer, out: &mut EffectsOf<Self>) {
+        let now = self.now();
+        let actions = self.machine.handle_timer(now, timer);
+        self.perform(actions, out);
+    }
+
+    fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        let now = self.now();
+        let actions = self.machine.handle_member_down(now, peer);
+        self.perform(actions, out);
+    }
+
+    fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        let now = self.now();
+        let actions = self.machine.handle_member_up(now, peer);
+        self.perform(actions, out);
+    }
+}
+
+/// The master rule used until the election actor is wired: the highest id among this node and
+/// the peers its failure detector sees up. Pure; deterministic for a given event sequence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HighestLive {
+    me: NodeId,
+    live: BTreeSet<NodeId>,
+}
+
+impl HighestLive {
+    /// The rule on node `me`, which knows of no live peer yet (so names itself).
+    pub fn new(me: NodeId) -> Self {
+        Self {
+            me,
+            live: BTreeSet::from([me]),
+        }
+    }
+
+    /// The master now.
+    pub fn master(&self) -> NodeId {
+        self.live.last().copied().unwrap_or(self.me)
+    }
+
+    /// `peer` is up; returns the new master if it changed.
+    pub fn up(&mut self, peer: NodeId) -> Option<NodeId> {
+        let before = self.master();
+        self.live.insert(peer);
+        (self.master() != before).then(|| self.master())
+    }
+
+    /// `peer` is down (this node never is, for itself); returns the new master if it changed.
+    pub fn down(&mut self, peer: NodeId) -> Option<NodeId> {
+        let before = self.master();
+        if peer != self.me {
+            self.live.remove(&peer);
+        }
+        (self.master() != before).then(|| self.master())
+    }
+}
+
+/// Names the Berkeley master on `daemon` by [`HighestLive`] from `node`'s membership events,
+/// now and whenever they change. The task ends with the node's event stream or the daemon.
+///
+/// This is the swappable part: to follow the elected leader instead, send
+/// [`BerkeleyCommand::SetMaster`] from the election's events.
+pub fn follow_highest_live(node: &Node, daemon: Addr<Driver<BerkeleyCore>>) {
+    let mut events = node.subscribe();
+    let mut rule = HighestLive::new(node.id());
+    for peer in node.connected_peers() {
+        rule.up(peer);
+    }
+    let set = |d: &Addr<Driver<BerkeleyCore>>, m: NodeId| {
+        d.do_send(Command::<BerkeleyCommand, Infallible>::new(
+            BerkeleyCommand::SetMaster(Some(m)),
+        ));
+    };
+    set(&daemon, rule.master());
+    actix_rt::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let change = match events.recv().await {
+                Ok(NodeEvent::MemberDown { node, .. }) => rule.down(node),
+                Ok(NodeEvent::MemberUp { node }) | Ok(NodeEvent::Reconnected { node }) => {
+                    rule.up(node)
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            };
+            if !daemon.connected() {
+                break;
+            }
+            if let Some(m) = change {
+                set(&daemon, m);
+            }
+        }
+    });
+}
+
+/// Starts a Berkeley daemon on `node`: registers the driver as `name`, forwards membership to
+/// it, and names the master by [`follow_highest_live`]. `observer` sees every event inside the
+/// driver (before subscribers), so it misses none.
+///
+/// # Errors
+/// `name` is already registered on `node`.
+pub fn start_on_node(
+    node: &Node,
+    name: &str,
+    core: BerkeleyCore,
+    members: &[NodeId],
+    observer: Option<crate::driver::Observer<BerkeleyEvent>>,
+) -> Result<Addr<Driver<BerkeleyCore>>, crate::net::RegisterError> {
+    let addr = crate::driver::start_on_node(node, name, core, members, observer)?;
+    follow_highest_live(node, addr.clone());
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::physical::{SimulatedClock, SimulatedClockConfig, SystemClock};
+    use crate::driver::{Inspect, LocalLinks, Subscribe};
+
+    const MS: u64 = 1_000_000;
+
+    fn config(interval_ms: u64) -> BerkeleyConfig {
+        config_for_interval(Duration::from_millis(interval_ms))
+    }
+
+    #[test]
+    fn short_interval_configs_are_valid() {
+        for ms in [1, 10, 100, 250, 500, 16_000] {
+            assert_eq!(config(ms).validate(), Ok(()), "{ms} ms");
+        }
+        assert_eq!(config(16_000).probe_spacing_ns, 10 * MS);
+    }
+
+    type Clock = AdjustedClock<SimulatedClock<SystemClock>>;
+
+    fn clock(offset_ms: i64, drift_ppm: f64) -> Arc<Clock> {
+        let osc = SimulatedClock::new(
+            SystemClock::realtime(),
+            SimulatedClockConfig {
+                offset_ns: offset_ms * MS as i64,
+                drift_ppm,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        Arc::new(AdjustedClock::new(osc))
+    }
+
+    /// Offset of each clock to the true (system) clock, read back to back.
+    fn offsets(clocks: &[Arc<Clock>]) -> Vec<i64> {
+        clocks
+            .iter()
+            .map(|c| c.sample_ns() as i64 - c.raw().inner().now_ns() as i64)
+            .collect()
+    }
+
+    fn spread(v: &[i64]) -> u64 {
+        (v.iter().max().unwrap() - v.iter().min().unwrap()) as u64
+    }
+
+    #[test]
+    fn highest_live_names_the_highest_id_and_fails_over() {
+        let mut r = HighestLive::new(2);
+        assert_eq!(r.master(), 2);
+        assert_eq!(r.up(1), None);
+        assert_eq!(r.up(3), Some(3));
+        assert_eq!(r.up(3), None);
+        assert_eq!(r.down(1), None);
+        assert_eq!(r.down(3), Some(2));
+        assert_eq!(r.down(2), None, "a node never declares itself down");
+        assert_eq!(r.master(), 2);
+    }
+
+    #[actix_rt::test]
+    async fn three_local_daemons_step_then_slew_to_within_a_millisecond() {
+        let links = LocalLinks::<BerkeleyCore>::new();
+        let members = [1, 2, 3];
+        let setup = [(-300, 150.0), (200, -150.0), (50, 0.0)];
+        let clocks: Vec<_> = setup.iter().map(|&(o, d)| clock(o, d)).collect();
+        let mut drivers = Vec::new();
+        for (id, c) in members.iter().zip(&clocks) {
+            let m = Berkeley::new(config(100), *id, members).unwrap();
+            let core = BerkeleyCore::new(m, c.clone());
+            let d = Driver::start(core, &members, links.clone(), None);
+            links.register(*id, d.clone());
+            drivers.push(d);
+        }
+        let mut rx = drivers[2].send(Subscribe::default()).await.unwrap();
+        for d in &drivers {
+            d.do_send(Command::<_, Infallible>::new(BerkeleyCommand::SetMaster(
+                Some(3),
+            )));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut rounds = 0;
+        while rounds < 4 {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Ok(BerkeleyEvent::RoundComplete { .. })) => rounds += 1,
+                Ok(Ok(_)) => {}
+                other => panic!("no round by the deadline: {other:?}"),
+            }
+        }
+        let o = offsets(&clocks);
+        assert!(spread(&o) <= MS, "offsets {o:?}");
+        for d in &drivers {
+            let corrections = d
+                .send(Inspect(Box::new(|c: &BerkeleyCore| {
+                    c.machine().corrections()
+                })))
+                .await
+                .unwrap();
+            assert!(corrections >= 3, "{corrections} corrections");
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_refused_step_becomes_a_slew() {
+        let links = LocalLinks::<BerkeleyCore>::new();
+        let members = [1, 2];
+        let clocks = [clock(0, 0.0), clock(40, 0.0)];
+        // Node 1's clock has been read: its first correction cannot be a step.
+        let _ = clocks[0].now_ns();
+        let mut drivers = Vec::new();
+        for (id, c) in members.iter().zip(&clocks) {
+            let m = Berkeley::new(config(100), *id, members).unwrap();
+            let d = Driver::start(
+                BerkeleyCore::new(m, c.clone()),
+                &members,
+                links.clone(),
+                None,
+            );
+            links.register(*id, d.clone());
+            drivers.push(d);
+        }
+        let mut rx = drivers[0].send(Subscribe::default()).await.unwrap();
+        for d in &drivers {
+            d.do_send(Command::<_, Infallible>::new(BerkeleyCommand::SetMaster(
+                Some(2),
+            )));
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Ok(BerkeleyEvent::Corrected { delta_ns, .. })) => {
+                    assert!(
+                        (delta_ns - 20 * MS as i64).abs() < MS as i64 / 2,
+                        "{delta_ns}"
+                    );
+                    break;
+                }
+                Ok(Ok(_)) => {}
+                other => panic!("no correction by the deadline: {other:?}"),
+            }
+        }
+        // Node 1 slews (500 ppm: 20 ms take 40 s), so it is still far from node 2.
+        assert!(clocks[0].slew_remaining_ns() > 15 * MS as i64);
+    }
+
+    #[actix_rt::test]
+    async fn daemons_on_loopback_nodes_sync_and_a_new_master_takes_over() {
+        let setup = [(-400, 100.0), (0, -100.0), (300, 50.0), (600, 0.0)];
+        let mut nodes: Vec<Node> = Vec::new();
+        for id in 1..=setup.len() as u32 {
+            let mut b = Node::builder().id(id).listen("127.0.0.1:0").secret("s");
+            for n in &nodes {
+                b = b.peer(n.id(), n.local_addr());
+            }
+            nodes.push(b.start().await.unwrap());
+        }
+        let members: Vec<NodeId> = nodes.iter().map(|n| n.id()).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for n in &nodes {
+            while n.connected_peers().len() < members.len() - 1 {
+                assert!(tokio::time::Instant::now() < deadline, "not connected");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let clocks: Vec<_> = setup.iter().map(|&(o, d)| clock(o, d)).collect();
+        let mut subs = Vec::new();
+        for (n, c) in nodes.iter().zip(&clocks) {
+            let m = Berkeley::new(config(200), n.id(), members.iter().copied()).unwrap();
+            let d = start_on_node(
+                n,
+                "berkeley",
+                BerkeleyCore::new(m, c.clone()),
+                &members,
+                None,
+            )
+            .unwrap();
+            subs.push(d.send(Subscribe::default()).await.unwrap());
+        }
+        // Node 4 is master; wait for 3 of its rounds.
+        let mut rounds = 0;
+        while rounds < 3 {
+            match tokio::time::timeout_at(deadline, subs[3].recv()).await {
+                Ok(Ok(BerkeleyEvent::RoundComplete { .. })) => rounds += 1,
+                Ok(Ok(_)) => {}
+                other => panic!("no round by the deadline: {other:?}"),
+            }
+        }
+        let o = offsets(&clocks);
+        assert!(spread(&o) <= MS, "offsets {o:?}");
+        // The master goes away: node 3 takes over and corrects node 1 within 3 of its rounds.
+        nodes[3].shutdown();
+        loop {
+            match tokio::time::timeout_at(deadline, subs[0].recv()).await {
+                Ok(Ok(BerkeleyEvent::Corrected {
+                    master: 3, round, ..
+                })) => {
+                    assert!(
+                        round <= 3,
+                        "first correction by the new master in round {round}"
+                    );
+                    break;
+                }
+                Ok(Ok(_)) => {}
+                other => panic!("no correction from node 3 by the deadline: {other:?}"),
+            }
+        }
+        let o = offsets(&clocks[..3]);
+        assert!(spread(&o) <= MS, "offsets {o:?}");
+    }
+}
