@@ -62,7 +62,7 @@ fn tour_shiviz_log_obeys_shiviz_rules() {
             jsonl.hosts()
         );
     }
-    assert_eq!(jsonl.hosts().len(), 13, "{:?}", jsonl.hosts());
+    assert!(jsonl.hosts().len() >= 13, "{:?}", jsonl.hosts());
     // The lock's critical sections are in the log, and never concurrent.
     assert!(
         jsonl

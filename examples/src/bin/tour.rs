@@ -67,6 +67,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for line in tickets.lines() {
         println!("   {line}");
     }
+
+    println!("\n4. Clock synchronisation: the Berkeley daemon");
+    let berkeley = actix::System::new().block_on(examples::berkeley_demo::tour_demo(&args.out))?;
+    for line in berkeley.lines() {
+        println!("   {line}");
+    }
     guard.close()?;
 
     println!("\nThe causal log");
