@@ -14,7 +14,10 @@
 //! * `ping`: waits for every peer, does `--count` request/replies with each, tells every peer it
 //!   is done, waits until every peer is done too, prints a summary and exits 0 (1 on errors);
 //! * `serve`: serves until killed, printing membership events (`event MemberUp 2`, …) and
-//!   answering pings: used by the crash tests.
+//!   answering pings: used by the crash tests;
+//! * `election`: a bully election member that prints each leader change as a JSON line
+//!   `{"leader":5,"term":3,"at_ms":…}` until killed (`--hold-down-ms`, `--quorum`, timeouts:
+//!   see `examples::workloads::election`).
 
 use actix::prelude::*;
 use actix_coord::intercept::{self, CausalBuilder, CausalContext, InProcessExt};
@@ -57,6 +60,9 @@ struct Args {
     /// Seconds to wait for peers before giving up.
     #[arg(long, default_value_t = 30)]
     wait_secs: u64,
+    /// Options of the workload `election`.
+    #[command(flatten)]
+    election: examples::workloads::election::ElectionArgs,
 }
 
 /// Workloads.
@@ -66,6 +72,8 @@ enum Workload {
     Ping,
     /// Serve until killed.
     Serve,
+    /// A bully election member printing each leader change as a JSON line, until killed.
+    Election,
 }
 
 fn parse_peer(s: &str) -> Result<(u32, String), String> {
@@ -237,6 +245,12 @@ async fn run(args: Args, name: String) -> i32 {
         return 2;
     }
     let peers: Vec<u32> = args.peers.iter().map(|p| p.0).collect();
+    match args.workload {
+        Workload::Election => {
+            return examples::workloads::election::run(&node, &peers, &args.election).await;
+        }
+        Workload::Ping | Workload::Serve => {}
+    }
     if let Workload::Serve = args.workload {
         println!("ready {}", args.id);
         let _ = std::io::stdout().flush();
