@@ -34,6 +34,11 @@ pub struct ElectionArgs {
     /// A follower that hears nothing from its leader this long holds an election (ms).
     #[arg(long, default_value_t = 350)]
     pub leader_timeout_ms: u64,
+    /// Also stop (exit 0, logs flushed) when standard input reaches its end: lets a test end a
+    /// node cleanly by closing a pipe. Off by default (a node started with `< /dev/null` would
+    /// stop at once).
+    #[arg(long)]
+    pub until_stdin_closes: bool,
 }
 
 impl ElectionArgs {
@@ -64,7 +69,8 @@ pub fn line(leader: Option<u32>, round: u64, at_ms: u64) -> String {
 }
 
 /// Runs this node's member of the election `"election"` among itself and `peers` until the
-/// process is killed (or the election stops: exit code 1). Exit code 2 for bad settings.
+/// process is killed (or the election stops: exit code 1; or, with `--until-stdin-closes`,
+/// standard input ends: exit code 0). Exit code 2 for bad settings.
 pub async fn run(node: &Node, peers: &[u32], args: &ElectionArgs) -> i32 {
     let mut members: Vec<u32> = peers.to_vec();
     members.push(node.id());
@@ -76,9 +82,23 @@ pub async fn run(node: &Node, peers: &[u32], args: &ElectionArgs) -> i32 {
         }
     };
     let mut changes = election.subscribe();
+    let (eof_tx, mut eof) = tokio::sync::oneshot::channel::<()>();
+    if args.until_stdin_closes {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            let _ = eof_tx.send(());
+        });
+    }
     let mut out = std::io::stdout();
     loop {
-        let (leader, round) = match changes.recv().await {
+        let change = tokio::select! {
+            c = changes.recv() => c,
+            Ok(()) = &mut eof => {
+                node.shutdown();
+                return 0;
+            }
+        };
+        let (leader, round) = match change {
             Ok(c) => (c.leader, c.term.round),
             // Missed some: print where we stand now.
             Err(actix_coord::election::RecvError::Lagged(_)) => match election.leader() {
