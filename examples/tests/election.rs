@@ -369,3 +369,25 @@ fn with_a_hold_down_the_restarted_highest_node_follows_until_it_ends() {
     drop(procs);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn tour_demo_shows_an_election_and_a_failover_in_under_3_s() {
+    let dir = log_dir("election-tour");
+    let started = Instant::now();
+    let text = actix::System::new()
+        .block_on(examples::election::tour_demo(&dir))
+        .expect("tour demo");
+    let took = started.elapsed();
+    println!(
+        "{text}\n(tour demo took {:.0} ms)",
+        took.as_secs_f64() * 1e3
+    );
+    assert!(
+        text.contains("elect node 5") && text.contains("node 4 leads"),
+        "{text}"
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    let changes = std::fs::read_to_string(dir.join("election.jsonl")).unwrap();
+    assert!(changes.lines().count() >= 9, "{changes}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
