@@ -17,6 +17,9 @@
 //!   answering pings: used by the crash tests;
 //! * `counter`: `--lock lamport|ricart-agrawala|suzuki-kasami --iterations K --resource FILE`,
 //!   a lock-protected counter in a shared file (see `examples::workloads::counter`).
+//! * `election`: a bully election member that prints each leader change as a JSON line
+//!   `{"leader":5,"term":3,"at_ms":…}` until killed (`--hold-down-ms`, `--quorum`, timeouts:
+//!   see `examples::workloads::election`).
 
 use actix::prelude::*;
 use actix_coord::intercept::{self, CausalBuilder, CausalContext, InProcessExt};
@@ -65,6 +68,9 @@ struct Args {
     /// Options of the `berkeley` workload.
     #[command(flatten)]
     berkeley: examples::workloads::berkeley::BerkeleyArgs,
+    /// Options of the workload `election`.
+    #[command(flatten)]
+    election: examples::workloads::election::ElectionArgs,
 }
 
 /// Workloads.
@@ -78,6 +84,8 @@ enum Workload {
     Counter,
     /// The Berkeley clock daemon over a simulated bad clock: one JSON line per round.
     Berkeley,
+    /// A bully election member printing each leader change as a JSON line, until killed.
+    Election,
 }
 
 fn parse_peer(s: &str) -> Result<(u32, String), String> {
@@ -256,6 +264,9 @@ async fn run(args: Args, name: String) -> i32 {
     }
     if let Workload::Berkeley = args.workload {
         return examples::workloads::berkeley::run(&node, &peers, &args.berkeley).await;
+    }
+    if let Workload::Election = args.workload {
+        return examples::workloads::election::run(&node, &peers, &args.election).await;
     }
     if let Workload::Serve = args.workload {
         println!("ready {}", args.id);

@@ -2,3 +2,4 @@
 
 pub mod berkeley;
 pub mod counter;
+pub mod election;

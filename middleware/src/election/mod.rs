@@ -21,8 +21,12 @@
 //! );
 //! ```
 
+mod api;
 mod bully;
 
+pub use api::{
+    Changes, Election, ElectionError, LeaderChange, LeaderView, RecvError, StartError, term_number,
+};
 pub use bully::{
     Bully, BullyCommand, BullyConfig, BullyError, BullyEvent, BullyMsg, BullyTimer, Role, Term,
 };
