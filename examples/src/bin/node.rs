@@ -263,7 +263,8 @@ async fn run(args: Args, name: String) -> i32 {
         return code;
     }
     if let Workload::Berkeley = args.workload {
-        return examples::workloads::berkeley::run(&node, &peers, &args.berkeley).await;
+        return examples::workloads::berkeley::run(&node, &peers, &args.berkeley, &args.election)
+            .await;
     }
     if let Workload::Election = args.workload {
         return examples::workloads::election::run(&node, &peers, &args.election).await;

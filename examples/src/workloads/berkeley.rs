@@ -3,7 +3,9 @@
 //! Each `node` process builds an oscillator that is `--skew-ms` off the machine's real-time
 //! clock and runs `--drift-ppm` fast ([`SimulatedClock`] over [`SystemClock::realtime`]), an
 //! [`AdjustedClock`] over it, and a Berkeley daemon ([`actix_coord::timesync::daemon`]) that
-//! disciplines it, with the highest live node as master. Since every process reads the same real
+//! disciplines it. The master is the leader of a bully election the node runs beside it
+//! (`--master elected`, the default, with the `election` workload's timing options), or the
+//! highest live node (`--master highest-live`, no election). Since every process reads the same real
 //! clock underneath, each can tell its true offset, which a single machine's test compares.
 //!
 //! One JSON line per round on stdout, for every correction this node applies:
@@ -22,17 +24,29 @@
 //!
 //! A round without a majority prints `{"node":5,"master":5,"round":7,"no_majority":true,...}`.
 
+use crate::workloads::election::ElectionArgs;
 use actix_coord::clock::physical::{
     AdjustedClock, HardwareClock, PhysicalTime, SimulatedClock, SimulatedClockConfig, SystemClock,
 };
+use actix_coord::election::Election;
 use actix_coord::intercept;
 use actix_coord::net::Node;
 use actix_coord::timesync::berkeley::{Berkeley, BerkeleyConfig, BerkeleyEvent};
-use actix_coord::timesync::daemon::{self, BerkeleyCore, config_for_interval};
+use actix_coord::timesync::daemon::{self, BerkeleyCore, MasterRule, config_for_interval};
 use serde_json::json;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Who names the Berkeley master.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MasterChoice {
+    /// The leader of a bully election run beside the daemon (registered as `election`).
+    #[default]
+    Elected,
+    /// The highest node id the failure detector sees up; no election.
+    HighestLive,
+}
 
 /// Options of the `berkeley` workload.
 #[derive(clap::Args, Debug, Clone)]
@@ -58,6 +72,9 @@ pub struct BerkeleyArgs {
     /// clocks read it (`intercept::set_time_source`).
     #[arg(long)]
     pub hlc_adjusted: bool,
+    /// Who is master: the elected leader, or the highest live node.
+    #[arg(long, value_enum, default_value = "elected")]
+    pub master: MasterChoice,
     /// Seconds to wait for every peer before starting anyway.
     #[arg(long, default_value_t = 20)]
     pub peer_wait_secs: u64,
@@ -66,8 +83,12 @@ pub struct BerkeleyArgs {
 /// The name the daemon is registered under on every node.
 pub const DAEMON_NAME: &str = "berkeley";
 
-/// Runs the workload on `node` with the other members `peers`; returns the exit code.
-pub async fn run(node: &Node, peers: &[u32], args: &BerkeleyArgs) -> i32 {
+/// The name of the election naming the master (with `--master elected`).
+pub const ELECTION_NAME: &str = "election";
+
+/// Runs the workload on `node` with the other members `peers`; returns the exit code. With
+/// `--master elected`, the election runs with `election`'s settings.
+pub async fn run(node: &Node, peers: &[u32], args: &BerkeleyArgs, election: &ElectionArgs) -> i32 {
     let me = node.id();
     let oscillator = match SimulatedClock::new(
         SystemClock::realtime(),
@@ -177,13 +198,26 @@ pub async fn run(node: &Node, peers: &[u32], args: &BerkeleyArgs) -> i32 {
         }) as actix_coord::driver::Observer<BerkeleyEvent>
     };
     let core = BerkeleyCore::new(machine, clock.clone());
-    if let Err(e) = daemon::start_on_node(node, DAEMON_NAME, core, &members, Some(observer)) {
+    // The election actor lives with the node; its view is all the daemon needs.
+    let rule = match args.master {
+        MasterChoice::HighestLive => MasterRule::HighestLive,
+        MasterChoice::Elected => {
+            match Election::start_on_node(node, ELECTION_NAME, &members, election.config()) {
+                Ok(e) => MasterRule::Elected(e.view()),
+                Err(e) => {
+                    eprintln!("node{me}: election: {e}");
+                    return 2;
+                }
+            }
+        }
+    };
+    if let Err(e) = daemon::start_on_node(node, DAEMON_NAME, core, &members, Some(observer), rule) {
         eprintln!("node{me}: {e}");
         return 2;
     }
     eprintln!(
-        "node{me}: berkeley daemon started (skew {} ms, drift {} ppm, interval {} ms)",
-        args.skew_ms, args.drift_ppm, args.interval_ms
+        "node{me}: berkeley daemon started (skew {} ms, drift {} ppm, interval {} ms, master {:?})",
+        args.skew_ms, args.drift_ppm, args.interval_ms, args.master
     );
     if args.rounds == 0 {
         std::future::pending::<()>().await;

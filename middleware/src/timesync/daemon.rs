@@ -12,11 +12,12 @@
 //! ([`DisciplinedClock::sample_ns`], which does not expose it, so the first correction can
 //! still be a step); the driver's own `now` is not used.
 //!
-//! **The master** is named by [`BerkeleyCommand::SetMaster`]. Until the election actor lands,
-//! [`follow_highest_live`] names the highest live node id from the node's membership events
-//! ([`HighestLive`], a pure rule); a new master takes over at once when the old one is declared
-//! down. Swapping in the elected leader means sending `SetMaster` from the election's
-//! `LeaderChanged` events instead.
+//! **The master** is named by [`BerkeleyCommand::SetMaster`]. [`start_on_node`] takes a
+//! [`MasterRule`]: [`follow_election`] names the leader of a bully
+//! [`Election`](crate::election::Election) running on the same nodes (and no master while an
+//! election is under way), so when the master dies the next leader takes over as soon as it is
+//! elected; [`follow_highest_live`] names the highest live node id from the node's membership
+//! events ([`HighestLive`], a pure rule) for groups that run no election.
 //!
 //! ```
 //! use actix_coord::clock::physical::{AdjustedClock, SimulatedClock, SimulatedClockConfig,
@@ -45,6 +46,7 @@
 
 use crate::clock::physical::{AdjustedClock, HardwareClock, PhysicalClockError};
 use crate::driver::{Command, Driver, PeerWire};
+use crate::election::LeaderView;
 use crate::net::{Node, NodeEvent};
 use crate::protocol::{EffectsOf, NodeId, Protocol};
 use crate::timesync::berkeley::{
@@ -241,8 +243,9 @@ impl Protocol for BerkeleyCore {
     }
 }
 
-/// The master rule used until the election actor is wired: the highest id among this node and
-/// the peers its failure detector sees up. Pure; deterministic for a given event sequence.
+/// A master rule without an election: the highest id among this node and the peers its failure
+/// detector sees up. Pure; deterministic for a given event sequence. Unlike the elected leader,
+/// it gives each side of a partition its own master.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HighestLive {
     me: NodeId,
@@ -283,8 +286,7 @@ impl HighestLive {
 /// Names the Berkeley master on `daemon` by [`HighestLive`] from `node`'s membership events,
 /// now and whenever they change. The task ends with the node's event stream or the daemon.
 ///
-/// This is the swappable part: to follow the elected leader instead, send
-/// [`BerkeleyCommand::SetMaster`] from the election's events.
+/// [`follow_election`] is the alternative that follows the elected leader.
 pub fn follow_highest_live(node: &Node, daemon: Addr<Driver<BerkeleyCore>>) {
     let mut events = node.subscribe();
     let mut rule = HighestLive::new(node.id());
@@ -318,9 +320,50 @@ pub fn follow_highest_live(node: &Node, daemon: Addr<Driver<BerkeleyCore>>) {
     });
 }
 
+/// Names the Berkeley master on `daemon` by the elected leader seen through `view`: now, and
+/// on every change of leader. While there is no leader (an election under way), the daemon is
+/// told there is no master, so no round runs and no correction from an old master is applied;
+/// the new leader's daemon starts a round the moment it is elected. The task ends when the
+/// election stops or the daemon does.
+pub fn follow_election(view: LeaderView, daemon: Addr<Driver<BerkeleyCore>>) {
+    let mut leader = view.watch();
+    let set = |d: &Addr<Driver<BerkeleyCore>>, m: Option<NodeId>| {
+        d.do_send(Command::<BerkeleyCommand, Infallible>::new(
+            BerkeleyCommand::SetMaster(m),
+        ));
+    };
+    let mut named = leader.borrow_and_update().map(|(id, _)| id);
+    set(&daemon, named);
+    actix_rt::spawn(async move {
+        while leader.changed().await.is_ok() {
+            if !daemon.connected() {
+                break;
+            }
+            let now = leader.borrow_and_update().map(|(id, _)| id);
+            if now != named {
+                named = now;
+                set(&daemon, named);
+            }
+        }
+    });
+}
+
+/// Who names the Berkeley master, for [`start_on_node`].
+#[derive(Clone, Debug)]
+pub enum MasterRule {
+    /// The elected leader ([`follow_election`]): the issue's rule, and the one to use whenever
+    /// the nodes run an [`Election`](crate::election::Election).
+    Elected(LeaderView),
+    /// The highest live node id from the node's membership events ([`follow_highest_live`]):
+    /// no election needed, but two sides of a partition each have a master.
+    HighestLive,
+    /// Nobody: the caller sends [`BerkeleyCommand::SetMaster`] itself.
+    Manual,
+}
+
 /// Starts a Berkeley daemon on `node`: registers the driver as `name`, forwards membership to
-/// it, and names the master by [`follow_highest_live`]. `observer` sees every event inside the
-/// driver (before subscribers), so it misses none.
+/// it, and names the master by `rule`. `observer` sees every event inside the driver (before
+/// subscribers), so it misses none.
 ///
 /// # Errors
 /// `name` is already registered on `node`.
@@ -330,9 +373,14 @@ pub fn start_on_node(
     core: BerkeleyCore,
     members: &[NodeId],
     observer: Option<crate::driver::Observer<BerkeleyEvent>>,
+    rule: MasterRule,
 ) -> Result<Addr<Driver<BerkeleyCore>>, crate::net::RegisterError> {
     let addr = crate::driver::start_on_node(node, name, core, members, observer)?;
-    follow_highest_live(node, addr.clone());
+    match rule {
+        MasterRule::Elected(view) => follow_election(view, addr.clone()),
+        MasterRule::HighestLive => follow_highest_live(node, addr.clone()),
+        MasterRule::Manual => {}
+    }
     Ok(addr)
 }
 
@@ -381,6 +429,29 @@ mod tests {
 
     fn spread(v: &[i64]) -> u64 {
         (v.iter().max().unwrap() - v.iter().min().unwrap()) as u64
+    }
+
+    /// `n` nodes 1..=n on loopback, every pair connected (waited for with a deadline).
+    async fn loopback_nodes(n: usize) -> Vec<Node> {
+        let mut nodes: Vec<Node> = Vec::new();
+        for id in 1..=n as u32 {
+            let mut b = Node::builder().id(id).listen("127.0.0.1:0").secret("s");
+            for n in &nodes {
+                b = b.peer(n.id(), n.local_addr());
+            }
+            nodes.push(b.start().await.unwrap());
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for node in &nodes {
+            let mut events = node.subscribe();
+            while node.connected_peers().len() < n - 1 {
+                tokio::time::timeout_at(deadline, events.recv())
+                    .await
+                    .expect("not connected by the deadline")
+                    .ok();
+            }
+        }
+        nodes
     }
 
     #[test]
@@ -484,22 +555,9 @@ mod tests {
     #[actix_rt::test]
     async fn daemons_on_loopback_nodes_sync_and_a_new_master_takes_over() {
         let setup = [(-400, 100.0), (0, -100.0), (300, 50.0), (600, 0.0)];
-        let mut nodes: Vec<Node> = Vec::new();
-        for id in 1..=setup.len() as u32 {
-            let mut b = Node::builder().id(id).listen("127.0.0.1:0").secret("s");
-            for n in &nodes {
-                b = b.peer(n.id(), n.local_addr());
-            }
-            nodes.push(b.start().await.unwrap());
-        }
+        let nodes = loopback_nodes(setup.len()).await;
         let members: Vec<NodeId> = nodes.iter().map(|n| n.id()).collect();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        for n in &nodes {
-            while n.connected_peers().len() < members.len() - 1 {
-                assert!(tokio::time::Instant::now() < deadline, "not connected");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
         let clocks: Vec<_> = setup.iter().map(|&(o, d)| clock(o, d)).collect();
         let mut subs = Vec::new();
         for (n, c) in nodes.iter().zip(&clocks) {
@@ -510,6 +568,7 @@ mod tests {
                 BerkeleyCore::new(m, c.clone()),
                 &members,
                 None,
+                MasterRule::HighestLive,
             )
             .unwrap();
             subs.push(d.send(Subscribe::default()).await.unwrap());
@@ -542,6 +601,72 @@ mod tests {
                 other => panic!("no correction from node 3 by the deadline: {other:?}"),
             }
         }
+        let o = offsets(&clocks[..3]);
+        assert!(spread(&o) <= MS, "offsets {o:?}");
+    }
+
+    #[actix_rt::test]
+    async fn the_elected_leader_is_master_and_its_successor_adjusts_within_three_rounds() {
+        use crate::election::{BullyConfig, Election};
+        let setup = [(-400, 100.0), (0, -100.0), (300, 50.0), (600, 0.0)];
+        let nodes = loopback_nodes(setup.len()).await;
+        let members: Vec<NodeId> = nodes.iter().map(|n| n.id()).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let clocks: Vec<_> = setup.iter().map(|&(o, d)| clock(o, d)).collect();
+        let mut subs = Vec::new();
+        let mut elections = Vec::new();
+        for (n, c) in nodes.iter().zip(&clocks) {
+            let e =
+                Election::start_on_node(n, "election", &members, BullyConfig::default()).unwrap();
+            let m = Berkeley::new(config(200), n.id(), members.iter().copied()).unwrap();
+            let d = start_on_node(
+                n,
+                "berkeley",
+                BerkeleyCore::new(m, c.clone()),
+                &members,
+                None,
+                MasterRule::Elected(e.view()),
+            )
+            .unwrap();
+            subs.push(d.send(Subscribe::default()).await.unwrap());
+            elections.push(e);
+        }
+        // Node 4 is elected and masters: node 1 is corrected by it, never by anyone else.
+        let mut corrections = 0;
+        while corrections < 3 {
+            match tokio::time::timeout_at(deadline, subs[0].recv()).await {
+                Ok(Ok(BerkeleyEvent::Corrected { master, .. })) => {
+                    assert_eq!(master, 4, "only the elected leader corrects");
+                    corrections += 1;
+                }
+                Ok(Ok(_)) => {}
+                other => panic!("no correction by the deadline: {other:?}"),
+            }
+        }
+        assert_eq!(elections[0].leader().map(|(l, _)| l), Some(4));
+        let o = offsets(&clocks);
+        assert!(spread(&o) <= MS, "offsets {o:?}");
+        // The leader goes away: node 3 is elected and corrects node 1 within 3 of its rounds.
+        nodes[3].shutdown();
+        loop {
+            match tokio::time::timeout_at(deadline, subs[0].recv()).await {
+                Ok(Ok(BerkeleyEvent::Corrected {
+                    master: 3, round, ..
+                })) => {
+                    assert!(
+                        round <= 3,
+                        "first correction by the new master in round {round}"
+                    );
+                    break;
+                }
+                Ok(Ok(BerkeleyEvent::Corrected { master, .. })) => {
+                    assert_eq!(master, 4, "a correction from a non-leader");
+                }
+                Ok(Ok(_)) => {}
+                other => panic!("no correction from node 3 by the deadline: {other:?}"),
+            }
+        }
+        assert_eq!(elections[0].leader().map(|(l, _)| l), Some(3));
         let o = offsets(&clocks[..3]);
         assert!(spread(&o) <= MS, "offsets {o:?}");
     }

@@ -10,9 +10,16 @@
 //! read) to the next, so 10⁴ simulated seconds take well under a second of wall time in release
 //! builds.
 //!
-//! It can inject falsetickers ([`Fault`]), crash nodes (after `detection_ns` the survivors are
-//! told, and if the master died the highest live id becomes master — a stand-in for the bully
-//! election, which is not wired here), and let an "application" read every node's clock many
+//! **The master is elected.** Beside its Berkeley machine every node runs the pure
+//! [`Bully`] election core ([`SimConfig::election`]); its messages cross the same simulated
+//! network (on their own random streams, so the Berkeley delays do not depend on the election
+//! traffic) and its timers run on true time. Each node tells its Berkeley machine whichever leader
+//! its own election member recognises, so a dead master is replaced when the survivors elect the
+//! next one (after their leader timeout, or the failure detector's verdict, whichever comes
+//! first). With `election: None` an oracle names the highest live id instead, at once.
+//!
+//! It can inject falsetickers ([`Fault`]), crash nodes (after `detection_ns` the survivors'
+//! failure detectors declare it down), and let an "application" read every node's clock many
 //! times per second to count backward steps and measure the slew rate.
 //!
 //! It reports ([`SimReport`]) precision (largest pairwise offset among the healthy live nodes),
@@ -35,6 +42,8 @@ use crate::clock::physical::{
     AdjustConfig, AdjustedClock, PhysicalClockError, SimulatedClock, SimulatedClockConfig,
     VirtualClock,
 };
+use crate::election::{Bully, BullyConfig, BullyEvent, BullyMsg, BullyTimer};
+use crate::protocol::{Effect, EffectsOf, Protocol};
 use crate::timesync::NodeId;
 use crate::timesync::berkeley::{
     Action, Berkeley, BerkeleyConfig, BerkeleyEvent, BerkeleyMsg, ConfigError, Timer,
@@ -42,7 +51,8 @@ use crate::timesync::berkeley::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::Duration;
 
 const SEC: u64 = 1_000_000_000;
 
@@ -70,7 +80,7 @@ pub enum Fault {
 /// What to simulate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
-    /// Number of nodes, ids `0..nodes`; the highest id is the first master.
+    /// Number of nodes, ids `0..nodes`; the highest id is elected first.
     pub nodes: usize,
     /// Seed of every random draw.
     pub seed: u64,
@@ -108,6 +118,9 @@ pub struct SimConfig {
     pub expose_at_start: bool,
     /// Rounds after which the steady-state figures of [`SimReport`] are taken (default 10).
     pub settle_rounds: u64,
+    /// The bully election naming the master (default: [`BullyConfig::default`], heartbeats every
+    /// 100 ms, leader timeout 350 ms). `None`: an oracle names the highest live id at once.
+    pub election: Option<BullyConfig>,
 }
 
 impl Default for SimConfig {
@@ -131,12 +144,13 @@ impl Default for SimConfig {
             app_reads_per_sec: 0.0,
             expose_at_start: false,
             settle_rounds: 10,
+            election: Some(BullyConfig::default()),
         }
     }
 }
 
 /// Why a simulation cannot be built.
-#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SimError {
     /// No nodes.
     #[error("a simulation needs at least one node")]
@@ -150,6 +164,9 @@ pub enum SimError {
     /// The Berkeley configuration is invalid.
     #[error(transparent)]
     Berkeley(#[from] ConfigError),
+    /// The election configuration is invalid.
+    #[error("election: {0}")]
+    Election(crate::protocol::ConfigError),
     /// A clock parameter is invalid.
     #[error(transparent)]
     Clock(#[from] PhysicalClockError),
@@ -278,6 +295,16 @@ enum Event {
     Crash {
         node: NodeId,
     },
+    ElectionDeliver {
+        from: NodeId,
+        to: NodeId,
+        msg: BullyMsg,
+    },
+    ElectionTimer {
+        node: NodeId,
+        timer: BullyTimer,
+        generation: u64,
+    },
     Detected {
         node: NodeId,
     },
@@ -309,6 +336,9 @@ impl Ord for Scheduled {
 
 struct Node {
     machine: Berkeley,
+    /// This node's election member (`None` with the oracle).
+    election: Option<Bully>,
+    election_timers: HashMap<BullyTimer, u64>,
     clock: AdjustedClock<SimulatedClock<VirtualClock>>,
     alive: bool,
     fault: Option<Fault>,
@@ -329,6 +359,7 @@ pub struct Simulation {
     queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     links: Vec<ChaCha8Rng>,
+    election_links: Vec<ChaCha8Rng>,
     extra_delay: Vec<u64>,
     leader: Option<NodeId>,
     next_sample: u64,
@@ -423,8 +454,16 @@ impl Simulation {
             )?;
             let clock = AdjustedClock::with_config(oscillator, config.clock)?;
             let machine = Berkeley::new(config.berkeley, id, ids.iter().copied())?;
+            let election = match &config.election {
+                Some(cfg) => Some(
+                    Bully::new(id, ids.iter().copied(), cfg.clone()).map_err(SimError::Election)?,
+                ),
+                None => None,
+            };
             nodes.push(Node {
                 machine,
+                election,
+                election_timers: HashMap::new(),
                 clock,
                 alive: true,
                 fault,
@@ -436,6 +475,9 @@ impl Simulation {
         }
         let links = (0..n * n)
             .map(|k| ChaCha8Rng::seed_from_u64(mix(mix(config.seed) ^ mix(k as u64 + 0x1234))))
+            .collect();
+        let election_links = (0..n * n)
+            .map(|k| ChaCha8Rng::seed_from_u64(mix(mix(config.seed) ^ mix(k as u64 + 0xE1EC))))
             .collect();
         let mut extra_delay = vec![0; n];
         for &(id, d) in &config.asymmetry {
@@ -453,6 +495,7 @@ impl Simulation {
             queue: BinaryHeap::new(),
             seq: 0,
             links,
+            election_links,
             extra_delay,
             leader: None,
             next_sample: START_NS,
@@ -472,7 +515,17 @@ impl Simulation {
         for &(node, at) in &sim.config.crashes.clone() {
             sim.schedule(START_NS.saturating_add(at), Event::Crash { node });
         }
-        sim.elect();
+        if sim.config.election.is_some() {
+            for i in 0..n {
+                let mut out = EffectsOf::<Bully>::new();
+                if let Some(b) = sim.nodes[i].election.as_mut() {
+                    b.on_start(Duration::ZERO, &mut out);
+                }
+                sim.apply_election(i, out);
+            }
+        } else {
+            sim.elect();
+        }
         Ok(sim)
     }
 
@@ -486,7 +539,8 @@ impl Simulation {
         self.now - START_NS
     }
 
-    /// The current master.
+    /// The current master: the node that last took over (it may have died since, until the next
+    /// one is elected).
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
     }
@@ -607,7 +661,7 @@ impl Simulation {
         }));
     }
 
-    /// Names the highest live id master on every live node.
+    /// The oracle (`election: None`): names the highest live id master on every live node.
     fn elect(&mut self) {
         let leader = self
             .nodes
@@ -665,17 +719,107 @@ impl Simulation {
                 self.schedule(at, Event::Detected { node });
             }
             Event::Detected { node } => {
+                let since_start = Duration::from_nanos(self.elapsed_ns());
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].alive {
                         let now = self.nodes[i].clock.sample_ns();
                         let actions = self.nodes[i].machine.handle_member_down(now, node);
                         self.apply(i, actions);
+                        let mut out = EffectsOf::<Bully>::new();
+                        if let Some(b) = self.nodes[i].election.as_mut() {
+                            b.on_peer_down(since_start, node, &mut out);
+                        }
+                        self.apply_election(i, out);
                     }
                 }
-                if self.leader == Some(node) {
+                if self.config.election.is_none() && self.leader == Some(node) {
                     self.elect();
                 }
             }
+            Event::ElectionDeliver { from, to, msg } => {
+                let i = to as usize;
+                if !self.nodes[i].alive {
+                    return;
+                }
+                let since_start = Duration::from_nanos(self.elapsed_ns());
+                let mut out = EffectsOf::<Bully>::new();
+                if let Some(b) = self.nodes[i].election.as_mut() {
+                    b.on_message(since_start, from, msg, &mut out);
+                }
+                self.apply_election(i, out);
+            }
+            Event::ElectionTimer {
+                node,
+                timer,
+                generation,
+            } => {
+                let i = node as usize;
+                if !self.nodes[i].alive
+                    || self.nodes[i].election_timers.get(&timer) != Some(&generation)
+                {
+                    return;
+                }
+                let since_start = Duration::from_nanos(self.elapsed_ns());
+                let mut out = EffectsOf::<Bully>::new();
+                if let Some(b) = self.nodes[i].election.as_mut() {
+                    b.on_timer(since_start, timer, &mut out);
+                }
+                self.apply_election(i, out);
+            }
+        }
+    }
+
+    /// Performs node `i`'s election effects: messages over the simulated network, timers on
+    /// true time, and a change of recognised leader handed to the node's Berkeley machine.
+    fn apply_election(&mut self, i: usize, mut out: EffectsOf<Bully>) {
+        let n = self.nodes.len() as NodeId;
+        for effect in out.drain() {
+            match effect {
+                Effect::Send { to, msg } => self.send_election(i as NodeId, to, msg),
+                Effect::Broadcast(msg) => {
+                    for to in (0..n).filter(|&to| to != i as NodeId) {
+                        self.send_election(i as NodeId, to, msg.clone());
+                    }
+                }
+                Effect::SetTimer { timer, after } => {
+                    let generation = self.nodes[i].election_timers.entry(timer).or_insert(0);
+                    *generation += 1;
+                    let generation = *generation;
+                    let at = self
+                        .now
+                        .saturating_add(u64::try_from(after.as_nanos()).unwrap_or(u64::MAX));
+                    self.schedule(
+                        at,
+                        Event::ElectionTimer {
+                            node: i as NodeId,
+                            timer,
+                            generation,
+                        },
+                    );
+                }
+                Effect::CancelTimer(timer) => {
+                    *self.nodes[i].election_timers.entry(timer).or_insert(0) += 1;
+                }
+                Effect::Emit(BullyEvent::LeaderChanged { leader, .. }) => {
+                    if leader == Some(i as NodeId) && self.leader != leader {
+                        self.leader = leader;
+                        self.master_changes.push((self.elapsed_ns(), i as NodeId));
+                    }
+                    let now = self.nodes[i].clock.sample_ns();
+                    let actions = self.nodes[i].machine.handle_leader(now, leader);
+                    self.apply(i, actions);
+                }
+            }
+        }
+    }
+
+    /// Sends an election message with the same delay law as the Berkeley messages.
+    fn send_election(&mut self, from: NodeId, to: NodeId, msg: BullyMsg) {
+        if let Some(delay) = self.draw_delay(true, from, to) {
+            self.schedule(
+                self.now.saturating_add(delay),
+                Event::ElectionDeliver { from, to, msg },
+            );
         }
     }
 
@@ -753,17 +897,28 @@ impl Simulation {
     }
 
     fn send(&mut self, from: NodeId, to: NodeId, msg: BerkeleyMsg) {
+        if let Some(delay) = self.draw_delay(false, from, to) {
+            let at = self.now.saturating_add(delay);
+            self.schedule(at, Event::Deliver { from, to, msg });
+        }
+    }
+
+    /// One-way delay of a message `from` → `to` (`None`: not sent, the sender is dead or `to`
+    /// unknown), drawn from the link's stream (the election's own when `election`).
+    fn draw_delay(&mut self, election: bool, from: NodeId, to: NodeId) -> Option<u64> {
         let n = self.nodes.len();
         let (f, t) = (from as usize, to as usize);
         if t >= n || !self.nodes[f].alive {
-            return;
+            return None;
         }
-        let rng = &mut self.links[f * n + t];
-        let u: f64 = rng.random();
+        let links = if election {
+            &mut self.election_links
+        } else {
+            &mut self.links
+        };
+        let u: f64 = links[f * n + t].random();
         let jitter = -(self.config.jitter_mean_ns as f64) * (1.0 - u).ln();
-        let delay = self.config.base_delay_ns + jitter.round() as u64 + self.extra_delay[t];
-        let at = self.now.saturating_add(delay);
-        self.schedule(at, Event::Deliver { from, to, msg });
+        Some(self.config.base_delay_ns + jitter.round() as u64 + self.extra_delay[t])
     }
 
     fn app_read(&mut self) {
@@ -1148,7 +1303,19 @@ mod tests {
         });
         s.run_rounds(60);
         let r = s.report();
-        assert_eq!(r.master_changes, vec![(0, 7), (crash_at + 2 * SEC, 6)]);
+        // Node 7 is elected at the start; after its crash node 6 is elected once the followers'
+        // leader timeout (350 ms, before the 2 s failure detector) ends the heartbeats.
+        println!("master changes (ns, node): {:?}", r.master_changes);
+        assert_eq!(r.master_changes.len(), 2, "{:?}", r.master_changes);
+        assert_eq!(r.master_changes[0].1, 7);
+        assert!(r.master_changes[0].0 < SEC, "{:?}", r.master_changes);
+        let (took_over, new_master) = r.master_changes[1];
+        assert_eq!(new_master, 6);
+        assert!(
+            took_over > crash_at && took_over < crash_at + SEC,
+            "{:?}",
+            r.master_changes
+        );
         let first = s
             .rounds()
             .iter()
