@@ -2,6 +2,7 @@
 //!
 //! Coordination and time for [actix](https://docs.rs/actix) actors.
 //!
+//! * [`broadcast`]: causal and total-order group broadcast.
 //! * [`clock`]: Lamport, vector and hybrid logical clocks, with a compact encoding.
 //! * [`intercept`]: a drop-in actor context that stamps every message with the sender's clocks and
 //!   merges them before the handler runs, with no change to handlers.
@@ -12,6 +13,7 @@
 //!   physical clocks of [`clock::physical`].
 #![warn(missing_docs)]
 
+pub mod broadcast;
 pub mod clock;
 pub mod driver;
 pub mod election;

@@ -1,0 +1,336 @@
+//! The handle over a broadcast member's driver.
+
+use super::{BroadcastCommand, BroadcastEvent, CausalBroadcast, Delivery, TotalOrderBroadcast};
+use crate::driver::{Command, Driven, Driver, LocalLinks, Observer, PeerWire};
+use crate::protocol::NodeId;
+use crate::trace::{self, FieldValue};
+use actix::Addr;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::{self, Debug};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// What a group can broadcast: anything serde can carry between nodes.
+pub trait Payload: Clone + Debug + Serialize + DeserializeOwned + Send + Unpin + 'static {}
+
+impl<T> Payload for T where T: Clone + Debug + Serialize + DeserializeOwned + Send + Unpin + 'static {}
+
+/// A broadcast core a [`Broadcaster`] can run.
+pub trait BroadcastCore:
+    Driven<
+        Command = BroadcastCommand<<Self as BroadcastCore>::Payload>,
+        Event = BroadcastEvent<<Self as BroadcastCore>::Payload>,
+        Msg: PeerWire,
+    >
+{
+    /// What it carries.
+    type Payload: Payload;
+    /// `"causal"` or `"total"`, for the causal log.
+    const ORDER: &'static str;
+}
+
+impl<T: Payload> BroadcastCore for CausalBroadcast<T> {
+    type Payload = T;
+    const ORDER: &'static str = "causal";
+}
+
+impl<T: Payload> BroadcastCore for TotalOrderBroadcast<T> {
+    type Payload = T;
+    const ORDER: &'static str = "total";
+}
+
+/// How many deliveries a slow [`Deliveries`] subscriber may fall behind before it misses some
+/// (it is then told how many, [`RecvError::Lagged`]).
+pub const DELIVERY_BUFFER: usize = 4096;
+
+/// A publication could not be handed to the member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The member's actor has stopped (its system or node is gone).
+    #[error("the broadcast actor has stopped")]
+    Stopped,
+    /// The member's mailbox is full: try again.
+    #[error("the broadcast actor's mailbox is full")]
+    Full,
+}
+
+/// Why [`Deliveries::recv`] returned no delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// This subscriber fell behind and missed this many deliveries.
+    #[error("missed {0} deliveries")]
+    Lagged(u64),
+    /// The member's actor has stopped.
+    #[error("the broadcast actor has stopped")]
+    Stopped,
+}
+
+/// The deliveries of one member, in its delivery order, from the moment of subscribing.
+pub struct Deliveries<T>(broadcast::Receiver<Delivery<T>>);
+
+impl<T: Clone> Deliveries<T> {
+    /// The next delivery.
+    ///
+    /// # Errors
+    /// [`RecvError::Lagged`] when this subscriber missed some (the next call goes on with the
+    /// oldest still buffered), [`RecvError::Stopped`] when the member is gone.
+    pub async fn recv(&mut self) -> Result<Delivery<T>, RecvError> {
+        self.0.recv().await.map_err(|e| match e {
+            broadcast::error::RecvError::Lagged(n) => RecvError::Lagged(n),
+            broadcast::error::RecvError::Closed => RecvError::Stopped,
+        })
+    }
+}
+
+struct Shared<P: BroadcastCore> {
+    me: NodeId,
+    group: Arc<str>,
+    driver: Addr<Driver<P>>,
+    /// Only for resubscribing: the one sender is the observer inside the driver.
+    deliveries: broadcast::Receiver<Delivery<P::Payload>>,
+}
+
+/// A member of a broadcast group: publish to the group, subscribe to deliveries. Cheap to
+/// clone.
+pub struct Broadcaster<P: BroadcastCore> {
+    shared: Arc<Shared<P>>,
+}
+
+impl<P: BroadcastCore> Clone for Broadcaster<P> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<P: BroadcastCore> Debug for Broadcaster<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broadcaster")
+            .field("group", &self.shared.group)
+            .field("order", &P::ORDER)
+            .field("member", &self.shared.me)
+            .finish()
+    }
+}
+
+/// The driver's observer: logs publications and deliveries, feeds subscribers.
+fn observer<T: Payload>(
+    group: Arc<str>,
+    order: &'static str,
+) -> (
+    Observer<BroadcastEvent<T>>,
+    broadcast::Receiver<Delivery<T>>,
+) {
+    let (tx, rx) = broadcast::channel(DELIVERY_BUFFER);
+    let observe = move |e: &BroadcastEvent<T>| match e {
+        BroadcastEvent::Published { seq } => trace::event(
+            "broadcast.publish",
+            format!("publish {group}#{seq}"),
+            [
+                ("group", FieldValue::from(&*group)),
+                ("order", order.into()),
+                ("seq", (*seq).into()),
+            ],
+        ),
+        BroadcastEvent::Delivered(d) => {
+            trace::event(
+                "broadcast.deliver",
+                format!("deliver {group} n{}#{} at {}", d.from, d.seq, d.order),
+                [
+                    ("group", FieldValue::from(&*group)),
+                    ("order", order.into()),
+                    ("from", d.from.into()),
+                    ("seq", d.seq.into()),
+                    ("position", d.order.into()),
+                ],
+            );
+            let _ = tx.send(d.clone());
+        }
+        BroadcastEvent::Rejected { from, reason } => {
+            tracing::warn!(target: "actix_coord::broadcast", group = %group, from, %reason, "broadcast message rejected");
+        }
+    };
+    (Box::new(observe), rx)
+}
+
+impl<P: BroadcastCore> Broadcaster<P> {
+    fn from_parts(
+        me: NodeId,
+        group: Arc<str>,
+        driver: Addr<Driver<P>>,
+        deliveries: broadcast::Receiver<Delivery<P::Payload>>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                me,
+                group,
+                driver,
+                deliveries,
+            }),
+        }
+    }
+
+    /// Starts `core`, a member of `members`, in this process, reaching the other members
+    /// through `links` (and registering itself there). `group` names it in the causal log.
+    /// Call on an actix arbiter.
+    pub fn start_local(links: &LocalLinks<P>, group: &str, core: P, members: &[NodeId]) -> Self {
+        let me = core.id();
+        let group: Arc<str> = Arc::from(group);
+        let (observe, rx) = observer(group.clone(), P::ORDER);
+        let name = format!("{group}@n{me}");
+        let driver = Driver::start_named(core, members, links.clone(), Some(observe), &name);
+        links.register(me, driver.clone());
+        Self::from_parts(me, group, driver, rx)
+    }
+
+    /// Starts `core` on `node` (whose id must be the core's), registered as `group`; every
+    /// member does the same with the same `group`. Membership events of the node reach the
+    /// core. Call on an actix arbiter.
+    ///
+    /// # Errors
+    /// `group` is already registered on `node`.
+    pub fn start_on_node(
+        node: &crate::net::Node,
+        group: &str,
+        core: P,
+        members: &[NodeId],
+    ) -> Result<Self, crate::net::RegisterError> {
+        let me = core.id();
+        let group_name: Arc<str> = Arc::from(group);
+        let (observe, rx) = observer(group_name.clone(), P::ORDER);
+        let driver = crate::driver::start_on_node(node, group, core, members, Some(observe))?;
+        Ok(Self::from_parts(me, group_name, driver, rx))
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> NodeId {
+        self.shared.me
+    }
+
+    /// The group's name.
+    pub fn group(&self) -> &str {
+        &self.shared.group
+    }
+
+    /// The member's driver (for [`Inspect`](crate::driver::Inspect) and
+    /// [`Subscribe`](crate::driver::Subscribe) to every event, rejections included).
+    pub fn driver(&self) -> &Addr<Driver<P>> {
+        &self.shared.driver
+    }
+
+    /// Broadcasts `payload` to the group; this member delivers it too, in order. Waits for
+    /// room in the member's mailbox (and for the member to take it), so a fast publisher is
+    /// slowed to the member's pace.
+    ///
+    /// # Errors
+    /// [`PublishError::Stopped`] when the member's actor is gone.
+    pub async fn publish(&self, payload: P::Payload) -> Result<(), PublishError> {
+        let cmd = Command::<_, P::Error>::new(BroadcastCommand::Publish(payload));
+        match self.shared.driver.send(cmd).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(PublishError::Stopped),
+        }
+    }
+
+    /// [`publish`](Self::publish) without waiting.
+    ///
+    /// # Errors
+    /// [`PublishError::Full`] when the member's mailbox is full (nothing was sent: try again),
+    /// [`PublishError::Stopped`] when the member's actor is gone.
+    pub fn try_publish(&self, payload: P::Payload) -> Result<(), PublishError> {
+        self.shared
+            .driver
+            .try_send(Command::<_, P::Error>::new(BroadcastCommand::Publish(
+                payload,
+            )))
+            .map_err(|e| match e {
+                actix::prelude::SendError::Full(_) => PublishError::Full,
+                actix::prelude::SendError::Closed(_) => PublishError::Stopped,
+            })
+    }
+
+    /// Every delivery from now on, in this member's delivery order. Subscribe before
+    /// publishing to see one's own messages.
+    pub fn subscribe(&self) -> Deliveries<P::Payload> {
+        Deliveries(self.shared.deliveries.resubscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{CausalConfig, TotalConfig};
+    use super::*;
+    use std::time::Duration;
+
+    async fn take<T: Clone>(d: &mut Deliveries<T>, n: usize) -> Vec<Delivery<T>> {
+        let mut v = Vec::new();
+        while v.len() < n {
+            let next = tokio::time::timeout(Duration::from_secs(10), d.recv())
+                .await
+                .expect("no delivery within 10 s")
+                .expect("delivery");
+            v.push(next);
+        }
+        v
+    }
+
+    #[actix_rt::test]
+    async fn total_order_members_deliver_the_same_sequence() {
+        let links = LocalLinks::<TotalOrderBroadcast<u32>>::new();
+        let members = [1, 2, 3];
+        let group: Vec<_> = members
+            .iter()
+            .map(|&id| {
+                let core = TotalOrderBroadcast::new(id, members, TotalConfig::default()).unwrap();
+                Broadcaster::start_local(&links, "log", core, &members)
+            })
+            .collect();
+        let mut subs: Vec<_> = group.iter().map(|g| g.subscribe()).collect();
+        for round in 0..20u32 {
+            for g in &group {
+                g.publish(round * 10 + g.id()).await.unwrap();
+            }
+        }
+        let mut seqs = Vec::new();
+        for s in &mut subs {
+            let d = take(s, 60).await;
+            assert!(d.iter().enumerate().all(|(i, x)| x.order == i as u64 + 1));
+            seqs.push(
+                d.into_iter()
+                    .map(|x| (x.from, x.payload))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert_eq!(seqs[0], seqs[1]);
+        assert_eq!(seqs[0], seqs[2]);
+    }
+
+    #[actix_rt::test]
+    async fn causal_members_deliver_each_publishers_messages_in_order() {
+        let links = LocalLinks::<CausalBroadcast<String>>::new();
+        let members = [1, 2, 3];
+        let group: Vec<_> = members
+            .iter()
+            .map(|&id| {
+                let core = CausalBroadcast::new(id, members, CausalConfig::default()).unwrap();
+                Broadcaster::start_local(&links, "chat", core, &members)
+            })
+            .collect();
+        let mut subs: Vec<_> = group.iter().map(|g| g.subscribe()).collect();
+        for i in 0..10 {
+            for g in &group {
+                g.publish(format!("{}:{i}", g.id())).await.unwrap();
+            }
+        }
+        for s in &mut subs {
+            let d = take(s, 30).await;
+            for m in members {
+                let seqs: Vec<u64> = d.iter().filter(|x| x.from == m).map(|x| x.seq).collect();
+                assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+            }
+        }
+        assert!(format!("{:?}", group[0]).contains("causal"));
+    }
+}

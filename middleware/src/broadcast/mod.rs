@@ -1,0 +1,138 @@
+//! Group broadcast with ordering guarantees: causal ([`CausalBroadcast`]) and total
+//! ([`TotalOrderBroadcast`]).
+//!
+//! Both are sans-IO [`Protocol`](crate::protocol::Protocol) cores run by the generic
+//! [`Driver`](crate::driver::Driver) (in one process over
+//! [`LocalLinks`](crate::driver::LocalLinks), or across nodes with
+//! [`Broadcaster::start_on_node`]), and share one interface: the command
+//! [`BroadcastCommand::Publish`], the events [`BroadcastEvent`], and the handle [`Broadcaster`]
+//! whose [`subscribe`](Broadcaster::subscribe) yields every [`Delivery`] in the group's order.
+//!
+//! | | causal | total |
+//! |---|---|---|
+//! | guarantee | a message is delivered after every message that causally precedes it | every member delivers the same messages in the same order |
+//! | messages per broadcast | N−1 ((N−1)² with relay) | N(N−1) |
+//! | latency | one hop | two hops (data, then acknowledgements) |
+//! | channels | any order | FIFO |
+//!
+//! Every delivery is also a `broadcast.deliver` event in the causal log (fields `group`,
+//! `order`, `from`, `seq`, `position`), and every publication a `broadcast.publish`, so
+//! `causal-log` can check the order from the vector clocks.
+//!
+//! ```
+//! use actix_coord::broadcast::{Broadcaster, CausalBroadcast, CausalConfig};
+//! use actix_coord::driver::LocalLinks;
+//!
+//! # actix::System::new().block_on(async {
+//! let links = LocalLinks::<CausalBroadcast<String>>::new();
+//! let members = [1, 2, 3];
+//! let group: Vec<_> = members
+//!     .iter()
+//!     .map(|&id| {
+//!         let core = CausalBroadcast::new(id, members, CausalConfig::default()).unwrap();
+//!         Broadcaster::start_local(&links, "chat", core, &members)
+//!     })
+//!     .collect();
+//! let mut at_3 = group[2].subscribe();
+//! group[0].publish("hello".to_string()).await.unwrap();
+//! let d = at_3.recv().await.unwrap();
+//! assert_eq!((d.from, d.payload.as_str()), (1, "hello"));
+//! # });
+//! ```
+
+mod api;
+pub mod causal;
+pub mod total;
+
+pub use api::{BroadcastCore, Broadcaster, Deliveries, Payload, PublishError, RecvError};
+pub use causal::{CausalBroadcast, CausalConfig, CausalMsg};
+pub use total::{TotalConfig, TotalMsg, TotalOrderBroadcast};
+
+use crate::protocol::NodeId;
+
+/// What the local user asks a broadcast member.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BroadcastCommand<T> {
+    /// Broadcast `T` to the group (this member included).
+    Publish(T),
+}
+
+/// One message delivered to this member.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Delivery<T> {
+    /// The member that published it.
+    pub from: NodeId,
+    /// Its number among `from`'s publications (1, 2, ...).
+    pub seq: u64,
+    /// Its position among this member's deliveries (1, 2, ...): with total order, the same on
+    /// every member.
+    pub order: u64,
+    /// The payload.
+    pub payload: T,
+}
+
+/// What a broadcast member tells its local user.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BroadcastEvent<T> {
+    /// This member published its `seq`-th message (emitted before the message is delivered
+    /// anywhere).
+    Published {
+        /// Its number among this member's publications.
+        seq: u64,
+    },
+    /// A message is delivered, in the group's order.
+    Delivered(Delivery<T>),
+    /// A message from `from` was refused and dropped; nothing changed.
+    Rejected {
+        /// The peer that sent it.
+        from: NodeId,
+        /// Why.
+        reason: Rejection,
+    },
+}
+
+/// Why a broadcast message was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum Rejection {
+    /// The sender (or the origin it names) is not a member of the group.
+    #[error("node {0} is not a member")]
+    NotAMember(NodeId),
+    /// A message forwarded by someone other than its origin, while relaying is off.
+    #[error("relayed message from origin {origin}, but relaying is off")]
+    NotOrigin {
+        /// The origin it names.
+        origin: NodeId,
+    },
+    /// The message is malformed.
+    #[error("malformed message: {0}")]
+    Malformed(&'static str),
+    /// The hold-back buffer is full.
+    #[error("hold-back buffer full ({held} messages)")]
+    BufferFull {
+        /// Messages already held.
+        held: usize,
+    },
+    /// Stamped before something already delivered or heard from that peer (a restarted peer,
+    /// or a reordering link): delivering it would break the order.
+    #[error("message stamped {time} arrived after later ones")]
+    Late {
+        /// Its stamp.
+        time: u64,
+    },
+    /// A timestamp implausibly far ahead of the local clock.
+    #[error("timestamp {time} is implausibly far ahead of the local clock {local}")]
+    AbsurdClock {
+        /// Its stamp.
+        time: u64,
+        /// The local clock.
+        local: u64,
+    },
+}
+
+impl<T: Payload> crate::driver::PeerWire for CausalMsg<T> {
+    const TAG: &'static str = "actix_coord.causal_broadcast.v1";
+}
+
+impl<T: Payload> crate::driver::PeerWire for TotalMsg<T> {
+    const TAG: &'static str = "actix_coord.total_order_broadcast.v1";
+}

@@ -1,0 +1,485 @@
+//! Total-order broadcast by Lamport timestamps (Lamport 1978, "Time, clocks, and the ordering
+//! of events in a distributed system", the same queue as his mutual exclusion): every member
+//! delivers the same messages in the same order, `(timestamp, origin id)`.
+//!
+//! Sans-IO: no networking, no actix or tokio, no clock reads; `now` is unused. **Needs FIFO
+//! channels** (the network layer's connections are; [`LocalLinks`](crate::driver::LocalLinks)
+//! are).
+//!
+//! The algorithm, for member `i` of N, with a Lamport clock `C`:
+//! 1. To broadcast, `i` ticks `C`, queues the message stamped `(C, i)` and sends it to the N−1
+//!    others.
+//! 2. On receiving a message stamped `(t, j)`, a member sets `C = max(C, t) + 1`, queues it, and
+//!    sends an acknowledgement stamped with its new `C` to the N−1 others; an acknowledgement
+//!    only advances `C` and the sender's *last heard* time.
+//! 3. A member delivers the head `(t, j)` of its queue once it has heard, from every other live
+//!    member, something stamped `t` or later. Channels are FIFO and clocks increase, so nothing
+//!    stamped below `(t, j)` can still arrive: the queue's head is final, and every member
+//!    delivers in the same order.
+//!
+//! Messages per broadcast: N−1 data + (N−1)² acknowledgements = N(N−1). Latency: one data hop
+//! plus one acknowledgement hop.
+//!
+//! **Faults.** A member declared down is no longer waited for. Uniform agreement is *not*
+//! guaranteed: a crashed origin's last message may have reached some survivors and not others,
+//! and then only those deliver it (in the same order relative to everything else); total order
+//! with crashes needs consensus. A message stamped no later than one already delivered (a
+//! restarted member whose clock went back, or a non-FIFO link) would break the order: it is
+//! [rejected](Rejection::Late). A timestamp more than [`TotalConfig::max_clock_jump`] ahead of
+//! the local clock is rejected as [`Rejection::AbsurdClock`] (it would otherwise drag every clock
+//! along). The queue holds at most [`TotalConfig::max_queued`] messages; beyond that a new one is
+//! rejected ([`Rejection::BufferFull`]).
+
+use super::{BroadcastCommand, BroadcastEvent, Delivery, Rejection};
+use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::time::Duration;
+
+/// Settings of a [`TotalOrderBroadcast`] member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TotalConfig {
+    /// Most messages queued and not yet delivered (default 65 536).
+    pub max_queued: usize,
+    /// Largest accepted lead of a received timestamp over the local clock (default 2³²).
+    pub max_clock_jump: u64,
+}
+
+impl Default for TotalConfig {
+    fn default() -> Self {
+        Self {
+            max_queued: 65_536,
+            max_clock_jump: 1 << 32,
+        }
+    }
+}
+
+/// Messages of [`TotalOrderBroadcast`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TotalMsg<T> {
+    /// Step 1: a broadcast stamped `time` (with the sender's id, its place in the order).
+    Data {
+        /// Lamport time of the broadcast.
+        time: u64,
+        /// The application's payload.
+        payload: T,
+    },
+    /// Step 2: the sender's clock has passed `time`.
+    Ack {
+        /// The sender's Lamport time after receiving a broadcast.
+        time: u64,
+    },
+}
+
+/// One member of a total-order broadcast group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TotalOrderBroadcast<T> {
+    me: NodeId,
+    members: Vec<NodeId>,
+    config: TotalConfig,
+    clock: u64,
+    /// Not yet delivered, in delivery order: (time, origin) → (payload, origin's sequence).
+    queue: BTreeMap<(u64, NodeId), (T, u64)>,
+    /// The latest time heard from each peer.
+    heard: BTreeMap<NodeId, u64>,
+    /// Broadcasts received (or sent) per member, numbering each origin's messages.
+    seqs: BTreeMap<NodeId, u64>,
+    down: BTreeSet<NodeId>,
+    /// The stamp of the last delivered message.
+    last: Option<(u64, NodeId)>,
+    delivered: u64,
+}
+
+impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroadcast<T> {
+    /// Member `me` of the group `members` (which must contain `me`, without duplicates).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an invalid membership or a zero bound.
+    pub fn new(
+        me: NodeId,
+        members: impl IntoIterator<Item = NodeId>,
+        config: TotalConfig,
+    ) -> Result<Self, ConfigError> {
+        let members = sorted_members(me, members)?;
+        if config.max_queued == 0 || config.max_clock_jump == 0 {
+            return Err(ConfigError::Inconsistent(
+                "max_queued and max_clock_jump must be positive",
+            ));
+        }
+        Ok(Self {
+            me,
+            heard: members
+                .iter()
+                .filter(|&&p| p != me)
+                .map(|&p| (p, 0))
+                .collect(),
+            members,
+            config,
+            clock: 0,
+            queue: BTreeMap::new(),
+            seqs: BTreeMap::new(),
+            down: BTreeSet::new(),
+            last: None,
+            delivered: 0,
+        })
+    }
+
+    /// The Lamport clock.
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// Messages queued, not yet delivered.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Messages delivered so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    fn is_member(&self, id: NodeId) -> bool {
+        self.members.binary_search(&id).is_ok()
+    }
+
+    fn others(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members.iter().copied().filter(move |&p| p != self.me)
+    }
+
+    fn next_seq(&mut self, origin: NodeId) -> u64 {
+        let s = self.seqs.entry(origin).or_insert(0);
+        *s += 1;
+        *s
+    }
+
+    /// Delivers the queue's head while every live peer has been heard from at its time or
+    /// later.
+    fn drain(&mut self, out: &mut EffectsOf<Self>) {
+        while let Some((&(time, _), _)) = self.queue.first_key_value() {
+            let stable = self
+                .heard
+                .iter()
+                .all(|(p, &h)| self.down.contains(p) || h >= time);
+            if !stable {
+                break;
+            }
+            let Some(((time, origin), (payload, seq))) = self.queue.pop_first() else {
+                break;
+            };
+            self.last = Some((time, origin));
+            self.delivered += 1;
+            out.emit(BroadcastEvent::Delivered(Delivery {
+                from: origin,
+                seq,
+                order: self.delivered,
+                payload,
+            }));
+        }
+    }
+
+    /// Checks a received stamp; `Some(reason)` to reject it.
+    fn check_time(&self, time: u64, from: NodeId) -> Option<Rejection> {
+        if time > self.clock.saturating_add(self.config.max_clock_jump) {
+            return Some(Rejection::AbsurdClock {
+                time,
+                local: self.clock,
+            });
+        }
+        if self.heard.get(&from).is_some_and(|&h| time < h) {
+            return Some(Rejection::Late { time });
+        }
+        None
+    }
+}
+
+impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
+    for TotalOrderBroadcast<T>
+{
+    type Msg = TotalMsg<T>;
+    type Event = BroadcastEvent<T>;
+    type Timer = NoTimer;
+    type Command = BroadcastCommand<T>;
+    type Error = std::convert::Infallible;
+
+    fn id(&self) -> NodeId {
+        self.me
+    }
+
+    fn on_command(
+        &mut self,
+        _now: Duration,
+        cmd: BroadcastCommand<T>,
+        out: &mut EffectsOf<Self>,
+    ) -> Result<(), Self::Error> {
+        let BroadcastCommand::Publish(payload) = cmd;
+        self.clock = self.clock.saturating_add(1);
+        let time = self.clock;
+        let seq = self.next_seq(self.me);
+        out.emit(BroadcastEvent::Published { seq });
+        for p in self.others().collect::<Vec<_>>() {
+            out.send(
+                p,
+                TotalMsg::Data {
+                    time,
+                    payload: payload.clone(),
+                },
+            );
+        }
+        self.queue.insert((time, self.me), (payload, seq));
+        self.drain(out);
+        Ok(())
+    }
+
+    fn on_message(
+        &mut self,
+        _now: Duration,
+        from: NodeId,
+        msg: TotalMsg<T>,
+        out: &mut EffectsOf<Self>,
+    ) {
+        if from == self.me || !self.is_member(from) {
+            out.emit(BroadcastEvent::Rejected {
+                from,
+                reason: Rejection::NotAMember(from),
+            });
+            return;
+        }
+        let time = match &msg {
+            TotalMsg::Data { time, .. } | TotalMsg::Ack { time } => *time,
+        };
+        if let Some(reason) = self.check_time(time, from) {
+            out.emit(BroadcastEvent::Rejected { from, reason });
+            return;
+        }
+        match msg {
+            TotalMsg::Data { time, payload } => {
+                if self.last.is_some_and(|l| (time, from) <= l) {
+                    out.emit(BroadcastEvent::Rejected {
+                        from,
+                        reason: Rejection::Late { time },
+                    });
+                    return;
+                }
+                if self.queue.len() >= self.config.max_queued {
+                    out.emit(BroadcastEvent::Rejected {
+                        from,
+                        reason: Rejection::BufferFull {
+                            held: self.queue.len(),
+                        },
+                    });
+                    return;
+                }
+                self.clock = self.clock.max(time).saturating_add(1);
+                self.heard.insert(from, time);
+                let seq = self.next_seq(from);
+                self.queue.insert((time, from), (payload, seq));
+                let ack = self.clock;
+                for p in self.others().collect::<Vec<_>>() {
+                    out.send(p, TotalMsg::Ack { time: ack });
+                }
+            }
+            TotalMsg::Ack { time } => {
+                self.clock = self.clock.max(time);
+                self.heard.insert(from, time);
+            }
+        }
+        self.drain(out);
+    }
+
+    fn on_timer(&mut self, _now: Duration, timer: NoTimer, _out: &mut EffectsOf<Self>) {
+        match timer {}
+    }
+
+    fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        if self.heard.contains_key(&peer) {
+            self.down.insert(peer);
+            self.drain(out);
+        }
+    }
+
+    fn on_peer_up(&mut self, _now: Duration, peer: NodeId, _out: &mut EffectsOf<Self>) {
+        self.down.remove(&peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Effect;
+    use std::collections::VecDeque;
+
+    type Tob = TotalOrderBroadcast<u32>;
+
+    /// A FIFO network of `n` members; returns each member's deliveries and the message count.
+    struct Net {
+        nodes: Vec<Tob>,
+        /// (from, to) channels, FIFO.
+        chans: BTreeMap<(NodeId, NodeId), VecDeque<TotalMsg<u32>>>,
+        delivered: Vec<Vec<(NodeId, u32)>>,
+        sent: usize,
+    }
+
+    impl Net {
+        fn new(n: u32) -> Self {
+            let ids: Vec<u32> = (1..=n).collect();
+            Self {
+                nodes: ids
+                    .iter()
+                    .map(|&i| Tob::new(i, ids.clone(), TotalConfig::default()).unwrap())
+                    .collect(),
+                chans: BTreeMap::new(),
+                delivered: vec![Vec::new(); n as usize],
+                sent: 0,
+            }
+        }
+
+        fn apply(&mut self, at: NodeId, mut out: EffectsOf<Tob>) {
+            for e in out.drain() {
+                match e {
+                    Effect::Send { to, msg } => {
+                        self.sent += 1;
+                        self.chans.entry((at, to)).or_default().push_back(msg);
+                    }
+                    Effect::Emit(BroadcastEvent::Delivered(d)) => {
+                        self.delivered[at as usize - 1].push((d.from, d.payload));
+                    }
+                    Effect::Emit(_) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+
+        fn publish(&mut self, at: NodeId, v: u32) {
+            let mut out = EffectsOf::<Tob>::new();
+            self.nodes[at as usize - 1]
+                .on_command(Duration::ZERO, BroadcastCommand::Publish(v), &mut out)
+                .unwrap();
+            self.apply(at, out);
+        }
+
+        /// Delivers one message from channel `k` (in key order) if any; false when idle.
+        fn step(&mut self, pick: usize) -> bool {
+            let keys: Vec<_> = self
+                .chans
+                .iter()
+                .filter(|(_, q)| !q.is_empty())
+                .map(|(k, _)| *k)
+                .collect();
+            if keys.is_empty() {
+                return false;
+            }
+            let (from, to) = keys[pick % keys.len()];
+            let msg = self
+                .chans
+                .get_mut(&(from, to))
+                .unwrap()
+                .pop_front()
+                .unwrap();
+            let mut out = EffectsOf::<Tob>::new();
+            self.nodes[to as usize - 1].on_message(Duration::ZERO, from, msg, &mut out);
+            self.apply(to, out);
+            true
+        }
+    }
+
+    #[test]
+    fn every_member_delivers_the_same_sequence_under_any_fifo_interleaving() {
+        let mut rng = crate::protocol::SplitMix64::new(7);
+        for _ in 0..200 {
+            let mut net = Net::new(3);
+            let mut next = 0;
+            // Publishes interleaved with deliveries, at random.
+            while next < 6 || net.step(rng.next_u64() as usize) {
+                if next < 6 && rng.next_u64() % 3 == 0 {
+                    net.publish((next % 3) + 1, next);
+                    next += 1;
+                } else if !net.step(rng.next_u64() as usize) && next < 6 {
+                    net.publish((next % 3) + 1, next);
+                    next += 1;
+                }
+            }
+            assert_eq!(net.delivered[0].len(), 6);
+            assert_eq!(net.delivered[0], net.delivered[1]);
+            assert_eq!(net.delivered[0], net.delivered[2]);
+        }
+    }
+
+    #[test]
+    fn one_broadcast_costs_n_times_n_minus_one_messages() {
+        for n in [3u32, 5] {
+            let mut net = Net::new(n);
+            net.publish(1, 42);
+            while net.step(0) {}
+            assert_eq!(net.sent as u32, n * (n - 1), "n = {n}");
+            assert!(net.delivered.iter().all(|d| d == &[(1, 42)]));
+        }
+    }
+
+    #[test]
+    fn a_dead_member_is_not_waited_for() {
+        let mut net = Net::new(3);
+        net.publish(1, 1);
+        // Node 3 never answers: drop everything to and from it.
+        loop {
+            net.chans.retain(|(f, t), _| *f != 3 && *t != 3);
+            if !net.step(0) {
+                break;
+            }
+        }
+        assert!(net.delivered[0].is_empty(), "still waiting for node 3");
+        for at in [1u32, 2] {
+            let mut out = EffectsOf::<Tob>::new();
+            net.nodes[at as usize - 1].on_peer_down(Duration::ZERO, 3, &mut out);
+            net.apply(at, out);
+        }
+        assert_eq!(net.delivered[0], [(1, 1)]);
+        assert_eq!(net.delivered[1], [(1, 1)]);
+    }
+
+    #[test]
+    fn absurd_late_and_foreign_stamps_are_rejected_and_change_nothing() {
+        let ids = [1, 2, 3];
+        let mut a = Tob::new(1, ids, TotalConfig::default()).unwrap();
+        let before = a.clone();
+        let mut out = EffectsOf::<Tob>::new();
+        a.on_message(
+            Duration::ZERO,
+            2,
+            TotalMsg::Data {
+                time: u64::MAX,
+                payload: 0,
+            },
+            &mut out,
+        );
+        a.on_message(Duration::ZERO, 9, TotalMsg::Ack { time: 1 }, &mut out);
+        a.on_message(Duration::ZERO, 2, TotalMsg::Ack { time: 5 }, &mut out);
+        a.on_message(
+            Duration::ZERO,
+            2,
+            TotalMsg::Data {
+                time: 3,
+                payload: 0,
+            },
+            &mut out,
+        );
+        let reasons: Vec<_> = out
+            .events()
+            .filter_map(|e| match e {
+                BroadcastEvent::Rejected { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect();
+        assert!(matches!(
+            reasons[..],
+            [
+                Rejection::AbsurdClock { .. },
+                Rejection::NotAMember(9),
+                Rejection::Late { time: 3 }
+            ]
+        ));
+        assert_eq!(a.queued(), before.queued());
+        assert_eq!(a.clock(), 5);
+    }
+}
