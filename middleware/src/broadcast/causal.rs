@@ -299,13 +299,10 @@ mod tests {
             .collect()
     }
 
+    type Sends = Vec<(NodeId, CausalMsg<String>)>;
+
     /// Sends and deliveries of one step.
-    fn split(
-        mut out: EffectsOf<Cb>,
-    ) -> (
-        Vec<(NodeId, CausalMsg<String>)>,
-        Vec<BroadcastEvent<String>>,
-    ) {
+    fn split(mut out: EffectsOf<Cb>) -> (Sends, Vec<BroadcastEvent<String>>) {
         let (mut sends, mut events) = (Vec::new(), Vec::new());
         for e in out.drain() {
             match e {

@@ -392,10 +392,8 @@ mod tests {
             let mut next = 0;
             // Publishes interleaved with deliveries, at random.
             while next < 6 || net.step(rng.next_u64() as usize) {
-                if next < 6 && rng.next_u64() % 3 == 0 {
-                    net.publish((next % 3) + 1, next);
-                    next += 1;
-                } else if !net.step(rng.next_u64() as usize) && next < 6 {
+                let publish_now = rng.next_u64() % 3 == 0 || !net.step(rng.next_u64() as usize);
+                if next < 6 && publish_now {
                     net.publish((next % 3) + 1, next);
                     next += 1;
                 }
