@@ -1,0 +1,526 @@
+//! Exhaustive model checks (stateright) of the broadcast cores of `actix_coord::broadcast`,
+//! N = 3.
+//!
+//! The cores run unchanged inside a [`Model`] that owns the network (FIFO channels or an
+//! unordered multiset), lets nodes publish a bounded number of messages at any moment, and
+//! optionally crashes one node, each survivor learning of it at its own moment.
+//!
+//! Properties:
+//! * `causal order` (always, both cores): a member delivers a message only after every message
+//!   its publisher had delivered (or published) before publishing it;
+//! * `total order` (always, total-order core): any two members deliver the messages they both
+//!   deliver in the same relative order;
+//! * `no duplicates` (always): nothing is delivered twice;
+//! * `all delivered` (eventually, and at every terminal state): without crashes every member
+//!   delivers every published message.
+//!
+//! The properties bite: a naive broadcast that delivers on receipt breaks causal order, and the
+//! total-order core breaks total order without FIFO channels; the checker finds both.
+//!
+//! `cargo test -p actix-coord --test model_broadcast -- --nocapture` prints state counts and
+//! times; the larger runs are `--ignored`.
+
+use actix_coord::broadcast::{
+    BroadcastCommand, BroadcastEvent, CausalBroadcast, CausalConfig, TotalConfig,
+    TotalOrderBroadcast,
+};
+use actix_coord::protocol::{Effect, EffectsOf, NoTimer, NodeId, Protocol};
+use serde::{Deserialize, Serialize};
+use stateright::{Checker, HasDiscoveries, Model, Property};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+const N: usize = 3;
+
+/// A message's identity: publisher index × 16 + its number.
+type MsgId = u8;
+
+/// A broadcast core the model can drive.
+trait Core:
+    Protocol<
+        Command = BroadcastCommand<MsgId>,
+        Event = BroadcastEvent<MsgId>,
+        Msg = <Self as Core>::M,
+    > + Clone
+    + Debug
+    + Eq
+    + Hash
+    + Send
+    + Sync
+    + 'static
+{
+    type M: Clone + Debug + Eq + Ord + Hash + Send + Sync;
+    fn make(id: NodeId, members: &[NodeId], relay: bool) -> Self;
+}
+
+impl Core for CausalBroadcast<MsgId> {
+    type M = actix_coord::broadcast::CausalMsg<MsgId>;
+    fn make(id: NodeId, members: &[NodeId], relay: bool) -> Self {
+        let config = CausalConfig {
+            relay,
+            ..CausalConfig::default()
+        };
+        CausalBroadcast::new(id, members.iter().copied(), config).unwrap()
+    }
+}
+
+impl Core for TotalOrderBroadcast<MsgId> {
+    type M = actix_coord::broadcast::TotalMsg<MsgId>;
+    fn make(id: NodeId, members: &[NodeId], _relay: bool) -> Self {
+        TotalOrderBroadcast::new(id, members.iter().copied(), TotalConfig::default()).unwrap()
+    }
+}
+
+/// The strawman: send to everyone, deliver on receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Naive {
+    me: NodeId,
+    members: Vec<NodeId>,
+    seq: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+struct NaiveMsg(MsgId);
+
+impl Protocol for Naive {
+    type Msg = NaiveMsg;
+    type Event = BroadcastEvent<MsgId>;
+    type Timer = NoTimer;
+    type Command = BroadcastCommand<MsgId>;
+    type Error = std::convert::Infallible;
+    fn id(&self) -> NodeId {
+        self.me
+    }
+    fn on_command(
+        &mut self,
+        _: Duration,
+        cmd: BroadcastCommand<MsgId>,
+        out: &mut EffectsOf<Self>,
+    ) -> Result<(), Self::Error> {
+        let BroadcastCommand::Publish(m) = cmd;
+        self.seq += 1;
+        for &p in self.members.iter().filter(|&&p| p != self.me) {
+            out.send(p, NaiveMsg(m));
+        }
+        out.emit(delivered(self.me, self.seq, m));
+        Ok(())
+    }
+    fn on_message(&mut self, _: Duration, from: NodeId, msg: NaiveMsg, out: &mut EffectsOf<Self>) {
+        out.emit(delivered(from, 0, msg.0));
+    }
+    fn on_timer(&mut self, _: Duration, t: NoTimer, _: &mut EffectsOf<Self>) {
+        match t {}
+    }
+    fn on_peer_down(&mut self, _: Duration, _: NodeId, _: &mut EffectsOf<Self>) {}
+}
+
+fn delivered(from: NodeId, seq: u64, payload: MsgId) -> BroadcastEvent<MsgId> {
+    BroadcastEvent::Delivered(actix_coord::broadcast::Delivery {
+        from,
+        seq,
+        order: 0,
+        payload,
+    })
+}
+
+impl Core for Naive {
+    type M = NaiveMsg;
+    fn make(id: NodeId, members: &[NodeId], _relay: bool) -> Self {
+        Naive {
+            me: id,
+            members: members.to_vec(),
+            seq: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct State<P: Core> {
+    nodes: Vec<P>,
+    alive: Vec<bool>,
+    /// Publications each node may still make.
+    left: Vec<u8>,
+    /// Each published message's causal past: what its publisher had delivered.
+    past: BTreeMap<MsgId, BTreeSet<MsgId>>,
+    /// Each node's deliveries, in order.
+    delivered: Vec<Vec<MsgId>>,
+    net: BTreeMap<(usize, usize), Vec<P::M>>,
+    undetected: BTreeSet<(usize, usize)>,
+    crashes: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Action<M> {
+    Publish(usize),
+    Deliver { src: usize, dst: usize, msg: M },
+    Crash(usize),
+    Detect { observer: usize, crashed: usize },
+}
+
+struct BroadcastModel<P: Core> {
+    fifo: bool,
+    /// Publications per node, in node order.
+    publications: Vec<u8>,
+    relay: bool,
+    max_crashes: u8,
+    total: bool,
+    _core: std::marker::PhantomData<P>,
+}
+
+impl<P: Core> BroadcastModel<P> {
+    fn new(fifo: bool, publications: &[u8]) -> Self {
+        Self {
+            fifo,
+            publications: publications.to_vec(),
+            relay: false,
+            max_crashes: 0,
+            total: false,
+            _core: std::marker::PhantomData,
+        }
+    }
+    fn with_relay(mut self) -> Self {
+        self.relay = true;
+        self
+    }
+    fn with_crashes(mut self, k: u8) -> Self {
+        self.max_crashes = k;
+        self
+    }
+    fn with_total_order(mut self) -> Self {
+        self.total = true;
+        self
+    }
+
+    fn id(i: usize) -> NodeId {
+        i as NodeId + 1
+    }
+
+    fn absorb(&self, s: &mut State<P>, at: usize, out: EffectsOf<P>) {
+        for e in out {
+            match e {
+                Effect::Send { to, msg } => self.push(s, at, to as usize - 1, msg),
+                Effect::Broadcast(msg) => {
+                    for to in (0..N).filter(|&t| t != at) {
+                        self.push(s, at, to, msg.clone());
+                    }
+                }
+                Effect::SetTimer { .. } | Effect::CancelTimer(_) => {}
+                Effect::Emit(BroadcastEvent::Delivered(d)) => s.delivered[at].push(d.payload),
+                Effect::Emit(_) => {}
+            }
+        }
+    }
+
+    fn push(&self, s: &mut State<P>, src: usize, dst: usize, msg: P::M) {
+        if !s.alive[dst] {
+            return;
+        }
+        let ch = s.net.entry((src, dst)).or_default();
+        if self.fifo {
+            ch.push(msg);
+        } else {
+            let at = ch.binary_search(&msg).unwrap_or_else(|e| e);
+            ch.insert(at, msg);
+        }
+    }
+
+    fn causal_order(s: &State<P>) -> bool {
+        s.delivered.iter().all(|seq| {
+            seq.iter().enumerate().all(|(k, m)| {
+                s.past
+                    .get(m)
+                    .is_none_or(|past| past.iter().all(|p| seq[..k].contains(p)))
+            })
+        })
+    }
+
+    fn total_order(s: &State<P>) -> bool {
+        let pos = |seq: &[MsgId], m: MsgId| seq.iter().position(|&x| x == m);
+        (0..N).all(|i| {
+            (0..N).all(|j| {
+                let (a, b) = (&s.delivered[i], &s.delivered[j]);
+                let common: Vec<MsgId> = a.iter().copied().filter(|m| b.contains(m)).collect();
+                common.windows(2).all(|w| pos(b, w[0]) < pos(b, w[1]))
+            })
+        })
+    }
+
+    fn all_delivered(s: &State<P>) -> bool {
+        let published: BTreeSet<MsgId> = s.past.keys().copied().collect();
+        s.left.iter().all(|&l| l == 0)
+            && (0..N)
+                .filter(|&i| s.alive[i])
+                .all(|i| s.delivered[i].iter().copied().collect::<BTreeSet<_>>() == published)
+    }
+}
+
+impl<P: Core> Model for BroadcastModel<P> {
+    type State = State<P>;
+    type Action = Action<P::M>;
+
+    fn init_states(&self) -> Vec<State<P>> {
+        let ids: Vec<NodeId> = (0..N).map(Self::id).collect();
+        vec![State {
+            nodes: ids.iter().map(|&i| P::make(i, &ids, self.relay)).collect(),
+            alive: vec![true; N],
+            left: (0..N)
+                .map(|i| self.publications.get(i).copied().unwrap_or(0))
+                .collect(),
+            past: BTreeMap::new(),
+            delivered: vec![Vec::new(); N],
+            net: BTreeMap::new(),
+            undetected: BTreeSet::new(),
+            crashes: 0,
+        }]
+    }
+
+    fn actions(&self, s: &State<P>, actions: &mut Vec<Action<P::M>>) {
+        for i in (0..N).filter(|&i| s.alive[i]) {
+            if s.left[i] > 0 {
+                actions.push(Action::Publish(i));
+            }
+            if s.crashes < self.max_crashes {
+                actions.push(Action::Crash(i));
+            }
+        }
+        for (&(src, dst), msgs) in &s.net {
+            let candidates: &[P::M] = if self.fifo { &msgs[..1] } else { msgs };
+            let mut last: Option<&P::M> = None;
+            for m in candidates {
+                if last != Some(m) {
+                    actions.push(Action::Deliver {
+                        src,
+                        dst,
+                        msg: m.clone(),
+                    });
+                }
+                last = Some(m);
+            }
+        }
+        for &(observer, crashed) in &s.undetected {
+            actions.push(Action::Detect { observer, crashed });
+        }
+    }
+
+    fn next_state(&self, last: &State<P>, action: Action<P::M>) -> Option<State<P>> {
+        let mut s = last.clone();
+        let now = Duration::ZERO;
+        let mut out = EffectsOf::<P>::new();
+        match action {
+            Action::Publish(i) => {
+                let number = self.publications.get(i).copied().unwrap_or(0) - s.left[i];
+                let id = (i as u8) * 16 + number;
+                s.left[i] -= 1;
+                s.past.insert(id, s.delivered[i].iter().copied().collect());
+                s.nodes[i]
+                    .on_command(now, BroadcastCommand::Publish(id), &mut out)
+                    .ok()?;
+                self.absorb(&mut s, i, out);
+            }
+            Action::Deliver { src, dst, msg } => {
+                let ch = s.net.get_mut(&(src, dst))?;
+                let at = ch.iter().position(|m| *m == msg)?;
+                ch.remove(at);
+                if ch.is_empty() {
+                    s.net.remove(&(src, dst));
+                }
+                s.nodes[dst].on_message(now, Self::id(src), msg, &mut out);
+                self.absorb(&mut s, dst, out);
+            }
+            Action::Crash(i) => {
+                s.alive[i] = false;
+                s.crashes += 1;
+                s.left[i] = 0;
+                // What it sent is on the wire and may still arrive; nothing reaches it.
+                s.net.retain(|&(_, dst), _| dst != i);
+                s.undetected.retain(|&(o, _)| o != i);
+                for o in (0..N).filter(|&o| s.alive[o]) {
+                    s.undetected.insert((o, i));
+                }
+            }
+            Action::Detect { observer, crashed } => {
+                s.undetected.remove(&(observer, crashed));
+                s.nodes[observer].on_peer_down(now, Self::id(crashed), &mut out);
+                self.absorb(&mut s, observer, out);
+            }
+        }
+        Some(s)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        let mut ps = vec![
+            Property::always("causal order", |_: &Self, s: &State<P>| {
+                Self::causal_order(s)
+            }),
+            Property::always("no duplicates", |_: &Self, s: &State<P>| {
+                s.delivered.iter().all(|seq| {
+                    let set: BTreeSet<_> = seq.iter().collect();
+                    set.len() == seq.len()
+                })
+            }),
+            Property::sometimes("something delivered", |_: &Self, s: &State<P>| {
+                s.delivered.iter().any(|d| !d.is_empty())
+            }),
+        ];
+        if self.max_crashes == 0 {
+            ps.push(Property::always(
+                "terminal states have all delivered",
+                |m: &Self, s: &State<P>| {
+                    let mut next = vec![];
+                    m.actions(s, &mut next);
+                    !next.is_empty() || Self::all_delivered(s)
+                },
+            ));
+            ps.push(Property::eventually(
+                "all delivered",
+                |_: &Self, s: &State<P>| Self::all_delivered(s),
+            ));
+        }
+        if self.total {
+            ps.push(Property::always("total order", |_: &Self, s: &State<P>| {
+                Self::total_order(s)
+            }));
+        }
+        ps
+    }
+}
+
+fn check<P: Core>(name: &str, model: BroadcastModel<P>) -> impl Checker<BroadcastModel<P>> {
+    let t = Instant::now();
+    let checker = model.checker().spawn_bfs().join();
+    println!(
+        "{name}: {} unique states, depth {}, {:.2?}",
+        checker.unique_state_count(),
+        checker.max_depth(),
+        t.elapsed()
+    );
+    checker
+}
+
+fn counterexample<P: Core>(model: BroadcastModel<P>, property: &'static str) -> usize {
+    let c = model
+        .checker()
+        .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([property])))
+        .spawn_bfs()
+        .join();
+    let path = c
+        .discovery(property)
+        .unwrap_or_else(|| panic!("no counterexample to {property}"));
+    let actions = path.into_actions();
+    println!("counterexample to {property} ({} steps):", actions.len());
+    for a in &actions {
+        println!("  {a:?}");
+    }
+    actions.len()
+}
+
+#[test]
+fn causal_broadcast_keeps_causal_order_on_an_unordered_network() {
+    let c = check(
+        "causal, unordered, 2+1+1 publications",
+        BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[2, 1, 1]),
+    );
+    c.assert_properties();
+}
+
+#[test]
+fn causal_broadcast_with_a_crash_keeps_causal_order() {
+    let c = check(
+        "causal, unordered, crash, 1+1+1",
+        BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[1, 1, 1]).with_crashes(1),
+    );
+    c.assert_properties();
+}
+
+#[test]
+fn reliable_causal_broadcast_delivers_everything_and_keeps_causal_order() {
+    let c = check(
+        "causal + relay, unordered, 1+1+1",
+        BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[1, 1, 1]).with_relay(),
+    );
+    c.assert_properties();
+}
+
+#[test]
+fn a_naive_broadcast_breaks_causal_order() {
+    let steps = counterexample(
+        BroadcastModel::<Naive>::new(false, &[1, 1, 0]),
+        "causal order",
+    );
+    // 2 publishes, 1 delivers it and publishes, 3 gets 1's message first (5 steps at least).
+    assert!((5..=6).contains(&steps), "{steps} steps");
+}
+
+#[test]
+fn total_order_broadcast_is_totally_and_causally_ordered_on_fifo_channels() {
+    // Three concurrent publishers (1+1+1, 217 453 states) and 2+1+0 (135 613) are in
+    // `larger_runs`.
+    let c = check(
+        "total, fifo, 1+1+0",
+        BroadcastModel::<TotalOrderBroadcast<MsgId>>::new(true, &[1, 1, 0]).with_total_order(),
+    );
+    c.assert_properties();
+}
+
+#[test]
+fn total_order_broadcast_with_a_crash_keeps_the_order() {
+    let c = check(
+        "total, fifo, crash, 1+1+0",
+        BroadcastModel::<TotalOrderBroadcast<MsgId>>::new(true, &[1, 1, 0])
+            .with_total_order()
+            .with_crashes(1),
+    );
+    c.assert_properties();
+}
+
+#[test]
+fn total_order_broadcast_needs_fifo_channels_and_without_them_loses_but_never_misorders() {
+    // An acknowledgement that overtakes the data it follows makes the data "late": it is
+    // rejected, so that member never delivers it...
+    counterexample(
+        BroadcastModel::<TotalOrderBroadcast<MsgId>>::new(false, &[1, 1, 0]).with_total_order(),
+        "terminal states have all delivered",
+    );
+    // ...but the order of what is delivered still holds.
+    let c = check(
+        "total, unordered, 1+1+0 (safety only)",
+        BroadcastModel::<TotalOrderBroadcast<MsgId>>::new(false, &[1, 1, 0]).with_total_order(),
+    );
+    for p in ["causal order", "total order", "no duplicates"] {
+        assert!(c.discovery(p).is_none(), "{p} violated");
+    }
+}
+
+#[test]
+#[ignore = "larger: cargo test --release -p actix-coord --test model_broadcast -- --ignored --nocapture"]
+fn larger_runs() {
+    check(
+        "causal, unordered, 2+2+1",
+        BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[2, 2, 1]),
+    )
+    .assert_properties();
+    check(
+        "total, fifo, 2+1+0",
+        BroadcastModel::<TotalOrderBroadcast<MsgId>>::new(true, &[2, 1, 0]).with_total_order(),
+    )
+    .assert_properties();
+    check(
+        "total, fifo, 1+1+1",
+        BroadcastModel::<TotalOrderBroadcast<MsgId>>::new(true, &[1, 1, 1]).with_total_order(),
+    )
+    .assert_properties();
+    check(
+        "total, fifo, 2+1+1",
+        BroadcastModel::<TotalOrderBroadcast<MsgId>>::new(true, &[2, 1, 1]).with_total_order(),
+    )
+    .assert_properties();
+    check(
+        "total, fifo, crash, 1+1+1",
+        BroadcastModel::<TotalOrderBroadcast<MsgId>>::new(true, &[1, 1, 1])
+            .with_total_order()
+            .with_crashes(1),
+    )
+    .assert_properties();
+}
