@@ -52,6 +52,10 @@ pub enum Rule {
     Fence,
     /// At most one leader per term (`leader.elected`).
     Leader,
+    /// Broadcast deliveries (`broadcast.deliver`): each member delivers a publisher's messages
+    /// in their order without gaps, and, in a total-order group, every two members deliver
+    /// their common messages in the same order.
+    Broadcast,
 }
 
 impl fmt::Display for Rule {
@@ -67,6 +71,7 @@ impl fmt::Display for Rule {
             Rule::Mutex => "mutex",
             Rule::Fence => "fence",
             Rule::Leader => "leader",
+            Rule::Broadcast => "broadcast",
         })
     }
 }
@@ -276,7 +281,7 @@ fn not_before(log: &Log, a: usize, b: usize) -> String {
 
 impl Log {
     /// The `check` command: ShiViz's rules with gaps reported as warnings, plus mutual
-    /// exclusion, fencing tokens and one leader per term.
+    /// exclusion, fencing tokens, one leader per term and broadcast delivery order.
     pub fn check(&self) -> Report {
         self.check_with(CheckOptions::default())
     }
@@ -300,6 +305,7 @@ impl Log {
         if opts.semantics {
             self.check_mutex_and_fences(&mut out);
             self.check_leaders(&mut out);
+            self.check_broadcasts(&mut out);
         }
         out.finish()
     }
@@ -620,6 +626,88 @@ impl Log {
                     ),
                 ),
                 Some(_) => {}
+            }
+        }
+    }
+
+    fn check_broadcasts(&self, out: &mut Out) {
+        let evs = self.events();
+        // group → host → deliveries (from, seq, event index), in the host's order.
+        type PerHost = BTreeMap<HostId, Vec<((String, u64), usize)>>;
+        let mut groups: BTreeMap<String, (bool, PerHost)> = BTreeMap::new();
+        let mut next_seq: HashMap<(String, HostId, String), (u64, usize)> = HashMap::new();
+        for &i in self.order() {
+            let e = &evs[i];
+            if e.kind != "broadcast.deliver" {
+                continue;
+            }
+            let (Some(group), Some(from), Some(seq)) = (
+                e.field_str("group"),
+                e.field_str("from"),
+                e.field_u64("seq"),
+            ) else {
+                out.push(
+                    Severity::Warning,
+                    Rule::Broadcast,
+                    format!(
+                        "{} lacks a `group`, `from` or numeric `seq` field",
+                        self.describe(i)
+                    ),
+                );
+                continue;
+            };
+            let total = e.field_str("order").as_deref() == Some("total");
+            let key = (group.clone(), e.host, from.clone());
+            let expected = next_seq.get(&key).map_or(1, |&(s, _)| s + 1);
+            if seq != expected {
+                let before = next_seq
+                    .get(&key)
+                    .map_or_else(|| "none before".to_owned(), |&(_, j)| self.describe(j));
+                out.push(
+                    Severity::Error,
+                    Rule::Broadcast,
+                    format!(
+                        "{} delivers {from}'s message {seq} of group {group}, expected {expected} (previous: {before})",
+                        self.describe(i)
+                    ),
+                );
+            }
+            next_seq.insert(key, (seq, i));
+            let g = groups.entry(group).or_insert((total, BTreeMap::new()));
+            g.0 |= total;
+            g.1.entry(e.host).or_default().push(((from, seq), i));
+        }
+        for (group, (total, hosts)) in &groups {
+            if !total {
+                continue;
+            }
+            let hosts: Vec<_> = hosts.values().collect();
+            for (a, da) in hosts.iter().enumerate() {
+                let pos: HashMap<&(String, u64), usize> =
+                    da.iter().enumerate().map(|(k, (m, _))| (m, k)).collect();
+                for db in &hosts[a + 1..] {
+                    let mut last: Option<(usize, usize)> = None;
+                    for (m, j) in db.iter() {
+                        let Some(&k) = pos.get(m) else { continue };
+                        if let Some((lk, lj)) = last {
+                            if k < lk {
+                                out.push(
+                                    Severity::Error,
+                                    Rule::Broadcast,
+                                    format!(
+                                        "total order broken in group {group}: {} and {} deliver in one order, {} and {} in the other",
+                                        self.describe(da[k].1),
+                                        self.describe(da[lk].1),
+                                        self.describe(lj),
+                                        self.describe(*j)
+                                    ),
+                                );
+                                break;
+                            }
+                        }
+                        last = Some((k, *j));
+                    }
+                }
             }
         }
     }

@@ -168,6 +168,23 @@ fn check_finds_fence_and_leader_violations() {
 }
 
 #[test]
+fn check_finds_broadcast_order_violations() {
+    let o = run(&["check", &fx("broadcast.jsonl")]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stdout.contains("total order broken in group log"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("message 2 of group chat, expected 1"),
+        "{}",
+        o.stdout
+    );
+    golden("check-broadcast.txt", &o.stdout);
+}
+
+#[test]
 fn malformed_input_exits_2_with_file_and_line() {
     for (f, want) in [
         ("bad_json.jsonl", "tests/fixtures/bad_json.jsonl:3: "),
