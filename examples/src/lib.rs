@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod berkeley_demo;
+pub mod broadcast_demo;
 pub mod election;
 pub mod post;
 pub mod story;

@@ -89,6 +89,22 @@ fn tour_shiviz_log_obeys_shiviz_rules() {
     let reply = find("archive@n2", "reply");
     let filed = find("registry@n3", "files the note");
     assert!(jsonl.happened_before(reply, filed));
+    // Part 6: the account's 9 operations delivered by each of its 3 replicas (the check above
+    // verified they agree on the order); Ann's question happened before Cat reads Bob's answer.
+    let deliveries = |group: &str| {
+        jsonl
+            .events()
+            .iter()
+            .filter(|e| {
+                e.kind == "broadcast.deliver" && e.field_str("group").as_deref() == Some(group)
+            })
+            .count()
+    };
+    assert_eq!(deliveries("account"), 27);
+    assert_eq!(deliveries("chat"), 6);
+    let question = find("chat@n1", "publish chat#1");
+    let answer_at_cat = find("chat@n3", "deliver chat n2#1");
+    assert!(jsonl.happened_before(question, answer_at_cat));
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! The tour of actix-coord: an in-process cluster that shows every capability built so far and
 //! writes its causal log.
 //!
-//! Five chapters: (1) clocks on every message in one process, (2) the same across three nodes
+//! Six chapters: (1) clocks on every message in one process, (2) the same across three nodes
 //! on loopback ports, (3) a distributed lock (the ticket office), (4) Berkeley clock
-//! synchronisation, (5) a bully election and its failover. Every chapter's actors are causal,
-//! so one causal log holds them all; the tour checks it (ShiViz's rules, critical sections never
-//! concurrent, fences increasing, at most one leader per term) and draws it.
+//! synchronisation, (5) a bully election and its failover, (6) total-order and causal
+//! broadcast. Every chapter's actors are causal, so one causal log holds them all; the tour
+//! checks it (ShiViz's rules, critical sections never concurrent, fences increasing, at most one
+//! leader per term, broadcast deliveries in one order) and draws it.
 //!
 //! Part 1, clocks on every message: a story of Lamport's kind. The cook borrows the cookbook
 //! from the library (a request and its reply), cooks dinner from the recipe, writes a letter to
@@ -85,6 +86,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for line in election.lines() {
         println!("   {line}");
     }
+
+    println!("\n6. Ordered broadcast: a replicated account and a conversation");
+    let broadcast = actix::System::new().block_on(examples::broadcast_demo::tour_demo())?;
+    for line in broadcast.lines() {
+        println!("   {line}");
+    }
     guard.close()?;
 
     println!("\nThe causal log");
@@ -124,7 +131,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "VIOLATED"
     };
     println!(
-        "   critical sections never concurrent, fences increasing, one leader per term: {verdict}"
+        "   critical sections never concurrent, fences increasing, one leader per term,\n   \
+         broadcasts delivered in order: {verdict}"
     );
     println!("\n   Causality, from the vector clocks:");
     for line in story::summarize(&log)? {
