@@ -548,15 +548,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn bully_drivers_on_three_nodes_elect_the_highest_then_fail_over() {
-        use crate::net::Node;
-        let mut nodes: Vec<Node> = Vec::new();
-        for id in 1..=3u32 {
-            let mut b = Node::builder().id(id).listen("127.0.0.1:0").secret("s");
-            for n in &nodes {
-                b = b.peer(n.id(), n.local_addr());
-            }
-            nodes.push(b.start().await.unwrap());
-        }
+        let nodes = crate::net::loopback_cluster(3).await;
         let members = [1, 2, 3];
         let cfg = BullyConfig::default();
         let mut drivers = Vec::new();

@@ -333,4 +333,39 @@ mod tests {
         }
         assert!(format!("{:?}", group[0]).contains("causal"));
     }
+
+    #[actix_rt::test]
+    async fn total_order_across_nodes_survives_a_member_going_away() {
+        let nodes = crate::net::loopback_cluster(3).await;
+        let members = [1, 2, 3];
+        let group: Vec<_> = nodes
+            .iter()
+            .map(|n| {
+                let core = TotalOrderBroadcast::<u64>::new(n.id(), members, TotalConfig::default())
+                    .unwrap();
+                Broadcaster::start_on_node(n, "log", core, &members).unwrap()
+            })
+            .collect();
+        let mut subs: Vec<_> = group.iter().map(|g| g.subscribe()).collect();
+        for round in 0..10u64 {
+            for g in &group {
+                g.publish(round * 10 + u64::from(g.id())).await.unwrap();
+            }
+        }
+        let mut seqs = Vec::new();
+        for s in &mut subs {
+            let d = take(s, 30).await;
+            seqs.push(d.into_iter().map(|x| x.payload).collect::<Vec<_>>());
+        }
+        assert_eq!(seqs[0], seqs[1]);
+        assert_eq!(seqs[0], seqs[2]);
+        // Node 3 goes away: once the others see it down they stop waiting for it.
+        nodes[2].shutdown();
+        group[0].publish(1000).await.unwrap();
+        group[1].publish(2000).await.unwrap();
+        let a = take(&mut subs[0], 2).await;
+        let b = take(&mut subs[1], 2).await;
+        assert_eq!(a, b);
+        assert_eq!(a[0].order, 31);
+    }
 }

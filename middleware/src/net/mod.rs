@@ -59,3 +59,27 @@ pub use transport::TurmoilTransport;
 
 #[cfg(test)]
 mod tests;
+
+/// `n` nodes with ids 1..=n on 127.0.0.1 (ephemeral ports, secret `"s"`), every pair connected
+/// (waited for with a 30 s deadline): the unit tests' cluster.
+#[cfg(test)]
+pub(crate) async fn loopback_cluster(n: usize) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for id in 1..=n as NodeId {
+        let mut b = Node::builder().id(id).listen("127.0.0.1:0").secret("s");
+        for other in &nodes {
+            b = b.peer(other.id(), other.local_addr());
+        }
+        nodes.push(b.start().await.expect("node starts"));
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    for node in &nodes {
+        let mut events = node.subscribe();
+        while node.connected_peers().len() < n - 1 {
+            let _ = tokio::time::timeout_at(deadline, events.recv())
+                .await
+                .expect("connected by the deadline");
+        }
+    }
+    nodes
+}

@@ -431,29 +431,6 @@ mod tests {
         (v.iter().max().unwrap() - v.iter().min().unwrap()) as u64
     }
 
-    /// `n` nodes 1..=n on loopback, every pair connected (waited for with a deadline).
-    async fn loopback_nodes(n: usize) -> Vec<Node> {
-        let mut nodes: Vec<Node> = Vec::new();
-        for id in 1..=n as u32 {
-            let mut b = Node::builder().id(id).listen("127.0.0.1:0").secret("s");
-            for n in &nodes {
-                b = b.peer(n.id(), n.local_addr());
-            }
-            nodes.push(b.start().await.unwrap());
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        for node in &nodes {
-            let mut events = node.subscribe();
-            while node.connected_peers().len() < n - 1 {
-                tokio::time::timeout_at(deadline, events.recv())
-                    .await
-                    .expect("not connected by the deadline")
-                    .ok();
-            }
-        }
-        nodes
-    }
-
     #[test]
     fn highest_live_names_the_highest_id_and_fails_over() {
         let mut r = HighestLive::new(2);
@@ -555,7 +532,7 @@ mod tests {
     #[actix_rt::test]
     async fn daemons_on_loopback_nodes_sync_and_a_new_master_takes_over() {
         let setup = [(-400, 100.0), (0, -100.0), (300, 50.0), (600, 0.0)];
-        let nodes = loopback_nodes(setup.len()).await;
+        let nodes = crate::net::loopback_cluster(setup.len()).await;
         let members: Vec<NodeId> = nodes.iter().map(|n| n.id()).collect();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let clocks: Vec<_> = setup.iter().map(|&(o, d)| clock(o, d)).collect();
@@ -609,7 +586,7 @@ mod tests {
     async fn the_elected_leader_is_master_and_its_successor_adjusts_within_three_rounds() {
         use crate::election::{BullyConfig, Election};
         let setup = [(-400, 100.0), (0, -100.0), (300, 50.0), (600, 0.0)];
-        let nodes = loopback_nodes(setup.len()).await;
+        let nodes = crate::net::loopback_cluster(setup.len()).await;
         let members: Vec<NodeId> = nodes.iter().map(|n| n.id()).collect();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let clocks: Vec<_> = setup.iter().map(|&(o, d)| clock(o, d)).collect();
