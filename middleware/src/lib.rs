@@ -9,6 +9,7 @@
 //! * [`net`]: nodes and remote actors over authenticated TCP, with clocks on every message.
 //! * [`trace`]: a `tracing` layer that writes every clock tick as a causal log (ShiViz and JSON
 //!   lines).
+//! * [`snapshot`]: Chandy–Lamport consistent snapshots of a sans-IO application.
 //! * [`timesync`]: NTP-style probes and the Berkeley clock-synchronisation machine, over the
 //!   physical clocks of [`clock::physical`].
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod intercept;
 pub mod mutex;
 pub mod net;
 pub mod protocol;
+pub mod snapshot;
 pub mod timesync;
 pub mod trace;
 

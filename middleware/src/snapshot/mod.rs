@@ -1,0 +1,261 @@
+//! Consistent global snapshots (Chandy–Lamport) of an application run as a sans-IO state
+//! machine.
+//!
+//! The application implements [`Application`] (its messages, its commands, its recordable
+//! state); [`ChandyLamport`] runs it, passes its messages through, and takes snapshots of the
+//! whole group on request. [`Snapshots`] is the handle over a member's driver: send the
+//! application commands, read it, and [`take`](Snapshots::take) a snapshot, which resolves to a
+//! [`GlobalSnapshot`] — every member's state and the messages that were in flight.
+//!
+//! ```
+//! use actix_coord::driver::LocalLinks;
+//! use actix_coord::protocol::NodeId;
+//! use actix_coord::snapshot::{Application, ChandyLamport, Outbox, SnapshotConfig, Snapshots};
+//!
+//! /// Members hold money and pay each other.
+//! #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+//! struct Bank { balance: u64 }
+//!
+//! impl Application for Bank {
+//!     type Msg = u64;                  // an amount paid
+//!     type Command = (NodeId, u64);    // pay someone
+//!     type State = u64;                // the balance
+//!     fn on_command(&mut self, (to, amount): (NodeId, u64), out: &mut Outbox<u64>) {
+//!         let amount = amount.min(self.balance);
+//!         self.balance -= amount;
+//!         out.send(to, amount);
+//!     }
+//!     fn on_message(&mut self, _from: NodeId, amount: u64, _out: &mut Outbox<u64>) {
+//!         self.balance += amount;
+//!     }
+//!     fn state(&self) -> u64 { self.balance }
+//! }
+//!
+//! # actix::System::new().block_on(async {
+//! let links = LocalLinks::<ChandyLamport<Bank>>::new();
+//! let members = [1, 2, 3];
+//! let banks: Vec<_> = members.iter().map(|&id| {
+//!     let core = ChandyLamport::new(id, members, Bank { balance: 100 },
+//!                                   SnapshotConfig::default()).unwrap();
+//!     Snapshots::start_local(&links, "bank", core, &members)
+//! }).collect();
+//! banks[0].command((2, 30)).await.unwrap();
+//! let snapshot = banks[2].take().await.unwrap();
+//! let total: u64 = snapshot.members.values()
+//!     .map(|m| m.state + m.channels.values().flatten().sum::<u64>())
+//!     .sum();
+//! assert_eq!(total, 300);             // money is neither created nor lost by the cut
+//! # });
+//! ```
+
+pub mod chandy_lamport;
+
+pub use chandy_lamport::{
+    Application, ChandyLamport, DONE_MEMORY, GlobalSnapshot, LocalSnapshot, Outbox,
+    SnapshotCommand, SnapshotConfig, SnapshotError, SnapshotEvent, SnapshotId, SnapshotMsg,
+};
+
+use crate::driver::{Command, Driver, Inspect, LocalLinks, PeerWire, Subscribe};
+use crate::protocol::NodeId;
+use actix::Addr;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+impl<M, S> PeerWire for SnapshotMsg<M, S>
+where
+    M: Serialize + DeserializeOwned + Send + 'static,
+    S: Serialize + DeserializeOwned + Send + 'static,
+{
+    const TAG: &'static str = "actix_coord.chandy_lamport.v1";
+}
+
+/// An [`Application`] a [`Snapshots`] handle can run: its types can travel between actors and
+/// nodes.
+pub trait Runnable:
+    Application<
+        Msg: Eq + Hash + Send + Unpin + 'static,
+        Command: Send + Unpin + 'static,
+        State: Eq + Hash + Send + Unpin + 'static,
+    > + Send
+    + Unpin
+    + 'static
+{
+}
+
+impl<A> Runnable for A where
+    A: Application<
+            Msg: Eq + Hash + Send + Unpin + 'static,
+            Command: Send + Unpin + 'static,
+            State: Eq + Hash + Send + Unpin + 'static,
+        > + Send
+        + Unpin
+        + 'static
+{
+}
+
+/// Why a snapshot or a command did not happen.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TakeError {
+    /// The member refused to start it.
+    #[error(transparent)]
+    Refused(#[from] SnapshotError),
+    /// A member went down while it was under way.
+    #[error("snapshot {id:?} abandoned: member {down} went down")]
+    Aborted {
+        /// Which snapshot.
+        id: SnapshotId,
+        /// The member that went down.
+        down: NodeId,
+    },
+    /// The member's actor has stopped.
+    #[error("the snapshot actor has stopped")]
+    Stopped,
+}
+
+/// A member running an application under Chandy–Lamport snapshots. Cheap to clone.
+pub struct Snapshots<A: Runnable> {
+    me: NodeId,
+    driver: Addr<Driver<ChandyLamport<A>>>,
+    next: Arc<AtomicU64>,
+}
+
+impl<A: Runnable> Clone for Snapshots<A> {
+    fn clone(&self) -> Self {
+        Self {
+            me: self.me,
+            driver: self.driver.clone(),
+            next: self.next.clone(),
+        }
+    }
+}
+
+impl<A: Runnable> std::fmt::Debug for Snapshots<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshots")
+            .field("member", &self.me)
+            .finish()
+    }
+}
+
+impl<A: Runnable> Snapshots<A> {
+    /// Starts `core` in this process, reaching the other members through `links` (and
+    /// registering itself there); `group` names it in the causal log. Call on an actix arbiter.
+    pub fn start_local(
+        links: &LocalLinks<ChandyLamport<A>>,
+        group: &str,
+        core: ChandyLamport<A>,
+        members: &[NodeId],
+    ) -> Self {
+        use crate::protocol::Protocol;
+        let me = core.id();
+        let name = format!("{group}@n{me}");
+        let driver = Driver::start_named(core, members, links.clone(), None, &name);
+        links.register(me, driver.clone());
+        Self::new(me, driver)
+    }
+
+    /// Starts `core` on `node` (whose id must be the core's), registered as `group`; every
+    /// member does the same. Membership events of the node reach the core. Call on an actix
+    /// arbiter.
+    ///
+    /// # Errors
+    /// `group` is already registered on `node`.
+    pub fn start_on_node(
+        node: &crate::net::Node,
+        group: &str,
+        core: ChandyLamport<A>,
+        members: &[NodeId],
+    ) -> Result<Self, crate::net::RegisterError> {
+        use crate::protocol::Protocol;
+        let me = core.id();
+        let driver = crate::driver::start_on_node(node, group, core, members, None)?;
+        Ok(Self::new(me, driver))
+    }
+
+    fn new(me: NodeId, driver: Addr<Driver<ChandyLamport<A>>>) -> Self {
+        // Numbers only need to increase per initiator; starting from the wall clock keeps them
+        // increasing across restarts of a member too.
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        Self {
+            me,
+            driver,
+            next: Arc::new(AtomicU64::new(start)),
+        }
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    /// The member's driver.
+    pub fn driver(&self) -> &Addr<Driver<ChandyLamport<A>>> {
+        &self.driver
+    }
+
+    /// Hands `cmd` to the application.
+    ///
+    /// # Errors
+    /// [`TakeError::Stopped`] when the member's actor is gone.
+    pub async fn command(&self, cmd: A::Command) -> Result<(), TakeError> {
+        let c = Command::<_, SnapshotError>::new(SnapshotCommand::App(cmd));
+        match self.driver.send(c).await {
+            Ok(r) => r.map_err(TakeError::from),
+            Err(_) => Err(TakeError::Stopped),
+        }
+    }
+
+    /// Reads the application (`f` runs inside the member's actor).
+    ///
+    /// # Errors
+    /// [`TakeError::Stopped`] when the member's actor is gone.
+    pub async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&A) -> R + Send + 'static,
+    ) -> Result<R, TakeError> {
+        self.driver
+            .send(Inspect(Box::new(move |c: &ChandyLamport<A>| f(c.app()))))
+            .await
+            .map_err(|_| TakeError::Stopped)
+    }
+
+    /// Takes a snapshot of the whole group, with this member as initiator, and waits for it.
+    ///
+    /// # Errors
+    /// [`TakeError`]: refused (too many under way, a member down), abandoned, or the actor is
+    /// gone.
+    pub async fn take(&self) -> Result<GlobalSnapshot<A::State, A::Msg>, TakeError> {
+        let mut events = self
+            .driver
+            .send(Subscribe::default())
+            .await
+            .map_err(|_| TakeError::Stopped)?;
+        let number = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let c = Command::<_, SnapshotError>::new(SnapshotCommand::Start { number });
+        self.driver
+            .send(c)
+            .await
+            .map_err(|_| TakeError::Stopped)??;
+        let id = SnapshotId {
+            initiator: self.me,
+            number,
+        };
+        loop {
+            match events.recv().await {
+                Ok(SnapshotEvent::Complete(g)) if g.id == id => return Ok(g),
+                Ok(SnapshotEvent::Aborted { id: a, down }) if a == id => {
+                    return Err(TakeError::Aborted { id, down });
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    return Err(TakeError::Stopped);
+                }
+            }
+        }
+    }
+}
