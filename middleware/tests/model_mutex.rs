@@ -11,7 +11,10 @@
 //! * `no deadlock` (always): a state with nothing left to do has every request served, i.e.
 //!   every request is eventually granted (the state graph is finite and acyclic, so this is
 //!   exactly liveness on every complete path); also stated as stateright's `eventually`;
-//! * Suzuki–Kasami with a crash: `one valid token` (always).
+//! * Suzuki–Kasami with a crash: `one valid token` (always); with the recovery decided by an
+//!   elected leader (the highest live id, as bully elects, each survivor told of a new leader at
+//!   its own moment) also `only the leader regenerates` and `at most one regeneration per crash`
+//!   (always) and `a token is regenerated` (sometimes).
 //!
 //! The finding: Lamport's algorithm breaks exclusion on a non-FIFO network (the checker finds a
 //! counterexample), Ricart–Agrawala does not.
