@@ -6,7 +6,9 @@
 //! JSON logs' vector clocks, no two critical sections (`lock.enter` … `lock.exit`) are
 //! concurrent (`causal_log::Log::check`, plus an explicit pass here). With a member killed -9
 //! mid-run the survivors finish; with the Suzuki–Kasami token holder killed exactly one token is
-//! regenerated. All waits are deadlines on events (an output line, a process exit).
+//! regenerated, by the elected leader (the nodes run a bully election for that), in a new epoch,
+//! and no section after it uses an older token. All waits are deadlines on events (an output
+//! line, a process exit).
 //!
 //! Size: the acceptance size, 5 processes × 200 acquisitions per algorithm (about 8 s each in a
 //! debug build); the crash runs use [`KILL_ITERATIONS`] per node. Figures in `docs/mutex.md`.
@@ -151,6 +153,42 @@ impl Proc {
         }
     }
 
+    /// The leader this node recognised (its last `leader L term R` line) when it printed its
+    /// summary: after the last acquisition, before any peer leaves (nobody leaves before every
+    /// live member is done, and peers that leave change the leader).
+    fn leader_when_done(&self) -> Option<u32> {
+        let mut leader = None;
+        for l in &self.seen {
+            if l.contains(" acquisitions with ") {
+                break;
+            }
+            if let ["leader", id, "term", _] = l.split_whitespace().collect::<Vec<_>>().as_slice() {
+                leader = id.parse().ok();
+            }
+        }
+        leader
+    }
+
+    /// Every `regenerated token round R by node L` line, with the leader this node recognised
+    /// just before it.
+    fn regenerations(&self) -> Vec<Printed> {
+        let mut leader = None;
+        let mut out = Vec::new();
+        for l in &self.seen {
+            match l.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["leader", id, "term", _] => leader = id.parse().ok(),
+                ["regenerated", "token", "round", r, "by", "node", by] => out.push(Printed {
+                    node: self.id,
+                    round: r.parse().unwrap(),
+                    by: by.parse().unwrap(),
+                    leader_then: leader,
+                }),
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// `(token, value)` of every acquisition printed.
     fn acquisitions(&self) -> Vec<(u64, u64)> {
         self.seen
@@ -166,6 +204,19 @@ impl Proc {
             })
             .collect()
     }
+}
+
+/// A `regenerated token round R by node L` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Printed {
+    /// The node that printed it.
+    node: u32,
+    /// `R`.
+    round: u64,
+    /// `L`.
+    by: u32,
+    /// The leader the node recognised just before (its last `leader` line).
+    leader_then: Option<u32>,
 }
 
 impl Drop for Proc {
@@ -228,10 +279,22 @@ fn check_counter(run: &Run, total: u64) {
     }
 }
 
+/// A `lock.regenerate` event of the merged logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Regenerated {
+    /// The node whose log holds it.
+    node: u32,
+    /// Its `round` field.
+    round: u64,
+    /// Its `leader` field.
+    leader: u64,
+}
+
 /// Reads the merged logs (a killed node's last line may be cut: it is dropped), checks them
-/// with `causal_log`, checks the sections again here, and returns the number of
-/// `lock.regenerate` events.
-fn check_log(run: &Run, sections: usize) -> usize {
+/// with `causal_log`, checks the sections again here, and returns the `lock.regenerate`
+/// events. Every section that begins after a regeneration (in happened-before) uses a token of
+/// its round or later: no older token is accepted once a newer one exists.
+fn check_log(run: &Run, sections: usize) -> Vec<Regenerated> {
     let mut paths = Vec::new();
     for i in 1..=NODES {
         let p = run.dir.join(format!("node{i}.jsonl"));
@@ -284,7 +347,38 @@ fn check_log(run: &Run, sections: usize) -> usize {
         "{} sections logged, {sections} expected",
         secs.len()
     );
-    evs.iter().filter(|e| e.kind == "lock.regenerate").count()
+    let mut regenerated = Vec::new();
+    for (r, e) in evs.iter().enumerate() {
+        if e.kind != "lock.regenerate" {
+            continue;
+        }
+        let file = e.source.file.rsplit('/').next().unwrap_or_default();
+        let node = file
+            .strip_prefix("node")
+            .and_then(|f| f.strip_suffix(".jsonl"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{} in {file}", log.describe(r)));
+        let round = e.field_u64("round").expect("round");
+        let leader = e.field_u64("leader").expect("leader");
+        for &(enter, _) in &secs {
+            if log.happened_before(r, enter) {
+                let fence = evs[enter].field_u64("fence").unwrap();
+                assert!(
+                    fence >> 32 >= round,
+                    "{} uses token {fence:#x} of round {} after {} (round {round})",
+                    log.describe(enter),
+                    fence >> 32,
+                    log.describe(r)
+                );
+            }
+        }
+        regenerated.push(Regenerated {
+            node,
+            round,
+            leader,
+        });
+    }
+    regenerated
 }
 
 fn full_run(algorithm: &str, iterations: u32) {
@@ -301,7 +395,11 @@ fn full_run(algorithm: &str, iterations: u32) {
     }
     let total = u64::from(NODES * iterations);
     check_counter(&run, total);
-    assert_eq!(check_log(&run, total as usize), 0, "no token regenerated");
+    assert_eq!(
+        check_log(&run, total as usize),
+        vec![],
+        "no token regenerated"
+    );
     eprintln!(
         "{algorithm}: {NODES} processes x {iterations} acquisitions in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -324,9 +422,21 @@ fn suzuki_kasami_five_processes_count_without_lost_updates() {
     full_run("suzuki-kasami", ITERATIONS);
 }
 
+/// What a run with a killed node left behind.
+struct Killed {
+    /// The `lock.regenerate` events of the merged logs.
+    regenerated: Vec<Regenerated>,
+    /// The regenerations the survivors printed.
+    printed: Vec<Printed>,
+    /// Per survivor: the leader it recognised when it was done.
+    leaders_when_done: Vec<(u32, Option<u32>)>,
+    /// The highest token the victim used.
+    victim_token: u64,
+}
+
 /// Kills node `victim` once it prints `line`, lets the others finish, and checks the counter
-/// and the logs; returns the number of regenerated tokens.
-fn kill_run(algorithm: &str, victim: u32, hook: &[&str], line: &str) -> usize {
+/// and the logs.
+fn kill_run(algorithm: &str, victim: u32, hook: &[&str], line: &str) -> Killed {
     let _one = serial();
     let t = Instant::now();
     let mut run = start("kill", algorithm, KILL_ITERATIONS, &[(victim, hook)]);
@@ -348,28 +458,83 @@ fn kill_run(algorithm: &str, victim: u32, hook: &[&str], line: &str) -> usize {
     let total = (survivors_total + victim_total) as u64;
     check_counter(&run, total);
     let regenerated = check_log(&run, survivors_total);
+    let survivors = || run.procs.iter().filter(|p| p.id != victim);
+    let killed = Killed {
+        printed: survivors().flat_map(Proc::regenerations).collect(),
+        leaders_when_done: survivors().map(|p| (p.id, p.leader_when_done())).collect(),
+        victim_token: run.procs[v]
+            .acquisitions()
+            .iter()
+            .map(|&(t, _)| t)
+            .max()
+            .unwrap_or(0),
+        regenerated,
+    };
     eprintln!(
-        "{algorithm}: node {victim} killed after {victim_total} acquisitions, value {total}, {regenerated} token(s) regenerated, {:.1} s",
+        "{algorithm}: node {victim} killed after {victim_total} acquisitions, value {total}, regenerated {:?}, {:.1} s",
+        killed.regenerated,
         t.elapsed().as_secs_f64()
     );
     let _ = std::fs::remove_dir_all(&run.dir);
-    regenerated
+    killed
+}
+
+/// Suzuki–Kasami after a kill: at most `max` tokens regenerated (exactly `max` when `exact`),
+/// each by `leader`, the leader every survivor recognised when it was done (the highest live
+/// id, as bully elects), and which recognised itself as leader when it regenerated; each in a
+/// new epoch above the victim's tokens (the logs show that no section after it used an older
+/// one, `check_log`).
+fn assert_regenerated_by_the_leader(k: &Killed, leader: u32, max: usize, exact: bool) {
+    for &(id, then) in &k.leaders_when_done {
+        assert_eq!(then, Some(leader), "node {id}'s leader when it was done");
+    }
+    let n = k.regenerated.len();
+    assert!(
+        n <= max && (!exact || n == max),
+        "{n} tokens regenerated: {:?}",
+        k.regenerated
+    );
+    let printed = &k.printed;
+    assert_eq!(
+        printed.len(),
+        n,
+        "printed {printed:?}, logged {:?}",
+        k.regenerated
+    );
+    for (r, p) in k.regenerated.iter().zip(printed) {
+        assert_eq!(
+            (r.node, r.leader, p.node, p.by, p.leader_then),
+            (leader, u64::from(leader), leader, leader, Some(leader)),
+            "regenerated by the elected leader: {r:?}, printed {printed:?}"
+        );
+        assert_eq!(r.round, p.round);
+        assert!(r.round >= 1 && (r.round << 32) > k.victim_token, "{r:?}");
+    }
 }
 
 #[test]
 fn killed_non_holder_leaves_the_survivors_to_finish_each_algorithm() {
     for a in ["lamport", "ricart-agrawala", "suzuki-kasami"] {
-        let regenerated = kill_run(a, 4, &["--idle-after", "20"], "idle after 20");
+        let k = kill_run(a, 4, &["--idle-after", "20"], "idle after 20");
         match a {
-            // The idle victim may have kept the token: then it is regenerated, once.
-            "suzuki-kasami" => assert!(regenerated <= 1, "{regenerated} tokens regenerated"),
-            _ => assert_eq!(regenerated, 0),
+            // The idle victim may have kept the token: then the leader (node 5) regenerates it,
+            // once.
+            "suzuki-kasami" => assert_regenerated_by_the_leader(&k, 5, 1, false),
+            _ => assert_eq!(k.regenerated, vec![]),
         }
     }
 }
 
 #[test]
 fn suzuki_kasami_holder_killed_regenerates_exactly_one_token() {
-    let regenerated = kill_run("suzuki-kasami", 3, &["--hold-at", "10"], "holding 10");
-    assert_eq!(regenerated, 1);
+    // Node 5 leads throughout: it regenerates, not the lowest live node (1).
+    let k = kill_run("suzuki-kasami", 3, &["--hold-at", "10"], "holding 10");
+    assert_regenerated_by_the_leader(&k, 5, 1, true);
+}
+
+#[test]
+fn suzuki_kasami_leader_killed_holding_the_token_the_next_leader_regenerates_it() {
+    // Node 5 leads and holds the token when it dies: node 4 is elected and regenerates.
+    let k = kill_run("suzuki-kasami", 5, &["--hold-at", "10"], "holding 10");
+    assert_regenerated_by_the_leader(&k, 4, 1, true);
 }

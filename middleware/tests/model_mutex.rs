@@ -11,7 +11,10 @@
 //! * `no deadlock` (always): a state with nothing left to do has every request served, i.e.
 //!   every request is eventually granted (the state graph is finite and acyclic, so this is
 //!   exactly liveness on every complete path); also stated as stateright's `eventually`;
-//! * Suzuki–Kasami with a crash: `one valid token` (always).
+//! * Suzuki–Kasami with a crash: `one valid token` (always); with the recovery decided by an
+//!   elected leader (the highest live id, as bully elects, each survivor told of a new leader at
+//!   its own moment) also `only the leader regenerates` and `at most one regeneration per crash`
+//!   (always) and `a token is regenerated` (sometimes).
 //!
 //! The finding: Lamport's algorithm breaks exclusion on a non-FIFO network (the checker finds a
 //! counterexample), Ricart–Agrawala does not.
@@ -52,6 +55,20 @@ trait Core:
         + serde::Serialize
         + serde::de::DeserializeOwned;
     fn make(id: NodeId, members: &[NodeId]) -> Self;
+    /// A core whose recovery is decided by an elected leader (Suzuki–Kasami only).
+    fn make_elected(_id: NodeId, _members: &[NodeId]) -> Self {
+        unimplemented!("no elected-leader variant")
+    }
+    /// The election's verdict reaches this core.
+    fn tell_leader(&mut self, _leader: NodeId, _out: &mut EffectsOf<Self>) {}
+    /// Whether the core holds a token (token-based cores).
+    fn has_token(&self) -> bool {
+        false
+    }
+    /// Whether the core believes it leads the election.
+    fn leads(&self) -> bool {
+        false
+    }
 }
 
 impl Core for LamportMutex {
@@ -71,6 +88,18 @@ impl Core for SuzukiKasami {
     fn make(id: NodeId, members: &[NodeId]) -> Self {
         SuzukiKasami::new(id, members.iter().copied()).unwrap()
     }
+    fn make_elected(id: NodeId, members: &[NodeId]) -> Self {
+        Self::make(id, members).with_external_leader()
+    }
+    fn tell_leader(&mut self, leader: NodeId, out: &mut EffectsOf<Self>) {
+        self.set_leader(Some(leader), out);
+    }
+    fn has_token(&self) -> bool {
+        self.token().is_some()
+    }
+    fn leads(&self) -> bool {
+        self.leader() == Some(self.id())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -89,6 +118,12 @@ struct State<P: Core> {
     crashes: u8,
     last_fence: Option<Fence>,
     fence_violation: bool,
+    /// Elected-leader runs: leader changes not yet delivered, (observer, new leader).
+    unelected: BTreeSet<(usize, NodeId)>,
+    /// Elected-leader runs: tokens regenerated so far.
+    regenerations: u8,
+    /// Elected-leader runs: a node regenerated a token while it did not lead in its own view.
+    regenerated_by_non_leader: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -99,6 +134,7 @@ enum Action<M> {
     Deliver { src: usize, dst: usize, msg: M },
     Crash(usize),
     Detect { observer: usize, crashed: usize },
+    Elect { observer: usize, leader: NodeId },
 }
 
 type Cond<P> = fn(&MutexModel<P>, &State<P>) -> bool;
@@ -110,6 +146,9 @@ struct MutexModel<P: Core> {
     requesters: usize,
     cancel: bool,
     max_crashes: u8,
+    /// Recovery decided by an elected leader, the highest live id (as bully elects), each
+    /// survivor learning of a new leader at its own moment.
+    elected: bool,
     extra: Vec<(Expectation, &'static str, Cond<P>)>,
 }
 
@@ -121,8 +160,13 @@ impl<P: Core> MutexModel<P> {
             requesters: N,
             cancel: false,
             max_crashes: 0,
+            elected: false,
             extra: vec![],
         }
+    }
+    fn with_elected_leader(mut self) -> Self {
+        self.elected = true;
+        self
     }
     fn with_requesters(mut self, k: usize) -> Self {
         self.requesters = k;
@@ -198,8 +242,22 @@ impl<P: Core> Model for MutexModel<P> {
 
     fn init_states(&self) -> Vec<State<P>> {
         let ids: Vec<NodeId> = (0..N).map(Self::id).collect();
+        let nodes = if self.elected {
+            // Settled: every node recognises the highest id.
+            ids.iter()
+                .map(|&i| {
+                    let mut c = P::make_elected(i, &ids);
+                    let mut out = EffectsOf::<P>::new();
+                    c.tell_leader(Self::id(N - 1), &mut out);
+                    assert!(out.is_empty());
+                    c
+                })
+                .collect()
+        } else {
+            ids.iter().map(|&i| P::make(i, &ids)).collect()
+        };
         vec![State {
-            nodes: ids.iter().map(|&i| P::make(i, &ids)).collect(),
+            nodes,
             alive: vec![true; N],
             left: (0..N)
                 .map(|i| {
@@ -217,6 +275,9 @@ impl<P: Core> Model for MutexModel<P> {
             crashes: 0,
             last_fence: None,
             fence_violation: false,
+            unelected: BTreeSet::new(),
+            regenerations: 0,
+            regenerated_by_non_leader: false,
         }]
     }
 
@@ -252,12 +313,21 @@ impl<P: Core> Model for MutexModel<P> {
         for &(observer, crashed) in &s.undetected {
             actions.push(Action::Detect { observer, crashed });
         }
+        for &(observer, leader) in &s.unelected {
+            actions.push(Action::Elect { observer, leader });
+        }
     }
 
     fn next_state(&self, last: &State<P>, action: Action<P::M>) -> Option<State<P>> {
         let mut s = last.clone();
         let now = Duration::ZERO;
         let mut out = EffectsOf::<P>::new();
+        // A token that appears at a node without being delivered there was regenerated.
+        let receiver = match &action {
+            Action::Deliver { dst, .. } => Some(*dst),
+            _ => None,
+        };
+        let had: Vec<bool> = s.nodes.iter().map(P::has_token).collect();
         match action {
             Action::Acquire(i) => {
                 s.left[i] -= 1;
@@ -299,11 +369,34 @@ impl<P: Core> Model for MutexModel<P> {
                 for o in (0..N).filter(|&o| s.alive[o]) {
                     s.undetected.insert((o, i));
                 }
+                // Bully elects the highest live id; each survivor hears of it at its own moment.
+                let highest = (0..N).rev().find(|&o| s.alive[o]);
+                if self.elected && highest < Some(i) {
+                    let leader = Self::id(highest?);
+                    s.unelected.retain(|&(o, _)| s.alive[o]);
+                    for o in (0..N).filter(|&o| s.alive[o]) {
+                        s.unelected.retain(|&(p, _)| p != o);
+                        s.unelected.insert((o, leader));
+                    }
+                }
             }
             Action::Detect { observer, crashed } => {
                 s.undetected.remove(&(observer, crashed));
                 s.nodes[observer].on_peer_down(now, Self::id(crashed), &mut out);
                 self.absorb(&mut s, observer, out);
+            }
+            Action::Elect { observer, leader } => {
+                s.unelected.remove(&(observer, leader));
+                s.nodes[observer].tell_leader(leader, &mut out);
+                self.absorb(&mut s, observer, out);
+            }
+        }
+        if self.elected {
+            for i in (0..N).filter(|&i| s.alive[i] && Some(i) != receiver) {
+                if !had[i] && s.nodes[i].has_token() {
+                    s.regenerations += 1;
+                    s.regenerated_by_non_leader |= !s.nodes[i].leads();
+                }
             }
         }
         Some(s)
@@ -372,6 +465,17 @@ fn one_valid_token(_: &MutexModel<SuzukiKasami>, s: &State<SuzukiKasami>) -> boo
         })
         .count();
     held + in_flight <= 1
+}
+
+fn only_the_leader_regenerates(_: &MutexModel<SuzukiKasami>, s: &State<SuzukiKasami>) -> bool {
+    !s.regenerated_by_non_leader
+}
+
+fn at_most_one_regeneration_per_crash(
+    _: &MutexModel<SuzukiKasami>,
+    s: &State<SuzukiKasami>,
+) -> bool {
+    s.regenerations <= s.crashes
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -523,6 +627,35 @@ fn suzuki_kasami_never_two_valid_tokens_with_a_crash() {
     );
     c.assert_properties();
     assert_eq!(c.unique_state_count(), 66857);
+}
+
+/// Recovery decided by the elected leader (`with_external_leader` + `set_leader`), the leader
+/// being the highest live id as bully elects it: a crash of the leader names the next one, and
+/// each survivor learns of the new leader and of the crash in either order.
+#[test]
+fn suzuki_kasami_elected_leader_never_two_valid_tokens_with_a_crash() {
+    let c = check(
+        "suzuki-kasami elected leader, unordered, 3 requesters x1, 1 crash",
+        MutexModel::<SuzukiKasami>::new(false, 1)
+            .with_crashes(1)
+            .with_elected_leader()
+            .with_property(Expectation::Always, "one valid token", one_valid_token)
+            .with_property(
+                Expectation::Always,
+                "only the leader regenerates",
+                only_the_leader_regenerates,
+            )
+            .with_property(
+                Expectation::Always,
+                "at most one regeneration per crash",
+                at_most_one_regeneration_per_crash,
+            )
+            .with_property(Expectation::Sometimes, "a token is regenerated", |_, s| {
+                s.regenerations > 0
+            }),
+    );
+    c.assert_properties();
+    assert_eq!(c.unique_state_count(), 164_494);
 }
 
 #[test]

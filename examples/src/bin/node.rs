@@ -16,7 +16,9 @@
 //! * `serve`: serves until killed, printing membership events (`event MemberUp 2`, …) and
 //!   answering pings: used by the crash tests;
 //! * `counter`: `--lock lamport|ricart-agrawala|suzuki-kasami --iterations K --resource FILE`,
-//!   a lock-protected counter in a shared file (see `examples::workloads::counter`).
+//!   a lock-protected counter in a shared file (see `examples::workloads::counter`); with
+//!   Suzuki–Kasami a bully election (the election options apply) decides who regenerates a lost
+//!   token.
 //! * `election`: a bully election member that prints each leader change as a JSON line
 //!   `{"leader":5,"term":3,"at_ms":…}` until killed (`--hold-down-ms`, `--quorum`, timeouts:
 //!   see `examples::workloads::election`).
@@ -68,7 +70,7 @@ struct Args {
     /// Options of the `berkeley` workload.
     #[command(flatten)]
     berkeley: examples::workloads::berkeley::BerkeleyArgs,
-    /// Options of the workload `election`.
+    /// Options of the workload `election` (and of the election a Suzuki–Kasami `counter` runs).
     #[command(flatten)]
     election: examples::workloads::election::ElectionArgs,
 }
@@ -258,7 +260,9 @@ async fn run(args: Args, name: String) -> i32 {
     }
     let peers: Vec<u32> = args.peers.iter().map(|p| p.0).collect();
     if let Workload::Counter = args.workload {
-        let code = examples::workloads::counter::run(&node, &peers, &args.counter).await;
+        let code =
+            examples::workloads::counter::run(&node, &peers, &args.counter, args.election.config())
+                .await;
         node.shutdown();
         return code;
     }

@@ -13,12 +13,25 @@
 //! others), stops its lock actor, waits until every live peer has stopped its own, and exits 0.
 //! A peer declared down is not waited for, so the survivors of a killed peer finish.
 //!
+//! With `--lock suzuki-kasami` the node also runs a member of a bully election (registered as
+//! `election`, settings from the election workload's options: `--answer-ms`, `--quorum`, …) and
+//! gives its [`LeaderView`](actix_coord::election::LeaderView) to the lock
+//! ([`LockOptions::with_recovery_leader`]): a token lost with its holder is regenerated only by
+//! the elected leader. It prints every leader it recognises, `leader L term R` (`leader none
+//! term R` while there is none), and, on the node that regenerates a token,
+//! `regenerated token round R by node L` (then the `lock.regenerate` event of its causal log has
+//! the same `round` and `leader`); the summary counts its regenerations.
+//!
 //! Two test hooks: `--idle-after K` stops acquiring after K acquisitions and stays a (non-holder)
 //! member until killed; `--hold-at K` stays inside the K-th critical section until killed.
 
 use actix::prelude::*;
+use actix_coord::driver::Subscribe;
+use actix_coord::election::{BullyConfig, Election};
 use actix_coord::intercept::{CausalBuilder, CausalContext};
-use actix_coord::mutex::{DistributedLock, Fence, FencedResource, LockAlgorithm};
+use actix_coord::mutex::{
+    AnyLockEvent, DistributedLock, Fence, FencedResource, LockAlgorithm, LockOptions,
+};
 use actix_coord::net::{Node, RemoteAddr, RemoteError};
 use actix_coord::{remote_actor, remote_message};
 use serde::{Deserialize, Serialize};
@@ -235,8 +248,81 @@ async fn await_phase(
     }
 }
 
-/// Runs the counter workload on `node` with `peers`; returns the exit code.
-pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs) -> i32 {
+/// The name of the election a Suzuki–Kasami counter runs.
+pub const ELECTION: &str = "election";
+
+/// One output line for a leader change: `leader L term R`, or `leader none term R`.
+pub fn leader_line(leader: Option<u32>, round: u64) -> String {
+    match leader {
+        Some(l) => format!("leader {l} term {round}"),
+        None => format!("leader none term {round}"),
+    }
+}
+
+/// One output line for a token regenerated here: `regenerated token round R by node L`.
+pub fn regenerated_line(round: u32, by: u32) -> String {
+    format!("regenerated token round {round} by node {by}")
+}
+
+/// Starts this node's election member and prints every leader it recognises, until the
+/// election stops.
+fn start_election(node: &Node, members: &[u32], cfg: BullyConfig) -> Result<Election, String> {
+    let election = Election::start_on_node(node, ELECTION, members, cfg)
+        .map_err(|e| format!("election: {e}"))?;
+    let mut changes = election.subscribe();
+    let now = election.clone();
+    actix_rt::spawn(async move {
+        use actix_coord::election::RecvError;
+        let mut last = None;
+        let mut show = |line: String| {
+            if last.as_ref() != Some(&line) {
+                say(&line);
+                last = Some(line);
+            }
+        };
+        if let Some((l, t)) = now.leader() {
+            show(leader_line(Some(l), t.round));
+        }
+        loop {
+            match changes.recv().await {
+                Ok(c) => show(leader_line(c.leader, c.term.round)),
+                Err(RecvError::Lagged(_)) => {
+                    let (l, round) = now.leader().map_or((None, 0), |(l, t)| (Some(l), t.round));
+                    show(leader_line(l, round));
+                }
+                Err(RecvError::Stopped) => break,
+            }
+        }
+    });
+    Ok(election)
+}
+
+/// Prints each token the lock actor regenerates, until it stops.
+async fn print_regenerations(lock: &DistributedLock) {
+    let Ok(mut events) = lock
+        .actor()
+        .send(Subscribe::<AnyLockEvent>::default())
+        .await
+    else {
+        return;
+    };
+    actix_rt::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match events.recv().await {
+                Ok(AnyLockEvent::Regenerated { epoch }) => {
+                    say(regenerated_line(epoch.round, epoch.leader));
+                }
+                Ok(AnyLockEvent::Lock(_)) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+/// Runs the counter workload on `node` with `peers`; returns the exit code. With
+/// Suzuki–Kasami, token regeneration is decided by a bully election run with `election`.
+pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs, election: BullyConfig) -> i32 {
     let me = node.id();
     let name = format!("node{me}");
     let Some(path) = args.resource.clone() else {
@@ -250,15 +336,32 @@ pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs) -> i32 {
         .start(Sync { seen: seen_tx });
     let mut members: Vec<u32> = peers.to_vec();
     members.push(me);
-    // The lock actor first, then the sync actor: a peer that reaches our sync actor reaches our
-    // lock actor too.
-    let lock = match DistributedLock::start_on_node(node, args.lock, RESOURCE, &members) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            return 2;
+    // The election (Suzuki–Kasami only) and the lock actor first, then the sync actor: a peer
+    // that reaches our sync actor reaches our lock actor too.
+    let mut options = LockOptions::default();
+    let _election = if args.lock == LockAlgorithm::SuzukiKasami {
+        match start_election(node, &members, election) {
+            Ok(e) => {
+                options = options.with_recovery_leader(e.view());
+                Some(e)
+            }
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                return 2;
+            }
         }
+    } else {
+        None
     };
+    let lock =
+        match DistributedLock::start_on_node_with(node, args.lock, RESOURCE, &members, options) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                return 2;
+            }
+        };
+    print_regenerations(&lock).await;
     if let Err(e) = node.register("counter-sync", sync) {
         eprintln!("{name}: {e}");
         return 2;

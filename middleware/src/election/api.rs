@@ -8,8 +8,10 @@
 //! the driver's process in the causal log, so `causal-log check` verifies one leader per term.
 //!
 //! Other services ask the election through a [`LeaderView`] (`Send + Sync + Clone`, no actix):
-//! the Berkeley daemon polls clocks only while `view.is_leader()`, and Suzuki–Kasami token
-//! regeneration is decided by the leader of the current term (see `docs/election.md`).
+//! the Berkeley daemon polls clocks only while `view.is_leader()`, and a Suzuki–Kasami lock
+//! started with
+//! [`LockOptions::with_recovery_leader`](crate::mutex::LockOptions::with_recovery_leader)
+//! regenerates a lost token only on the elected leader (see `docs/election.md`).
 //!
 //! ```
 //! use actix_coord::driver::LocalLinks;

@@ -56,14 +56,26 @@
 //! # Faults
 //! Members declared down by the node's failure detector are dropped from the algorithm (see
 //! the [module docs](super) on false suspicions). A lost Suzuki–Kasami token is regenerated once,
-//! in a new epoch, by the lowest live member (a deterministic rule among survivors, until the
-//! election wiring replaces it).
+//! in a new epoch; tokens of older epochs are rejected. Who decides the regeneration:
+//! * with [`LockOptions::with_recovery_leader`] (this member's
+//!   [`LeaderView`] of a bully [`Election`](crate::election::Election)), **the elected
+//!   leader** only: a task started with the lock actor sends it every leader the view shows
+//!   ([`AnyLockCommand::Leader`]) until the actor stops, and the core recovers when it leads and
+//!   a peer goes down, or when it becomes the leader while a member is down (see
+//!   [`SuzukiKasami::set_leader`]). [`DistributedLock::start_on_node_with`] and
+//!   [`DistributedLock::start_local_with`] take the options;
+//! * otherwise ([`DistributedLock::start_on_node`], [`DistributedLock::start_local`]) the
+//!   **lowest live member**, a deterministic rule among the survivors that needs no election.
+//!
+//! Either way the regenerating member logs `lock.regenerate`, whose `leader` field is its own
+//! id, and counts it in [`DistributedLock::regenerations`].
 
 use super::{
     Epoch, Fence, LamportMsg, LamportMutex, LockCommand, LockError, LockEvent, LockState, RaMsg,
     RicartAgrawala, SkMsg, SuzukiKasami,
 };
 use crate::driver::{Command, Driver, LocalLinks, PeerWire};
+use crate::election::LeaderView;
 use crate::protocol::{ConfigError, Effect, EffectsOf, NoTimer, NodeId, Protocol};
 use crate::trace::{self, FieldValue};
 use actix::prelude::*;
@@ -152,6 +164,11 @@ pub enum AnyLockCommand {
     /// Release only if the lock is held with this fencing token (a guard releasing the ownership
     /// it stands for, never a later one).
     ReleaseFence(Fence),
+    /// The elected leader as this member now sees it (`None` while there is none): for a
+    /// Suzuki–Kasami core built [`with_external_leader`](AnyLock::with_external_leader), it
+    /// decides who regenerates a lost token ([`SuzukiKasami::set_leader`]). Accepted and ignored
+    /// by the other cores.
+    Leader(Option<NodeId>),
 }
 
 impl From<LockCommand> for AnyLockCommand {
@@ -236,6 +253,16 @@ impl AnyLock {
             core,
             regenerations: 0,
         })
+    }
+
+    /// Let an election decide Suzuki–Kasami token regenerations
+    /// ([`SuzukiKasami::with_external_leader`]): the shell then sends
+    /// [`AnyLockCommand::Leader`] on every leader change. No effect on the other algorithms.
+    pub fn with_external_leader(mut self) -> Self {
+        if let Core::SuzukiKasami(c) = self.core {
+            self.core = Core::SuzukiKasami(c.with_external_leader());
+        }
+        self
     }
 
     /// The algorithm this core runs.
@@ -381,6 +408,16 @@ impl Protocol for AnyLock {
         out: &mut EffectsOf<Self>,
     ) -> Result<(), LockError> {
         let cmd = match (cmd, self.state()) {
+            (AnyLockCommand::Leader(leader), _) => {
+                self.run(out, false, |core, fx| {
+                    if let Core::SuzukiKasami(c) = core {
+                        let mut o = EffectsOf::<SuzukiKasami>::new();
+                        c.set_leader(leader, &mut o);
+                        *fx = Fx::SuzukiKasami(o);
+                    }
+                });
+                return Ok(());
+            }
             (AnyLockCommand::Lock(c), _) => c,
             (AnyLockCommand::Withdraw, LockState::Idle) => return Ok(()),
             (AnyLockCommand::Withdraw, LockState::Waiting) => LockCommand::Cancel,
@@ -478,6 +515,94 @@ pub enum ReleaseError {
     /// The lock actor has stopped.
     #[error("the lock actor has stopped")]
     Stopped,
+}
+
+/// Settings of a lock actor beyond its algorithm and membership, for
+/// [`DistributedLock::start_local_with`] and [`DistributedLock::start_on_node_with`]. The
+/// default is what [`DistributedLock::start_local`] and [`DistributedLock::start_on_node`] use.
+///
+/// ```
+/// use actix_coord::election::LeaderView;
+/// use actix_coord::mutex::LockOptions;
+///
+/// fn options(view: LeaderView) -> LockOptions {
+///     LockOptions::default().with_recovery_leader(view)
+/// }
+/// ```
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct LockOptions {
+    /// Suzuki–Kasami: this member's view of the election whose leader alone regenerates a lost
+    /// token. `None` (the default): the lowest live member does. Ignored by Lamport and
+    /// Ricart–Agrawala.
+    pub recovery_leader: Option<LeaderView>,
+}
+
+impl LockOptions {
+    /// Regenerate a lost Suzuki–Kasami token only on the leader of `view`'s election.
+    pub fn with_recovery_leader(mut self, view: LeaderView) -> Self {
+        self.recovery_leader = Some(view);
+        self
+    }
+
+    /// The core for member `me`, set up as these options say.
+    fn core(
+        &self,
+        algorithm: LockAlgorithm,
+        me: NodeId,
+        members: &[NodeId],
+    ) -> Result<AnyLock, ConfigError> {
+        let core = AnyLock::new(algorithm, me, members.iter().copied())?;
+        Ok(match (&self.recovery_leader, algorithm) {
+            (Some(_), LockAlgorithm::SuzukiKasami) => core.with_external_leader(),
+            _ => core,
+        })
+    }
+
+    /// Starts what the options need next to the lock actor `addr`.
+    fn start_helpers(
+        &self,
+        algorithm: LockAlgorithm,
+        addr: &Addr<Driver<AnyLock>>,
+        alive: &watch::Receiver<Option<Fence>>,
+    ) {
+        if let (Some(view), LockAlgorithm::SuzukiKasami) = (&self.recovery_leader, algorithm) {
+            follow_leader(view, addr.clone(), alive.clone());
+        }
+    }
+}
+
+/// Tells the lock actor `addr` every leader `view` shows ([`AnyLockCommand::Leader`]), the
+/// current one first. Ends when the lock actor stops (its observer, which holds the sender of
+/// `alive`, is dropped) or the election does (then the lock is told that nobody leads).
+fn follow_leader(
+    view: &LeaderView,
+    addr: Addr<Driver<AnyLock>>,
+    mut alive: watch::Receiver<Option<Fence>>,
+) {
+    let mut leader = view.watch();
+    let tell = move |l: Option<NodeId>| {
+        addr.do_send(Command::<AnyLockCommand, LockError>::new(
+            AnyLockCommand::Leader(l),
+        ));
+    };
+    actix_rt::spawn(async move {
+        loop {
+            tell(leader.borrow_and_update().map(|(l, _)| l));
+            tokio::select! {
+                changed = leader.changed() => if changed.is_err() {
+                    tell(None);
+                    break;
+                },
+                () = stopped(&mut alive) => break,
+            }
+        }
+    });
+}
+
+/// Resolves when the sender of `rx` is gone.
+async fn stopped<T>(rx: &mut watch::Receiver<T>) {
+    while rx.changed().await.is_ok() {}
 }
 
 /// Stops a lock's driver.
@@ -606,15 +731,43 @@ impl DistributedLock {
         me: NodeId,
         members: &[NodeId],
     ) -> Result<Self, LockSetupError> {
+        Self::start_local_with(
+            links,
+            algorithm,
+            resource,
+            me,
+            members,
+            LockOptions::default(),
+        )
+    }
+
+    /// [`start_local`](Self::start_local) with [`LockOptions`]; for instance, with
+    /// [`LockOptions::with_recovery_leader`], a lost Suzuki–Kasami token is regenerated only by
+    /// the elected leader (give each member its own node's view: in one process, the
+    /// [`Election::view`](crate::election::Election::view) of the election member with the
+    /// same id). Peers are declared down by sending the lock actors
+    /// [`PeerStatus::Down`](crate::driver::PeerStatus), as for `start_local`.
+    ///
+    /// # Errors
+    /// As [`start_local`](Self::start_local).
+    pub fn start_local_with(
+        links: &LocalLinks<AnyLock>,
+        algorithm: LockAlgorithm,
+        resource: &str,
+        me: NodeId,
+        members: &[NodeId],
+        options: LockOptions,
+    ) -> Result<Self, LockSetupError> {
         if resource.is_empty() {
             return Err(LockSetupError::EmptyResource);
         }
-        let core = AnyLock::new(algorithm, me, members.iter().copied())?;
+        let core = options.core(algorithm, me, members)?;
         let resource: Arc<str> = Arc::from(resource);
         let (observe, held, events, regenerations) = observer(resource.clone());
         let name = format!("{}@n{me}", lock_actor_name(&resource));
         let addr = Driver::start_named(core, members, links.clone(), Some(observe), &name);
         links.register(me, addr.clone());
+        options.start_helpers(algorithm, &addr, &held);
         Ok(Self::new(
             resource,
             algorithm,
@@ -641,15 +794,49 @@ impl DistributedLock {
         resource: &str,
         members: &[NodeId],
     ) -> Result<Self, LockSetupError> {
+        Self::start_on_node_with(node, algorithm, resource, members, LockOptions::default())
+    }
+
+    /// [`start_on_node`](Self::start_on_node) with [`LockOptions`]. With
+    /// [`LockOptions::with_recovery_leader`]`(election.view())` (an
+    /// [`Election`](crate::election::Election) started on the same `node`), a lost
+    /// Suzuki–Kasami token is regenerated only by the elected leader, in a new epoch:
+    ///
+    /// ```no_run
+    /// use actix_coord::election::{BullyConfig, Election};
+    /// use actix_coord::mutex::{DistributedLock, LockAlgorithm, LockOptions};
+    /// # async fn f(node: actix_coord::net::Node) -> Result<(), Box<dyn std::error::Error>> {
+    /// let members = [1, 2, 3];
+    /// let election = Election::start_on_node(&node, "election", &members, BullyConfig::default())?;
+    /// let lock = DistributedLock::start_on_node_with(
+    ///     &node,
+    ///     LockAlgorithm::SuzukiKasami,
+    ///     "counter",
+    ///     &members,
+    ///     LockOptions::default().with_recovery_leader(election.view()),
+    /// )?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`start_on_node`](Self::start_on_node).
+    pub fn start_on_node_with(
+        node: &crate::net::Node,
+        algorithm: LockAlgorithm,
+        resource: &str,
+        members: &[NodeId],
+        options: LockOptions,
+    ) -> Result<Self, LockSetupError> {
         if resource.is_empty() {
             return Err(LockSetupError::EmptyResource);
         }
         let me = node.id();
-        let core = AnyLock::new(algorithm, me, members.iter().copied())?;
+        let core = options.core(algorithm, me, members)?;
         let resource: Arc<str> = Arc::from(resource);
         let (observe, held, events, regenerations) = observer(resource.clone());
         let name = lock_actor_name(&resource);
         let addr = crate::driver::start_on_node(node, &name, core, members, Some(observe))?;
+        options.start_helpers(algorithm, &addr, &held);
         Ok(Self::new(
             resource,
             algorithm,
@@ -1159,6 +1346,205 @@ mod tests {
         sim.command(2, LockCommand::Acquire);
         sim.crash(3);
         assert!(sim.nodes.iter().all(|n| n.regenerations() == 0));
+    }
+
+    #[test]
+    fn with_an_elected_leader_only_the_leader_regenerates() {
+        let mut sim = Sim::new(LockAlgorithm::SuzukiKasami, 3);
+        for n in &mut sim.nodes {
+            *n = n.clone().with_external_leader();
+        }
+        for id in 1..=3 {
+            let mut out = EffectsOf::<AnyLock>::new();
+            sim.nodes[id as usize - 1]
+                .on_command(Duration::ZERO, AnyLockCommand::Leader(Some(3)), &mut out)
+                .unwrap();
+            assert!(out.is_empty(), "nobody is down: nothing to recover");
+            sim.absorb(id, out);
+        }
+        sim.command(2, LockCommand::Acquire);
+        sim.command(1, LockCommand::Acquire);
+        sim.crash(2);
+        assert!(sim.nodes[0].is_held());
+        assert_eq!(
+            sim.nodes
+                .iter()
+                .map(AnyLock::regenerations)
+                .collect::<Vec<_>>(),
+            vec![0, 0, 1]
+        );
+        let regenerated: Vec<_> = sim
+            .events
+            .iter()
+            .filter_map(|(n, e)| match e {
+                AnyLockEvent::Regenerated { epoch } => Some((*n, *epoch)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            regenerated,
+            vec![(
+                3,
+                Epoch {
+                    round: 1,
+                    leader: 3
+                }
+            )]
+        );
+        // The leader command is accepted, and ignored, by the other algorithms.
+        let mut l = AnyLock::new(LockAlgorithm::RicartAgrawala, 1, [1, 2]).unwrap();
+        let mut out = EffectsOf::<AnyLock>::new();
+        l.on_command(Duration::ZERO, AnyLockCommand::Leader(Some(1)), &mut out)
+            .unwrap();
+        assert!(out.is_empty());
+    }
+
+    /// In one process: bully elections and Suzuki–Kasami locks over `LocalLinks`, each lock
+    /// given its own member's `LeaderView`. A member "crashes" by leaving both links and being
+    /// declared down to the others.
+    struct ElectedCluster {
+        elections: Vec<crate::election::Election>,
+        election_links: LocalLinks<crate::election::Bully>,
+        locks: Vec<DistributedLock>,
+        crashed: Vec<NodeId>,
+    }
+
+    impl ElectedCluster {
+        async fn start(n: u32) -> Self {
+            use crate::election::{BullyConfig, Election};
+            let members: Vec<NodeId> = (1..=n).collect();
+            let election_links = LocalLinks::new();
+            let elections: Vec<Election> = members
+                .iter()
+                .map(|&id| {
+                    Election::start_local(id, &members, BullyConfig::default(), &election_links)
+                        .unwrap()
+                })
+                .collect();
+            let links = LocalLinks::new();
+            let locks = members
+                .iter()
+                .map(|&me| {
+                    let view = elections[me as usize - 1].view();
+                    DistributedLock::start_local_with(
+                        &links,
+                        LockAlgorithm::SuzukiKasami,
+                        "r",
+                        me,
+                        &members,
+                        LockOptions::default().with_recovery_leader(view),
+                    )
+                    .unwrap()
+                })
+                .collect();
+            let c = Self {
+                elections,
+                election_links,
+                locks,
+                crashed: Vec::new(),
+            };
+            c.wait_leader(n).await;
+            c
+        }
+
+        fn live(&self) -> Vec<usize> {
+            (0..self.locks.len())
+                .filter(|&i| !self.crashed.contains(&(i as NodeId + 1)))
+                .collect()
+        }
+
+        /// Waits until every live member recognises `leader`, and its lock core heard it too.
+        async fn wait_leader(&self, leader: NodeId) {
+            let within = Duration::from_secs(10);
+            for i in self.live() {
+                let mut w = self.elections[i].watch();
+                tokio::time::timeout(within, w.wait_for(|l| l.is_some_and(|(l, _)| l == leader)))
+                    .await
+                    .expect("a leader in time")
+                    .unwrap();
+            }
+            let deadline = tokio::time::Instant::now() + within;
+            for i in self.live() {
+                while self.locks[i]
+                    .actor()
+                    .send(Inspect(Box::new(|c: &AnyLock| {
+                        c.suzuki_kasami().and_then(SuzukiKasami::leader)
+                    })))
+                    .await
+                    .unwrap()
+                    != Some(leader)
+                {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "lock {} never heard of leader {leader}",
+                        i + 1
+                    );
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+
+        /// Member `id` stops: it leaves both links and the others are told it is down.
+        fn crash(&mut self, id: NodeId) {
+            use crate::driver::PeerStatus;
+            self.election_links.unregister(id);
+            self.locks[id as usize - 1].stop();
+            self.crashed.push(id);
+            for i in self.live() {
+                self.elections[i].driver().do_send(PeerStatus::Down(id));
+                self.locks[i].actor().do_send(PeerStatus::Down(id));
+            }
+        }
+    }
+
+    #[actix_rt::test]
+    async fn an_elected_leader_regenerates_the_token_of_a_crashed_holder() {
+        let mut c = ElectedCluster::start(3).await;
+        let held = c.locks[1].acquire().await.unwrap();
+        let old = held.fencing_token();
+        let waiter = c.locks[0].clone();
+        let wait =
+            actix_rt::spawn(async move { waiter.acquire().await.map(|g| g.fencing_token()) });
+        std::mem::forget(held); // node 2 dies inside its critical section
+        c.crash(2);
+        let fence = tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("node 1 granted the regenerated token")
+            .unwrap()
+            .unwrap();
+        assert!(fence >> 32 >= 1 && fence > old, "{fence:#x} after {old:#x}");
+        // The leader (node 3) regenerated it, not the lowest live member (node 1).
+        assert_eq!(
+            [c.locks[0].regenerations(), c.locks[2].regenerations()],
+            [0, 1]
+        );
+    }
+
+    #[actix_rt::test]
+    async fn the_next_leader_regenerates_when_the_leader_crashes_with_the_token() {
+        let mut c = ElectedCluster::start(3).await;
+        let held = c.locks[2].acquire().await.unwrap();
+        let old = held.fencing_token();
+        std::mem::forget(held);
+        c.crash(3);
+        c.wait_leader(2).await;
+        let g = tokio::time::timeout(Duration::from_secs(10), c.locks[0].acquire())
+            .await
+            .expect("node 1 granted the regenerated token")
+            .unwrap();
+        assert!(g.fencing_token() > old);
+        assert_eq!(
+            [c.locks[0].regenerations(), c.locks[1].regenerations()],
+            [0, 1]
+        );
+        let epoch = c.locks[0]
+            .actor()
+            .send(Inspect(Box::new(|c: &AnyLock| {
+                c.suzuki_kasami().map(SuzukiKasami::epoch)
+            })))
+            .await
+            .unwrap();
+        assert_eq!(epoch.map(|e| e.leader), Some(2));
     }
 
     #[test]

@@ -39,8 +39,8 @@ mod suzuki_kasami;
 
 pub use api::{
     AcquireError, AnyLock, AnyLockCommand, AnyLockEvent, AnyLockMsg, DistributedLock,
-    LOCK_EVENT_BUFFER, LockAlgorithm, LockGuard, LockSetupError, ReleaseError, UnknownAlgorithm,
-    lock_actor_name,
+    LOCK_EVENT_BUFFER, LockAlgorithm, LockGuard, LockOptions, LockSetupError, ReleaseError,
+    UnknownAlgorithm, lock_actor_name,
 };
 pub use fenced::{FenceError, FencedResource};
 pub use lamport::{LamportMsg, LamportMutex};

@@ -32,19 +32,37 @@
 //!
 //! # Holder crash and regeneration
 //! A crashed holder loses the token. Regeneration must be decided by one node per epoch, or two
-//! tokens appear. The decider is a *recovery leader*: by default the **lowest live id** in this
-//! node's view, on every peer-down (the election actor will replace that rule:
-//! [`SuzukiKasami::with_external_leader`] turns it off and the shell calls
-//! [`SuzukiKasami::start_recovery`] on the elected leader). Independently of that rule, a node
-//! that sent the token to a peer later declared down (before seeing the token again) also
-//! recovers: the token may have been lost in flight to the dead peer after the leader checked.
+//! tokens appear. The decider is a *recovery leader*, by one of two rules:
+//! * **the elected leader** ([`SuzukiKasami::with_external_leader`]): the shell tells the core
+//!   who leads with [`SuzukiKasami::set_leader`] (the lock API feeds it from a bully
+//!   [`LeaderView`](crate::election::LeaderView), see
+//!   [`LockOptions`](super::LockOptions)). Only a node that leads in its own view recovers: when
+//!   a peer goes down, and when it *becomes* the leader while it believes a member down (the
+//!   previous leader may have crashed with the token, or before it could regenerate it). A node
+//!   that stops leading abandons its recovery. Nobody regenerates while nobody leads.
+//! * **the lowest live id** in this node's view (the default, with no election), on every
+//!   peer-down.
+//!
+//! A node that sent the token to a peer later declared down (before seeing the token again)
+//! must not be ignored: the token may have died in flight after the leader's last probe. Under
+//! the lowest-live rule that node recovers itself; with an elected leader it asks
+//! ([`SkMsg::Recover`], to every peer, since its view of the leader may be stale), and the
+//! leader, or a node that becomes leader later, recovers.
+//!
 //! 1. The recovery leader (if it does not hold the token itself) opens a new [`Epoch`]
 //!    `(round + 1, leader)` and sends `PROBE(epoch)` to every live peer.
 //! 2. A node receiving a probe of a newer epoch **adopts** it: from then on it rejects any token of
 //!    an older epoch. If it holds the token, it re-stamps it with the new epoch. It answers with
 //!    whether it has the token, its own request number and whether that request is waiting.
 //! 3. When every live peer has answered and nobody has the token, the leader regenerates it in the
-//!    new epoch, with `LN` rebuilt from the answers and the waiting nodes queued.
+//!    new epoch, with `LN` rebuilt from the answers and the waiting nodes queued. The epoch's
+//!    `leader` field names the node that regenerated it.
+//!
+//! A recovery leader whose recovery is running starts over (a newer epoch) when a peer goes down
+//! that already answered (it may have had the token, or been sent it) or that it sent the token
+//! to itself, and on a `Recover` from a node that had adopted the running epoch (it may have
+//! reported the token before losing it). The death of a peer that has not answered yet only ends
+//! the wait for it: whatever that peer had is reported by its receiver or rejected.
 //!
 //! Two recoveries may run at once (different leaders, so different epochs); each leader waits for
 //! the other's answer, which it only gives after adopting the newer epoch (abandoning its own
@@ -54,11 +72,14 @@
 //! A token in flight from the crashed holder either reaches a node before that node adopts the
 //! new epoch (the node then reports it, and nothing is regenerated) or after (it is rejected). So
 //! with crash-stop faults and an accurate failure detector there is **never more than one valid
-//! token**, which the stateright check `suzuki_kasami_never_two_valid_tokens` verifies for N=3.
-//! **A false suspicion of the holder makes two tokens**: the suspected holder keeps its old-epoch
-//! token until it meets the new one (then it emits [`LockEvent::Lost`]); the fence of the new
-//! epoch is higher, so a [`FencedResource`](super::FencedResource) refuses the old holder's
-//! writes.
+//! token**, whichever rule decides; the stateright checks
+//! `suzuki_kasami_never_two_valid_tokens_with_a_crash` and
+//! `suzuki_kasami_elected_leader_never_two_valid_tokens_with_a_crash` verify it for N=3 (the
+//! second also that only the leader regenerates, at most once per crash).
+//! **A false suspicion of the holder makes two tokens**, whichever rule decides: the suspected
+//! holder keeps its old-epoch token until it meets the new one (then it emits
+//! [`LockEvent::Lost`]); the fence of the new epoch is higher, so a
+//! [`FencedResource`](super::FencedResource) refuses the old holder's writes.
 
 use super::{Fence, LockCommand, LockError, LockEvent, LockState};
 use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
@@ -129,6 +150,29 @@ pub enum SkMsg {
         /// Whether the sender's latest request is still waiting.
         waiting: bool,
     },
+    /// The sender handed the token to a peer it now believes down (the token may have died
+    /// with it after the leader's last probe): the elected leader, or the next one, recovers.
+    /// Only with [`SuzukiKasami::with_external_leader`]; under the lowest-live rule the sender
+    /// recovers itself.
+    Recover {
+        /// The newest epoch the sender had adopted: a recovery of a newer epoch probes the
+        /// sender after the loss, so it already covers it.
+        epoch: Epoch,
+    },
+}
+
+/// Who decides a regeneration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Decider {
+    /// The lowest live id in this node's view.
+    LowestLive,
+    /// The elected leader, as the shell last told this node ([`SuzukiKasami::set_leader`]).
+    Elected {
+        /// The leader, `None` while there is none.
+        leader: Option<NodeId>,
+        /// A [`SkMsg::Recover`] arrived while this node did not lead: recover when it does.
+        asked: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -155,7 +199,7 @@ pub struct SuzukiKasami {
     /// `(epoch, hop)` of the last token accepted, to drop duplicates.
     last_token: (Epoch, u64),
     recovery: Option<Recovery>,
-    auto_recover: bool,
+    decider: Decider,
     /// Where this node last sent the token, until it comes back: if that node is declared down,
     /// the token may have died with it.
     sent_token_to: Option<NodeId>,
@@ -190,16 +234,78 @@ impl SuzukiKasami {
             epoch,
             last_token: (epoch, 0),
             recovery: None,
-            auto_recover: true,
+            decider: Decider::LowestLive,
             sent_token_to: None,
         })
     }
 
-    /// Turn off the "lowest live id regenerates" rule: the shell calls
-    /// [`start_recovery`](Self::start_recovery) on the elected leader instead.
+    /// Let an election decide regenerations instead of the "lowest live id" rule: the shell
+    /// tells the core who leads with [`set_leader`](Self::set_leader), and only a node that
+    /// leads in its own view starts a recovery (see "Holder crash and regeneration"). Until the
+    /// first `set_leader`, nobody leads and nothing is regenerated.
     pub fn with_external_leader(mut self) -> Self {
-        self.auto_recover = false;
+        self.decider = Decider::Elected {
+            leader: None,
+            asked: false,
+        };
         self
+    }
+
+    /// Whether regenerations are decided by an elected leader
+    /// ([`with_external_leader`](Self::with_external_leader)).
+    pub fn has_external_leader(&self) -> bool {
+        matches!(self.decider, Decider::Elected { .. })
+    }
+
+    /// The elected leader as this node last heard of it (`None` while there is none, and always
+    /// `None` without [`with_external_leader`](Self::with_external_leader)).
+    pub fn leader(&self) -> Option<NodeId> {
+        match self.decider {
+            Decider::Elected { leader, .. } => leader,
+            Decider::LowestLive => None,
+        }
+    }
+
+    /// The election's verdict as this node now sees it: `leader` leads (`None`: nobody does,
+    /// an election is running). Only with [`with_external_leader`](Self::with_external_leader);
+    /// ignored otherwise, and a `leader` that is not a member counts as `None`.
+    ///
+    /// * This node **becomes** the leader: it starts a recovery if it believes a member down or
+    ///   was asked to recover ([`SkMsg::Recover`]) while it did not lead: the previous leader
+    ///   may have crashed with the token, or before it could regenerate it. A recovery that
+    ///   finds the token regenerates nothing; with the token here, nothing happens.
+    /// * This node **stops** leading: it abandons a recovery it was running (the next leader
+    ///   recovers), so a node that no longer leads never regenerates.
+    pub fn set_leader(&mut self, leader: Option<NodeId>, out: &mut EffectsOf<Self>) {
+        let leader = leader.filter(|&l| self.ix(l).is_some());
+        let me = self.me;
+        let Decider::Elected {
+            leader: current,
+            asked,
+        } = &mut self.decider
+        else {
+            return;
+        };
+        let was = *current == Some(me);
+        let now = leader == Some(me);
+        *current = leader;
+        let asked = *asked;
+        if was && !now {
+            self.recovery = None;
+        }
+        if now && !was && (asked || !self.down.is_empty()) {
+            self.start_recovery(out);
+        }
+    }
+
+    /// Whether this node is the one that decides regenerations now.
+    fn decides(&self) -> bool {
+        match self.decider {
+            Decider::LowestLive => {
+                self.members.iter().find(|p| !self.down.contains(p)) == Some(&self.me)
+            }
+            Decider::Elected { leader, .. } => leader == Some(self.me),
+        }
     }
 
     /// Where the local user stands.
@@ -288,12 +394,16 @@ impl SuzukiKasami {
     }
 
     /// Open a new epoch and probe the live peers, regenerating the token if nobody has it
-    /// (recovery steps 1 and 3). Called automatically on the lowest live node when a peer goes
-    /// down, unless [`with_external_leader`](Self::with_external_leader) was used. Does nothing
-    /// when the token is here.
+    /// (recovery steps 1 and 3); a recovery this node was running is superseded. Called by the
+    /// core itself on the node that decides (the lowest live one, or the elected leader with
+    /// [`with_external_leader`](Self::with_external_leader)); a shell may call it too. Does
+    /// nothing when the token is here.
     pub fn start_recovery(&mut self, out: &mut EffectsOf<Self>) {
         if self.token.is_some() {
             return;
+        }
+        if let Decider::Elected { asked, .. } = &mut self.decider {
+            *asked = false;
         }
         let epoch = Epoch {
             round: self.epoch.round.saturating_add(1),
@@ -508,6 +618,17 @@ impl Protocol for SuzukiKasami {
                     },
                 );
             }
+            SkMsg::Recover { epoch } => {
+                if !self.decides() {
+                    if let Decider::Elected { asked, .. } = &mut self.decider {
+                        *asked = true;
+                    }
+                } else if self.recovery.as_ref().is_none_or(|r| r.epoch <= epoch) {
+                    // No recovery running, or the sender had adopted the running one's epoch
+                    // (it may have reported the token before losing it): start over.
+                    self.start_recovery(out);
+                }
+            }
             // Recovery step 3.
             SkMsg::ProbeReply {
                 epoch,
@@ -540,20 +661,32 @@ impl Protocol for SuzukiKasami {
         if let Some(t) = self.token.as_mut() {
             t.queue.retain(|&p| p != peer);
         }
+        // A running recovery covers the death of a peer it still awaits (that peer never
+        // reported, so any token it had is either reported by its receiver or rejected), not
+        // of one that already answered: that peer may have had the token, or been sent it.
+        let answered = self
+            .recovery
+            .as_ref()
+            .is_some_and(|r| r.answers.contains_key(&peer));
         if let Some(rec) = self.recovery.as_mut() {
             rec.awaiting.remove(&peer);
             rec.answers.remove(&peer);
         }
         self.finish_recovery(out);
-        let lowest_live = self
-            .members
-            .iter()
-            .copied()
-            .find(|p| !self.down.contains(p));
-        let leader = self.auto_recover && lowest_live == Some(self.me);
+        // The token this node sent there may have died with it after the last probe.
         let token_went_there = self.sent_token_to == Some(peer);
-        if (leader || token_went_there) && self.recovery.is_none() {
-            self.start_recovery(out);
+        let needed = self.recovery.is_none() || answered || token_went_there;
+        if self.decides() {
+            if needed {
+                self.start_recovery(out);
+            }
+        } else if token_went_there {
+            match self.decider {
+                Decider::LowestLive => self.start_recovery(out),
+                // Only the leader regenerates: ask it (every peer, since this node's view of
+                // the leader may be stale; a non-leader remembers it for when it leads).
+                Decider::Elected { .. } => out.broadcast(SkMsg::Recover { epoch: self.epoch }),
+            }
         }
     }
 
@@ -738,6 +871,242 @@ mod tests {
         );
         assert!(!net.nodes[1].is_held());
         assert_eq!(net.nodes[1].epoch().round, 1);
+    }
+
+    /// `n` nodes whose regenerations are decided by an election; every node is told that
+    /// `leader` leads.
+    fn elected_net(n: u32, leader: NodeId) -> Net<SuzukiKasami> {
+        let mut net = Net::new(
+            (1..=n)
+                .map(|i| SuzukiKasami::new(i, 1..=n).unwrap().with_external_leader())
+                .collect(),
+        );
+        for id in 1..=n {
+            tell_leader(&mut net, id, Some(leader));
+        }
+        net.run();
+        net
+    }
+
+    fn tell_leader(net: &mut Net<SuzukiKasami>, id: NodeId, leader: Option<NodeId>) {
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        net.nodes[id as usize - 1].set_leader(leader, &mut out);
+        net.absorb(id, out);
+    }
+
+    /// Tells only `observer` that `crashed` is down (`crashed` must already be in `net.down`).
+    fn detect(net: &mut Net<SuzukiKasami>, observer: NodeId, crashed: NodeId) {
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        net.nodes[observer as usize - 1].on_peer_down(Duration::ZERO, crashed, &mut out);
+        net.absorb(observer, out);
+    }
+
+    fn holders(net: &Net<SuzukiKasami>) -> Vec<NodeId> {
+        net.nodes
+            .iter()
+            .filter(|n| !net.down.contains(&n.id()) && n.token().is_some())
+            .map(|n| n.id())
+            .collect()
+    }
+
+    #[test]
+    fn the_elected_leader_regenerates_and_the_lowest_live_node_does_not() {
+        let mut net = elected_net(3, 3);
+        assert_eq!(net.nodes[0].leader(), Some(3));
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.run();
+        assert_eq!(granted(&net.take_events()), vec![(2, 1)]);
+        net.crash(2);
+        net.run();
+        // Node 3 (the leader) opened epoch (1, 3) and regenerated; node 1 got the new token.
+        assert_eq!(granted(&net.take_events()), vec![(1, (1 << 32) | 1)]);
+        let e = Epoch {
+            round: 1,
+            leader: 3,
+        };
+        assert_eq!((net.nodes[0].epoch(), net.nodes[2].epoch()), (e, e));
+        assert_eq!(holders(&net), vec![1]);
+    }
+
+    #[test]
+    fn nothing_is_regenerated_until_a_leader_is_elected() {
+        let mut net = elected_net(3, 3);
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        // An election is running: nobody leads when the holder crashes.
+        for id in [1, 3] {
+            tell_leader(&mut net, id, None);
+        }
+        net.crash(2);
+        net.run();
+        assert!(holders(&net).is_empty());
+        assert_eq!(net.nodes[0].epoch().round, 0);
+        // Node 3 wins: it believes node 2 down, so it recovers.
+        tell_leader(&mut net, 1, Some(3));
+        tell_leader(&mut net, 3, Some(3));
+        net.run();
+        assert_eq!(holders(&net), vec![3]);
+        assert_eq!(net.nodes[0].epoch().leader, 3);
+    }
+
+    #[test]
+    fn a_leader_that_crashed_with_the_token_is_replaced_by_the_next_one_who_regenerates() {
+        // Node 2 may learn that it leads before or after it learns that node 3 is down.
+        for leader_first in [true, false] {
+            let mut net = elected_net(3, 3);
+            net.command(3, LockCommand::Acquire).unwrap();
+            net.run();
+            net.command(1, LockCommand::Acquire).unwrap();
+            net.run();
+            net.take_events();
+            net.down.push(3);
+            if leader_first {
+                tell_leader(&mut net, 2, Some(2));
+                net.run();
+                assert!(holders(&net).is_empty(), "nobody down yet at node 2");
+                detect(&mut net, 2, 3);
+            } else {
+                detect(&mut net, 2, 3);
+                net.run();
+                assert!(holders(&net).is_empty(), "node 2 does not lead yet");
+                tell_leader(&mut net, 2, Some(2));
+            }
+            net.run();
+            detect(&mut net, 1, 3);
+            tell_leader(&mut net, 1, Some(2));
+            net.run();
+            assert_eq!(
+                granted(&net.take_events()),
+                vec![(1, (1 << 32) | 1)],
+                "leader first: {leader_first}"
+            );
+            assert_eq!(net.nodes[0].epoch().leader, 2);
+            assert_eq!(holders(&net), vec![1]);
+        }
+    }
+
+    #[test]
+    fn a_sender_whose_token_died_in_flight_asks_the_leader() {
+        let mut net = elected_net(3, 3);
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        net.take_events();
+        // Node 2 crashes; the leader learns it first and probes node 1, which has the token.
+        net.down.push(2);
+        detect(&mut net, 3, 2);
+        net.run();
+        assert_eq!(net.nodes[2].epoch().round, 1);
+        assert!(
+            holders(&net) == vec![1],
+            "found at node 1: nothing regenerated"
+        );
+        // Node 1, not yet aware, hands the token to node 2: lost.
+        net.command(1, LockCommand::Release).unwrap();
+        net.run();
+        assert!(holders(&net).is_empty());
+        // Node 1 learns it, does not regenerate itself, asks; the leader regenerates.
+        detect(&mut net, 1, 2);
+        assert!(
+            net.queue
+                .iter()
+                .all(|(_, _, m)| matches!(m, SkMsg::Recover { .. }))
+        );
+        net.run();
+        assert_eq!(holders(&net), vec![3]);
+        let e = Epoch {
+            round: 2,
+            leader: 3,
+        };
+        assert_eq!((net.nodes[0].epoch(), net.nodes[2].epoch()), (e, e));
+    }
+
+    #[test]
+    fn a_request_to_recover_waits_for_the_next_leader() {
+        let mut net = elected_net(3, 3);
+        // Nobody leads when node 3 is asked to recover: it remembers, and recovers once it
+        // leads even though it believes nobody down.
+        tell_leader(&mut net, 3, None);
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        let epoch = net.nodes[0].epoch();
+        net.nodes[2].on_message(Duration::ZERO, 1, SkMsg::Recover { epoch }, &mut out);
+        assert!(out.is_empty());
+        tell_leader(&mut net, 3, Some(3));
+        net.run();
+        // The token was at node 1 all along: re-stamped, nothing regenerated.
+        assert_eq!(holders(&net), vec![1]);
+        assert_eq!(net.nodes[0].token().map(|t| t.epoch.leader), Some(3));
+    }
+
+    #[test]
+    fn a_deposed_leader_abandons_its_recovery() {
+        let mut net = elected_net(3, 3);
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        net.down.push(2);
+        detect(&mut net, 3, 2);
+        // Node 3's probe is in flight when it learns that node 1 leads now.
+        tell_leader(&mut net, 3, Some(1));
+        net.run();
+        assert!(
+            holders(&net).is_empty(),
+            "a deposed leader regenerates nothing"
+        );
+        detect(&mut net, 1, 2);
+        tell_leader(&mut net, 1, Some(1));
+        net.run();
+        assert_eq!(holders(&net), vec![1]);
+        assert_eq!(net.nodes[0].epoch().leader, 1);
+    }
+
+    #[test]
+    fn a_recovery_starts_over_when_a_peer_that_answered_dies() {
+        // N = 4, leader 4. The token went 1 → 3 → 2; node 2 holds it.
+        let mut net = elected_net(4, 4);
+        for who in [3, 2] {
+            net.command(who, LockCommand::Acquire).unwrap();
+            net.run();
+            if who == 3 {
+                net.command(3, LockCommand::Release).unwrap();
+                net.run();
+            }
+        }
+        assert_eq!(holders(&net), vec![2]);
+        // Node 3 crashes: the leader probes 1 and 2; node 2 answers "I have it" at once, the
+        // probe to node 1 is slow.
+        net.down.push(3);
+        detect(&mut net, 4, 3);
+        let to_1 = net.queue.iter().position(|(_, to, _)| *to == 1).unwrap();
+        let slow = net.queue.remove(to_1).unwrap();
+        net.run();
+        // Node 1 sent the token to node 3 once: it asks the leader, which already covers it.
+        detect(&mut net, 1, 3);
+        net.run();
+        assert_eq!(net.nodes[3].epoch().round, 1);
+        // Then the holder crashes too, before node 1 answers: the running recovery would find
+        // "node 2 has it" and regenerate nothing, so the leader starts over.
+        net.down.push(2);
+        detect(&mut net, 4, 2);
+        net.queue.push_front(slow);
+        net.run();
+        detect(&mut net, 1, 2);
+        net.run();
+        assert_eq!(holders(&net), vec![4], "the token is regenerated once");
+        assert_eq!(net.nodes[0].epoch().round, 2);
+    }
+
+    #[test]
+    fn set_leader_is_ignored_under_the_lowest_live_rule() {
+        let mut a = SuzukiKasami::new(3, [1, 2, 3]).unwrap();
+        assert!(!a.has_external_leader());
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        a.on_peer_down(Duration::ZERO, 1, &mut out);
+        out.clear();
+        a.set_leader(Some(3), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(a.leader(), None);
     }
 
     #[test]
