@@ -1,24 +1,37 @@
 //! Distributed locks on loopback: N = 3 and 5 nodes (real TCP, authenticated, clocks on every
 //! message) in one process, one [`DistributedLock`] per node, for each algorithm.
 //!
-//! * `contended`: every member acquires and releases in a loop at once; throughput is lock
-//!   handoffs (critical sections) per second;
+//! * workload: every critical section is the shared counter's read-modify-write: read the
+//!   counter, yield, write it + 1 (here the counter is in the process; the bench checks at the
+//!   end that no increment was lost);
+//! * `contended`: every member runs that loop at once; throughput is lock handoffs (critical
+//!   sections) per second;
 //! * summary after the criterion groups: uncontended acquire latency p50/p99, one member
 //!   acquiring alone (for Suzuki–Kasami the token then stays: 0 messages) and the members taking
 //!   turns one after the other (every acquisition moves the lock to another member);
-//! * etcd: the same contended loop against a 3-member etcd cluster needs an `etcd` binary on
-//!   `PATH`; without one the comparison is skipped with a message.
+//! * etcd (`--features etcd`, which needs `protoc` to build, and an `etcd` binary on `PATH`):
+//!   the same workload against a 3-member etcd cluster on loopback started by the bench, N
+//!   clients through etcd's v3 lock API (`Lock` with a lease per client, then `Get` and `Put`
+//!   of the counter key, then `Unlock`), measured the same way, in the same run. Without the
+//!   feature or without `etcd` the comparison is skipped with a message. The members' data
+//!   directories go under the system temp directory, or under `ETCD_BENCH_DATA_DIR` when set
+//!   (e.g. `/dev/shm` for tmpfs).
 //!
-//! Run: `cargo bench -p actix-coord --bench locks`.
+//! Run: `cargo bench -p actix-coord --bench locks`, or with the etcd comparison
+//! `cargo bench -p actix-coord --bench locks --features etcd`.
 
 use actix_coord::mutex::{DistributedLock, LockAlgorithm};
 use actix_coord::net::Node;
 use criterion::{Criterion, Throughput};
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 struct Cluster {
     nodes: Vec<Node>,
     locks: Vec<DistributedLock>,
+    /// The counter the critical sections increment.
+    counter: Rc<Cell<u64>>,
 }
 
 async fn cluster(algorithm: LockAlgorithm, n: u32) -> Cluster {
@@ -53,20 +66,30 @@ async fn cluster(algorithm: LockAlgorithm, n: u32) -> Cluster {
         .collect();
     // Let the lock actors register everywhere before the first request.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    Cluster { nodes, locks }
+    Cluster {
+        nodes,
+        locks,
+        counter: Rc::new(Cell::new(0)),
+    }
 }
 
 impl Cluster {
     /// `total` critical sections shared among all members running at once.
     async fn contended(&self, total: u64) {
         let n = self.locks.len() as u64;
+        let before = self.counter.get();
         let mut tasks = Vec::new();
         for (i, l) in self.locks.iter().enumerate() {
             let share = total / n + u64::from((i as u64) < total % n);
             let l = l.clone();
+            let counter = self.counter.clone();
             tasks.push(actix_rt::spawn(async move {
                 for _ in 0..share {
                     let g = l.acquire().await.unwrap();
+                    let v = counter.get();
+                    // Let the other members' tasks run inside the critical section.
+                    tokio::task::yield_now().await;
+                    counter.set(v + 1);
                     g.release().await.unwrap();
                 }
             }));
@@ -74,6 +97,7 @@ impl Cluster {
         for t in tasks {
             t.await.unwrap();
         }
+        assert_eq!(self.counter.get(), before + total, "lost increments");
     }
 
     /// Acquire latencies of `k` sequential acquisitions by `who(i)`.
@@ -105,11 +129,31 @@ fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
     (at(0.5), at(0.99))
 }
 
-fn etcd_on_path() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("etcd"))
-        .find(|p| p.is_file())
+/// One line of the summary.
+struct Row {
+    n: u32,
+    name: &'static str,
+    /// Handoffs per second, `total` critical sections with all members contending.
+    rate: f64,
+    alone: (Duration, Duration),
+    turns: (Duration, Duration),
+}
+
+fn print_rows(rows: &[Row]) {
+    println!(
+        "  {:<3} {:<16} {:>14} {:>26} {:>26}",
+        "N", "algorithm", "handoffs/s", "alone p50/p99", "taking turns p50/p99"
+    );
+    for r in rows {
+        println!(
+            "  {:<3} {:<16} {:>14.0} {:>26} {:>26}",
+            r.n,
+            r.name,
+            r.rate,
+            format!("{:?}/{:?}", r.alone.0, r.alone.1),
+            format!("{:?}/{:?}", r.turns.0, r.turns.1)
+        );
+    }
 }
 
 fn main() {
@@ -145,29 +189,396 @@ fn main() {
                 let turns = percentiles(cl.uncontended(2000, |i| i % n).await);
                 (rate, alone, turns)
             });
-            summary.push((n, a, rate, alone, turns));
+            summary.push(Row {
+                n,
+                name: a.name(),
+                rate,
+                alone,
+                turns,
+            });
             cl.shutdown();
         }
     }
     println!("\nsummary (same run, loopback, one process):");
-    println!(
-        "  {:<3} {:<16} {:>14} {:>26} {:>26}",
-        "N", "algorithm", "handoffs/s", "alone p50/p99", "taking turns p50/p99"
-    );
-    for (n, a, rate, alone, turns) in summary {
-        println!(
-            "  {n:<3} {:<16} {rate:>14.0} {:>26} {:>26}",
-            a.name(),
-            format!("{:?}/{:?}", alone.0, alone.1),
-            format!("{:?}/{:?}", turns.0, turns.1)
-        );
-    }
-    match etcd_on_path() {
-        Some(p) => println!(
-            "  etcd found at {}: the etcd comparison is not implemented yet (see docs/benchmarks.md)",
-            p.display()
-        ),
-        None => println!("  etcd comparison skipped: no `etcd` binary on PATH"),
-    }
+    print_rows(&summary);
+    etcd::compare(&sys, &mut c, &summary);
     c.final_summary();
+}
+
+#[cfg(not(feature = "etcd"))]
+mod etcd {
+    pub fn compare(_: &actix::SystemRunner, _: &mut criterion::Criterion, _: &[super::Row]) {
+        println!("\netcd comparison skipped: built without --features etcd");
+    }
+}
+
+#[cfg(feature = "etcd")]
+mod etcd {
+    use super::{Row, percentiles, print_rows};
+    use criterion::{Criterion, Throughput};
+    use etcd_client::{Client, ConnectOptions, LockOptions};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// How long the members get to elect a leader and answer on every endpoint.
+    const START_DEADLINE: Duration = Duration::from_secs(30);
+    /// One lease per client, granted once and long enough for the whole run, so no keep-alive
+    /// traffic runs during the measurements (etcd's own sessions keep a 60 s lease alive).
+    const LEASE_TTL_S: i64 = 3600;
+    /// Critical sections and acquisitions for the summary (etcd is slower than our locks).
+    const SUMMARY_SECTIONS: u64 = 1000;
+    const SUMMARY_ACQUISITIONS: usize = 1000;
+
+    pub fn compare(sys: &actix::SystemRunner, c: &mut Criterion, ours: &[Row]) {
+        let Some(bin) = etcd_on_path() else {
+            println!("\netcd comparison skipped: no `etcd` on PATH");
+            return;
+        };
+        // Dropped at the end of this function, or while a panic unwinds: the members are
+        // killed and their data directories removed.
+        let etcd = match sys.block_on(EtcdCluster::start(&bin)) {
+            Ok(e) => e,
+            Err(e) => panic!("etcd comparison failed: could not start the etcd cluster: {e}"),
+        };
+        println!(
+            "\netcd {} at {}: 3 members on loopback, data directories in {}",
+            etcd.version,
+            bin.display(),
+            etcd.dir.display()
+        );
+        let mut rows = Vec::new();
+        let mut lock_only = Vec::new();
+        for n in [3u32, 5] {
+            let cl = sys.block_on(EtcdClients::connect(&etcd, n));
+            let mut g = c.benchmark_group(format!("contended/N={n}"));
+            g.throughput(Throughput::Elements(1));
+            g.bench_function("etcd", |b| {
+                b.iter_custom(|iters| {
+                    sys.block_on(async {
+                        let t = Instant::now();
+                        cl.contended(iters, true).await;
+                        t.elapsed()
+                    })
+                })
+            });
+            g.finish();
+            let (rate, rate_lock_only, alone, turns) = sys.block_on(async {
+                let total = SUMMARY_SECTIONS;
+                let t = Instant::now();
+                cl.contended(total, true).await;
+                let rate = total as f64 / t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                cl.contended(total, false).await;
+                let rate_lock_only = total as f64 / t.elapsed().as_secs_f64();
+                let k = SUMMARY_ACQUISITIONS;
+                let alone = percentiles(cl.uncontended(k, |_| 1).await);
+                let n = cl.clients.len();
+                let turns = percentiles(cl.uncontended(k, |i| i % n).await);
+                (rate, rate_lock_only, alone, turns)
+            });
+            rows.push(Row {
+                n,
+                name: "etcd",
+                rate,
+                alone,
+                turns,
+            });
+            lock_only.push((n, rate_lock_only));
+            sys.block_on(cl.close());
+        }
+        drop(etcd);
+
+        println!(
+            "\netcd summary (same run; {SUMMARY_SECTIONS} contended sections, \
+             {SUMMARY_ACQUISITIONS} uncontended acquisitions):"
+        );
+        print_rows(&rows);
+        for (n, r) in &lock_only {
+            println!(
+                "  {n:<3} {:<16} {r:>14.0}   (lock + unlock only, no counter)",
+                "etcd"
+            );
+        }
+        println!("\nratios to etcd (ours / etcd for handoffs/s, etcd / ours for p50 latency):");
+        println!(
+            "  {:<3} {:<16} {:>14} {:>16} {:>16}",
+            "N", "algorithm", "handoffs/s", "alone p50", "turns p50"
+        );
+        for r in ours {
+            let Some(e) = rows.iter().find(|e| e.n == r.n) else {
+                continue;
+            };
+            println!(
+                "  {:<3} {:<16} {:>13.1}× {:>15.1}× {:>15.1}×",
+                r.n,
+                r.name,
+                r.rate / e.rate,
+                e.alone.0.as_secs_f64() / r.alone.0.as_secs_f64(),
+                e.turns.0.as_secs_f64() / r.turns.0.as_secs_f64(),
+            );
+        }
+    }
+
+    fn etcd_on_path() -> Option<PathBuf> {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|d| d.join("etcd"))
+            .find(|p| p.is_file())
+    }
+
+    /// `k` distinct free loopback ports (all held at once, released just before etcd binds).
+    fn free_ports(k: usize) -> std::io::Result<Vec<u16>> {
+        let held = (0..k)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        held.iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect()
+    }
+
+    /// A 3-member etcd cluster on loopback, one process per member. Dropping it (also while a
+    /// panic unwinds) kills the members and removes their data directories; the members are
+    /// also told to die with this process (`PR_SET_PDEATHSIG`), e.g. on Ctrl-C.
+    struct EtcdCluster {
+        children: Vec<Child>,
+        dir: PathBuf,
+        endpoints: Vec<String>,
+        version: String,
+    }
+
+    impl Drop for EtcdCluster {
+        fn drop(&mut self) {
+            for c in &mut self.children {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    impl EtcdCluster {
+        async fn start(bin: &Path) -> Result<Self, String> {
+            let parent = std::env::var_os("ETCD_BENCH_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let dir = parent.join(format!(
+                "actix-coord-etcd-bench-{}-{nanos}",
+                std::process::id()
+            ));
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            // From here on an early return drops the guard: members killed, directory removed.
+            let mut cluster = EtcdCluster {
+                children: Vec::new(),
+                dir,
+                endpoints: Vec::new(),
+                version: String::new(),
+            };
+            let ports = free_ports(6).map_err(|e| format!("free ports: {e}"))?;
+            let url = |port: u16| format!("http://127.0.0.1:{port}");
+            let initial_cluster = (0..3)
+                .map(|i| format!("m{i}={}", url(ports[2 * i + 1])))
+                .collect::<Vec<_>>()
+                .join(",");
+            for i in 0..3 {
+                let (client, peer) = (url(ports[2 * i]), url(ports[2 * i + 1]));
+                let log = cluster.dir.join(format!("m{i}.log"));
+                let log = std::fs::File::create(&log).map_err(|e| format!("{e}"))?;
+                let log2 = log.try_clone().map_err(|e| format!("{e}"))?;
+                let mut cmd = Command::new(bin);
+                cmd.arg(format!("--name=m{i}"))
+                    .arg(format!(
+                        "--data-dir={}",
+                        cluster.dir.join(format!("m{i}")).display()
+                    ))
+                    .arg(format!("--listen-client-urls={client}"))
+                    .arg(format!("--advertise-client-urls={client}"))
+                    .arg(format!("--listen-peer-urls={peer}"))
+                    .arg(format!("--initial-advertise-peer-urls={peer}"))
+                    .arg(format!("--initial-cluster={initial_cluster}"))
+                    .arg("--initial-cluster-state=new")
+                    .arg(format!(
+                        "--initial-cluster-token=bench-{}",
+                        std::process::id()
+                    ))
+                    .arg("--logger=zap")
+                    .arg("--log-level=warn")
+                    .stdin(Stdio::null())
+                    .stdout(log)
+                    .stderr(log2);
+                #[cfg(target_os = "linux")]
+                {
+                    use std::os::unix::process::CommandExt;
+                    // SAFETY: `prctl` is async-signal-safe and the closure allocates nothing.
+                    unsafe {
+                        cmd.pre_exec(|| {
+                            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                                return Err(std::io::Error::last_os_error());
+                            }
+                            Ok(())
+                        });
+                    }
+                }
+                let child = cmd
+                    .spawn()
+                    .map_err(|e| format!("spawning {}: {e}", bin.display()))?;
+                cluster.children.push(child);
+                cluster.endpoints.push(client);
+            }
+            match cluster.wait_healthy().await {
+                Ok(version) => {
+                    cluster.version = version;
+                    Ok(cluster)
+                }
+                Err(e) => Err(format!("{e}\n{}", cluster.log_tails())),
+            }
+        }
+
+        /// Until every member answers a linearizable read (so a leader is elected and each
+        /// member follows it), or the deadline. Returns the members' version.
+        async fn wait_healthy(&mut self) -> Result<String, String> {
+            let deadline = Instant::now() + START_DEADLINE;
+            let mut version = String::new();
+            for ep in self.endpoints.clone() {
+                let last_error = loop {
+                    let err = match probe(&ep).await {
+                        Ok(v) => {
+                            version = v;
+                            break None;
+                        }
+                        Err(e) => e,
+                    };
+                    for (i, c) in self.children.iter_mut().enumerate() {
+                        if let Ok(Some(status)) = c.try_wait() {
+                            return Err(format!("etcd member m{i} exited: {status}"));
+                        }
+                    }
+                    if Instant::now() >= deadline {
+                        break Some(err);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                };
+                if let Some(e) = last_error {
+                    return Err(format!(
+                        "etcd cluster not healthy after {START_DEADLINE:?}: {ep}: {e}"
+                    ));
+                }
+            }
+            Ok(version)
+        }
+
+        fn log_tails(&self) -> String {
+            let mut s = String::new();
+            for i in 0..self.children.len() {
+                let log =
+                    std::fs::read_to_string(self.dir.join(format!("m{i}.log"))).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                s += &format!("--- m{i}.log (last lines)\n");
+                for l in &lines[lines.len().saturating_sub(10)..] {
+                    s += l;
+                    s.push('\n');
+                }
+            }
+            s
+        }
+    }
+
+    async fn probe(endpoint: &str) -> Result<String, etcd_client::Error> {
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(1))
+            .with_timeout(Duration::from_secs(2));
+        let mut c = Client::connect([endpoint], Some(opts)).await?;
+        c.get("actix-coord-bench-health", None).await?;
+        Ok(c.status().await?.version().to_string())
+    }
+
+    /// N clients with a lease each, client `i` connected to member `i mod 3`, contending for
+    /// one named lock and incrementing one counter key.
+    struct EtcdClients {
+        clients: Vec<(Client, i64)>,
+        lock: String,
+        counter: String,
+    }
+
+    impl EtcdClients {
+        async fn connect(etcd: &EtcdCluster, n: u32) -> Self {
+            let mut clients = Vec::new();
+            for i in 0..n as usize {
+                let ep = &etcd.endpoints[i % etcd.endpoints.len()];
+                let mut c = Client::connect([ep], None).await.unwrap();
+                let lease = c.lease_grant(LEASE_TTL_S, None).await.unwrap().id();
+                clients.push((c, lease));
+            }
+            let (lock, counter) = (format!("bench-lock-{n}"), format!("bench-counter-{n}"));
+            clients[0].0.put(counter.as_str(), "0", None).await.unwrap();
+            EtcdClients {
+                clients,
+                lock,
+                counter,
+            }
+        }
+
+        async fn read_counter(c: &mut Client, key: &str) -> u64 {
+            let r = c.get(key, None).await.unwrap();
+            let v = r.kvs().first().expect("counter key").value();
+            std::str::from_utf8(v).unwrap().parse().unwrap()
+        }
+
+        /// `total` critical sections shared among all clients running at once; each one
+        /// increments the counter key when `counter`, else only locks and unlocks.
+        async fn contended(&self, total: u64, counter: bool) {
+            let n = self.clients.len() as u64;
+            let before = Self::read_counter(&mut self.clients[0].0.clone(), &self.counter).await;
+            let mut tasks = Vec::new();
+            for (i, (c, lease)) in self.clients.iter().enumerate() {
+                let share = total / n + u64::from((i as u64) < total % n);
+                let (mut c, lease) = (c.clone(), *lease);
+                let (lock, key) = (self.lock.clone(), self.counter.clone());
+                tasks.push(actix_rt::spawn(async move {
+                    for _ in 0..share {
+                        let opts = LockOptions::new().with_lease(lease);
+                        let owned = c.lock(lock.as_str(), Some(opts)).await.unwrap();
+                        if counter {
+                            let v = Self::read_counter(&mut c, &key).await;
+                            c.put(key.as_str(), (v + 1).to_string(), None)
+                                .await
+                                .unwrap();
+                        }
+                        c.unlock(owned.key()).await.unwrap();
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let after = Self::read_counter(&mut self.clients[0].0.clone(), &self.counter).await;
+            let expected = before + if counter { total } else { 0 };
+            assert_eq!(after, expected, "etcd: lost increments");
+        }
+
+        /// Acquire latencies (`Lock` until it returns) of `k` sequential acquisitions by
+        /// client `who(i)`.
+        async fn uncontended(&self, k: usize, who: impl Fn(usize) -> usize) -> Vec<Duration> {
+            let mut v = Vec::with_capacity(k);
+            for i in 0..k {
+                let (c, lease) = &self.clients[who(i)];
+                let mut c = c.clone();
+                let opts = LockOptions::new().with_lease(*lease);
+                let t = Instant::now();
+                let owned = c.lock(self.lock.as_str(), Some(opts)).await.unwrap();
+                v.push(t.elapsed());
+                c.unlock(owned.key()).await.unwrap();
+            }
+            v
+        }
+
+        async fn close(self) {
+            for (mut c, lease) in self.clients {
+                let _ = c.lease_revoke(lease).await;
+            }
+        }
+    }
 }
