@@ -5,6 +5,7 @@ pub mod berkeley_demo;
 pub mod broadcast_demo;
 pub mod election;
 pub mod post;
+pub mod snapshot_demo;
 pub mod story;
 pub mod tickets;
 pub mod workloads;

@@ -1,10 +1,10 @@
 //! The tour of actix-coord: an in-process cluster that shows every capability built so far and
 //! writes its causal log.
 //!
-//! Six chapters: (1) clocks on every message in one process, (2) the same across three nodes
+//! Seven chapters: (1) clocks on every message in one process, (2) the same across three nodes
 //! on loopback ports, (3) a distributed lock (the ticket office), (4) Berkeley clock
 //! synchronisation, (5) a bully election and its failover, (6) total-order and causal
-//! broadcast. Every chapter's actors are causal, so one causal log holds them all; the tour
+//! broadcast, (7) a Chandy–Lamport snapshot of bank branches paying each other. Every chapter's actors are causal, so one causal log holds them all; the tour
 //! checks it (ShiViz's rules, critical sections never concurrent, fences increasing, at most one
 //! leader per term, broadcast deliveries in one order) and draws it.
 //!
@@ -90,6 +90,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\n6. Ordered broadcast: a replicated account and a conversation");
     let broadcast = actix::System::new().block_on(examples::broadcast_demo::tour_demo())?;
     for line in broadcast.lines() {
+        println!("   {line}");
+    }
+
+    println!("\n7. A consistent snapshot: three bank branches, Chandy–Lamport");
+    let snapshot = actix::System::new().block_on(examples::snapshot_demo::tour_demo())?;
+    for line in snapshot.lines() {
         println!("   {line}");
     }
     guard.close()?;

@@ -271,6 +271,16 @@ where
         self.recordings.len()
     }
 
+    /// Snapshots under way here: recorded, or started here and not yet complete.
+    fn active(&self) -> usize {
+        let own_done_recording = self
+            .collecting
+            .keys()
+            .filter(|id| !self.recordings.contains_key(id))
+            .count();
+        self.recordings.len() + own_done_recording
+    }
+
     fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.members.iter().copied().filter(move |&p| p != self.me)
     }
@@ -401,7 +411,7 @@ where
                 if let Some(&d) = self.down.first() {
                     return Err(SnapshotError::MemberDown(d));
                 }
-                if self.recordings.len() + self.collecting.len() >= self.config.max_active {
+                if self.active() >= self.config.max_active {
                     return Err(SnapshotError::Busy(self.config.max_active));
                 }
                 self.last_started = number;
@@ -451,7 +461,7 @@ where
                 if let Some(r) = self.recordings.get_mut(&id) {
                     r.open.remove(&from);
                     self.maybe_finish(id, out);
-                } else if self.recordings.len() >= self.config.max_active {
+                } else if self.active() >= self.config.max_active {
                     out.emit(SnapshotEvent::Rejected {
                         from,
                         reason: "too many snapshots under way",
