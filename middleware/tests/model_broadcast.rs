@@ -27,10 +27,13 @@ use actix_coord::broadcast::{
 use actix_coord::protocol::{Effect, EffectsOf, NoTimer, NodeId, Protocol};
 use serde::{Deserialize, Serialize};
 use stateright::{Checker, HasDiscoveries, Model, Property};
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
+use support::channels::Channels;
 
 const N: usize = 3;
 
@@ -146,7 +149,7 @@ struct State<P: Core> {
     past: BTreeMap<MsgId, BTreeSet<MsgId>>,
     /// Each node's deliveries, in order.
     delivered: Vec<Vec<MsgId>>,
-    net: BTreeMap<(usize, usize), Vec<P::M>>,
+    net: Channels<P::M>,
     undetected: BTreeSet<(usize, usize)>,
     crashes: u8,
 }
@@ -214,15 +217,8 @@ impl<P: Core> BroadcastModel<P> {
     }
 
     fn push(&self, s: &mut State<P>, src: usize, dst: usize, msg: P::M) {
-        if !s.alive[dst] {
-            return;
-        }
-        let ch = s.net.entry((src, dst)).or_default();
-        if self.fifo {
-            ch.push(msg);
-        } else {
-            let at = ch.binary_search(&msg).unwrap_or_else(|e| e);
-            ch.insert(at, msg);
+        if s.alive[dst] {
+            s.net.push(src, dst, msg);
         }
     }
 
@@ -270,7 +266,7 @@ impl<P: Core> Model for BroadcastModel<P> {
                 .collect(),
             past: BTreeMap::new(),
             delivered: vec![Vec::new(); N],
-            net: BTreeMap::new(),
+            net: Channels::new(self.fifo),
             undetected: BTreeSet::new(),
             crashes: 0,
         }]
@@ -285,19 +281,8 @@ impl<P: Core> Model for BroadcastModel<P> {
                 actions.push(Action::Crash(i));
             }
         }
-        for (&(src, dst), msgs) in &s.net {
-            let candidates: &[P::M] = if self.fifo { &msgs[..1] } else { msgs };
-            let mut last: Option<&P::M> = None;
-            for m in candidates {
-                if last != Some(m) {
-                    actions.push(Action::Deliver {
-                        src,
-                        dst,
-                        msg: m.clone(),
-                    });
-                }
-                last = Some(m);
-            }
+        for (src, dst, msg) in s.net.deliverable() {
+            actions.push(Action::Deliver { src, dst, msg });
         }
         for &(observer, crashed) in &s.undetected {
             actions.push(Action::Detect { observer, crashed });
@@ -320,12 +305,7 @@ impl<P: Core> Model for BroadcastModel<P> {
                 self.absorb(&mut s, i, out);
             }
             Action::Deliver { src, dst, msg } => {
-                let ch = s.net.get_mut(&(src, dst))?;
-                let at = ch.iter().position(|m| *m == msg)?;
-                ch.remove(at);
-                if ch.is_empty() {
-                    s.net.remove(&(src, dst));
-                }
+                let msg = s.net.take(src, dst, &msg)?;
                 s.nodes[dst].on_message(now, Self::id(src), msg, &mut out);
                 self.absorb(&mut s, dst, out);
             }
@@ -334,7 +314,7 @@ impl<P: Core> Model for BroadcastModel<P> {
                 s.crashes += 1;
                 s.left[i] = 0;
                 // What it sent is on the wire and may still arrive; nothing reaches it.
-                s.net.retain(|&(_, dst), _| dst != i);
+                s.net.drop_to(i);
                 s.undetected.retain(|&(o, _)| o != i);
                 for o in (0..N).filter(|&o| s.alive[o]) {
                     s.undetected.insert((o, i));

@@ -27,10 +27,13 @@ use actix_coord::mutex::{
 };
 use actix_coord::protocol::{Effect, EffectsOf, NodeId, Protocol};
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Property};
-use std::collections::{BTreeMap, BTreeSet};
+mod support;
+
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
+use support::channels::Channels;
 
 const N: usize = 3;
 
@@ -112,7 +115,7 @@ struct State<P: Core> {
     /// The fence of the current ownership, per node.
     holding: Vec<Option<Fence>>,
     /// Messages in flight per (src, dst) channel, in send order (FIFO) or sorted (unordered).
-    net: BTreeMap<(usize, usize), Vec<P::M>>,
+    net: Channels<P::M>,
     /// Crash notifications not yet delivered: (observer, crashed).
     undetected: BTreeSet<(usize, usize)>,
     crashes: u8,
@@ -219,15 +222,8 @@ impl<P: Core> MutexModel<P> {
     }
 
     fn push(&self, s: &mut State<P>, src: usize, dst: usize, msg: P::M) {
-        if !s.alive[dst] {
-            return; // a crashed node receives nothing
-        }
-        let ch = s.net.entry((src, dst)).or_default();
-        if self.fifo {
-            ch.push(msg);
-        } else {
-            let at = ch.binary_search(&msg).unwrap_or_else(|e| e);
-            ch.insert(at, msg);
+        if s.alive[dst] {
+            s.net.push(src, dst, msg); // a crashed node receives nothing
         }
     }
 
@@ -270,7 +266,7 @@ impl<P: Core> Model for MutexModel<P> {
                 .collect(),
             waiting: vec![false; N],
             holding: vec![None; N],
-            net: BTreeMap::new(),
+            net: Channels::new(self.fifo),
             undetected: BTreeSet::new(),
             crashes: 0,
             last_fence: None,
@@ -296,19 +292,8 @@ impl<P: Core> Model for MutexModel<P> {
                 actions.push(Action::Crash(i));
             }
         }
-        for (&(src, dst), msgs) in &s.net {
-            let candidates: &[P::M] = if self.fifo { &msgs[..1] } else { msgs };
-            let mut last: Option<&P::M> = None;
-            for m in candidates {
-                if last != Some(m) {
-                    actions.push(Action::Deliver {
-                        src,
-                        dst,
-                        msg: m.clone(),
-                    });
-                }
-                last = Some(m);
-            }
+        for (src, dst, msg) in s.net.deliverable() {
+            actions.push(Action::Deliver { src, dst, msg });
         }
         for &(observer, crashed) in &s.undetected {
             actions.push(Action::Detect { observer, crashed });
@@ -350,12 +335,7 @@ impl<P: Core> Model for MutexModel<P> {
                 self.absorb(&mut s, i, out);
             }
             Action::Deliver { src, dst, msg } => {
-                let ch = s.net.get_mut(&(src, dst))?;
-                let at = ch.iter().position(|m| *m == msg)?;
-                ch.remove(at);
-                if ch.is_empty() {
-                    s.net.remove(&(src, dst));
-                }
+                let msg = s.net.take(src, dst, &msg)?;
                 s.nodes[dst].on_message(now, Self::id(src), msg, &mut out);
                 self.absorb(&mut s, dst, out);
             }
@@ -364,7 +344,7 @@ impl<P: Core> Model for MutexModel<P> {
                 s.crashes += 1;
                 s.holding[i] = None;
                 s.waiting[i] = false;
-                s.net.retain(|&(_, dst), _| dst != i);
+                s.net.drop_to(i);
                 s.undetected.retain(|&(o, _)| o != i);
                 for o in (0..N).filter(|&o| s.alive[o]) {
                     s.undetected.insert((o, i));
@@ -457,8 +437,8 @@ fn one_valid_token(_: &MutexModel<SuzukiKasami>, s: &State<SuzukiKasami>) -> boo
     let in_flight = s
         .net
         .iter()
-        .filter(|((_, dst), _)| s.alive[*dst])
-        .flat_map(|((_, dst), msgs)| msgs.iter().map(move |m| (*dst, m)))
+        .filter(|(_, dst, _)| s.alive[*dst])
+        .map(|(_, dst, m)| (dst, m))
         .filter(|(dst, m)| match m {
             SkMsg::Token(t) => t.epoch >= s.nodes[*dst].epoch(),
             _ => false,

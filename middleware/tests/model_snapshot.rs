@@ -20,8 +20,11 @@ use actix_coord::snapshot::{
     Application, ChandyLamport, Outbox, SnapshotCommand, SnapshotConfig, SnapshotEvent, SnapshotMsg,
 };
 use stateright::{Checker, HasDiscoveries, Model, Property};
-use std::collections::{BTreeMap, BTreeSet};
+mod support;
+
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
+use support::channels::Channels;
 
 const N: usize = 3;
 const COINS: u64 = 2;
@@ -61,7 +64,7 @@ struct State {
     started: u8,
     /// Totals of the completed snapshots.
     totals: Vec<u64>,
-    net: BTreeMap<(usize, usize), Vec<Msg>>,
+    net: Channels<Msg>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -83,15 +86,7 @@ impl SnapshotModel {
     fn absorb(&self, s: &mut State, at: usize, out: EffectsOf<Core>) {
         for e in out {
             match e {
-                Effect::Send { to, msg } => {
-                    let ch = s.net.entry((at, to as usize - 1)).or_default();
-                    if self.fifo {
-                        ch.push(msg);
-                    } else {
-                        let i = ch.binary_search(&msg).unwrap_or_else(|e| e);
-                        ch.insert(i, msg);
-                    }
-                }
+                Effect::Send { to, msg } => s.net.push(at, to as usize - 1, msg),
                 Effect::Emit(SnapshotEvent::Complete(g)) => {
                     let total = g
                         .members
@@ -131,7 +126,7 @@ impl Model for SnapshotModel {
                 .collect(),
             started: 0,
             totals: Vec::new(),
-            net: BTreeMap::new(),
+            net: Channels::new(self.fifo),
         }]
     }
 
@@ -144,19 +139,8 @@ impl Model for SnapshotModel {
                 actions.push(Action::Snapshot(i));
             }
         }
-        for (&(src, dst), msgs) in &s.net {
-            let candidates: &[Msg] = if self.fifo { &msgs[..1] } else { msgs };
-            let mut last: Option<&Msg> = None;
-            for m in candidates {
-                if last != Some(m) {
-                    actions.push(Action::Deliver {
-                        src,
-                        dst,
-                        msg: m.clone(),
-                    });
-                }
-                last = Some(m);
-            }
+        for (src, dst, msg) in s.net.deliverable() {
+            actions.push(Action::Deliver { src, dst, msg });
         }
     }
 
@@ -182,12 +166,7 @@ impl Model for SnapshotModel {
                 self.absorb(&mut s, i, out);
             }
             Action::Deliver { src, dst, msg } => {
-                let ch = s.net.get_mut(&(src, dst))?;
-                let at = ch.iter().position(|m| *m == msg)?;
-                ch.remove(at);
-                if ch.is_empty() {
-                    s.net.remove(&(src, dst));
-                }
+                let msg = s.net.take(src, dst, &msg)?;
                 s.nodes[dst].on_message(now, src as NodeId + 1, msg, &mut out);
                 self.absorb(&mut s, dst, out);
             }
