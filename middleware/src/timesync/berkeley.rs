@@ -69,6 +69,7 @@ use crate::timesync::NodeId;
 use crate::timesync::probe::{ClockFilter, FILTER_LEN, Sample};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::{Hash, Hasher};
 
 /// Nanoseconds in a second.
 const SEC: u64 = 1_000_000_000;
@@ -547,7 +548,7 @@ fn median_sorted(v: &[i64]) -> i64 {
 }
 
 /// The master's state during one round.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Round {
     number: u64,
     /// `T1` of each probe sent so far.
@@ -605,11 +606,55 @@ pub struct Berkeley {
     discipline: Discipline,
 }
 
+/// Hashes a float consistently with `==`: `0.0` and `-0.0` alike. (The machine holds no NaN.)
+fn hash_f64<H: Hasher>(x: f64, state: &mut H) {
+    let bits = if x == 0.0 { 0 } else { x.to_bits() };
+    bits.hash(state);
+}
+
+impl Hash for LastCorrection {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.at.hash(state);
+        self.delta_ns.hash(state);
+        self.stepped.hash(state);
+        hash_f64(self.rate_ppm, state);
+    }
+}
+
+impl Hash for Discipline {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.corrections.hash(state);
+        hash_f64(self.freq_ppm, state);
+        self.freq_updates.hash(state);
+        self.last.hash(state);
+        self.last_from.hash(state);
+    }
+}
+
+/// `==` is an equivalence: the machine's floats are never NaN (the configuration is validated,
+/// the frequency kept finite), so a model checker can store its states.
+impl Eq for Berkeley {}
+
+/// Hashes the changing state, consistently with `==` (the configuration, fixed at construction,
+/// is left out). Floats are hashed by their bits, `0.0` and `-0.0` alike.
+impl Hash for Berkeley {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+        self.members.hash(state);
+        self.master.hash(state);
+        self.armed.hash(state);
+        self.rounds_started.hash(state);
+        self.round.hash(state);
+        self.paths.hash(state);
+        self.discipline.hash(state);
+    }
+}
+
 /// How many rounds of best delays the delay gate remembers per member.
 const DELAY_HISTORY: usize = 8;
 
 /// What the master remembers of one member's path across rounds.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 struct PathStats {
     /// Best delay of each of the last rounds, oldest first.
     delays: VecDeque<i64>,
@@ -700,6 +745,11 @@ impl Berkeley {
     /// Rounds this node has started as master.
     pub fn rounds_started(&self) -> u64 {
         self.rounds_started
+    }
+
+    /// The round this node is collecting replies for, as master, if one is open.
+    pub fn current_round(&self) -> Option<u64> {
+        self.round.as_ref().map(|r| r.number)
     }
 
     /// Corrections this node has applied to its own clock.
@@ -1476,6 +1526,7 @@ mod tests {
         assert!(m.handle_timer(0, Timer::Collect).is_empty());
         let start = m.handle_leader(SEC, Some(9));
         assert!(m.is_armed(Timer::Poll) && m.is_armed(Timer::Collect) && m.is_armed(Timer::Probe));
+        assert_eq!(m.current_round(), Some(1));
         let t1 = match sends(&start)[0].1 {
             BerkeleyMsg::Probe { t1, .. } => t1,
             _ => unreachable!(),
@@ -1548,6 +1599,7 @@ mod tests {
             needed: 2
         })));
         assert!(!m.is_armed(Timer::Probe));
+        assert_eq!(m.current_round(), None);
         // The member dies: the master alone is the group, and corrects itself by 0.
         m.handle_member_down(3 * SEC, 1);
         let a = m.handle_timer(17 * SEC, Timer::Poll);
@@ -1620,6 +1672,44 @@ mod tests {
             assert_eq!(serde_json::from_str::<BerkeleyMsg>(&json).unwrap(), m);
         }
         assert!(serde_json::from_str::<BerkeleyMsg>(r#"{"Adjust":{"round":"x"}}"#).is_err());
+    }
+
+    #[test]
+    fn equal_states_hash_alike() {
+        use std::collections::hash_map::DefaultHasher;
+        let hash = |b: &Berkeley| {
+            let mut h = DefaultHasher::new();
+            b.hash(&mut h);
+            h.finish()
+        };
+        let mut m = Berkeley::new(BerkeleyConfig::default(), 1, [2]).unwrap();
+        m.handle_leader(0, Some(2));
+        let before = m.clone();
+        m.handle_message(
+            SEC,
+            2,
+            BerkeleyMsg::Adjust {
+                round: 1,
+                delta_ns: -MS,
+            },
+        );
+        m.handle_message(
+            17 * SEC,
+            2,
+            BerkeleyMsg::Adjust {
+                round: 2,
+                delta_ns: 0,
+            },
+        );
+        assert_ne!(m, before);
+        assert_eq!(m, m.clone());
+        assert_eq!(hash(&m), hash(&m.clone()));
+        // 0.0 == -0.0, so they must hash alike.
+        let (mut a, mut b) = (m.clone(), m);
+        a.discipline.freq_ppm = 0.0;
+        b.discipline.freq_ppm = -0.0;
+        assert_eq!(a, b);
+        assert_eq!(hash(&a), hash(&b));
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl Sample {
 }
 
 /// NTP's clock filter: the last [`FILTER_LEN`] samples, of which the least-delayed is the best.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ClockFilter {
     samples: VecDeque<Sample>,
 }
