@@ -46,7 +46,7 @@
 
 use crate::clock::physical::{AdjustedClock, HardwareClock, PhysicalClockError};
 use crate::driver::{Command, Driver, PeerWire};
-use crate::election::LeaderView;
+use crate::election::{LeaderView, Term};
 use crate::net::{Node, NodeEvent};
 use crate::protocol::{EffectsOf, NodeId, Protocol};
 use crate::timesync::berkeley::{
@@ -320,11 +320,34 @@ pub fn follow_highest_live(node: &Node, daemon: Addr<Driver<BerkeleyCore>>) {
     });
 }
 
+/// What to tell a Berkeley daemon when the recognised leader goes from `before` to `after`: the
+/// [`BerkeleyCommand::SetMaster`] values to send, in order. A new leader is named; no leader
+/// names none; the *same* leader in a new term (it restarted, or was re-elected) is named again
+/// after a `None`, so that every member forgets the rounds of its previous incarnation, whose
+/// numbering the new one starts afresh (without it, the members would drop the new rounds as
+/// stale until their numbers passed the old ones). Pure.
+pub fn master_changes(
+    before: Option<(NodeId, Term)>,
+    after: Option<(NodeId, Term)>,
+) -> Vec<Option<NodeId>> {
+    match (before, after) {
+        (Some((b, bt)), Some((a, at))) if a == b => {
+            if at == bt {
+                vec![]
+            } else {
+                vec![None, Some(a)]
+            }
+        }
+        (None, None) => vec![],
+        (_, a) => vec![a.map(|(id, _)| id)],
+    }
+}
+
 /// Names the Berkeley master on `daemon` by the elected leader seen through `view`: now, and
-/// on every change of leader. While there is no leader (an election under way), the daemon is
-/// told there is no master, so no round runs and no correction from an old master is applied;
-/// the new leader's daemon starts a round the moment it is elected. The task ends when the
-/// election stops or the daemon does.
+/// on every change of leader (by [`master_changes`]). While there is no leader (an election
+/// under way), the daemon is told there is no master, so no round runs and no correction from
+/// an old master is applied; the new leader's daemon starts a round the moment it is elected.
+/// The task ends when the election stops or the daemon does.
 pub fn follow_election(view: LeaderView, daemon: Addr<Driver<BerkeleyCore>>) {
     let mut leader = view.watch();
     let set = |d: &Addr<Driver<BerkeleyCore>>, m: Option<NodeId>| {
@@ -332,18 +355,18 @@ pub fn follow_election(view: LeaderView, daemon: Addr<Driver<BerkeleyCore>>) {
             BerkeleyCommand::SetMaster(m),
         ));
     };
-    let mut named = leader.borrow_and_update().map(|(id, _)| id);
-    set(&daemon, named);
+    let mut seen = *leader.borrow_and_update();
+    set(&daemon, seen.map(|(id, _)| id));
     actix_rt::spawn(async move {
         while leader.changed().await.is_ok() {
             if !daemon.connected() {
                 break;
             }
-            let now = leader.borrow_and_update().map(|(id, _)| id);
-            if now != named {
-                named = now;
-                set(&daemon, named);
+            let now = *leader.borrow_and_update();
+            for m in master_changes(seen, now) {
+                set(&daemon, m);
             }
+            seen = now;
         }
     });
 }
@@ -429,6 +452,24 @@ mod tests {
 
     fn spread(v: &[i64]) -> u64 {
         (v.iter().max().unwrap() - v.iter().min().unwrap()) as u64
+    }
+
+    #[test]
+    fn a_new_term_of_the_same_leader_renames_it_after_none() {
+        let t = |round, leader| Term { round, leader };
+        assert_eq!(master_changes(None, Some((3, t(1, 3)))), [Some(3)]);
+        assert!(master_changes(Some((3, t(1, 3))), Some((3, t(1, 3)))).is_empty());
+        assert_eq!(master_changes(Some((3, t(1, 3))), None), [None]);
+        assert_eq!(
+            master_changes(Some((3, t(1, 3))), Some((2, t(2, 2)))),
+            [Some(2)]
+        );
+        // Node 3 restarted and won again: members must forget its old rounds.
+        assert_eq!(
+            master_changes(Some((3, t(1, 3))), Some((3, t(2, 3)))),
+            [None, Some(3)]
+        );
+        assert!(master_changes(None, None).is_empty());
     }
 
     #[test]
