@@ -11,7 +11,8 @@
 //! * [`daemon`]: the Berkeley daemon as an actor — the machine adapted to
 //!   [`crate::protocol::Protocol`] and run by the generic [`crate::driver::Driver`] over the
 //!   network, disciplining an [`AdjustedClock`](crate::clock::physical::AdjustedClock); the
-//!   master is the highest live node (until the election actor names it).
+//!   master is the elected leader ([`daemon::follow_election`]) or, without an election, the
+//!   highest live node.
 //!
 //! The clocks these adjust are in [`crate::clock::physical`]; docs/timesync.md has the design,
 //! the simulator's figures and the multi-process ones.
