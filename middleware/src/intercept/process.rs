@@ -9,11 +9,12 @@ use crate::clock::{
     ClockError, HlcError, HlcTimestamp, HybridClock, LamportClock, ProcessId, VectorClock,
 };
 use crate::trace::{self, EventKind, TickRecord};
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// Which clocks a process keeps and puts on its messages. The Lamport clock is always kept.
@@ -280,31 +281,97 @@ pub(crate) type Label = fn() -> &'static str;
 
 /// Stamps of replies addressed to one process, pushed by responders (on any thread) before
 /// they release the reply itself, and merged by the process before it next runs.
-#[derive(Default)]
+///
+/// The common case is one reply in flight: its stamp goes to a single lock-free slot. A stamp
+/// that finds the slot taken, or finds older stamps waiting in the queue, goes to the queue, so
+/// stamps pushed one after another are popped in that order (the slot, when full, always holds
+/// the oldest stamp: it is filled only while the queue is empty).
 pub(crate) struct ReplyInbox {
+    /// `EMPTY`, `BUSY` (being written) or `FULL`.
+    state: AtomicU8,
+    /// Written by the pusher that moved `state` from `EMPTY` to `BUSY`; read by the owning
+    /// process (the one consumer) when `state` is `FULL`. Initialised exactly when `FULL`.
+    slot: UnsafeCell<MaybeUninit<(Stamp, Label)>>,
     queue: Mutex<VecDeque<(Stamp, Label)>>,
     nonempty: AtomicBool,
+}
+
+const EMPTY: u8 = 0;
+const BUSY: u8 = 1;
+const FULL: u8 = 2;
+
+// SAFETY: the slot is written only by the one pusher that won the transition into `BUSY`, read
+// only by the single consumer after it saw `FULL`, and handed over with Release/Acquire on
+// `state`; `Stamp` and `Label` are `Send`.
+unsafe impl Sync for ReplyInbox {}
+
+impl Default for ReplyInbox {
+    fn default() -> Self {
+        Self {
+            state: AtomicU8::new(EMPTY),
+            slot: UnsafeCell::new(MaybeUninit::uninit()),
+            queue: Mutex::default(),
+            nonempty: AtomicBool::new(false),
+        }
+    }
 }
 
 impl ReplyInbox {
     /// Queues the stamp of a reply; call before handing over the reply.
     pub(crate) fn push(&self, stamp: Stamp, label: Label) {
+        if !self.nonempty.load(Ordering::Acquire)
+            && self
+                .state
+                .compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            // SAFETY: this thread moved the slot from EMPTY to BUSY, so it alone owns it, and
+            // it holds no value.
+            unsafe { (*self.slot.get()).write((stamp, label)) };
+            self.state.store(FULL, Ordering::Release);
+            return;
+        }
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.push_back((stamp, label));
         self.nonempty.store(true, Ordering::Release);
     }
 
-    /// The oldest queued stamp, if any (cheap when there is none).
+    /// Whether a stamp may be waiting (one or two loads; the owner checks before [`pop`]).
+    #[inline]
+    fn maybe_nonempty(&self) -> bool {
+        self.state.load(Ordering::Acquire) != EMPTY || self.nonempty.load(Ordering::Acquire)
+    }
+
+    /// The oldest queued stamp, if any. Only the owning process pops (one consumer).
     fn pop(&self) -> Option<(Stamp, Label)> {
+        // Only pushers move the slot out of EMPTY, and only this (single) consumer moves it out
+        // of FULL, so FULL observed here stays FULL until the store below.
+        if self.state.load(Ordering::Acquire) == FULL {
+            // SAFETY: FULL was published with Release after the value was written; no pusher
+            // touches a FULL slot, and there is no other popper.
+            let item = unsafe { (*self.slot.get()).assume_init_read() };
+            self.state.store(EMPTY, Ordering::Release);
+            return Some(item);
+        }
         if !self.nonempty.load(Ordering::Acquire) {
             return None;
         }
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let item = q.pop_front();
         if q.is_empty() {
-            self.nonempty.store(false, Ordering::Relaxed);
+            self.nonempty.store(false, Ordering::Release);
         }
         item
+    }
+}
+
+impl Drop for ReplyInbox {
+    fn drop(&mut self) {
+        if *self.state.get_mut() == FULL {
+            // SAFETY: FULL means the slot holds a value, and `&mut self` means nobody else
+            // can touch it.
+            unsafe { self.slot.get_mut().assume_init_drop() };
+        }
     }
 }
 
@@ -324,7 +391,15 @@ impl ProcessCell {
     }
 
     /// Merges the stamps of replies that have arrived: each is a receive event.
+    #[inline]
     pub(crate) fn merge_replies(&self) {
+        if self.inbox.maybe_nonempty() {
+            self.merge_replies_slow();
+        }
+    }
+
+    #[inline(never)]
+    fn merge_replies_slow(&self) {
         while let Some((stamp, label)) = self.inbox.pop() {
             let merged = self
                 .state
@@ -624,4 +699,83 @@ fn system_ms() -> u64 {
         return 0;
     }
     (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(from: u32, n: u64) -> Stamp {
+        Stamp {
+            from: ProcessId::new(1, from),
+            lamport: n,
+            vector: Some(Arc::new(
+                VectorClock::from_entries([(ProcessId::new(1, from), n)]).unwrap(),
+            )),
+            hlc: None,
+        }
+    }
+
+    fn label() -> &'static str {
+        "Test"
+    }
+
+    fn drain(inbox: &ReplyInbox) -> Vec<u64> {
+        std::iter::from_fn(|| inbox.pop().map(|(s, _)| s.lamport)).collect()
+    }
+
+    #[test]
+    fn reply_inbox_pops_in_push_order_across_slot_and_queue() {
+        let inbox = ReplyInbox::default();
+        assert!(!inbox.maybe_nonempty());
+        inbox.push(stamp(1, 1), label); // the slot
+        inbox.push(stamp(1, 2), label); // the queue: the slot is full
+        assert_eq!(inbox.pop().map(|(s, _)| s.lamport), Some(1));
+        inbox.push(stamp(1, 3), label); // the queue: older stamps wait there
+        assert_eq!(drain(&inbox), vec![2, 3]);
+        assert!(!inbox.maybe_nonempty());
+        inbox.push(stamp(1, 4), label); // the slot again, once all is drained
+        assert!(inbox.maybe_nonempty());
+        assert_eq!(drain(&inbox), vec![4]);
+        // A stamp left in the slot is dropped with the inbox (its vector clock is released).
+        let v = stamp(1, 5);
+        let clock = v.vector.clone().unwrap();
+        inbox.push(v, label);
+        drop(inbox);
+        assert_eq!(Arc::strong_count(&clock), 1);
+    }
+
+    #[test]
+    fn reply_inbox_keeps_each_pushers_order_under_concurrency() {
+        const PUSHERS: u32 = 4;
+        const EACH: u64 = 5_000;
+        let inbox = Arc::new(ReplyInbox::default());
+        let handles: Vec<_> = (1..=PUSHERS)
+            .map(|p| {
+                let inbox = inbox.clone();
+                std::thread::spawn(move || {
+                    for n in 1..=EACH {
+                        inbox.push(stamp(p, n), label);
+                    }
+                })
+            })
+            .collect();
+        let mut last = vec![0u64; PUSHERS as usize + 1];
+        let mut got = 0;
+        while got < u64::from(PUSHERS) * EACH {
+            match inbox.pop() {
+                Some((s, _)) => {
+                    let p = s.from.local as usize;
+                    assert_eq!(s.lamport, last[p] + 1, "pusher {p} out of order");
+                    last[p] = s.lamport;
+                    got += 1;
+                }
+                None => std::thread::yield_now(),
+            }
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert!(inbox.pop().is_none());
+    }
 }
