@@ -11,7 +11,6 @@ use crate::clock::{
 use crate::trace::{self, EventKind, TickRecord};
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{HashMap, VecDeque};
-use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
@@ -110,6 +109,20 @@ pub(crate) struct ProcessState {
     pub(crate) sender: Option<ProcessId>,
     /// Where the own entry was in the vector clock last time.
     own_hint: usize,
+    /// Physical time shared by the HLC events of the handler being run (see
+    /// [`ProcessState::event_time_ms`]).
+    poll_time: PollTime,
+}
+
+/// How HLC events of a process read physical time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PollTime {
+    /// Outside a poll of the process's actor: every event reads the clock.
+    PerEvent,
+    /// Inside a poll: the first HLC event of each handler reads the clock, the next share it.
+    NotRead,
+    /// Inside a poll: the reading of the current handler.
+    Read(u64),
 }
 
 impl ProcessState {
@@ -124,6 +137,7 @@ impl ProcessState {
             events: 0,
             sender: None,
             own_hint: 0,
+            poll_time: PollTime::PerEvent,
         }
     }
 
@@ -143,11 +157,43 @@ impl ProcessState {
         }
     }
 
+    /// Physical time for an HLC event: read once per handler while the actor is polled (and once
+    /// per poll for the reply merges and continuations outside handlers), afresh otherwise.
+    ///
+    /// Sharing a reading keeps every HLC law: [`HybridClock`] issues strictly increasing
+    /// timestamps whatever physical time it is given (a stalled reading only advances the
+    /// counter), so send and receive stamps still strictly increase. The reading is at most one
+    /// handler old: `l` may trail physical time at the event by up to the handler's run time (as
+    /// if the handler ran at once), and the maximum-offset check of a received timestamp is that
+    /// much stricter, never looser.
+    fn event_time_ms(&mut self) -> u64 {
+        match self.poll_time {
+            PollTime::Read(t) => t,
+            PollTime::NotRead => {
+                let t = physical_now_ms();
+                self.poll_time = PollTime::Read(t);
+                t
+            }
+            PollTime::PerEvent => physical_now_ms(),
+        }
+    }
+
+    /// A handler starts: its HLC events read physical time afresh (once).
+    #[inline]
+    pub(crate) fn new_handler(&mut self) {
+        if self.poll_time != PollTime::PerEvent {
+            self.poll_time = PollTime::NotRead;
+        }
+    }
+
     /// A send event: tick every clock and return the stamp for the message.
     pub(crate) fn send(&mut self, what: &dyn Fn() -> String) -> Stamp {
         self.lamport.tick();
         self.tick_own();
-        let hlc = self.set.hybrid.then(|| self.hlc.now(physical_now_ms()));
+        let hlc = self.set.hybrid.then(|| {
+            let pt = self.event_time_ms();
+            self.hlc.now(pt)
+        });
         let stamp = Stamp {
             from: self.id,
             lamport: self.lamport.time(),
@@ -191,7 +237,7 @@ impl ProcessState {
         self.tick_own();
         let mut result = Ok(());
         if self.set.hybrid {
-            let pt = physical_now_ms();
+            let pt = self.event_time_ms();
             match stamp.hlc.map(|h| self.hlc.update(h, pt)) {
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
@@ -234,7 +280,8 @@ impl ProcessState {
         self.lamport.tick();
         self.tick_own();
         if self.set.hybrid {
-            self.hlc.now(physical_now_ms());
+            let pt = self.event_time_ms();
+            self.hlc.now(pt);
         }
         trace::active().then(|| {
             let mut r = self.make_record(kind, text, None, None);
@@ -380,13 +427,31 @@ impl Drop for ReplyInbox {
 pub(crate) struct ProcessCell {
     pub(crate) state: RefCell<ProcessState>,
     pub(crate) inbox: Arc<ReplyInbox>,
+    /// The process keeps an HLC (`state.set.hybrid`, read without borrowing).
+    hybrid: bool,
 }
 
 impl ProcessCell {
     pub(crate) fn new(state: ProcessState) -> Self {
         Self {
+            hybrid: state.set.hybrid,
             state: RefCell::new(state),
             inbox: Arc::default(),
+        }
+    }
+
+    /// Switches how HLC events read physical time: shared per handler during a poll, per event
+    /// otherwise. Only processes with an HLC pay for it.
+    #[inline]
+    fn set_poll_time(&self, shared: bool) {
+        if self.hybrid {
+            if let Ok(mut st) = self.state.try_borrow_mut() {
+                st.poll_time = if shared {
+                    PollTime::NotRead
+                } else {
+                    PollTime::PerEvent
+                };
+            }
         }
     }
 
@@ -422,25 +487,25 @@ thread_local! {
 }
 
 /// Makes `process` the thread's current process until the guard drops, after merging the
-/// replies it has received.
+/// replies it has received. This is a poll of the process's actor (or of a future bound to
+/// it): until the guard drops, its HLC events share one reading of physical time per handler.
 pub(crate) fn enter(process: &Shared) -> EnterGuard<'_> {
+    process.set_poll_time(true);
     process.merge_replies();
     let prev = CURRENT.with(|c| c.replace(Rc::as_ptr(process)));
-    EnterGuard {
-        prev,
-        _process: PhantomData,
-    }
+    EnterGuard { prev, process }
 }
 
 /// Restores the previous current process on drop; borrows the process so it outlives the guard.
 pub(crate) struct EnterGuard<'a> {
     prev: *const ProcessCell,
-    _process: PhantomData<&'a ProcessCell>,
+    process: &'a ProcessCell,
 }
 
 impl Drop for EnterGuard<'_> {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.prev));
+        self.process.set_poll_time(false);
     }
 }
 
@@ -722,6 +787,39 @@ mod tests {
 
     fn drain(inbox: &ReplyInbox) -> Vec<u64> {
         std::iter::from_fn(|| inbox.pop().map(|(s, _)| s.lamport)).collect()
+    }
+
+    #[test]
+    fn a_handler_shares_one_reading_of_physical_time_and_hlc_stamps_still_increase() {
+        let id = ProcessId::new(1, 1);
+        let mut p = ProcessState::new(id, Arc::from("p"), ClockSet::ALL);
+        // Outside a poll: every event reads the clock, and a new handler changes nothing.
+        p.new_handler();
+        let a = p.send(&String::new).hlc.unwrap();
+        assert_eq!(p.poll_time, PollTime::PerEvent);
+        // Inside a poll: the first event reads the clock, the next ones share the reading.
+        p.poll_time = PollTime::NotRead;
+        let b = p.send(&String::new).hlc.unwrap();
+        let PollTime::Read(t) = p.poll_time else {
+            panic!("the first event of the handler reads physical time");
+        };
+        assert!(b.physical_ms() >= t);
+        let other = Stamp {
+            from: ProcessId::new(1, 2),
+            lamport: 1,
+            vector: None,
+            hlc: Some(b),
+        };
+        p.receive_trusted(&other, &String::new).unwrap();
+        let c = p.clocks().hlc;
+        let d = p.send(&String::new).hlc.unwrap();
+        assert_eq!(p.poll_time, PollTime::Read(t));
+        // Send and receive stamps strictly increase all the same.
+        assert!(a < b && b < c && c < d, "{a} {b} {c} {d}");
+        // The next handler reads again.
+        p.new_handler();
+        assert_eq!(p.poll_time, PollTime::NotRead);
+        assert!(p.send(&String::new).hlc.unwrap() > d);
     }
 
     #[test]
