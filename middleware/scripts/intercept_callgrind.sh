@@ -9,7 +9,7 @@ OUT=${OUT:-/tmp/intercept-callgrind}
 mkdir -p "$OUT"
 cargo build --release -q -p actix-coord --example intercept_profile
 BIN=target/release/examples/intercept_profile
-[ $# -gt 0 ] || set -- plain lamport vector16 all16
+[ $# -gt 0 ] || set -- plain lamport vector16 all16 explicit
 for c in "$@"; do
   for n in $N1 $N2; do
     valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.$c.$n" "$BIN" "$c" "$n" >/dev/null 2>&1
