@@ -566,11 +566,10 @@ pub(crate) fn with_current_cell<R>(
 ) -> R {
     match current_cell() {
         Some(cell) => f(&mut cell.state.borrow_mut(), Some(&cell.inbox)),
-        None => {
-            let ext = external_process(default_node());
+        None => with_external(default_node(), |ext| {
             let mut guard = ext.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut guard, None)
-        }
+        }),
     }
 }
 
@@ -680,6 +679,29 @@ static EXTERNAL_NAME: RwLock<Option<String>> = RwLock::new(None);
 /// external process has not sent yet.
 pub fn set_external_name(name: &str) {
     *EXTERNAL_NAME.write().unwrap_or_else(|e| e.into_inner()) = Some(name.to_owned());
+}
+
+thread_local! {
+    /// The external process this thread used last, and its node: sends from outside actors
+    /// skip the lookup in the shared map (external processes are never removed from it).
+    static LAST_EXTERNAL: RefCell<Option<(u32, Arc<Mutex<ProcessState>>)>> =
+        const { RefCell::new(None) };
+}
+
+/// Runs `f` on the external process of `node` (looked up once per thread and node).
+fn with_external<R>(node: u32, f: impl FnOnce(&Mutex<ProcessState>) -> R) -> R {
+    let ext = LAST_EXTERNAL.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((n, p)) if *n == node => p.clone(),
+            _ => {
+                let p = external_process(node);
+                *last = Some((node, p.clone()));
+                p
+            }
+        }
+    });
+    f(&ext)
 }
 
 /// The external process of `node`, created on first use.
