@@ -487,10 +487,14 @@ where
         }
         let cell = ctx.process.clone();
         let what = || format!("receive {}", short_type_name::<M>());
-        let merged = if self.remote {
-            cell.state.borrow_mut().receive(&self.stamp, &what)
-        } else {
-            cell.state.borrow_mut().receive_trusted(&self.stamp, &what)
+        let merged = {
+            let mut state = cell.state.borrow_mut();
+            state.new_handler();
+            if self.remote {
+                state.receive(&self.stamp, &what)
+            } else {
+                state.receive_trusted(&self.stamp, &what)
+            }
         };
         match merged {
             Ok(()) => {}

@@ -57,8 +57,10 @@ impl<M: Message> Message for Stamped<M> {
 impl<M> Stamped<M> {
     /// Stamps `msg` with a send event of the current process (causal actor or external).
     pub fn new(msg: M) -> Self {
-        let stamp =
-            process::stamp_send(&format!("send {}", super::context::short_type_name::<M>()));
+        // The label is built only when a causal log is written.
+        let stamp = process::with_current(|p| {
+            p.send(&|| format!("send {}", super::context::short_type_name::<M>()))
+        });
         Self { stamp, msg }
     }
 }
@@ -122,12 +124,9 @@ impl ExplicitProcess {
     /// Merges `stamp` (a receive event of a message of type `M`) and makes this the current
     /// process until the guard drops.
     pub fn receive<M>(&self, stamp: &Stamp) -> ProcessGuard {
-        let label = super::context::short_type_name::<M>();
-        let merged = self
-            .cell
-            .state
-            .borrow_mut()
-            .receive(stamp, &|| format!("receive {label}"));
+        let merged = self.cell.state.borrow_mut().receive(stamp, &|| {
+            format!("receive {}", super::context::short_type_name::<M>())
+        });
         if let Err(e) = merged {
             tracing::warn!(target: "actix_coord::intercept", error = %e, "message clock not fully merged");
         }

@@ -9,11 +9,11 @@ use crate::clock::{
     ClockError, HlcError, HlcTimestamp, HybridClock, LamportClock, ProcessId, VectorClock,
 };
 use crate::trace::{self, EventKind, TickRecord};
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{HashMap, VecDeque};
-use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// Which clocks a process keeps and puts on its messages. The Lamport clock is always kept.
@@ -109,6 +109,20 @@ pub(crate) struct ProcessState {
     pub(crate) sender: Option<ProcessId>,
     /// Where the own entry was in the vector clock last time.
     own_hint: usize,
+    /// Physical time shared by the HLC events of the handler being run (see
+    /// [`ProcessState::event_time_ms`]).
+    poll_time: PollTime,
+}
+
+/// How HLC events of a process read physical time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PollTime {
+    /// Outside a poll of the process's actor: every event reads the clock.
+    PerEvent,
+    /// Inside a poll: the first HLC event of each handler reads the clock, the next share it.
+    NotRead,
+    /// Inside a poll: the reading of the current handler.
+    Read(u64),
 }
 
 impl ProcessState {
@@ -123,6 +137,7 @@ impl ProcessState {
             events: 0,
             sender: None,
             own_hint: 0,
+            poll_time: PollTime::PerEvent,
         }
     }
 
@@ -142,11 +157,43 @@ impl ProcessState {
         }
     }
 
+    /// Physical time for an HLC event: read once per handler while the actor is polled (and once
+    /// per poll for the reply merges and continuations outside handlers), afresh otherwise.
+    ///
+    /// Sharing a reading keeps every HLC law: [`HybridClock`] issues strictly increasing
+    /// timestamps whatever physical time it is given (a stalled reading only advances the
+    /// counter), so send and receive stamps still strictly increase. The reading is at most one
+    /// handler old: `l` may trail physical time at the event by up to the handler's run time (as
+    /// if the handler ran at once), and the maximum-offset check of a received timestamp is that
+    /// much stricter, never looser.
+    fn event_time_ms(&mut self) -> u64 {
+        match self.poll_time {
+            PollTime::Read(t) => t,
+            PollTime::NotRead => {
+                let t = physical_now_ms();
+                self.poll_time = PollTime::Read(t);
+                t
+            }
+            PollTime::PerEvent => physical_now_ms(),
+        }
+    }
+
+    /// A handler starts: its HLC events read physical time afresh (once).
+    #[inline]
+    pub(crate) fn new_handler(&mut self) {
+        if self.poll_time != PollTime::PerEvent {
+            self.poll_time = PollTime::NotRead;
+        }
+    }
+
     /// A send event: tick every clock and return the stamp for the message.
     pub(crate) fn send(&mut self, what: &dyn Fn() -> String) -> Stamp {
         self.lamport.tick();
         self.tick_own();
-        let hlc = self.set.hybrid.then(|| self.hlc.now(physical_now_ms()));
+        let hlc = self.set.hybrid.then(|| {
+            let pt = self.event_time_ms();
+            self.hlc.now(pt)
+        });
         let stamp = Stamp {
             from: self.id,
             lamport: self.lamport.time(),
@@ -190,7 +237,7 @@ impl ProcessState {
         self.tick_own();
         let mut result = Ok(());
         if self.set.hybrid {
-            let pt = physical_now_ms();
+            let pt = self.event_time_ms();
             match stamp.hlc.map(|h| self.hlc.update(h, pt)) {
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
@@ -233,7 +280,8 @@ impl ProcessState {
         self.lamport.tick();
         self.tick_own();
         if self.set.hybrid {
-            self.hlc.now(physical_now_ms());
+            let pt = self.event_time_ms();
+            self.hlc.now(pt);
         }
         trace::active().then(|| {
             let mut r = self.make_record(kind, text, None, None);
@@ -280,31 +328,97 @@ pub(crate) type Label = fn() -> &'static str;
 
 /// Stamps of replies addressed to one process, pushed by responders (on any thread) before
 /// they release the reply itself, and merged by the process before it next runs.
-#[derive(Default)]
+///
+/// The common case is one reply in flight: its stamp goes to a single lock-free slot. A stamp
+/// that finds the slot taken, or finds older stamps waiting in the queue, goes to the queue, so
+/// stamps pushed one after another are popped in that order (the slot, when full, always holds
+/// the oldest stamp: it is filled only while the queue is empty).
 pub(crate) struct ReplyInbox {
+    /// `EMPTY`, `BUSY` (being written) or `FULL`.
+    state: AtomicU8,
+    /// Written by the pusher that moved `state` from `EMPTY` to `BUSY`; read by the owning
+    /// process (the one consumer) when `state` is `FULL`. Initialised exactly when `FULL`.
+    slot: UnsafeCell<MaybeUninit<(Stamp, Label)>>,
     queue: Mutex<VecDeque<(Stamp, Label)>>,
     nonempty: AtomicBool,
+}
+
+const EMPTY: u8 = 0;
+const BUSY: u8 = 1;
+const FULL: u8 = 2;
+
+// SAFETY: the slot is written only by the one pusher that won the transition into `BUSY`, read
+// only by the single consumer after it saw `FULL`, and handed over with Release/Acquire on
+// `state`; `Stamp` and `Label` are `Send`.
+unsafe impl Sync for ReplyInbox {}
+
+impl Default for ReplyInbox {
+    fn default() -> Self {
+        Self {
+            state: AtomicU8::new(EMPTY),
+            slot: UnsafeCell::new(MaybeUninit::uninit()),
+            queue: Mutex::default(),
+            nonempty: AtomicBool::new(false),
+        }
+    }
 }
 
 impl ReplyInbox {
     /// Queues the stamp of a reply; call before handing over the reply.
     pub(crate) fn push(&self, stamp: Stamp, label: Label) {
+        if !self.nonempty.load(Ordering::Acquire)
+            && self
+                .state
+                .compare_exchange(EMPTY, BUSY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            // SAFETY: this thread moved the slot from EMPTY to BUSY, so it alone owns it, and
+            // it holds no value.
+            unsafe { (*self.slot.get()).write((stamp, label)) };
+            self.state.store(FULL, Ordering::Release);
+            return;
+        }
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.push_back((stamp, label));
         self.nonempty.store(true, Ordering::Release);
     }
 
-    /// The oldest queued stamp, if any (cheap when there is none).
+    /// Whether a stamp may be waiting (one or two loads; the owner checks before [`pop`]).
+    #[inline]
+    fn maybe_nonempty(&self) -> bool {
+        self.state.load(Ordering::Acquire) != EMPTY || self.nonempty.load(Ordering::Acquire)
+    }
+
+    /// The oldest queued stamp, if any. Only the owning process pops (one consumer).
     fn pop(&self) -> Option<(Stamp, Label)> {
+        // Only pushers move the slot out of EMPTY, and only this (single) consumer moves it out
+        // of FULL, so FULL observed here stays FULL until the store below.
+        if self.state.load(Ordering::Acquire) == FULL {
+            // SAFETY: FULL was published with Release after the value was written; no pusher
+            // touches a FULL slot, and there is no other popper.
+            let item = unsafe { (*self.slot.get()).assume_init_read() };
+            self.state.store(EMPTY, Ordering::Release);
+            return Some(item);
+        }
         if !self.nonempty.load(Ordering::Acquire) {
             return None;
         }
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let item = q.pop_front();
         if q.is_empty() {
-            self.nonempty.store(false, Ordering::Relaxed);
+            self.nonempty.store(false, Ordering::Release);
         }
         item
+    }
+}
+
+impl Drop for ReplyInbox {
+    fn drop(&mut self) {
+        if *self.state.get_mut() == FULL {
+            // SAFETY: FULL means the slot holds a value, and `&mut self` means nobody else
+            // can touch it.
+            unsafe { self.slot.get_mut().assume_init_drop() };
+        }
     }
 }
 
@@ -313,18 +427,44 @@ impl ReplyInbox {
 pub(crate) struct ProcessCell {
     pub(crate) state: RefCell<ProcessState>,
     pub(crate) inbox: Arc<ReplyInbox>,
+    /// The process keeps an HLC (`state.set.hybrid`, read without borrowing).
+    hybrid: bool,
 }
 
 impl ProcessCell {
     pub(crate) fn new(state: ProcessState) -> Self {
         Self {
+            hybrid: state.set.hybrid,
             state: RefCell::new(state),
             inbox: Arc::default(),
         }
     }
 
+    /// Switches how HLC events read physical time: shared per handler during a poll, per event
+    /// otherwise. Only processes with an HLC pay for it.
+    #[inline]
+    fn set_poll_time(&self, shared: bool) {
+        if self.hybrid {
+            if let Ok(mut st) = self.state.try_borrow_mut() {
+                st.poll_time = if shared {
+                    PollTime::NotRead
+                } else {
+                    PollTime::PerEvent
+                };
+            }
+        }
+    }
+
     /// Merges the stamps of replies that have arrived: each is a receive event.
+    #[inline]
     pub(crate) fn merge_replies(&self) {
+        if self.inbox.maybe_nonempty() {
+            self.merge_replies_slow();
+        }
+    }
+
+    #[inline(never)]
+    fn merge_replies_slow(&self) {
         while let Some((stamp, label)) = self.inbox.pop() {
             let merged = self
                 .state
@@ -347,25 +487,25 @@ thread_local! {
 }
 
 /// Makes `process` the thread's current process until the guard drops, after merging the
-/// replies it has received.
+/// replies it has received. This is a poll of the process's actor (or of a future bound to
+/// it): until the guard drops, its HLC events share one reading of physical time per handler.
 pub(crate) fn enter(process: &Shared) -> EnterGuard<'_> {
+    process.set_poll_time(true);
     process.merge_replies();
     let prev = CURRENT.with(|c| c.replace(Rc::as_ptr(process)));
-    EnterGuard {
-        prev,
-        _process: PhantomData,
-    }
+    EnterGuard { prev, process }
 }
 
 /// Restores the previous current process on drop; borrows the process so it outlives the guard.
 pub(crate) struct EnterGuard<'a> {
     prev: *const ProcessCell,
-    _process: PhantomData<&'a ProcessCell>,
+    process: &'a ProcessCell,
 }
 
 impl Drop for EnterGuard<'_> {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.prev));
+        self.process.set_poll_time(false);
     }
 }
 
@@ -426,11 +566,10 @@ pub(crate) fn with_current_cell<R>(
 ) -> R {
     match current_cell() {
         Some(cell) => f(&mut cell.state.borrow_mut(), Some(&cell.inbox)),
-        None => {
-            let ext = external_process(default_node());
+        None => with_external(default_node(), |ext| {
             let mut guard = ext.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut guard, None)
-        }
+        }),
     }
 }
 
@@ -542,6 +681,29 @@ pub fn set_external_name(name: &str) {
     *EXTERNAL_NAME.write().unwrap_or_else(|e| e.into_inner()) = Some(name.to_owned());
 }
 
+thread_local! {
+    /// The external process this thread used last, and its node: sends from outside actors
+    /// skip the lookup in the shared map (external processes are never removed from it).
+    static LAST_EXTERNAL: RefCell<Option<(u32, Arc<Mutex<ProcessState>>)>> =
+        const { RefCell::new(None) };
+}
+
+/// Runs `f` on the external process of `node` (looked up once per thread and node).
+fn with_external<R>(node: u32, f: impl FnOnce(&Mutex<ProcessState>) -> R) -> R {
+    let ext = LAST_EXTERNAL.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((n, p)) if *n == node => p.clone(),
+            _ => {
+                let p = external_process(node);
+                *last = Some((node, p.clone()));
+                p
+            }
+        }
+    });
+    f(&ext)
+}
+
 /// The external process of `node`, created on first use.
 pub(crate) fn external_process(node: u32) -> Arc<Mutex<ProcessState>> {
     if let Some(p) = externals()
@@ -624,4 +786,116 @@ fn system_ms() -> u64 {
         return 0;
     }
     (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(from: u32, n: u64) -> Stamp {
+        Stamp {
+            from: ProcessId::new(1, from),
+            lamport: n,
+            vector: Some(Arc::new(
+                VectorClock::from_entries([(ProcessId::new(1, from), n)]).unwrap(),
+            )),
+            hlc: None,
+        }
+    }
+
+    fn label() -> &'static str {
+        "Test"
+    }
+
+    fn drain(inbox: &ReplyInbox) -> Vec<u64> {
+        std::iter::from_fn(|| inbox.pop().map(|(s, _)| s.lamport)).collect()
+    }
+
+    #[test]
+    fn a_handler_shares_one_reading_of_physical_time_and_hlc_stamps_still_increase() {
+        let id = ProcessId::new(1, 1);
+        let mut p = ProcessState::new(id, Arc::from("p"), ClockSet::ALL);
+        // Outside a poll: every event reads the clock, and a new handler changes nothing.
+        p.new_handler();
+        let a = p.send(&String::new).hlc.unwrap();
+        assert_eq!(p.poll_time, PollTime::PerEvent);
+        // Inside a poll: the first event reads the clock, the next ones share the reading.
+        p.poll_time = PollTime::NotRead;
+        let b = p.send(&String::new).hlc.unwrap();
+        let PollTime::Read(t) = p.poll_time else {
+            panic!("the first event of the handler reads physical time");
+        };
+        assert!(b.physical_ms() >= t);
+        let other = Stamp {
+            from: ProcessId::new(1, 2),
+            lamport: 1,
+            vector: None,
+            hlc: Some(b),
+        };
+        p.receive_trusted(&other, &String::new).unwrap();
+        let c = p.clocks().hlc;
+        let d = p.send(&String::new).hlc.unwrap();
+        assert_eq!(p.poll_time, PollTime::Read(t));
+        // Send and receive stamps strictly increase all the same.
+        assert!(a < b && b < c && c < d, "{a} {b} {c} {d}");
+        // The next handler reads again.
+        p.new_handler();
+        assert_eq!(p.poll_time, PollTime::NotRead);
+        assert!(p.send(&String::new).hlc.unwrap() > d);
+    }
+
+    #[test]
+    fn reply_inbox_pops_in_push_order_across_slot_and_queue() {
+        let inbox = ReplyInbox::default();
+        assert!(!inbox.maybe_nonempty());
+        inbox.push(stamp(1, 1), label); // the slot
+        inbox.push(stamp(1, 2), label); // the queue: the slot is full
+        assert_eq!(inbox.pop().map(|(s, _)| s.lamport), Some(1));
+        inbox.push(stamp(1, 3), label); // the queue: older stamps wait there
+        assert_eq!(drain(&inbox), vec![2, 3]);
+        assert!(!inbox.maybe_nonempty());
+        inbox.push(stamp(1, 4), label); // the slot again, once all is drained
+        assert!(inbox.maybe_nonempty());
+        assert_eq!(drain(&inbox), vec![4]);
+        // A stamp left in the slot is dropped with the inbox (its vector clock is released).
+        let v = stamp(1, 5);
+        let clock = v.vector.clone().unwrap();
+        inbox.push(v, label);
+        drop(inbox);
+        assert_eq!(Arc::strong_count(&clock), 1);
+    }
+
+    #[test]
+    fn reply_inbox_keeps_each_pushers_order_under_concurrency() {
+        const PUSHERS: u32 = 4;
+        const EACH: u64 = 5_000;
+        let inbox = Arc::new(ReplyInbox::default());
+        let handles: Vec<_> = (1..=PUSHERS)
+            .map(|p| {
+                let inbox = inbox.clone();
+                std::thread::spawn(move || {
+                    for n in 1..=EACH {
+                        inbox.push(stamp(p, n), label);
+                    }
+                })
+            })
+            .collect();
+        let mut last = vec![0u64; PUSHERS as usize + 1];
+        let mut got = 0;
+        while got < u64::from(PUSHERS) * EACH {
+            match inbox.pop() {
+                Some((s, _)) => {
+                    let p = s.from.local as usize;
+                    assert_eq!(s.lamport, last[p] + 1, "pusher {p} out of order");
+                    last[p] = s.lamport;
+                    got += 1;
+                }
+                None => std::thread::yield_now(),
+            }
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert!(inbox.pop().is_none());
+    }
 }
