@@ -529,16 +529,41 @@ pub enum ReleaseError {
 ///     LockOptions::default().with_recovery_leader(view)
 /// }
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct LockOptions {
     /// Suzuki–Kasami: this member's view of the election whose leader alone regenerates a lost
     /// token. `None` (the default): the lowest live member does. Ignored by Lamport and
     /// Ricart–Agrawala.
     pub recovery_leader: Option<LeaderView>,
+    /// How long this member must have been leader, without a change, before it may regenerate
+    /// a lost token (default [`DEFAULT_LEADER_SETTLE`]). An election under a loaded machine can
+    /// name a transient leader (a lower node whose OK from a higher one came late) that is
+    /// deposed a moment later; without the wait each such leader would regenerate, each in a
+    /// newer epoch — safe, but more than one regeneration. Losing the leadership is told at once.
+    pub leader_settle: Duration,
+}
+
+/// The default of [`LockOptions::leader_settle`]: 1 s, above the bully election's default
+/// answer + coordinator timeouts (150 + 300 ms).
+pub const DEFAULT_LEADER_SETTLE: Duration = Duration::from_secs(1);
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        Self {
+            recovery_leader: None,
+            leader_settle: DEFAULT_LEADER_SETTLE,
+        }
+    }
 }
 
 impl LockOptions {
+    /// Sets [`leader_settle`](Self::leader_settle).
+    pub fn with_leader_settle(mut self, settle: Duration) -> Self {
+        self.leader_settle = settle;
+        self
+    }
+
     /// Regenerate a lost Suzuki–Kasami token only on the leader of `view`'s election.
     pub fn with_recovery_leader(mut self, view: LeaderView) -> Self {
         self.recovery_leader = Some(view);
@@ -567,19 +592,23 @@ impl LockOptions {
         alive: &watch::Receiver<Option<Fence>>,
     ) {
         if let (Some(view), LockAlgorithm::SuzukiKasami) = (&self.recovery_leader, algorithm) {
-            follow_leader(view, addr.clone(), alive.clone());
+            follow_leader(view, self.leader_settle, addr.clone(), alive.clone());
         }
     }
 }
 
 /// Tells the lock actor `addr` every leader `view` shows ([`AnyLockCommand::Leader`]), the
-/// current one first. Ends when the lock actor stops (its observer, which holds the sender of
-/// `alive`, is dropped) or the election does (then the lock is told that nobody leads).
+/// current one first; that this member itself leads only once it has led for `settle` without a
+/// change ([`LockOptions::leader_settle`]). Ends when the lock actor stops (its observer, which
+/// holds the sender of `alive`, is dropped) or the election does (then the lock is told that
+/// nobody leads).
 fn follow_leader(
     view: &LeaderView,
+    settle: Duration,
     addr: Addr<Driver<AnyLock>>,
     mut alive: watch::Receiver<Option<Fence>>,
 ) {
+    let me = view.id();
     let mut leader = view.watch();
     let tell = move |l: Option<NodeId>| {
         addr.do_send(Command::<AnyLockCommand, LockError>::new(
@@ -588,7 +617,22 @@ fn follow_leader(
     };
     actix_rt::spawn(async move {
         loop {
-            tell(leader.borrow_and_update().map(|(l, _)| l));
+            let now = leader.borrow_and_update().map(|(l, _)| l);
+            if now == Some(me) && !settle.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(settle) => tell(now),
+                    changed = leader.changed() => {
+                        if changed.is_err() {
+                            tell(None);
+                            break;
+                        }
+                        continue; // not settled: look again
+                    }
+                    () = stopped(&mut alive) => break,
+                }
+            } else {
+                tell(now);
+            }
             tokio::select! {
                 changed = leader.changed() => if changed.is_err() {
                     tell(None);

@@ -38,9 +38,9 @@ mod ricart_agrawala;
 mod suzuki_kasami;
 
 pub use api::{
-    AcquireError, AnyLock, AnyLockCommand, AnyLockEvent, AnyLockMsg, DistributedLock,
-    LOCK_EVENT_BUFFER, LockAlgorithm, LockGuard, LockOptions, LockSetupError, ReleaseError,
-    UnknownAlgorithm, lock_actor_name,
+    AcquireError, AnyLock, AnyLockCommand, AnyLockEvent, AnyLockMsg, DEFAULT_LEADER_SETTLE,
+    DistributedLock, LOCK_EVENT_BUFFER, LockAlgorithm, LockGuard, LockOptions, LockSetupError,
+    ReleaseError, UnknownAlgorithm, lock_actor_name,
 };
 pub use fenced::{FenceError, FencedResource};
 pub use lamport::{LamportMsg, LamportMutex};
