@@ -194,12 +194,15 @@ fn say(line: impl AsRef<str>) {
 }
 
 /// Tells every peer that this member reached `phase`, retrying while a peer has not registered
-/// its sync actor yet; peers that are down are skipped.
+/// its sync actor yet. A peer that is down is skipped once it has shown itself alive (it
+/// announced phase 0 to us): it started and died. Before that, "down" may mean "not started
+/// yet", so phase 0 keeps retrying until `deadline`.
 async fn announce(
     node: &Node,
     me: u32,
     peers: &[u32],
     phase: u8,
+    seen: &tokio::sync::watch::Receiver<BTreeMap<u8, BTreeSet<u32>>>,
     deadline: Instant,
 ) -> Result<(), String> {
     for &p in peers {
@@ -207,7 +210,11 @@ async fn announce(
         loop {
             match to.send(Phase { from: me, phase }).await {
                 Ok(()) => break,
-                Err(RemoteError::PeerDown(_)) if phase > 0 => break,
+                Err(RemoteError::PeerDown(_))
+                    if phase > 0 || seen.borrow().get(&0).is_some_and(|s| s.contains(&p)) =>
+                {
+                    break;
+                }
                 Err(e) => {
                     if Instant::now() >= deadline {
                         return Err(format!("phase {phase} to node {p}: {e}"));
@@ -367,7 +374,7 @@ pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs, election: Bully
         return 2;
     }
     let deadline = Instant::now() + PATIENCE;
-    if let Err(e) = announce(node, me, peers, 0, deadline).await {
+    if let Err(e) = announce(node, me, peers, 0, &seen, deadline).await {
         eprintln!("{name}: {e}");
         return 1;
     }
@@ -426,10 +433,10 @@ pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs, election: Bully
     // Leave only when nobody needs our lock actor any more.
     let deadline = Instant::now() + PATIENCE;
     let barrier = async {
-        announce(node, me, peers, 1, deadline).await?;
+        announce(node, me, peers, 1, &seen, deadline).await?;
         await_phase(node, peers, &mut seen, 1, deadline).await?;
         lock.stop();
-        announce(node, me, peers, 2, deadline).await?;
+        announce(node, me, peers, 2, &seen, deadline).await?;
         await_phase(node, peers, &mut seen, 2, deadline).await
     };
     if let Err(e) = barrier.await {
