@@ -22,7 +22,11 @@
 //!    ([`Action::SetFrequency`]), so drift stops accumulating between rounds.
 //!
 //! The master is whoever the shell names with [`Berkeley::handle_leader`] (the elected leader);
-//! when it dies, the shell names another one, which starts polling at once.
+//! when it dies, the shell names another one, which starts polling at once. A member applies a
+//! master's correction only for a round above the last it applied from that master, remembered
+//! across leader changes (a flap A → B → A does not reopen A's old rounds) and forgotten when
+//! that master goes down ([`Berkeley::handle_member_down`]), since a restarted master numbers its
+//! rounds from 1 again.
 //!
 //! # Sans-IO
 //!
@@ -112,8 +116,11 @@ pub struct BerkeleyConfig {
     /// Smallest gain of the frequency loop (default 1/8). The n-th frequency update uses gain
     /// `max(1/n, min_freq_gain)`: the first estimate is taken whole, later ones averaged.
     pub min_freq_gain: f64,
-    /// Frequency is estimated only from two corrections at least this far apart, in ns (default
-    /// 8 s, half the interval), so measurement noise over a short span does not swamp it.
+    /// Frequency is estimated over spans of at least this long, in ns (default 8 s, half the
+    /// interval): the drift every correction reveals is summed from a reference correction
+    /// until the span is reached, so the measurement noise (which telescopes in the sum) is
+    /// divided by the span rather than by one interval. With the span at or below the
+    /// interval, each correction is compared with the previous one.
     pub min_freq_interval_ns: u64,
     /// Delay gate (default 2; 0 turns it off): a member's round is *noisy* when its best
     /// sample's delay exceeds the least delay of its last rounds by more than `delay_gate` times
@@ -586,8 +593,14 @@ struct Discipline {
     freq_ppm: f64,
     freq_updates: u64,
     last: Option<LastCorrection>,
-    /// The last (master, round) whose correction was applied.
-    last_from: Option<(NodeId, u64)>,
+    /// The frequency estimate under way: when its span began (the correction it starts from)
+    /// and the drift the corrections since have revealed, in ns.
+    freq_span: Option<(u64, f64)>,
+    /// Per master, the last round whose correction was applied. Kept across master changes (a
+    /// master numbers its rounds upwards for as long as it runs, so a leader flap A → B → A
+    /// cannot reopen A's old rounds); forgotten when that master goes down, so a restarted one,
+    /// numbering from 1 again, is heard. At most one entry per group member.
+    last_from: BTreeMap<NodeId, u64>,
 }
 
 /// The Berkeley machine of one node: master when named so, member otherwise.
@@ -627,6 +640,10 @@ impl Hash for Discipline {
         hash_f64(self.freq_ppm, state);
         self.freq_updates.hash(state);
         self.last.hash(state);
+        if let Some((at, drift)) = self.freq_span {
+            at.hash(state);
+            hash_f64(drift, state);
+        }
         self.last_from.hash(state);
     }
 }
@@ -777,8 +794,6 @@ impl Berkeley {
         }
         let was_master = self.is_master();
         self.master = leader;
-        // A new master numbers its rounds afresh.
-        self.discipline.last_from = None;
         if was_master {
             self.round = None;
             for timer in Timer::ALL {
@@ -805,6 +820,8 @@ impl Berkeley {
         let mut out = Vec::new();
         self.members.remove(&peer);
         self.paths.remove(&peer);
+        // Its next incarnation numbers its rounds from 1 again.
+        self.discipline.last_from.remove(&peer);
         if let Some(round) = &mut self.round {
             round.members.remove(&peer);
         }
@@ -861,10 +878,11 @@ impl Berkeley {
                 self.on_reply(now, from, round, seq, [t1, t2, t3], &mut out);
             }
             BerkeleyMsg::Adjust { round, delta_ns } => {
-                let fresh = match self.discipline.last_from {
-                    Some((m, r)) => m != from || round > r,
-                    None => true,
-                };
+                let fresh = self
+                    .discipline
+                    .last_from
+                    .get(&from)
+                    .is_none_or(|&last| round > last);
                 if self.master == Some(from) && from != self.id && fresh {
                     self.correct(now, from, round, delta_ns, &mut out);
                 } else {
@@ -1106,18 +1124,21 @@ impl Berkeley {
     ) {
         let cfg = self.config;
         let d = &mut self.discipline;
-        d.last_from = Some((master, round));
+        d.last_from.insert(master, round);
         let stepped = cfg.initial_step && d.corrections == 0;
         d.corrections += 1;
         if stepped {
             out.push(Action::Step { delta_ns });
         } else {
-            if let Some(prev) = d.last {
-                let elapsed = now.saturating_sub(prev.at);
+            if let (Some(prev), Some((since, acc))) = (d.last, d.freq_span) {
+                // The delta is what the previous slew left undone plus what the frequency
+                // error added since: delta = remaining − error × elapsed (+ the difference of
+                // two measurement errors, which cancels along a span).
+                let drift = acc + (delta_ns as f64 - prev.remaining_at(now));
+                let elapsed = now.saturating_sub(since);
+                d.freq_span = Some((since, drift));
                 if elapsed >= cfg.min_freq_interval_ns && elapsed > 0 {
-                    // The delta is what the previous slew left undone plus what the frequency
-                    // error added since: delta = remaining − error × elapsed.
-                    let drift = delta_ns as f64 - prev.remaining_at(now);
+                    d.freq_span = Some((now, 0.0));
                     let estimate_ppm = drift / elapsed as f64 * 1e6;
                     d.freq_updates += 1;
                     let gain = (1.0 / d.freq_updates as f64).max(cfg.min_freq_gain);
@@ -1134,6 +1155,9 @@ impl Berkeley {
                 delta_ns,
                 rate_ppm: cfg.slew_rate_ppm,
             });
+        }
+        if d.freq_span.is_none() {
+            d.freq_span = Some((now, 0.0));
         }
         d.last = Some(LastCorrection {
             at: now,
@@ -1720,5 +1744,27 @@ mod tests {
         assert!(a.contains(&Action::CancelTimer { timer: Timer::Poll }));
         assert!(!m.is_master());
         assert!(m.handle_timer(16 * SEC, Timer::Poll).is_empty());
+    }
+
+    #[test]
+    fn a_leader_flap_does_not_reopen_old_rounds_but_a_restart_does() {
+        let mut m = Berkeley::new(BerkeleyConfig::default(), 1, [2, 3]).unwrap();
+        let adjust = |round| BerkeleyMsg::Adjust {
+            round,
+            delta_ns: -MS,
+        };
+        m.handle_leader(0, Some(3));
+        assert!(!m.handle_message(SEC, 3, adjust(4)).is_empty());
+        // 3 → 2 → 3: a duplicate of round 4, or an older round, is still stale.
+        m.handle_leader(2 * SEC, Some(2));
+        m.handle_leader(3 * SEC, Some(3));
+        assert!(m.handle_message(4 * SEC, 3, adjust(4)).is_empty());
+        assert!(m.handle_message(4 * SEC, 3, adjust(3)).is_empty());
+        assert!(!m.handle_message(5 * SEC, 3, adjust(5)).is_empty());
+        // Node 3 goes down and comes back: its new incarnation's round 1 is heard.
+        m.handle_member_down(6 * SEC, 3);
+        m.handle_member_up(7 * SEC, 3);
+        assert!(!m.handle_message(8 * SEC, 3, adjust(1)).is_empty());
+        assert_eq!(m.corrections(), 3);
     }
 }

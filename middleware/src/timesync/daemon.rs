@@ -50,7 +50,7 @@ use crate::election::{LeaderView, Term};
 use crate::net::{Node, NodeEvent};
 use crate::protocol::{EffectsOf, NodeId, Protocol};
 use crate::timesync::berkeley::{
-    Action, Berkeley, BerkeleyConfig, BerkeleyEvent, BerkeleyMsg, Timer,
+    Action, Berkeley, BerkeleyConfig, BerkeleyEvent, BerkeleyMsg, DEFAULT_INTERVAL_NS, Timer,
 };
 use actix::Addr;
 use std::collections::BTreeSet;
@@ -96,9 +96,11 @@ impl<C: HardwareClock> DisciplinedClock for AdjustedClock<C> {
 }
 
 /// The default [`BerkeleyConfig`] with a different round interval, for demos and tests (the
-/// default 16 s is for production): the collect timeout and the shortest span of a frequency
-/// estimate become half the interval, and probes are spaced `min(10 ms, interval / 40)` apart
-/// so a round's 8 probes take under a fifth of it.
+/// default 16 s is for production): the collect timeout becomes half the interval, the
+/// shortest span of a frequency estimate 8 intervals but at most the default's 8 s (and at least
+/// half the interval), and probes are spaced `min(10 ms, interval / 40)` apart so a round's 8
+/// probes take under a fifth of it. (Over one short interval the measurement noise swamps the
+/// frequency: 0.3 ms over 500 ms is 600 ppm.)
 pub fn config_for_interval(interval: Duration) -> BerkeleyConfig {
     let interval_ns = u64::try_from(interval.as_nanos())
         .unwrap_or(u64::MAX)
@@ -107,7 +109,10 @@ pub fn config_for_interval(interval: Duration) -> BerkeleyConfig {
         interval_ns,
         probe_spacing_ns: (interval_ns / 40).min(10_000_000),
         collect_timeout_ns: interval_ns / 2,
-        min_freq_interval_ns: interval_ns / 2,
+        min_freq_interval_ns: interval_ns
+            .saturating_mul(8)
+            .min(DEFAULT_INTERVAL_NS / 2)
+            .max(interval_ns / 2),
         ..BerkeleyConfig::default()
     }
 }
@@ -323,9 +328,9 @@ pub fn follow_highest_live(node: &Node, daemon: Addr<Driver<BerkeleyCore>>) {
 /// What to tell a Berkeley daemon when the recognised leader goes from `before` to `after`: the
 /// [`BerkeleyCommand::SetMaster`] values to send, in order. A new leader is named; no leader
 /// names none; the *same* leader in a new term (it restarted, or was re-elected) is named again
-/// after a `None`, so that every member forgets the rounds of its previous incarnation, whose
-/// numbering the new one starts afresh (without it, the members would drop the new rounds as
-/// stale until their numbers passed the old ones). Pure.
+/// after a `None`, so that its daemon closes any round of the old term and starts afresh. (A
+/// member keeps the last round it applied per master across such changes; it forgets them when
+/// that master goes down, so a restarted master, numbering from 1 again, is heard.) Pure.
 pub fn master_changes(
     before: Option<(NodeId, Term)>,
     after: Option<(NodeId, Term)>,
