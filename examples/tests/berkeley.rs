@@ -127,9 +127,9 @@ fn precision_of_reported(seen: &Seen, key: (u64, u64)) -> Option<(i64, usize)> {
 }
 
 /// After the first sync: the largest median precision of the later rounds allowed.
-const STEADY_MEDIAN: i64 = 2 * MS;
+const STEADY_MEDIAN: i64 = MS;
 /// After the first sync: the largest precision of any later round allowed.
-const STEADY_MAX: i64 = 5 * MS;
+const STEADY_MAX: i64 = 3 * MS;
 
 #[test]
 fn five_processes_with_one_second_skews_sync_within_a_millisecond_and_survive_the_master() {
@@ -175,10 +175,10 @@ fn five_processes_with_one_second_skews_sync_within_a_millisecond_and_survive_th
     }
     let first_sync = first_sync.expect("never within 1 ms");
     assert!(first_sync <= 5, "within 1 ms only from round {first_sync}");
-    // Afterwards it stays near there, and nothing drifts away. The offsets are measured through
-    // the schedulers of a shared machine (a stalled process delays a whole probe exchange): with
-    // a core busy beside the test, every round sat at 0.7–1.4 ms (median 1.17 ms), so these
-    // bounds leave room for that load.
+    // Afterwards it stays there, and nothing drifts away. The offsets are measured through the
+    // schedulers of a shared machine (a stalled process delays a whole probe exchange), so a
+    // single round may exceed 1 ms under load; the median may not. (With a core kept busy beside
+    // the test, later rounds sat at 0.2–0.7 ms, median 0.27–0.30 ms.)
     after.sort_unstable();
     if let Some(&median) = after.get(after.len() / 2) {
         assert!(

@@ -1010,7 +1010,7 @@ fn falsetickers_loss_duplication_and_late_messages() {
                 FREQUENCY,
             ]),
     );
-    assert_eq!(states, 44_853);
+    assert_eq!(states, 37_912);
 }
 
 /// Two leader changes at nodes 1 and 3 (any node named: two masters at once, a member
@@ -1026,7 +1026,7 @@ fn leader_changes_and_two_masters_on_fifo_links() {
         .reaching(&[MEMBER_CORRECTED, EXCLUDED, TWO_MASTERS, FREQUENCY]);
     m.fifo = true;
     let states = check("leader changes at nodes 1 and 3, FIFO", m);
-    assert_eq!(states, 20_908);
+    assert_eq!(states, 8_166);
 }
 
 /// The master's daemon crashes and restarts with no memory over the same clock, which the
@@ -1052,7 +1052,7 @@ fn a_master_restart_over_a_read_clock() {
                 FREQUENCY,
             ]),
     );
-    assert_eq!(states, 35_477);
+    assert_eq!(states, 33_786);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1095,7 +1095,7 @@ fn leader_flaps_with_a_duplicate() {
         .late(0)
         .reaching(&[MEMBER_CORRECTED, TWO_MASTERS]);
     let states = check("leader flaps at node 1, 1 duplicate", dup);
-    assert_eq!(states, 90_007);
+    assert_eq!(states, 15_902);
 }
 
 /// The same flaps on a network that reorders: an older round's `Adjust` overtaken by a newer
@@ -1108,7 +1108,7 @@ fn leader_flaps_with_reordering() {
         .late(1)
         .reaching(&[MEMBER_CORRECTED, TWO_MASTERS, STALE_DROPPED]);
     let states = check("leader flaps at node 1, 1 late, any order", late);
-    assert_eq!(states, 79_815);
+    assert_eq!(states, 39_815);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -558,10 +558,22 @@ fn median_sorted(v: &[i64]) -> i64 {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Round {
     number: u64,
-    /// `T1` of each probe sent so far.
+    /// The member probed last: the next probe goes to the member after it (in id order, round
+    /// robin) among those that have had the fewest.
+    last_probed: Option<NodeId>,
+    /// Per member: its exchanges this round.
+    members: BTreeMap<NodeId, Probed>,
+}
+
+/// One member's exchanges in a round.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+struct Probed {
+    /// `T1` of each probe sent to it, by probe number.
     sent: Vec<u64>,
-    /// Per member: the filter and a bit per probe answered.
-    members: BTreeMap<NodeId, (ClockFilter, u64)>,
+    /// A bit per probe answered.
+    answered: u64,
+    /// Its samples.
+    filter: ClockFilter,
 }
 
 /// The last correction this node applied.
@@ -936,11 +948,11 @@ impl Berkeley {
         let members = self
             .members
             .iter()
-            .map(|&m| (m, (ClockFilter::new(), 0u64)))
+            .map(|&m| (m, Probed::default()))
             .collect::<BTreeMap<_, _>>();
         self.round = Some(Round {
             number: self.rounds_started,
-            sent: Vec::new(),
+            last_probed: None,
             members,
         });
         self.arm(Timer::Poll, self.config.interval_ns, out);
@@ -953,34 +965,52 @@ impl Berkeley {
     }
 
     fn send_probes(&mut self, now: u64, out: &mut Vec<Action>) {
+        let per_member = self.config.probes_per_round;
         let Some(round) = &mut self.round else { return };
-        if round.sent.len() >= self.config.probes_per_round {
+        let n = round.members.len() as u64;
+        // One member at a time, `probe_spacing / n` apart: each exchange meets a master that is
+        // not busy with the others' probes and replies, so the two directions of every
+        // exchange see the same kind of wait (a burst to every member at once made the replies
+        // queue at the master and biased the members' offsets between processes). Members
+        // take turns in id order; one that left mid-round is simply skipped.
+        let Some(fewest) = round.members.values().map(|p| p.sent.len()).min() else {
+            return;
+        };
+        if fewest >= per_member {
             return;
         }
-        let seq = round.sent.len() as u32;
-        round.sent.push(now);
-        // Rotate the order from probe to probe: a shell sends (and the master handles replies)
-        // one after the other, so the last in line sees a later T1 and a later T4 than the first.
-        // Each member is first once in a while, and the least-delayed sample is then that one.
-        let n = round.members.len().max(1);
-        let first = seq as usize % n;
-        let order = round
-            .members
-            .keys()
-            .skip(first)
-            .chain(round.members.keys().take(first));
-        for &to in order {
-            out.push(Action::Send {
-                to,
-                msg: BerkeleyMsg::Probe {
-                    round: round.number,
-                    seq,
-                    t1: now,
-                },
-            });
-        }
-        if round.sent.len() < self.config.probes_per_round {
-            self.arm(Timer::Probe, self.config.probe_spacing_ns, out);
+        let after = round.last_probed;
+        let turn = || {
+            round
+                .members
+                .iter()
+                .filter(|(_, p)| p.sent.len() == fewest)
+                .map(|(id, _)| *id)
+        };
+        let Some(to) = turn()
+            .find(|id| after.is_some_and(|a| *id > a))
+            .or_else(|| turn().next())
+        else {
+            return;
+        };
+        let Some(probed) = round.members.get_mut(&to) else {
+            return;
+        };
+        let seq = probed.sent.len() as u32;
+        probed.sent.push(now);
+        round.last_probed = Some(to);
+        out.push(Action::Send {
+            to,
+            msg: BerkeleyMsg::Probe {
+                round: round.number,
+                seq,
+                t1: now,
+            },
+        });
+        let more = round.members.values().any(|p| p.sent.len() < per_member);
+        if more {
+            let gap = (self.config.probe_spacing_ns / n).max(1);
+            self.arm(Timer::Probe, gap, out);
         }
     }
 
@@ -1002,12 +1032,12 @@ impl Berkeley {
             tracing::debug!(node = id, from, number, "reply to another round dropped");
             return;
         }
-        let Some((filter, answered)) = round.members.get_mut(&from) else {
+        let Some(probed) = round.members.get_mut(&from) else {
             tracing::debug!(node = id, from, number, "reply from a non-member dropped");
             return;
         };
         let bit = 1u64.checked_shl(seq).unwrap_or(0);
-        if round.sent.get(seq as usize) != Some(&t1) || bit == 0 || *answered & bit != 0 {
+        if probed.sent.get(seq as usize) != Some(&t1) || bit == 0 || probed.answered & bit != 0 {
             tracing::debug!(
                 node = id,
                 from,
@@ -1018,8 +1048,8 @@ impl Berkeley {
         }
         match Sample::from_timestamps(t1, t2, t3, now) {
             Ok(sample) => {
-                *answered |= bit;
-                filter.push(sample);
+                probed.answered |= bit;
+                probed.filter.push(sample);
             }
             Err(e) => {
                 tracing::debug!(node = id, from, seq, error = %e, "bad probe reply dropped");
@@ -1041,8 +1071,10 @@ impl Berkeley {
         } else {
             (1u64 << self.config.probes_per_round) - 1
         };
-        round.sent.len() == self.config.probes_per_round
-            && round.members.values().all(|(_, answered)| *answered == all)
+        round
+            .members
+            .values()
+            .all(|p| p.sent.len() == self.config.probes_per_round && p.answered == all)
     }
 
     fn finish_round(&mut self, now: u64, out: &mut Vec<Action>) {
@@ -1058,8 +1090,8 @@ impl Berkeley {
             noisy: false,
         }];
         let mut missing = Vec::new();
-        for (&node, (filter, _)) in &round.members {
-            match filter.best() {
+        for (&node, probed) in &round.members {
+            match probed.filter.best() {
                 Some(s) => {
                     let noisy = self
                         .paths
