@@ -50,7 +50,8 @@ pub enum Rule {
     Mutex,
     /// Fencing tokens (`fence`) of one resource increase along happened-before.
     Fence,
-    /// At most one leader per term (`leader.elected`).
+    /// Leader announcements (`leader.elected`): at most one leader per term, and the terms a
+    /// host recognises never go back; both per `election` field when there is one.
     Leader,
     /// Broadcast deliveries (`broadcast.deliver`): each member delivers a publisher's messages
     /// in their order without gaps, and, in a total-order group, every two members deliver
@@ -595,7 +596,10 @@ impl Log {
 
     fn check_leaders(&self, out: &mut Out) {
         let evs = self.events();
-        let mut terms: BTreeMap<u64, (String, usize)> = BTreeMap::new();
+        // (election, term) → the leader first named for it, and where.
+        let mut terms: BTreeMap<(String, u64), (String, usize)> = BTreeMap::new();
+        // (election, host) → the highest term the host recognised so far, and where.
+        let mut latest: HashMap<(String, HostId), (u64, usize)> = HashMap::new();
         for &i in self.order() {
             let e = &evs[i];
             if e.kind != "leader.elected" {
@@ -609,18 +613,44 @@ impl Log {
                 );
                 continue;
             };
+            let election = e.field_str("election").unwrap_or_default();
+            let named = |what: &str| {
+                if election.is_empty() {
+                    what.to_owned()
+                } else {
+                    format!("{what} of election {election}")
+                }
+            };
             let leader = e
                 .field_str("leader")
                 .unwrap_or_else(|| self.host_name(e.host).to_owned());
-            match terms.get(&term) {
+            match latest.get(&(election.clone(), e.host)) {
+                Some(&(t, j)) if t > term => out.push(
+                    Severity::Error,
+                    Rule::Leader,
+                    format!(
+                        "{} goes back: {} recognises {} after {} recognised {}",
+                        named("term"),
+                        self.describe(i),
+                        term,
+                        self.describe(j),
+                        t
+                    ),
+                ),
+                _ => {
+                    latest.insert((election.clone(), e.host), (term, i));
+                }
+            }
+            match terms.get(&(election.clone(), term)) {
                 None => {
-                    terms.insert(term, (leader, i));
+                    terms.insert((election, term), (leader, i));
                 }
                 Some((l, j)) if *l != leader => out.push(
                     Severity::Error,
                     Rule::Leader,
                     format!(
-                        "two leaders in term {term}: {} elects {l} and {} elects {leader}",
+                        "two leaders in {} {term}: {} elects {l} and {} elects {leader}",
+                        named("term"),
                         self.describe(*j),
                         self.describe(i)
                     ),

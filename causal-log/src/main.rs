@@ -40,9 +40,9 @@ enum Cmd {
         format: Option<OutFormat>,
     },
     /// Check the logs: ShiViz's rules on vector clocks (gaps are warnings), critical sections
-    /// never concurrent, fencing tokens increasing along happened-before, one leader per term,
-    /// broadcast deliveries in order (per publisher, and the same order on every member of a
-    /// total-order group).
+    /// never concurrent, fencing tokens increasing along happened-before, one leader per term
+    /// and no term going back at a host (per election), broadcast deliveries in order (per
+    /// publisher, and the same order on every member of a total-order group).
     ///
     /// Exits 0 when clean, 1 on a violation (the report names the events and why), 2 on
     /// unreadable input.

@@ -159,6 +159,18 @@ fn check_finds_overlapping_critical_sections() {
     golden("check-overlap-grant.txt", &o.stdout);
 }
 
+/// Terms are kept per `election`: two elections may name different leaders for the same term
+/// number, but a host's recognised term may not go back within one.
+#[test]
+fn check_keeps_elections_apart_and_finds_a_term_going_back() {
+    let o = run(&["check", &fx("terms.jsonl")]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(o.stdout.contains("term of election locks goes back"));
+    assert!(!o.stdout.contains("two leaders"), "{}", o.stdout);
+    assert!(o.stdout.contains("1 error(s)"), "{}", o.stdout);
+    golden("check-terms.txt", &o.stdout);
+}
+
 #[test]
 fn check_finds_fence_and_leader_violations() {
     let o = run(&["check", &fx("fence_leader.jsonl")]);

@@ -131,6 +131,7 @@ fn corrupted_input_never_panics() {
         "custom_regex.log",
         "overlap.jsonl",
         "fence_leader.jsonl",
+        "terms.jsonl",
     ];
     let mut read_ok = 0;
     for name in names {

@@ -5,7 +5,9 @@
 //! updated by the driver itself), offers `resign` / `campaign`, and two ways to observe:
 //! [`Election::watch`] (the latest value, for "wait until …") and [`Election::subscribe`] (every
 //! change, in order). Each leader a node recognises is also a `leader.elected` semantic event of
-//! the driver's process in the causal log, so `causal-log check` verifies one leader per term.
+//! the driver's process in the causal log (with an `election` field naming the election on a
+//! node), so `causal-log check` verifies one leader per term and that no member's recognised
+//! term goes back, per election.
 //!
 //! Other services ask the election through a [`LeaderView`] (`Send + Sync + Clone`, no actix):
 //! the Berkeley daemon polls clocks only while `view.is_leader()`, and a Suzuki–Kasami lock
@@ -192,22 +194,28 @@ pub fn term_number(term: Term) -> u64 {
     (term.round.min(u64::from(u32::MAX)) << 32) | u64::from(term.leader)
 }
 
-/// The observer that keeps the handle's state and logs `leader.elected`.
+/// The observer that keeps the handle's state and logs `leader.elected` (with the election's
+/// name as its `election` field when it has one, so `causal-log check` keeps elections apart).
 fn observer(
     state: watch::Sender<Option<(NodeId, Term)>>,
     changes: broadcast::Sender<LeaderChange>,
+    election: Option<String>,
 ) -> Observer<BullyEvent> {
     Box::new(move |e: &BullyEvent| {
         let BullyEvent::LeaderChanged { leader, term } = *e;
         if let Some(l) = leader {
+            let mut fields = vec![
+                ("leader", l.to_string().into()),
+                ("term", term_number(term).into()),
+                ("round", term.round.into()),
+            ];
+            if let Some(name) = &election {
+                fields.push(("election", name.clone().into()));
+            }
             crate::trace::event(
                 "leader.elected",
                 format!("leader {l} elected, term {term}"),
-                [
-                    ("leader", l.to_string().into()),
-                    ("term", term_number(term).into()),
-                    ("round", term.round.into()),
-                ],
+                fields,
             );
         }
         state.send_replace(leader.map(|l| (l, term)));
@@ -218,6 +226,7 @@ fn observer(
 impl Election {
     fn parts(
         me: NodeId,
+        election: Option<&str>,
     ) -> (
         Observer<BullyEvent>,
         LeaderView,
@@ -226,7 +235,11 @@ impl Election {
         let (tx, rx) = watch::channel(None);
         let (changes, _) = broadcast::channel(crate::driver::EVENT_BUFFER);
         let view = LeaderView { me, state: rx };
-        (observer(tx, changes.clone()), view, changes)
+        (
+            observer(tx, changes.clone(), election.map(str::to_owned)),
+            view,
+            changes,
+        )
     }
 
     /// Starts member `id` of `members` in this process, reaching the others through `links`
@@ -241,7 +254,7 @@ impl Election {
         links: &LocalLinks<Bully>,
     ) -> Result<Self, StartError> {
         let core = Bully::new(id, members.iter().copied(), cfg)?;
-        let (obs, view, changes) = Self::parts(id);
+        let (obs, view, changes) = Self::parts(id, None);
         let driver = Driver::start(core, members, links.clone(), Some(obs));
         links.register(id, driver.clone());
         Ok(Self {
@@ -266,7 +279,7 @@ impl Election {
     ) -> Result<Self, StartError> {
         let id = node.id();
         let core = Bully::new(id, members.iter().copied(), cfg)?;
-        let (obs, view, changes) = Self::parts(id);
+        let (obs, view, changes) = Self::parts(id, Some(name));
         let driver = crate::driver::start_on_node(node, name, core, members, Some(obs))?;
         Ok(Self {
             view,
