@@ -93,6 +93,7 @@ pub enum BroadcastEvent<T> {
 
 /// Why a broadcast message was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
 pub enum Rejection {
     /// The sender (or the origin it names) is not a member of the group.
     #[error("node {0} is not a member")]
@@ -118,6 +119,14 @@ pub enum Rejection {
     Late {
         /// Its stamp.
         time: u64,
+    },
+    /// An earlier broadcast of this origin was refused, so this one would follow a gap in the
+    /// origin's order (and in its numbering): from then on the origin's broadcasts are refused
+    /// by this member (total order).
+    #[error("an earlier broadcast of node {origin} was refused: its later ones are too")]
+    Cut {
+        /// The origin.
+        origin: NodeId,
     },
     /// A timestamp implausibly far ahead of the local clock.
     #[error("timestamp {time} is implausibly far ahead of the local clock {local}")]

@@ -86,6 +86,9 @@ pub struct TotalOrderBroadcast<T> {
     /// Broadcasts received (or sent) per member, numbering each origin's messages.
     seqs: BTreeMap<NodeId, u64>,
     down: BTreeSet<NodeId>,
+    /// Origins one of whose broadcasts this member refused: their later ones are refused too
+    /// (they would follow a gap), and they are no longer waited for.
+    cut: BTreeSet<NodeId>,
     /// The stamp of the last delivered message.
     last: Option<(u64, NodeId)>,
     delivered: u64,
@@ -120,6 +123,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
             queue: BTreeMap::new(),
             seqs: BTreeMap::new(),
             down: BTreeSet::new(),
+            cut: BTreeSet::new(),
             last: None,
             delivered: 0,
         })
@@ -161,7 +165,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
             let stable = self
                 .heard
                 .iter()
-                .all(|(p, &h)| self.down.contains(p) || h >= time);
+                .all(|(p, &h)| self.down.contains(p) || self.cut.contains(p) || h >= time);
             if !stable {
                 break;
             }
@@ -176,6 +180,17 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
                 order: self.delivered,
                 payload,
             }));
+        }
+    }
+
+    /// Refuses a message from `from`. A refused broadcast (`data`) cuts its origin's stream
+    /// here: delivering a later one would skip it (its place in the order, its number, and
+    /// what it causally precedes), so the origin's later broadcasts are refused too and it is
+    /// no longer waited for — which may let the queue's head go.
+    fn refuse(&mut self, from: NodeId, data: bool, reason: Rejection, out: &mut EffectsOf<Self>) {
+        out.emit(BroadcastEvent::Rejected { from, reason });
+        if data && self.cut.insert(from) {
+            self.drain(out);
         }
     }
 
@@ -246,29 +261,27 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
             });
             return;
         }
-        let time = match &msg {
-            TotalMsg::Data { time, .. } | TotalMsg::Ack { time } => *time,
+        let (time, data) = match &msg {
+            TotalMsg::Data { time, .. } => (*time, true),
+            TotalMsg::Ack { time } => (*time, false),
         };
+        if data && self.cut.contains(&from) {
+            self.refuse(from, data, Rejection::Cut { origin: from }, out);
+            return;
+        }
         if let Some(reason) = self.check_time(time, from) {
-            out.emit(BroadcastEvent::Rejected { from, reason });
+            self.refuse(from, data, reason, out);
             return;
         }
         match msg {
             TotalMsg::Data { time, payload } => {
                 if self.last.is_some_and(|l| (time, from) <= l) {
-                    out.emit(BroadcastEvent::Rejected {
-                        from,
-                        reason: Rejection::Late { time },
-                    });
+                    self.refuse(from, data, Rejection::Late { time }, out);
                     return;
                 }
                 if self.queue.len() >= self.config.max_queued {
-                    out.emit(BroadcastEvent::Rejected {
-                        from,
-                        reason: Rejection::BufferFull {
-                            held: self.queue.len(),
-                        },
-                    });
+                    let held = self.queue.len();
+                    self.refuse(from, data, Rejection::BufferFull { held }, out);
                     return;
                 }
                 self.clock = self.clock.max(time).saturating_add(1);
@@ -444,7 +457,7 @@ mod tests {
         let mut out = EffectsOf::<Tob>::new();
         a.on_message(
             Duration::ZERO,
-            2,
+            3,
             TotalMsg::Data {
                 time: u64::MAX,
                 payload: 0,
@@ -462,6 +475,16 @@ mod tests {
             },
             &mut out,
         );
+        // Node 2's stream is cut at its refused broadcast: a later one would follow a gap.
+        a.on_message(
+            Duration::ZERO,
+            2,
+            TotalMsg::Data {
+                time: 6,
+                payload: 0,
+            },
+            &mut out,
+        );
         let reasons: Vec<_> = out
             .events()
             .filter_map(|e| match e {
@@ -474,7 +497,8 @@ mod tests {
             [
                 Rejection::AbsurdClock { .. },
                 Rejection::NotAMember(9),
-                Rejection::Late { time: 3 }
+                Rejection::Late { time: 3 },
+                Rejection::Cut { origin: 2 }
             ]
         ));
         assert_eq!(a.queued(), before.queued());
