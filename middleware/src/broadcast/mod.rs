@@ -128,6 +128,18 @@ pub enum Rejection {
         /// The origin.
         origin: NodeId,
     },
+    /// A broadcast numbered past the next one expected from its origin: one was lost before
+    /// it reached this member (e.g. sent before the member was registered on its node).
+    /// Delivering it would skip that one, so the origin's stream is cut (total order).
+    #[error("broadcast {got} of node {origin} arrived where {expected} was expected")]
+    Gap {
+        /// The origin.
+        origin: NodeId,
+        /// The number expected next.
+        expected: u64,
+        /// The number it carries.
+        got: u64,
+    },
     /// A timestamp implausibly far ahead of the local clock.
     #[error("timestamp {time} is implausibly far ahead of the local clock {local}")]
     AbsurdClock {
@@ -143,5 +155,5 @@ impl<T: Payload> crate::driver::PeerWire for CausalMsg<T> {
 }
 
 impl<T: Payload> crate::driver::PeerWire for TotalMsg<T> {
-    const TAG: &'static str = "actix_coord.total_order_broadcast.v1";
+    const TAG: &'static str = "actix_coord.total_order_broadcast.v2";
 }

@@ -62,6 +62,9 @@ pub enum TotalMsg<T> {
     Data {
         /// Lamport time of the broadcast.
         time: u64,
+        /// Its number among the origin's broadcasts (1, 2, ...): a receiver that finds one
+        /// missing refuses the rest ([`Rejection::Gap`]).
+        seq: u64,
         /// The application's payload.
         payload: T,
     },
@@ -238,6 +241,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
                 p,
                 TotalMsg::Data {
                     time,
+                    seq,
                     payload: payload.clone(),
                 },
             );
@@ -274,7 +278,17 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
             return;
         }
         match msg {
-            TotalMsg::Data { time, payload } => {
+            TotalMsg::Data { time, seq, payload } => {
+                let expected = self.seqs.get(&from).copied().unwrap_or(0) + 1;
+                if seq != expected {
+                    let gap = Rejection::Gap {
+                        origin: from,
+                        expected,
+                        got: seq,
+                    };
+                    self.refuse(from, data, gap, out);
+                    return;
+                }
                 if self.last.is_some_and(|l| (time, from) <= l) {
                     self.refuse(from, data, Rejection::Late { time }, out);
                     return;
@@ -460,6 +474,7 @@ mod tests {
             3,
             TotalMsg::Data {
                 time: u64::MAX,
+                seq: 1,
                 payload: 0,
             },
             &mut out,
@@ -471,6 +486,7 @@ mod tests {
             2,
             TotalMsg::Data {
                 time: 3,
+                seq: 1,
                 payload: 0,
             },
             &mut out,
@@ -481,6 +497,7 @@ mod tests {
             2,
             TotalMsg::Data {
                 time: 6,
+                seq: 2,
                 payload: 0,
             },
             &mut out,
@@ -503,5 +520,44 @@ mod tests {
         ));
         assert_eq!(a.queued(), before.queued());
         assert_eq!(a.clock(), 5);
+    }
+
+    #[test]
+    fn a_missing_broadcast_cuts_its_origin_instead_of_being_skipped() {
+        // Node 2's first broadcast never reached node 1 (node 1 was not registered yet): its
+        // second is refused, not delivered as "the first", and so is everything after it.
+        let mut a = Tob::new(1, [1, 2], TotalConfig::default()).unwrap();
+        let mut out = EffectsOf::<Tob>::new();
+        for (time, seq) in [(2, 2), (3, 3)] {
+            a.on_message(
+                Duration::ZERO,
+                2,
+                TotalMsg::Data {
+                    time,
+                    seq,
+                    payload: 7,
+                },
+                &mut out,
+            );
+        }
+        let events: Vec<_> = out.events().cloned().collect();
+        assert!(matches!(
+            events[..],
+            [
+                BroadcastEvent::Rejected {
+                    from: 2,
+                    reason: Rejection::Gap {
+                        origin: 2,
+                        expected: 1,
+                        got: 2
+                    }
+                },
+                BroadcastEvent::Rejected {
+                    from: 2,
+                    reason: Rejection::Cut { origin: 2 }
+                }
+            ]
+        ));
+        assert_eq!((a.queued(), a.delivered()), (0, 0));
     }
 }
