@@ -11,10 +11,16 @@
 //! * `no deadlock` (always): a state with nothing left to do has every request served, i.e.
 //!   every request is eventually granted (the state graph is finite and acyclic, so this is
 //!   exactly liveness on every complete path); also stated as stateright's `eventually`;
-//! * Suzuki–Kasami with a crash: `one valid token` (always); with the recovery decided by an
-//!   elected leader (the highest live id, as bully elects, each survivor told of a new leader at
-//!   its own moment) also `only the leader regenerates` and `at most one regeneration per crash`
-//!   (always) and `a token is regenerated` (sometimes).
+//! * Suzuki–Kasami with a crash: `one valid token` and `at most two regenerations` (always),
+//!   `two regenerations` (sometimes); with the recovery decided by an elected leader (the
+//!   highest live id, as bully elects, each survivor told of a new leader at its own moment)
+//!   also `only the leader regenerates` (always). A regeneration is a token appearing at a node
+//!   without a token message delivered there. (Until session 3 the model counted only tokens
+//!   appearing when *no* message was delivered, missing the usual case — a recovery completed
+//!   by its last probe reply — so its `at most one regeneration per crash` held vacuously.
+//!   Counted properly, one crash can cost two: a token in flight between live nodes when the
+//!   recovery probes is superseded by the regenerated one, or the regenerated token is passed to
+//!   the crashed node by a survivor that has not detected the crash yet, and dies again.)
 //!
 //! The finding: Lamport's algorithm breaks exclusion on a non-FIFO network (the checker finds a
 //! counterexample), Ricart–Agrawala does not.
@@ -72,6 +78,10 @@ trait Core:
     fn leads(&self) -> bool {
         false
     }
+    /// Whether a message carries a token (token-based cores).
+    fn carries_token(_m: &Self::M) -> bool {
+        false
+    }
 }
 
 impl Core for LamportMutex {
@@ -103,6 +113,9 @@ impl Core for SuzukiKasami {
     fn leads(&self) -> bool {
         self.leader() == Some(self.id())
     }
+    fn carries_token(m: &Self::M) -> bool {
+        matches!(m, actix_coord::mutex::SkMsg::Token(_))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -123,7 +136,7 @@ struct State<P: Core> {
     fence_violation: bool,
     /// Elected-leader runs: leader changes not yet delivered, (observer, new leader).
     unelected: BTreeSet<(usize, NodeId)>,
-    /// Elected-leader runs: tokens regenerated so far.
+    /// Tokens regenerated so far.
     regenerations: u8,
     /// Elected-leader runs: a node regenerated a token while it did not lead in its own view.
     regenerated_by_non_leader: bool,
@@ -307,9 +320,10 @@ impl<P: Core> Model for MutexModel<P> {
         let mut s = last.clone();
         let now = Duration::ZERO;
         let mut out = EffectsOf::<P>::new();
-        // A token that appears at a node without being delivered there was regenerated.
+        // A token that appears at a node without a token message delivered there was
+        // regenerated (whatever message completed the recovery).
         let receiver = match &action {
-            Action::Deliver { dst, .. } => Some(*dst),
+            Action::Deliver { dst, msg, .. } if P::carries_token(msg) => Some(*dst),
             _ => None,
         };
         let had: Vec<bool> = s.nodes.iter().map(P::has_token).collect();
@@ -371,12 +385,10 @@ impl<P: Core> Model for MutexModel<P> {
                 self.absorb(&mut s, observer, out);
             }
         }
-        if self.elected {
-            for i in (0..N).filter(|&i| s.alive[i] && Some(i) != receiver) {
-                if !had[i] && s.nodes[i].has_token() {
-                    s.regenerations += 1;
-                    s.regenerated_by_non_leader |= !s.nodes[i].leads();
-                }
+        for i in (0..N).filter(|&i| s.alive[i] && Some(i) != receiver) {
+            if !had[i] && s.nodes[i].has_token() {
+                s.regenerations += 1;
+                s.regenerated_by_non_leader |= self.elected && !s.nodes[i].leads();
             }
         }
         Some(s)
@@ -449,13 +461,6 @@ fn one_valid_token(_: &MutexModel<SuzukiKasami>, s: &State<SuzukiKasami>) -> boo
 
 fn only_the_leader_regenerates(_: &MutexModel<SuzukiKasami>, s: &State<SuzukiKasami>) -> bool {
     !s.regenerated_by_non_leader
-}
-
-fn at_most_one_regeneration_per_crash(
-    _: &MutexModel<SuzukiKasami>,
-    s: &State<SuzukiKasami>,
-) -> bool {
-    s.regenerations <= s.crashes
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -597,16 +602,24 @@ fn suzuki_kasami_is_safe_and_live_without_fifo() {
     assert_eq!(c.unique_state_count(), 67719);
 }
 
+/// Recovery decided by the lowest live node: one valid token at all times, and a crash costs at
+/// most two regenerations (see the module docs for how two happen).
 #[test]
 fn suzuki_kasami_never_two_valid_tokens_with_a_crash() {
     let c = check(
         "suzuki-kasami unordered, 3 requesters x1, 1 crash",
         MutexModel::<SuzukiKasami>::new(false, 1)
             .with_crashes(1)
-            .with_property(Expectation::Always, "one valid token", one_valid_token),
+            .with_property(Expectation::Always, "one valid token", one_valid_token)
+            .with_property(Expectation::Always, "at most two regenerations", |_, s| {
+                s.regenerations <= 2
+            })
+            .with_property(Expectation::Sometimes, "two regenerations", |_, s| {
+                s.regenerations == 2
+            }),
     );
     c.assert_properties();
-    assert_eq!(c.unique_state_count(), 66857);
+    assert_eq!(c.unique_state_count(), 58_141);
 }
 
 /// Recovery decided by the elected leader (`with_external_leader` + `set_leader`), the leader
@@ -625,17 +638,18 @@ fn suzuki_kasami_elected_leader_never_two_valid_tokens_with_a_crash() {
                 "only the leader regenerates",
                 only_the_leader_regenerates,
             )
-            .with_property(
-                Expectation::Always,
-                "at most one regeneration per crash",
-                at_most_one_regeneration_per_crash,
-            )
+            .with_property(Expectation::Always, "at most two regenerations", |_, s| {
+                s.regenerations <= 2
+            })
+            .with_property(Expectation::Sometimes, "two regenerations", |_, s| {
+                s.regenerations == 2
+            })
             .with_property(Expectation::Sometimes, "a token is regenerated", |_, s| {
                 s.regenerations > 0
             }),
     );
     c.assert_properties();
-    assert_eq!(c.unique_state_count(), 164_494);
+    assert_eq!(c.unique_state_count(), 165_334);
 }
 
 #[test]

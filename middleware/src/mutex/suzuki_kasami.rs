@@ -44,10 +44,11 @@
 //!   peer-down.
 //!
 //! A node that sent the token to a peer later declared down (before seeing the token again)
-//! must not be ignored: the token may have died in flight after the leader's last probe. Under
-//! the lowest-live rule that node recovers itself; with an elected leader it asks
-//! ([`SkMsg::Recover`], to every peer, since its view of the leader may be stale), and the
-//! leader, or a node that becomes leader later, recovers.
+//! must not be ignored: the token may have died in flight after the decider's last probe. That
+//! node asks ([`SkMsg::Recover`], to every peer, since its view of who decides may be stale),
+//! and the decider — the lowest live node, the leader, or a node that becomes leader later —
+//! recovers. (Under the lowest-live rule the sender used to recover itself, which could open a
+//! second epoch and regenerate twice for one crash.)
 //!
 //! 1. The recovery leader (if it does not hold the token itself) opens a new [`Epoch`]
 //!    `(round + 1, leader)` and sends `PROBE(epoch)` to every live peer.
@@ -681,12 +682,11 @@ impl Protocol for SuzukiKasami {
                 self.start_recovery(out);
             }
         } else if token_went_there {
-            match self.decider {
-                Decider::LowestLive => self.start_recovery(out),
-                // Only the leader regenerates: ask it (every peer, since this node's view of
-                // the leader may be stale; a non-leader remembers it for when it leads).
-                Decider::Elected { .. } => out.broadcast(SkMsg::Recover { epoch: self.epoch }),
-            }
+            // Only the decider regenerates: ask it (every peer, since this node's view of who
+            // decides may be stale; under an election a non-leader remembers it for when it
+            // leads). Recovering here as well would open a second epoch and could regenerate a
+            // second time for one crash.
+            out.broadcast(SkMsg::Recover { epoch: self.epoch });
         }
     }
 
