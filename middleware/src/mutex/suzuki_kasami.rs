@@ -152,9 +152,8 @@ pub enum SkMsg {
         waiting: bool,
     },
     /// The sender handed the token to a peer it now believes down (the token may have died
-    /// with it after the leader's last probe): the elected leader, or the next one, recovers.
-    /// Only with [`SuzukiKasami::with_external_leader`]; under the lowest-live rule the sender
-    /// recovers itself.
+    /// with it after the decider's last probe): the decider recovers — the lowest live node,
+    /// or with [`SuzukiKasami::with_external_leader`] the elected leader (or the next one).
     Recover {
         /// The newest epoch the sender had adopted: a recovery of a newer epoch probes the
         /// sender after the loss, so it already covers it.
