@@ -17,11 +17,11 @@
 //!   member's message that reached only others (printed, not a failure: it is why `relay`
 //!   exists); with total order, they deliver every survivor's message and their common messages
 //!   in the same order;
-//!
-//! Members publish only once every member's group is started: a broadcast reaching a node
-//! before its member is registered there is dropped by the node (an unknown target) and leaves
-//! a gap that shifts the receiver's numbering of that publisher's messages.
 //! * the same seed gives the same trace (runs without a crash; see the test).
+//!
+//! Members publish as soon as their node is connected, so a broadcast may reach a node before
+//! its member is registered there: the node holds it for the registration (its registration
+//! grace) instead of dropping it, which would leave a gap in that publisher's order.
 //!
 //! Run with `cargo test -p integration-tests --test broadcast_sim -- --nocapture` for figures;
 //! `BROADCAST_SIM_SEED=n` picks another seed.
@@ -32,7 +32,6 @@ use actix_coord::broadcast::{
 };
 use actix_coord::net::{Node, TurmoilTransport};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -123,16 +122,6 @@ where
     let _ = recorder.await;
 }
 
-/// Counts this member's group as started and waits until every member's is: a group has a
-/// fixed membership, and a broadcast reaching a node before its member is registered there is
-/// dropped by the node (an unknown target), which would leave a gap in the publisher's order.
-async fn all_started(started: &AtomicUsize, n: usize) {
-    started.fetch_add(1, Ordering::SeqCst);
-    while started.load(Ordering::SeqCst) < n {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
 /// One simulation at a time: parallel simulations in one process share process-wide state
 /// (the interception layer's external process per node id), which perturbs each other's traces.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -148,12 +137,11 @@ fn scenario(seed: u64, kind: Kind, crash: bool) -> (Trace, Vec<u32>, Option<Dura
         .max_message_latency(Duration::from_millis(30))
         .build();
     let trace: Shared = Arc::default();
-    let started: Arc<AtomicUsize> = Arc::default();
     let members: Vec<u32> = (1..=N).collect();
     for id in 1..=N {
-        let (trace, members, started) = (trace.clone(), members.clone(), started.clone());
+        let (trace, members) = (trace.clone(), members.clone());
         sim.host(host(id), move || {
-            let (trace, members, started) = (trace.clone(), members.clone(), started.clone());
+            let (trace, members) = (trace.clone(), members.clone());
             async move {
                 let mut b = Node::builder()
                     .id(id)
@@ -178,7 +166,6 @@ fn scenario(seed: u64, kind: Kind, crash: bool) -> (Trace, Vec<u32>, Option<Dura
                         };
                         let core = CausalBroadcast::<u64>::new(id, members.clone(), cfg)?;
                         let b = Broadcaster::start_on_node(&node, "causal", core, &members)?;
-                        all_started(&started, members.len()).await;
                         member(b, id, seed, trace).await;
                     }
                     Kind::Total => {
@@ -188,7 +175,6 @@ fn scenario(seed: u64, kind: Kind, crash: bool) -> (Trace, Vec<u32>, Option<Dura
                             TotalConfig::default(),
                         )?;
                         let b = Broadcaster::start_on_node(&node, "total", core, &members)?;
-                        all_started(&started, members.len()).await;
                         member(b, id, seed, trace).await;
                     }
                 }

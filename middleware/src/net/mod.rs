@@ -50,7 +50,8 @@ pub mod transport;
 pub mod wire;
 
 pub use node::{
-    DownReason, NetStats, Node, NodeBuilder, NodeError, NodeEvent, NodeId, RegisterError,
+    DEFAULT_REGISTRATION_GRACE, DownReason, NetStats, Node, NodeBuilder, NodeError, NodeEvent,
+    NodeId, RegisterError,
 };
 pub use remote::{Handlers, RemoteActor, RemoteAddr, RemoteError, RemoteMessage};
 pub use transport::TokioTransport;

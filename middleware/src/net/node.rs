@@ -22,6 +22,10 @@ use tokio::sync::{Notify, Semaphore, broadcast, mpsc, oneshot};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
+/// Default [`NodeBuilder::registration_grace`]: 2 s after a node starts, a tell to an actor not
+/// registered yet waits for it.
+pub const DEFAULT_REGISTRATION_GRACE: Duration = Duration::from_secs(2);
+
 /// A cluster member's id.
 pub type NodeId = u32;
 
@@ -133,6 +137,7 @@ struct Counters {
     detector_timeouts: AtomicU64,
     duplicates_refused: AtomicU64,
     backpressure_waits: AtomicU64,
+    registration_waits: AtomicU64,
 }
 
 /// A snapshot of a node's counters.
@@ -164,6 +169,9 @@ pub struct NetStats {
     pub duplicates_refused: u64,
     /// Tells that found their actor's mailbox full and held the connection until it had room.
     pub backpressure_waits: u64,
+    /// Tells that arrived before their actor was registered, within the registration grace, and
+    /// held the connection until it was (or the grace ran out).
+    pub registration_waits: u64,
 }
 
 /// Settings of a node; built with [`Node::builder`].
@@ -184,6 +192,7 @@ struct Config {
     outbound_capacity: usize,
     max_in_flight: usize,
     max_offset_ms: u64,
+    registration_grace: Duration,
     seed: Option<u64>,
     transport: Arc<dyn Transport>,
 }
@@ -267,6 +276,18 @@ impl NodeBuilder {
         self
     }
 
+    /// For this long after the node starts (default [`DEFAULT_REGISTRATION_GRACE`]), a tell
+    /// to an actor name not registered yet waits for the registration instead of being dropped:
+    /// peers that start first may already talk to actors this node is still starting. The
+    /// connection reads nothing else meanwhile, so the peer's order is kept; after the grace
+    /// the tell is dropped and counted (`unknown_actor`). Requests never wait: they fail with
+    /// [`RemoteError::UnknownActor`](super::RemoteError::UnknownActor). `Duration::ZERO` turns
+    /// it off.
+    pub fn registration_grace(mut self, d: Duration) -> Self {
+        self.cfg.registration_grace = d;
+        self
+    }
+
     /// Seeds the node's randomness (backoff jitter, nonces, incarnation) for reproducible
     /// simulations. Without it, the operating system's randomness is used. Never set it in
     /// production: nonces must be unpredictable.
@@ -325,6 +346,7 @@ impl NodeBuilder {
             shutdown: CancellationToken::new(),
             rng: Mutex::new(rng),
             handshakes: Arc::new(Semaphore::new(64)),
+            started: tokio::time::Instant::now(),
             cfg,
         });
         {
@@ -400,6 +422,7 @@ impl Node {
                 outbound_capacity: 4096,
                 max_in_flight: 4096,
                 max_offset_ms: DEFAULT_MAX_OFFSET_MS,
+                registration_grace: DEFAULT_REGISTRATION_GRACE,
                 seed: None,
                 transport: Arc::new(TokioTransport),
             },
@@ -460,6 +483,7 @@ impl Node {
             detector_timeouts: g(&c.detector_timeouts),
             duplicates_refused: g(&c.duplicates_refused),
             backpressure_waits: g(&c.backpressure_waits),
+            registration_waits: g(&c.registration_waits),
         }
     }
 
@@ -551,6 +575,8 @@ struct Inner {
     shutdown: CancellationToken,
     rng: Mutex<StdRng>,
     handshakes: Arc<Semaphore>,
+    /// When the node started (the registration grace runs from here).
+    started: tokio::time::Instant,
 }
 
 #[derive(Default)]
@@ -1263,8 +1289,60 @@ fn learn_names(names: &[(ProcessId, String)]) {
     }
 }
 
-/// A tell waiting for room in its actor's mailbox.
+/// A tell waiting for room in its actor's mailbox (or for its actor to be registered).
 type Busy = Box<dyn FnMut() -> Retry + Send>;
+
+/// A tell to `target`, not registered yet, during the registration grace: retried (in order,
+/// the connection reading nothing else) until the actor is registered, then delivered as usual;
+/// dropped and counted once `until` passes.
+fn wait_for_actor(
+    inner: &Arc<Inner>,
+    target: Arc<str>,
+    tag: u64,
+    payload: Bytes,
+    stamp: Stamp,
+    until: tokio::time::Instant,
+) -> Busy {
+    let inner = inner.clone();
+    let mut message = Some((payload, stamp));
+    let mut then: Option<Busy> = None;
+    Box::new(move || {
+        if let Some(retry) = then.as_mut() {
+            return retry();
+        }
+        let table = inner
+            .actors
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&*target)
+            .cloned();
+        let Some(table) = table else {
+            if tokio::time::Instant::now() < until {
+                return Retry::Again;
+            }
+            inner.count(&inner.stats.unknown_actor);
+            return Retry::Done;
+        };
+        let Some((payload, stamp)) = message.take() else {
+            return Retry::Done;
+        };
+        let Some(handler) = table.get(&tag) else {
+            inner.count(&inner.stats.unknown_type);
+            return Retry::Done;
+        };
+        match handler(payload, stamp, false) {
+            Ok(Handled::Busy(retry)) => {
+                then = Some(retry);
+                Retry::Again
+            }
+            Ok(_) => Retry::Done,
+            Err(_) => {
+                inner.count(&inner.stats.decode_errors);
+                Retry::Done
+            }
+        }
+    })
+}
 
 /// Handles one in-order frame. `Err` closes the connection; `Ok(Some(busy))` asks the reader to
 /// retry a delivery before reading on.
@@ -1301,6 +1379,13 @@ fn dispatch(
                 return Ok(None);
             }
             let Some(table) = st.table(inner, &target) else {
+                let until = inner.started + inner.cfg.registration_grace;
+                if !request && tokio::time::Instant::now() < until {
+                    inner.count(&inner.stats.registration_waits);
+                    return Ok(Some(wait_for_actor(
+                        inner, target, tag, payload, stamp, until,
+                    )));
+                }
                 inner.count(&inner.stats.unknown_actor);
                 fail(corr, request, FailCode::UnknownActor);
                 return Ok(None);

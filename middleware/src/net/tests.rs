@@ -271,6 +271,53 @@ async fn still_serves(n1: &Node) {
 
 // ---------------------------------------------------------------------------------------------
 
+/// A tell that reaches a node before its target actor is registered waits for it during the
+/// registration grace (the peer started first); with the grace off it is dropped and counted.
+#[actix_rt::test]
+async fn tells_wait_for_a_late_registration_within_the_grace() {
+    for grace in [DEFAULT_REGISTRATION_GRACE, Duration::ZERO] {
+        let n2 = builder(2, "127.0.0.1:0")
+            .registration_grace(grace)
+            .start()
+            .await
+            .unwrap();
+        let n1 = builder(1, "127.0.0.1:0")
+            .peer(2, n2.local_addr())
+            .start()
+            .await
+            .unwrap();
+        eventually("connected", || n1.is_up(2) && n2.is_up(1)).await;
+        let late: RemoteAddr<Note> = RemoteAddr::new(&n1, 2, "late");
+        for i in 0..3 {
+            late.do_send(Note(i)).unwrap();
+        }
+        // A request sent after the tells is read after them (one connection, in order).
+        let echo = Echo::default();
+        let seen = echo.seen.clone();
+        if grace.is_zero() {
+            eventually("tells dropped", || n2.stats().unknown_actor == 3).await;
+            n2.register("late", CausalBuilder::default().node(2).start(echo))
+                .unwrap();
+            let r: RemoteAddr<Ping> = RemoteAddr::new(&n1, 2, "late");
+            assert_eq!(r.send(Ping(1)).await, Ok(2));
+            assert_eq!(seen.load(Ordering::SeqCst), 1, "only the request");
+        } else {
+            eventually("the first tell waits", || {
+                n2.stats().registration_waits == 1
+            })
+            .await;
+            n2.register("late", CausalBuilder::default().node(2).start(echo))
+                .unwrap();
+            let r: RemoteAddr<Ping> = RemoteAddr::new(&n1, 2, "late");
+            assert_eq!(r.send(Ping(1)).await, Ok(2));
+            assert_eq!(seen.load(Ordering::SeqCst), 4, "3 tells, then the request");
+            assert_eq!(n2.stats().unknown_actor, 0);
+        }
+        n1.shutdown();
+        n2.shutdown();
+    }
+}
+
 #[actix_rt::test]
 async fn request_reply_and_tell_between_two_nodes() {
     let (n1, n2, seen) = pair().await;
