@@ -2,8 +2,9 @@
 //! off and ±200 ppm fast or slow, synchronised round by round; a plot of every node's offset.
 //!
 //! Each node is an [`AdjustedClock`] over a [`SimulatedClock`] over the machine's real-time
-//! clock, disciplined by a [`BerkeleyCore`] run by a [`Driver`]; node 5 (the highest id) is the
-//! master. At the end of each of the master's rounds every node's offset from the real clock is
+//! clock, disciplined by a [`BerkeleyCore`] run by a [`Driver`]. The nodes also run a bully
+//! [`Election`] and each daemon follows it ([`follow_election`]): the master is the elected
+//! leader, node 5 (the highest id). At the end of each of the master's rounds every node's offset from the real clock is
 //! read at one instant, so a round's precision (largest minus smallest offset) is exact. The
 //! first correction of each node is a step; later ones are slewed at 500 ppm, and each node
 //! estimates its frequency error so drift stops accumulating.
@@ -13,9 +14,12 @@ use actix_coord::clock::physical::{
     SystemClock,
 };
 use actix_coord::driver::{Command, Driver, LocalLinks, Subscribe};
+use actix_coord::election::{BullyConfig, Election, StartError};
 use actix_coord::protocol::SplitMix64;
 use actix_coord::timesync::berkeley::{Berkeley, BerkeleyConfig, BerkeleyEvent, ConfigError};
-use actix_coord::timesync::daemon::{BerkeleyCommand, BerkeleyCore, config_for_interval};
+use actix_coord::timesync::daemon::{
+    BerkeleyCommand, BerkeleyCore, config_for_interval, follow_election,
+};
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,6 +88,9 @@ pub enum DemoError {
     /// A clock was refused.
     #[error(transparent)]
     Clock(#[from] PhysicalClockError),
+    /// The election could not start.
+    #[error(transparent)]
+    Election(#[from] StartError),
     /// Fewer than 2 nodes, or 0 rounds.
     #[error("the demo needs at least 2 nodes and 1 round")]
     TooSmall,
@@ -158,16 +165,18 @@ pub async fn run(config: &DemoConfig) -> Result<DemoReport, DemoError> {
         links.register(id, d.clone());
         drivers.push(d);
     }
-    let master = *ids.last().unwrap_or(&1);
+    // Bully elects the highest id, node 5: its daemon reports the rounds.
     let mut events = drivers[drivers.len() - 1]
         .send(Subscribe::default())
         .await
         .map_err(|_| DemoError::Stopped)?;
     let mut samples = vec![(0, offsets(&clocks))];
-    for d in &drivers {
-        d.do_send(Command::<_, Infallible>::new(BerkeleyCommand::SetMaster(
-            Some(master),
-        )));
+    let election_links = LocalLinks::new();
+    let mut elections = Vec::new();
+    for (&id, d) in ids.iter().zip(&drivers) {
+        let e = Election::start_local(id, &ids, BullyConfig::default(), &election_links)?;
+        follow_election(e.view(), d.clone());
+        elections.push(e);
     }
     let deadline = tokio::time::Instant::now()
         + config.interval * (config.rounds + 4)
@@ -184,6 +193,9 @@ pub async fn run(config: &DemoConfig) -> Result<DemoReport, DemoError> {
             Ok(Err(_)) => return Err(DemoError::Stopped),
             Err(_) => return Err(DemoError::Timeout(last + 1)),
         }
+    }
+    for e in &elections {
+        e.stop();
     }
     for d in &drivers {
         d.do_send(Command::<_, Infallible>::new(BerkeleyCommand::SetMaster(
@@ -324,10 +336,11 @@ pub async fn tour_demo(out_dir: &Path) -> Result<String, DemoError> {
     let end = p.last().map_or(0, |x| x.1);
     let synced = p.iter().find(|x| x.0 > 0 && x.1 <= 1_000_000).map(|x| x.0);
     Ok(format!(
-        "Berkeley: {} clocks up to ±{} ms and ±{} ppm apart; precision {:.1} ms before, {:.0} µs after {} rounds of {} ms{}; plot {}",
+        "Berkeley: {} clocks up to ±{} ms and ±{} ppm apart, the master elected by bully (node {}); precision {:.1} ms before, {:.0} µs after {} rounds of {} ms{}; plot {}",
         config.nodes,
         config.max_skew_ms,
         config.max_drift_ppm,
+        config.nodes,
         first as f64 / 1e6,
         end as f64 / 1e3,
         config.rounds,

@@ -402,6 +402,24 @@ where
     }
 }
 
+/// Stops a driver: its actor ends, its timers with it, and its core gets no more input. Peers
+/// notice as they would a crash (their failure detector, or the protocol's own timeouts).
+pub struct Stop;
+
+impl Message for Stop {
+    type Result = ();
+}
+
+impl<P> Handler<Stop> for Driver<P>
+where
+    P: Driven,
+{
+    type Result = ();
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
 /// A command for the core; answered with the core's verdict.
 pub struct Command<C, E>(pub C, std::marker::PhantomData<fn() -> E>);
 

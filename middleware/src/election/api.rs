@@ -175,6 +175,14 @@ pub struct Election {
     view: LeaderView,
     driver: Addr<Driver<Bully>>,
     changes: broadcast::Sender<LeaderChange>,
+    registration: Registration,
+}
+
+/// Where a member is registered, to unregister it when it stops.
+#[derive(Clone)]
+enum Registration {
+    Local(LocalLinks<Bully>, NodeId),
+    Node(Node, String),
 }
 
 impl std::fmt::Debug for Election {
@@ -261,6 +269,7 @@ impl Election {
             view,
             driver,
             changes,
+            registration: Registration::Local(links.clone(), id),
         })
     }
 
@@ -285,12 +294,28 @@ impl Election {
             view,
             driver,
             changes,
+            registration: Registration::Node(node.clone(), name.to_owned()),
         })
     }
 
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.view.me
+    }
+
+    /// Leaves the election: this member's actor stops and is unregistered; its views and
+    /// subscribers get no more changes. The other members notice as they would a crash (their
+    /// failure detector, or the leader timeout) and elect among themselves.
+    pub fn stop(&self) {
+        match &self.registration {
+            Registration::Local(links, id) => {
+                links.unregister(*id);
+            }
+            Registration::Node(node, name) => {
+                node.unregister(name);
+            }
+        }
+        self.driver.do_send(crate::driver::Stop);
     }
 
     /// The leader this node recognises and its term, `None` while there is none. No round trip:
@@ -381,6 +406,22 @@ mod tests {
             .unwrap_or_else(|_| panic!("node {}: no leader {want} within {within:?}", e.id()))
             .expect("election alive");
         r.map(|(_, t)| t).unwrap_or_default()
+    }
+
+    #[actix_rt::test]
+    async fn a_stopped_leader_is_replaced_after_the_leader_timeout() {
+        let links = LocalLinks::new();
+        let m = members(3);
+        let es: Vec<Election> = m
+            .iter()
+            .map(|&id| Election::start_local(id, &m, BullyConfig::default(), &links).unwrap())
+            .collect();
+        wait_leader(&es[0], 3, Duration::from_secs(5)).await;
+        es[2].stop();
+        // No failure detector in process: the heartbeats stop, the leader timeout fires.
+        wait_leader(&es[0], 2, Duration::from_secs(5)).await;
+        wait_leader(&es[1], 2, Duration::from_secs(5)).await;
+        assert!(links.unregister(3).is_none(), "stop unregistered it");
     }
 
     #[actix_rt::test]
