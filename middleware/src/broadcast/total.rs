@@ -280,7 +280,15 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
         match msg {
             TotalMsg::Data { time, seq, payload } => {
                 let expected = self.seqs.get(&from).copied().unwrap_or(0) + 1;
-                if seq != expected {
+                if seq < expected {
+                    // A repeat of one already received: dropped, the stream goes on.
+                    out.emit(BroadcastEvent::Rejected {
+                        from,
+                        reason: Rejection::Late { time },
+                    });
+                    return;
+                }
+                if seq > expected {
                     let gap = Rejection::Gap {
                         origin: from,
                         expected,
@@ -559,5 +567,26 @@ mod tests {
             ]
         ));
         assert_eq!((a.queued(), a.delivered()), (0, 0));
+    }
+
+    #[test]
+    fn a_repeated_broadcast_is_dropped_without_cutting_its_origin() {
+        let mut a = Tob::new(1, [1, 2], TotalConfig::default()).unwrap();
+        let mut out = EffectsOf::<Tob>::new();
+        let data = |time, seq| TotalMsg::Data {
+            time,
+            seq,
+            payload: 7,
+        };
+        a.on_message(Duration::ZERO, 2, data(1, 1), &mut out);
+        a.on_message(Duration::ZERO, 2, data(1, 1), &mut out);
+        a.on_message(Duration::ZERO, 2, data(2, 2), &mut out);
+        a.on_message(Duration::ZERO, 2, TotalMsg::Ack { time: 5 }, &mut out);
+        let rejected = out
+            .events()
+            .filter(|e| matches!(e, BroadcastEvent::Rejected { .. }))
+            .count();
+        assert_eq!(rejected, 1, "the repeat only");
+        assert_eq!(a.delivered(), 2, "both broadcasts, once each");
     }
 }
