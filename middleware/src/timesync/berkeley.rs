@@ -92,7 +92,8 @@ pub struct BerkeleyConfig {
     /// Probes per member per round, 1 to [`FILTER_LEN`] (default 8: the filter is refilled
     /// every round).
     pub probes_per_round: usize,
-    /// Time between two probes of a round, in ns (default 10 ms).
+    /// Time between two probes to the same member, in ns (default 10 ms). The master probes one
+    /// member at a time, so with `n` members a probe leaves every `probe_spacing_ns / n`.
     pub probe_spacing_ns: u64,
     /// How long after its start a round waits for replies, in ns (default 1 s). A round also
     /// ends as soon as every member answered every probe.
@@ -170,7 +171,7 @@ pub enum ConfigError {
         "probes ({probes_ns} ns) < collect timeout ({collect_ns} ns) < interval ({interval_ns} ns) does not hold"
     )]
     RoundTooLong {
-        /// Time to send every probe: `(probes_per_round − 1) × probe_spacing_ns`.
+        /// Time to send every probe, at most: `probes_per_round × probe_spacing_ns`.
         probes_ns: u64,
         /// The collect timeout.
         collect_ns: u64,
@@ -209,7 +210,9 @@ impl BerkeleyConfig {
         if self.probes_per_round == 0 || self.probes_per_round > FILTER_LEN {
             return Err(ConfigError::Probes(self.probes_per_round));
         }
-        let probes_ns = (self.probes_per_round as u64 - 1).saturating_mul(self.probe_spacing_ns);
+        // Probes go to one member at a time, `probe_spacing_ns / n` apart for `n` members: the
+        // last leaves before `probes_per_round × probe_spacing_ns`.
+        let probes_ns = (self.probes_per_round as u64).saturating_mul(self.probe_spacing_ns);
         if probes_ns >= self.collect_timeout_ns || self.collect_timeout_ns >= self.interval_ns {
             return Err(ConfigError::RoundTooLong {
                 probes_ns,
