@@ -11,11 +11,10 @@
 //! so the others learn it at once (`MemberDown{Closed}`).
 
 use actix::Arbiter;
-use actix_coord::election::{BullyConfig, Election, StartError, Term};
+use actix_coord::election::{BullyConfig, Changes, Election, StartError, Term};
 use actix_coord::net::{Node, NodeError};
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Why the demonstration failed.
@@ -67,7 +66,9 @@ async fn start_member(
     peers: &[(u32, String)],
     members: &[u32],
     cfg: BullyConfig,
-) -> Result<Member, DemoError> {
+) -> Result<(Member, Changes), DemoError> {
+    // The subscription is made on the member's arbiter right after its election starts, before
+    // the election's driver can run there: no change of the member is missed.
     let arbiter = Arbiter::new();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (peers, members) = (peers.to_vec(), members.to_vec());
@@ -82,12 +83,13 @@ async fn start_member(
             }
             let node = b.start().await?;
             let e = Election::start_on_node(&node, "election", &members, cfg)?;
-            Ok::<_, DemoError>((node, e))
+            let changes = e.subscribe();
+            Ok::<_, DemoError>((node, e, changes))
         }
         .await;
         match started {
-            Ok((node, e)) => {
-                let _ = tx.send(Ok((e, node.local_addr().to_owned())));
+            Ok((node, e, changes)) => {
+                let _ = tx.send(Ok((e, node.local_addr().to_owned(), changes)));
                 // The node lives as long as its arbiter.
                 std::future::pending::<()>().await;
                 drop(node);
@@ -97,22 +99,56 @@ async fn start_member(
             }
         }
     });
-    let (election, addr) = rx.await.map_err(|_| DemoError::Lost(id))??;
-    Ok(Member {
-        arbiter,
-        election,
-        addr,
-    })
+    let (election, addr, changes) = rx.await.map_err(|_| DemoError::Lost(id))??;
+    Ok((
+        Member {
+            arbiter,
+            election,
+            addr,
+        },
+        changes,
+    ))
 }
 
-async fn wait_leader(e: &Election, want: u32, within: Duration) -> Result<Term, DemoError> {
-    let mut w = e.watch();
-    match tokio::time::timeout(within, w.wait_for(|l| l.is_some_and(|(l, _)| l == want))).await {
-        Ok(Ok(v)) => Ok(v.map(|(_, t)| t).unwrap_or_default()),
-        Ok(Err(_)) => Err(DemoError::Lost(e.id())),
+/// One leader change seen by one member, as recorded by the demonstration.
+#[derive(Clone, Debug)]
+struct Seen {
+    node: u32,
+    leader: Option<u32>,
+    term: Term,
+    line: String,
+}
+
+/// Waits until member `id`'s recorded changes say `want` leads, and returns its term. It waits
+/// on the record (not on the election's own view), so every change the demonstration reports
+/// is in the record it returns.
+async fn wait_leader(
+    log: &tokio::sync::watch::Sender<Vec<Seen>>,
+    id: u32,
+    want: u32,
+    within: Duration,
+) -> Result<Term, DemoError> {
+    let mut w = log.subscribe();
+    let found = tokio::time::timeout(
+        within,
+        w.wait_for(|seen| {
+            seen.iter()
+                .rev()
+                .find(|s| s.node == id)
+                .is_some_and(|s| s.leader == Some(want))
+        }),
+    )
+    .await;
+    match found {
+        Ok(Ok(seen)) => Ok(seen
+            .iter()
+            .rev()
+            .find(|s| s.node == id)
+            .map(|s| s.term)
+            .unwrap_or_default()),
+        Ok(Err(_)) => Err(DemoError::Lost(id)),
         Err(_) => Err(DemoError::Timeout(format!(
-            "node {} did not recognise leader {want} within {within:?}",
-            e.id()
+            "node {id} did not recognise leader {want} within {within:?}"
         ))),
     }
 }
@@ -127,15 +163,14 @@ pub async fn five_nodes_failover(n: u32) -> Result<DemoReport, DemoError> {
     let ids: Vec<u32> = (1..=n).collect();
     let cfg = BullyConfig::default();
     let t0 = Instant::now();
-    let changes: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (changes, _) = tokio::sync::watch::channel(Vec::<Seen>::new());
     let mut members: Vec<Member> = Vec::new();
     for &id in &ids {
         let peers: Vec<(u32, String)> = members
             .iter()
             .map(|m| (m.election.id(), m.addr.clone()))
             .collect();
-        let m = start_member(id, &peers, &ids, cfg.clone()).await?;
-        let mut sub = m.election.subscribe();
+        let (m, mut sub) = start_member(id, &peers, &ids, cfg.clone()).await?;
         let log = changes.clone();
         actix::spawn(async move {
             while let Ok(c) = sub.recv().await {
@@ -145,9 +180,14 @@ pub async fn five_nodes_failover(n: u32) -> Result<DemoReport, DemoError> {
                     "term": c.term.round,
                     "at_ms": t0.elapsed().as_millis() as u64,
                 });
-                log.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(line.to_string());
+                log.send_modify(|v| {
+                    v.push(Seen {
+                        node: id,
+                        leader: c.leader,
+                        term: c.term,
+                        line: line.to_string(),
+                    })
+                });
             }
         });
         members.push(m);
@@ -155,7 +195,7 @@ pub async fn five_nodes_failover(n: u32) -> Result<DemoReport, DemoError> {
     let within = Duration::from_secs(5);
     let mut first = Term::default();
     for m in &members {
-        first = wait_leader(&m.election, n, within).await?;
+        first = wait_leader(&changes, m.election.id(), n, within).await?;
     }
     let elected_after = t0.elapsed();
 
@@ -168,7 +208,7 @@ pub async fn five_nodes_failover(n: u32) -> Result<DemoReport, DemoError> {
     let mut after = Term::default();
     let mut failover = Duration::ZERO;
     for m in members.iter().rev() {
-        after = wait_leader(&m.election, next, within).await?;
+        after = wait_leader(&changes, m.election.id(), next, within).await?;
         if m.election.id() == next {
             failover = killed.elapsed();
         }
@@ -177,7 +217,7 @@ pub async fn five_nodes_failover(n: u32) -> Result<DemoReport, DemoError> {
     for m in members {
         m.arbiter.stop();
     }
-    let changes = changes.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let changes = changes.borrow().iter().map(|s| s.line.clone()).collect();
     Ok(DemoReport {
         first: (n, first),
         elected_after,
@@ -211,7 +251,8 @@ impl DemoReport {
 
 /// The tour's part on elections: five members elect node 5, node 5 is killed, node 4 takes over
 /// with a higher term (about a second in all). Writes every change seen by every member to
-/// `out_dir/election.jsonl` and returns a few lines to print. The `leader.elected` events go to
+/// `out_dir/leader-changes.jsonl` (complete: the demonstration waits for each change it
+/// reports to be recorded) and returns a few lines to print. The `leader.elected` events go to
 /// the causal log installed by the caller. Call on an actix system.
 ///
 /// # Errors
@@ -220,7 +261,7 @@ impl DemoReport {
 pub async fn tour_demo(out_dir: &Path) -> Result<String, DemoError> {
     let report = five_nodes_failover(5).await?;
     std::fs::create_dir_all(out_dir)?;
-    let path = out_dir.join("election.jsonl");
+    let path = out_dir.join("leader-changes.jsonl");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
     for l in &report.changes {
         writeln!(f, "{l}")?;

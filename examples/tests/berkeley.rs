@@ -11,10 +11,10 @@
 //! All waits are deadlines on output lines.
 
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
+use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -22,13 +22,8 @@ const NODE: &str = env!("CARGO_BIN_EXE_node");
 const MS: i64 = 1_000_000;
 const INTERVAL_MS: u64 = 500;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::Members;
 
 /// A running node; its stdout lines (parsed JSON, with their arrival time) on a shared channel.
 struct Proc {
@@ -44,35 +39,23 @@ impl Drop for Proc {
 
 fn spawn(
     id: u32,
-    ports: &HashMap<u32, u16>,
+    members: &mut Members,
     dir: &PathBuf,
     skew_ms: i64,
     drift_ppm: f64,
     tx: mpsc::Sender<(u32, Instant, Value)>,
 ) -> Proc {
     let mut cmd = Command::new(NODE);
-    cmd.args(["--id", &id.to_string()])
-        .args(["--listen", &format!("127.0.0.1:{}", ports[&id])])
-        .args(["--secret", "berkeley secret"])
+    cmd.args(["--secret", "berkeley secret"])
         .arg("--log-dir")
         .arg(dir)
         .args(["--workload", "berkeley", "--hlc-adjusted"])
         .args(["--skew-ms", &skew_ms.to_string()])
         .args(["--drift-ppm", &drift_ppm.to_string()])
         .args(["--interval-ms", &INTERVAL_MS.to_string()]);
-    for (p, port) in ports {
-        if *p != id {
-            cmd.args(["--peer", &format!("{p}=127.0.0.1:{port}")]);
-        }
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn node");
-    let out = child.stdout.take().unwrap();
+    let (child, out) = members.spawn(id, &mut cmd);
     std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
+        for l in out.lines().map_while(Result::ok) {
             let Ok(v) = serde_json::from_str::<Value>(&l) else {
                 continue;
             };
@@ -138,14 +121,21 @@ fn five_processes_with_one_second_skews_sync_within_a_millisecond_and_survive_th
     let skews_ms = [-1000i64, 600, -350, 1000, 250];
     let drifts_ppm = [200.0, -200.0, 120.0, -80.0, 150.0];
     let ids: Vec<u32> = (1..=5).collect();
-    let ports: HashMap<u32, u16> = ids.iter().map(|&i| (i, free_port())).collect();
+    let mut members = Members::new(ids.iter().copied());
     let (tx, rx) = mpsc::channel();
     let started = Instant::now();
     let mut procs: Vec<Proc> = ids
         .iter()
         .map(|&i| {
             let k = (i - 1) as usize;
-            spawn(i, &ports, &dir, skews_ms[k], drifts_ppm[k], tx.clone())
+            spawn(
+                i,
+                &mut members,
+                &dir,
+                skews_ms[k],
+                drifts_ppm[k],
+                tx.clone(),
+            )
         })
         .collect();
     let mut seen = Seen::new();

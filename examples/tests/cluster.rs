@@ -9,21 +9,16 @@ use actix_coord::remote_message;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const NODE: &str = env!("CARGO_BIN_EXE_node");
+mod support;
+use support::Members;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const NODE: &str = env!("CARGO_BIN_EXE_node");
 
 fn log_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("actix-coord-{name}-{}", std::process::id()));
@@ -38,28 +33,16 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(id: u32, ports: &HashMap<u32, u16>, dir: &Path, workload: &str) -> Proc {
+    fn spawn(id: u32, members: &mut Members, dir: &Path, workload: &str) -> Proc {
         let mut cmd = Command::new(NODE);
-        cmd.args(["--id", &id.to_string()])
-            .args(["--listen", &format!("127.0.0.1:{}", ports[&id])])
-            .args(["--secret", "integration secret"])
+        cmd.args(["--secret", "integration secret"])
             .arg("--log-dir")
             .arg(dir)
             .args(["--workload", workload, "--count", "10", "--wait-secs", "20"]);
-        for (p, port) in ports {
-            if *p != id {
-                cmd.args(["--peer", &format!("{p}=127.0.0.1:{port}")]);
-            }
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn node");
-        let out = child.stdout.take().unwrap();
+        let (child, out) = members.spawn(id, &mut cmd);
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
+            for l in out.lines().map_while(Result::ok) {
                 if tx.send(l).is_err() {
                     break;
                 }
@@ -140,9 +123,9 @@ fn clock(e: &Value) -> HashMap<String, u64> {
 #[test]
 fn three_node_processes_form_one_consistent_vector_clock_history() {
     let dir = log_dir("ping");
-    let ports: HashMap<u32, u16> = (1..=3).map(|i| (i, free_port())).collect();
+    let mut members = Members::new(1..=3);
     let mut procs: Vec<Proc> = (1..=3)
-        .map(|i| Proc::spawn(i, &ports, &dir, "ping"))
+        .map(|i| Proc::spawn(i, &mut members, &dir, "ping"))
         .collect();
     for (i, p) in procs.iter_mut().enumerate() {
         let line = p.expect_line("request/replies", Duration::from_secs(60));
@@ -234,20 +217,22 @@ fn e_node(e: &NodeEvent) -> u32 {
 #[actix_rt::test]
 async fn kill_9_is_detected_within_the_timeout_and_a_restart_resumes_traffic() {
     let dir = log_dir("kill");
-    let ports: HashMap<u32, u16> = (1..=3).map(|i| (i, free_port())).collect();
-    // Node 1 runs in this process; 2 and 3 are `node --workload serve` processes.
+    // Node 1 runs in this process; 2 and 3 are `node --workload serve` processes. Every node
+    // binds port 0; 2 and 3 dial the members started before them.
     let node1 = Node::builder()
         .id(1)
-        .listen(format!("127.0.0.1:{}", ports[&1]))
+        .listen("127.0.0.1:0")
         .secret("integration secret")
-        .peer(2, format!("127.0.0.1:{}", ports[&2]))
-        .peer(3, format!("127.0.0.1:{}", ports[&3]))
+        .member(2)
+        .member(3)
         .start()
         .await
         .unwrap();
+    let mut members = Members::new(1..=3);
+    members.addrs.insert(1, node1.local_addr().to_owned());
     let mut ev = node1.subscribe();
-    let mut p2 = Proc::spawn(2, &ports, &dir, "serve");
-    let p3 = Proc::spawn(3, &ports, &dir, "serve");
+    let mut p2 = Proc::spawn(2, &mut members, &dir, "serve");
+    let p3 = Proc::spawn(3, &mut members, &dir, "serve");
     let up = Duration::from_secs(20);
     event(&mut ev, NodeEvent::MemberUp { node: 2 }, up).await;
     p3.expect_line_async("event MemberUp 2", up).await;
@@ -280,7 +265,8 @@ async fn kill_9_is_detected_within_the_timeout_and_a_restart_resumes_traffic() {
     assert!(t.elapsed() < Duration::from_millis(100));
 
     // Restart: MemberUp on both survivors, and traffic resumes.
-    let _p2b = Proc::spawn(2, &ports, &dir, "serve");
+    // The new incarnation binds a new port and dials both survivors.
+    let _p2b = Proc::spawn(2, &mut members, &dir, "serve");
     event(&mut ev, NodeEvent::MemberUp { node: 2 }, up).await;
     p3.expect_line_async("event MemberUp 2", up).await;
     assert_eq!(to2.send(Ping(41)).await, Ok(42));

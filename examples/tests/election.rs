@@ -17,8 +17,7 @@
 //! All waits are deadlines on output lines; nothing sleeps for correctness.
 
 use serde_json::Value;
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -28,13 +27,8 @@ const NODE: &str = env!("CARGO_BIN_EXE_node");
 /// The default coordinator timeout of the election workload (`--coordinator-ms`).
 const COORDINATOR_TIMEOUT_MS: u64 = 300;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::Members;
 
 fn log_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("actix-coord-{name}-{}", std::process::id()));
@@ -68,30 +62,18 @@ struct Proc {
 }
 
 impl Proc {
-    fn spawn(id: u32, ports: &HashMap<u32, u16>, dir: &Path, extra: &[&str]) -> Proc {
+    fn spawn(id: u32, members: &mut Members, dir: &Path, extra: &[&str]) -> Proc {
         let mut cmd = Command::new(NODE);
-        cmd.args(["--id", &id.to_string()])
-            .args(["--listen", &format!("127.0.0.1:{}", ports[&id])])
-            .args(["--secret", "election secret"])
+        cmd.args(["--secret", "election secret"])
             .arg("--log-dir")
             .arg(dir)
             .args(["--workload", "election", "--until-stdin-closes"])
-            .args(extra);
-        for (p, port) in ports {
-            if *p != id {
-                cmd.args(["--peer", &format!("{p}=127.0.0.1:{port}")]);
-            }
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn node");
-        let out = child.stdout.take().unwrap();
+            .args(extra)
+            .stdin(Stdio::piped());
+        let (child, out) = members.spawn(id, &mut cmd);
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
+            for l in out.lines().map_while(Result::ok) {
                 let Ok(v) = serde_json::from_str::<Value>(&l) else {
                     continue;
                 };
@@ -169,12 +151,12 @@ impl Drop for Proc {
     }
 }
 
-fn start_cluster(dir: &Path, extra: &[&str]) -> (HashMap<u32, u16>, Vec<Proc>) {
-    let ports: HashMap<u32, u16> = (1..=5).map(|i| (i, free_port())).collect();
+fn start_cluster(dir: &Path, extra: &[&str]) -> (Members, Vec<Proc>) {
+    let mut members = Members::new(1..=5);
     let procs = (1..=5)
-        .map(|i| Proc::spawn(i, &ports, dir, extra))
+        .map(|i| Proc::spawn(i, &mut members, dir, extra))
         .collect();
-    (ports, procs)
+    (members, procs)
 }
 
 /// Waits until every node's latest line names `leader` with one same term above `above`;
@@ -253,7 +235,7 @@ fn check_leader_rule(dir: &Path, files: &[&str]) -> usize {
 fn five_processes_elect_5_fail_over_to_4_within_the_coordinator_timeout_and_5_returns() {
     let dir = log_dir("election");
     let started = Instant::now();
-    let (ports, mut procs) = start_cluster(&dir, &[]);
+    let (mut members, mut procs) = start_cluster(&dir, &[]);
     let t5 = all_follow(&mut procs, 5, 0, Duration::from_secs(20));
     println!(
         "5 nodes elect node 5 in term {t5} ({:.0} ms after spawning)",
@@ -298,7 +280,7 @@ fn five_processes_elect_5_fail_over_to_4_within_the_coordinator_timeout_and_5_re
     let dir2 = dir.join("restart");
     std::fs::create_dir_all(&dir2).unwrap();
     let restarted = Instant::now();
-    procs.push(Proc::spawn(5, &ports, &dir2, &[]));
+    procs.push(Proc::spawn(5, &mut members, &dir2, &[]));
     let t5b = all_follow(&mut procs, 5, t4, Duration::from_secs(10));
     println!(
         "restart node 5 -> node 5 leads again in term {t5b} ({:.0} ms after the restart)",
@@ -326,7 +308,7 @@ fn with_a_hold_down_the_restarted_highest_node_follows_until_it_ends() {
     let dir = log_dir("election-hold");
     let hold = HOLD_MS.to_string();
     let extra = ["--hold-down-ms", hold.as_str()];
-    let (ports, mut procs) = start_cluster(&dir, &extra);
+    let (mut members, mut procs) = start_cluster(&dir, &extra);
     let t5 = all_follow(&mut procs, 5, 0, Duration::from_secs(20));
     let mut p5 = procs.pop().unwrap();
     p5.child.kill().unwrap();
@@ -338,7 +320,7 @@ fn with_a_hold_down_the_restarted_highest_node_follows_until_it_ends() {
     let dir2 = dir.join("restart");
     std::fs::create_dir_all(&dir2).unwrap();
     let restarted_at = unix_ms();
-    procs.push(Proc::spawn(5, &ports, &dir2, &extra));
+    procs.push(Proc::spawn(5, &mut members, &dir2, &extra));
     // Within the hold-down, the new node 5 follows node 4 in its term.
     let c = procs[4].wait_for("leader 4", Duration::from_secs(5), |c| c.leader == Some(4));
     assert_eq!(c.term, t4);
@@ -387,16 +369,25 @@ fn tour_demo_shows_an_election_and_a_failover_in_under_3_s() {
         "{text}"
     );
     assert!(took < Duration::from_secs(3), "took {took:?}");
-    let changes = std::fs::read_to_string(dir.join("election.jsonl")).unwrap();
-    // The change lines are collected as they come: how many arrive before the demo returns
-    // depends on timing, but the first leader and its successor are both there, and every
-    // node's terms never go down.
+    let changes = std::fs::read_to_string(dir.join("leader-changes.jsonl")).unwrap();
+    // The demo returns only once every change it reports is recorded: every node's line for
+    // leader 5, every survivor's for leader 4; and every node's terms never go down.
     let lines: Vec<serde_json::Value> = changes
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(lines.iter().any(|v| v["leader"] == 5), "{changes}");
-    assert!(lines.iter().any(|v| v["leader"] == 4), "{changes}");
+    for node in 1..=5u64 {
+        assert!(
+            lines.iter().any(|v| v["node"] == node && v["leader"] == 5),
+            "node {node} has no line for leader 5:\n{changes}"
+        );
+        if node < 5 {
+            assert!(
+                lines.iter().any(|v| v["node"] == node && v["leader"] == 4),
+                "node {node} has no line for leader 4:\n{changes}"
+            );
+        }
+    }
     for node in 1..=5u64 {
         let terms: Vec<u64> = lines
             .iter()

@@ -13,10 +13,9 @@
 //! Size: the acceptance size, 5 processes × 200 acquisitions per algorithm (about 8 s each in a
 //! debug build); the crash runs use [`KILL_ITERATIONS`] per node. Figures in `docs/mutex.md`.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -34,13 +33,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::Members;
 
 fn work_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("actix-coord-locks-{name}-{}", std::process::id()));
@@ -60,16 +54,14 @@ struct Proc {
 impl Proc {
     fn spawn(
         id: u32,
-        ports: &HashMap<u32, u16>,
+        members: &mut Members,
         dir: &Path,
         algorithm: &str,
         iterations: u32,
         extra: &[&str],
     ) -> Proc {
         let mut cmd = Command::new(NODE);
-        cmd.args(["--id", &id.to_string()])
-            .args(["--listen", &format!("127.0.0.1:{}", ports[&id])])
-            .args(["--secret", "lock test secret"])
+        cmd.args(["--secret", "lock test secret"])
             .arg("--log-dir")
             .arg(dir)
             .args(["--workload", "counter", "--lock", algorithm])
@@ -77,20 +69,10 @@ impl Proc {
             .arg("--resource")
             .arg(dir.join("counter"))
             .args(extra);
-        for (p, port) in ports {
-            if *p != id {
-                cmd.args(["--peer", &format!("{p}=127.0.0.1:{port}")]);
-            }
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn node");
-        let out = child.stdout.take().unwrap();
+        let (child, out) = members.spawn(id, &mut cmd);
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
+            for l in out.lines().map_while(Result::ok) {
                 if tx.send(l).is_err() {
                     break;
                 }
@@ -233,14 +215,14 @@ struct Run {
 
 fn start(name: &str, algorithm: &str, iterations: u32, hooks: &[(u32, &[&str])]) -> Run {
     let dir = work_dir(&format!("{name}-{algorithm}"));
-    let ports: HashMap<u32, u16> = (1..=NODES).map(|i| (i, free_port())).collect();
+    let mut members = Members::new(1..=NODES);
     let procs = (1..=NODES)
         .map(|i| {
             let extra = hooks
                 .iter()
                 .find(|(id, _)| *id == i)
                 .map_or(&[][..], |(_, e)| *e);
-            Proc::spawn(i, &ports, &dir, algorithm, iterations, extra)
+            Proc::spawn(i, &mut members, &dir, algorithm, iterations, extra)
         })
         .collect();
     Run { dir, procs }

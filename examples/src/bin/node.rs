@@ -10,6 +10,11 @@
 //!      --secret S --log-dir DIR --workload ping
 //! ```
 //!
+//! The first line a node prints is `listening HOST:PORT`. With `--listen 127.0.0.1:0` (the
+//! default) the system picks the port: start the members one after the other, each with the
+//! addresses printed by those already running (`--peer ID=HOST:PORT`) and the bare ids of the
+//! members still to come (`--peer ID`), which dial it when they start.
+//!
 //! Workloads:
 //! * `ping`: waits for every peer, does `--count` request/replies with each, tells every peer it
 //!   is done, waits until every peer is done too, prints a summary and exits 0 (1 on errors);
@@ -43,12 +48,14 @@ struct Args {
     /// This node's id.
     #[arg(long)]
     id: u32,
-    /// Address to listen on.
-    #[arg(long)]
+    /// Address to listen on. Port 0 (the default) lets the system pick a free port; the first
+    /// line the node prints is `listening HOST:PORT`, the address it bound.
+    #[arg(long, default_value = "127.0.0.1:0")]
     listen: String,
-    /// A peer, as ID=HOST:PORT (repeat).
+    /// A peer, as ID=HOST:PORT, or a bare ID for a member whose address is not known yet: it
+    /// dials this node (repeat).
     #[arg(long = "peer", value_parser = parse_peer)]
-    peers: Vec<(u32, String)>,
+    peers: Vec<(u32, Option<String>)>,
     /// The cluster secret.
     #[arg(long)]
     secret: String,
@@ -90,12 +97,15 @@ enum Workload {
     Election,
 }
 
-fn parse_peer(s: &str) -> Result<(u32, String), String> {
-    let (id, addr) = s.split_once('=').ok_or("expected ID=HOST:PORT")?;
-    Ok((
-        id.parse().map_err(|e| format!("bad id: {e}"))?,
-        addr.to_owned(),
-    ))
+fn parse_peer(s: &str) -> Result<(u32, Option<String>), String> {
+    let (id, addr) = match s.split_once('=') {
+        Some((id, addr)) => (id, Some(addr.to_owned())),
+        None => (s, None),
+    };
+    let id = id
+        .parse()
+        .map_err(|e| format!("bad id {id:?} (expected ID=HOST:PORT or ID): {e}"))?;
+    Ok((id, addr))
 }
 
 /// A request for a number one higher.
@@ -239,7 +249,10 @@ async fn run(args: Args, name: String) -> i32 {
         .listen(&args.listen)
         .secret(&args.secret);
     for (id, addr) in &args.peers {
-        b = b.peer(*id, addr);
+        b = match addr {
+            Some(addr) => b.peer(*id, addr),
+            None => b.member(*id),
+        };
     }
     let node = match b.start().await {
         Ok(n) => n,
@@ -248,6 +261,9 @@ async fn run(args: Args, name: String) -> i32 {
             return 2;
         }
     };
+    // The first line: the bound address (the listen port may have been 0).
+    println!("listening {}", node.local_addr());
+    let _ = std::io::stdout().flush();
     let mut events = node.subscribe();
     let (done_tx, mut done_rx) = tokio::sync::watch::channel(HashSet::new());
     let pong = CausalBuilder::default()

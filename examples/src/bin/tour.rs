@@ -16,7 +16,8 @@
 //! line says `CausalContext<Self>`, and that is all.
 //!
 //! Writes `tour.log` (ShiViz), `tour.jsonl` and the space-time diagram `tour.svg` /
-//! `tour.html` into `--out` (default `target/tour/`), checks the log against ShiViz's rules, and
+//! `tour.html` into `--out` (default `target/tour/`), and the chapters' other outputs (the seat
+//! map, the Berkeley plot, the leader changes) into `--out/outputs/`; checks the log against ShiViz's rules, and
 //! prints which events happened before which and which were concurrent, as decided by vector
 //! clocks.
 
@@ -69,20 +70,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("   and filed a note with the registry (node 3); frames were authenticated,");
     println!("   and every message carried Lamport, vector and hybrid clocks.");
 
+    // Outputs that are not causal logs go in their own folder, so that
+    // `causal-log check target/tour/*.jsonl` reads the causal log alone.
+    let outputs = args.out.join("outputs");
+
     println!("\n3. A distributed lock: the ticket office");
-    let tickets = actix::System::new().block_on(examples::tickets::tour_demo(&args.out))?;
+    let tickets = actix::System::new().block_on(examples::tickets::tour_demo(&outputs))?;
     for line in tickets.lines() {
         println!("   {line}");
     }
 
     println!("\n4. Clock synchronisation: the Berkeley daemon");
-    let berkeley = actix::System::new().block_on(examples::berkeley_demo::tour_demo(&args.out))?;
+    let berkeley = actix::System::new().block_on(examples::berkeley_demo::tour_demo(&outputs))?;
     for line in berkeley.lines() {
         println!("   {line}");
     }
 
     println!("\n5. Leader election: the bully algorithm with terms");
-    let election = actix::System::new().block_on(examples::election::tour_demo(&args.out))?;
+    let election = actix::System::new().block_on(examples::election::tour_demo(&outputs))?;
     for line in election.lines() {
         println!("   {line}");
     }

@@ -180,6 +180,8 @@ struct Config {
     id: NodeId,
     listen: String,
     peers: Vec<(NodeId, String)>,
+    /// Members known by id only: they dial this node.
+    members: Vec<NodeId>,
     secret: Arc<[u8]>,
     max_frame: usize,
     heartbeat: Duration,
@@ -218,6 +220,14 @@ impl NodeBuilder {
     /// A seed peer: its id and address. The node dials it and keeps the connection up.
     pub fn peer(mut self, id: NodeId, addr: impl Into<String>) -> Self {
         self.cfg.peers.push((id, addr.into()));
+        self
+    }
+
+    /// A member known by id only, whose address is not known yet (it may bind port 0 and start
+    /// later): it dials this node, which never dials it. Use [`peer`](Self::peer) for the
+    /// members already running, `member` for those still to come.
+    pub fn member(mut self, id: NodeId) -> Self {
+        self.cfg.members.push(id);
         self
     }
 
@@ -354,6 +364,9 @@ impl NodeBuilder {
             for (id, addr) in &inner.cfg.peers {
                 peers.entry(*id).or_default().addr = Some(addr.clone());
             }
+            for id in &inner.cfg.members {
+                peers.entry(*id).or_default();
+            }
         }
         tokio::spawn(accept_loop(inner.clone(), listener));
         for (id, _) in inner.cfg.peers.clone() {
@@ -410,6 +423,7 @@ impl Node {
                 id: 0,
                 listen: "127.0.0.1:0".into(),
                 peers: Vec::new(),
+                members: Vec::new(),
                 secret: Arc::from(&b""[..]),
                 max_frame: wire::DEFAULT_MAX_FRAME,
                 heartbeat: Duration::from_millis(200),
@@ -434,7 +448,8 @@ impl Node {
         self.inner.cfg.id
     }
 
-    /// The address the node listens on.
+    /// The address the node listens on: the bound one, so with port 0 the port the system
+    /// picked.
     pub fn local_addr(&self) -> &str {
         &self.inner.local_addr
     }
