@@ -43,6 +43,10 @@ pub enum Rule {
     Gap,
     /// ShiViz: every clock entry names a host with events and is at most its count.
     Entry,
+    /// A host's log ends before events other hosts saw (it crashed before flushing, or its
+    /// log was cut): receives of sends that are not in the log, clock entries beyond its last
+    /// logged event. Reported once per host with the range of counters lost.
+    CrashGap,
     /// The strict rule: every clock equals the one recomputed from the host's previous event
     /// and, for a receive, the matched send.
     Recompute,
@@ -68,6 +72,7 @@ impl fmt::Display for Rule {
             Rule::Counter => "counter",
             Rule::Gap => "gap",
             Rule::Entry => "entry",
+            Rule::CrashGap => "crash-gap",
             Rule::Recompute => "recompute",
             Rule::Mutex => "mutex",
             Rule::Fence => "fence",
@@ -393,15 +398,12 @@ impl Log {
                             ),
                         );
                     }
-                } else if v > max_own[gx] || (!opts.tolerate_gaps && v > count[gx]) {
-                    let (sev, rule) = if v > max_own[gx] && opts.tolerate_gaps {
-                        (Severity::Warning, Rule::Gap)
-                    } else {
-                        (Severity::Error, Rule::Entry)
-                    };
+                } else if v > max_own[gx] {
+                    // Beyond the host's last logged event: its lost tail, reported below.
+                } else if !opts.tolerate_gaps && v > count[gx] {
                     out.push(
-                        sev,
-                        rule,
+                        Severity::Error,
+                        Rule::Entry,
                         format!(
                             "{}'s clock has {gname}={v}, but {gname} has {} event(s) in the log (last {gname}:{})",
                             self.describe(i),
@@ -411,6 +413,32 @@ impl Log {
                     );
                 }
             }
+        }
+        // Crash gaps: one finding per host whose lost tail other hosts saw.
+        for g in self.crash_gaps() {
+            let name = self.host_name(g.host);
+            let last_at = self
+                .find(&format!("{name}:{}", g.last))
+                .map_or_else(String::new, |i| format!(" ({})", evs[i].source));
+            let first = g
+                .refs
+                .first()
+                .map_or_else(String::new, |&i| format!(", first {}", self.describe(i)));
+            let range = if g.seen_up_to == g.last + 1 {
+                format!("{name}:{}", g.seen_up_to)
+            } else {
+                format!("{name}:{}..{name}:{}", g.last + 1, g.seen_up_to)
+            };
+            out.push(
+                gap,
+                Rule::CrashGap,
+                format!(
+                    "{name}'s log ends at {name}:{}{last_at}, but other hosts saw {range} (at least {} event(s) lost with its unflushed tail: it crashed, or its log was cut); {} event(s) refer to them{first}",
+                    g.last,
+                    g.seen_up_to - g.last,
+                    g.refs.len()
+                ),
+            );
         }
         // The strict rule: recompute each clock from its predecessor and its send.
         let mut expected: Vec<(HostId, u64)> = Vec::new();
@@ -433,6 +461,15 @@ impl Log {
                 continue; // the send is missing: already reported as a gap
             }
             let base: &[(HostId, u64)] = pred.map_or(&[], |p| &evs[p].clock);
+            if send.is_none()
+                && e.clock.iter().any(|&(g, v)| {
+                    g != e.host
+                        && v > max_own[g.0 as usize]
+                        && v > pred.map_or(0, |p| evs[p].clock_of(g))
+                })
+            {
+                continue; // an inferred receive of a send in a crashed host's lost tail
+            }
             expected.clear();
             match send {
                 Some(s) => merge_into(&mut expected, base, &evs[s].clock),
@@ -719,9 +756,10 @@ impl Log {
                     let mut last: Option<(usize, usize)> = None;
                     for (m, j) in db.iter() {
                         let Some(&k) = pos.get(m) else { continue };
-                        if let Some((lk, lj)) = last {
-                            if k < lk {
-                                out.push(
+                        if let Some((lk, lj)) = last
+                            && k < lk
+                        {
+                            out.push(
                                     Severity::Error,
                                     Rule::Broadcast,
                                     format!(
@@ -732,8 +770,7 @@ impl Log {
                                         self.describe(*j)
                                     ),
                                 );
-                                break;
-                            }
+                            break;
                         }
                         last = Some((k, *j));
                     }

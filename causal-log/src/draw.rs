@@ -146,10 +146,10 @@ fn layout(log: &Log, opts: &DrawOptions) -> Layout {
         done[it] = true;
         let row = items[it].host_row;
         let mut col = last_col[row].map_or(0, |c| c + 1);
-        if let Some(s) = log.send_of(i) {
-            if done[item_of[s]] {
-                col = col.max(items[item_of[s]].col + 1);
-            }
+        if let Some(s) = log.send_of(i)
+            && done[item_of[s]]
+        {
+            col = col.max(items[item_of[s]].col + 1);
         }
         items[it].col = col;
         last_col[row] = Some(col);
@@ -164,7 +164,11 @@ fn layout(log: &Log, opts: &DrawOptions) -> Layout {
 }
 
 fn lane_bg(row: usize) -> &'static str {
-    if row % 2 == 0 { "#f4f4f4" } else { "#ffffff" }
+    if row.is_multiple_of(2) {
+        "#f4f4f4"
+    } else {
+        "#ffffff"
+    }
 }
 
 fn palette(k: usize) -> &'static str {
@@ -257,12 +261,12 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
                     s.1 += 1;
                 }
                 "lock.exit" => {
-                    if let Some(s) = open.get_mut(&r) {
-                        if s.1 > 0 {
-                            s.1 -= 1;
-                            if s.1 == 0 {
-                                sections.push((r, s.0, i));
-                            }
+                    if let Some(s) = open.get_mut(&r)
+                        && s.1 > 0
+                    {
+                        s.1 -= 1;
+                        if s.1 == 0 {
+                            sections.push((r, s.0, i));
                         }
                     }
                 }
@@ -304,10 +308,10 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
     let mut terms: BTreeMap<u64, usize> = BTreeMap::new();
     for &i in log.order() {
         let e = &evs[i];
-        if e.kind == "leader.elected" {
-            if let Some(t) = e.field_u64("term") {
-                terms.entry(t).or_insert(i);
-            }
+        if e.kind == "leader.elected"
+            && let Some(t) = e.field_u64("term")
+        {
+            terms.entry(t).or_insert(i);
         }
     }
     // Labels go on one of three rows, where they do not overlap the previous one.

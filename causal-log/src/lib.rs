@@ -39,6 +39,7 @@
 
 pub mod browser;
 mod check;
+pub mod cli;
 pub mod draw;
 mod model;
 mod read;
@@ -47,6 +48,6 @@ pub mod synth;
 mod write;
 
 pub use check::{CheckOptions, Finding, Report, Rule, Severity, check_shiviz_rules};
-pub use model::{Event, HostId, Log, LogBuilder, Source};
+pub use model::{CrashGap, Event, HostId, Log, LogBuilder, Source};
 pub use read::{Format, ReadError};
 pub use stats::{HostStats, Stats};

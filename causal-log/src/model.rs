@@ -107,6 +107,20 @@ impl Event {
     }
 }
 
+/// A host whose log ends before events that other hosts saw: see [`Log::crash_gaps`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrashGap {
+    /// The host whose tail is lost.
+    pub host: HostId,
+    /// Its last logged own counter: counters `last + 1 ..= seen_up_to` are missing.
+    pub last: u64,
+    /// The highest counter of the host that another host's event saw.
+    pub seen_up_to: u64,
+    /// The events (indices into [`Log::events`], in causal order) where a reference to the lost
+    /// tail enters another host: receives of its lost sends, or of messages that carried them.
+    pub refs: Vec<usize>,
+}
+
 /// Collects events from several files, then builds a [`Log`].
 ///
 /// ```
@@ -139,6 +153,12 @@ impl LogBuilder {
             reason: e.to_string(),
         })?;
         let text = read::utf8(&name, &bytes)?;
+        if text.len() < bytes.len() && (text.is_empty() || text.ends_with('\n')) {
+            // Only a character cut short was left on the last line.
+            let line = 1 + text.bytes().filter(|&c| c == b'\n').count();
+            self.notes
+                .push(read::torn_note(&name, line, "a character cut short"));
+        }
         self.add_str(&name, text)
     }
 
@@ -468,10 +488,10 @@ impl Log {
             if e.kind != SEND {
                 continue;
             }
-            if let Some(m) = &e.msg {
-                if sends.insert(m.as_str(), i).is_some() {
-                    dup_msgs += 1;
-                }
+            if let Some(m) = &e.msg
+                && sends.insert(m.as_str(), i).is_some()
+            {
+                dup_msgs += 1;
             }
         }
         let mut unmatched: Vec<usize> = Vec::new();
@@ -521,6 +541,9 @@ impl Log {
             });
         }
         for i in unmatched {
+            if self.lost_tail_send(i).is_some() {
+                continue; // reported with the host's crash gap
+            }
             let m = self.events[i].msg.clone().unwrap_or_default();
             self.notes.push(Finding {
                 severity: Severity::Warning,
@@ -531,6 +554,62 @@ impl Log {
                 ),
             });
         }
+    }
+
+    /// The last own counter of host `h` in the log (0 when it has no events).
+    pub fn last_own(&self, h: HostId) -> u64 {
+        self.owns[h.ix()].last().copied().unwrap_or(0)
+    }
+
+    /// For a receive whose send is not in the log: the sender and counter its message id
+    /// names, when the sender has events but none that late (the send was in its lost tail).
+    fn lost_tail_send(&self, i: usize) -> Option<(HostId, u64)> {
+        let (host, k) = self.events[i].msg.as_deref()?.rsplit_once(':')?;
+        let k: u64 = k.parse().ok()?;
+        let h = self.host_id(host)?;
+        let last = self.last_own(h);
+        (last > 0 && k > last && self.send_of[i].is_none()).then_some((h, k))
+    }
+
+    /// Crash gaps: hosts whose log ends before events that other hosts saw. When a process
+    /// dies before its log is flushed (`kill -9`), the others' receives and clocks refer to
+    /// counters beyond its last logged event; each such host is reported once, with the range
+    /// of counters lost and the events where the references enter other hosts. A host with no
+    /// events at all is not a crash gap (its file was probably not given).
+    pub fn crash_gaps(&self) -> Vec<CrashGap> {
+        let nh = self.hosts.len();
+        let last: Vec<u64> = (0..nh).map(|h| self.last_own(HostId(h as u32))).collect();
+        let mut gaps: Vec<Option<CrashGap>> = vec![None; nh];
+        let note = |gaps: &mut Vec<Option<CrashGap>>, g: HostId, v: u64, i: usize| {
+            let gap = gaps[g.ix()].get_or_insert_with(|| CrashGap {
+                host: g,
+                last: last[g.ix()],
+                seen_up_to: v,
+                refs: Vec::new(),
+            });
+            gap.seen_up_to = gap.seen_up_to.max(v);
+            if gap.refs.last() != Some(&i) {
+                gap.refs.push(i);
+            }
+        };
+        for &i in &self.order {
+            let e = &self.events[i];
+            let pred = self.predecessor(i).map(|p| &self.events[p]);
+            for &(g, v) in &e.clock {
+                let l = last[g.ix()];
+                if g == e.host || l == 0 || v <= l {
+                    continue;
+                }
+                // Where the reference enters this host (not every later event that inherits it).
+                if pred.is_none_or(|p| p.clock_of(g) < v) {
+                    note(&mut gaps, g, v, i);
+                }
+            }
+            if let Some((g, k)) = self.lost_tail_send(i) {
+                note(&mut gaps, g, k, i);
+            }
+        }
+        gaps.into_iter().flatten().collect()
     }
 
     /// ShiViz's inference: the entries that grew since the predecessor came with a message; its

@@ -71,14 +71,23 @@ pub enum ReadError {
 }
 
 /// Checks that `bytes` are UTF-8, naming the first bad line otherwise.
+///
+/// A character cut at the very end of the file (a torn last line) is left out: the line it
+/// ends is then reported as torn by the parser.
 pub(crate) fn utf8<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, ReadError> {
-    std::str::from_utf8(bytes).map_err(|e| {
+    std::str::from_utf8(bytes).or_else(|e| {
         let at = e.valid_up_to();
-        ReadError::Syntax {
+        if e.error_len().is_none() {
+            // Only an incomplete sequence at the end: the valid prefix is all of the rest.
+            if let Ok(t) = std::str::from_utf8(&bytes[..at]) {
+                return Ok(t);
+            }
+        }
+        Err(ReadError::Syntax {
             file: file.to_owned(),
             line: 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count(),
             reason: "not valid UTF-8".into(),
-        }
+        })
     })
 }
 
@@ -238,8 +247,40 @@ fn json_reason(e: &serde_json::Error) -> String {
     format!("{msg} (column {})", e.column())
 }
 
+/// The warning for a torn last line: what a writer killed mid-line (`kill -9`, a crash, a full
+/// disk) leaves at the end of its file.
+pub(crate) fn torn_note(file: &str, line: usize, what: &str) -> Finding {
+    Finding {
+        severity: Severity::Warning,
+        rule: Rule::Input,
+        message: format!(
+            "{file}:{line}: torn last line skipped ({what}; the file ends mid-line, as a writer killed while writing leaves it)"
+        ),
+    }
+}
+
 /// Parses JSON lines; a large file is cut at line ends and parsed on all cores.
+///
+/// A last line that has no line end and is cut short (JSON that ends early) is a torn write:
+/// it is skipped with a warning instead of failing the whole file.
 fn parse_jsonl(b: &mut LogBuilder, file: &Arc<str>, text: &str) -> Result<(), ReadError> {
+    let start = text.rfind('\n').map_or(0, |p| p + 1);
+    let last = text[start..].trim();
+    let text = if !last.is_empty() {
+        match serde_json::from_str::<Line>(last) {
+            Err(e) if e.is_eof() => {
+                let line = 1 + text.as_bytes()[..start]
+                    .iter()
+                    .filter(|&&c| c == b'\n')
+                    .count();
+                b.notes.push(torn_note(file, line, &json_reason(&e)));
+                &text[..start]
+            }
+            _ => text,
+        }
+    } else {
+        text
+    };
     let threads = if text.len() < 1 << 22 {
         1
     } else {
@@ -557,12 +598,25 @@ fn parse_regex(
         });
     }
     let tail = &body[covered..];
+    let mut torn = None;
     if !tail.trim().is_empty() {
         let lead = tail.len() - tail.trim_start().len();
         let mut l = line;
         let mut a = at;
         advance(covered + lead, &mut l, &mut a);
-        skipped.push(l);
+        if body.ends_with('\n') {
+            skipped.push(l);
+        } else {
+            // The file ends mid-line: the last event was cut off by a writer that died.
+            torn = Some(l);
+        }
+    }
+    if let Some(l) = torn {
+        b.notes.push(torn_note(
+            file,
+            l,
+            "an event without its complete clock line",
+        ));
     }
     for l in skipped {
         b.notes.push(Finding {
@@ -595,6 +649,60 @@ mod tests {
             (Format::GoVector, 2)
         );
         assert_eq!(detect("hello world"), None);
+    }
+
+    fn warnings(log: &crate::Log) -> Vec<String> {
+        log.check()
+            .warnings()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    }
+
+    #[test]
+    fn torn_last_json_line_is_skipped_with_a_warning() {
+        let whole = "{\"host\":\"a\",\"clock\":{\"a\":1}}\n";
+        let log =
+            crate::Log::parse_str("f.jsonl", &format!("{whole}{{\"host\":\"a\",\"clo")).unwrap();
+        assert_eq!(log.events().len(), 1);
+        let w = warnings(&log);
+        assert!(
+            w[0].starts_with("warning[input]: f.jsonl:2: torn last line skipped"),
+            "{w:?}"
+        );
+        // A broken line that is not the last, or that ends in a line end, is still an error.
+        let err = crate::Log::parse_str("f.jsonl", &format!("{{\"host\":\"a\",\"clo\n{whole}"))
+            .unwrap_err();
+        assert!(matches!(err, ReadError::Syntax { line: 1, .. }), "{err}");
+        let err = crate::Log::parse_str("f.jsonl", &format!("{whole}{{\"host\":\"a\",\"clo\n"))
+            .unwrap_err();
+        assert!(matches!(err, ReadError::Syntax { line: 2, .. }), "{err}");
+        // Complete JSON without a final line end is a complete event.
+        let log = crate::Log::parse_str("f.jsonl", whole.trim_end()).unwrap();
+        assert_eq!((log.events().len(), warnings(&log).len()), (1, 0));
+    }
+
+    #[test]
+    fn torn_shiviz_tail_and_cut_character_are_warnings() {
+        let head = "(?<event>.*)\\n(?<host>\\S*) (?<clock>{.*})\n\nstart\na {\"a\":1}\n";
+        let log = crate::Log::parse_str("f.log", &format!("{head}next\na {{\"a\":2,\"b")).unwrap();
+        assert_eq!(log.events().len(), 1);
+        let w = warnings(&log);
+        assert!(
+            w[0].starts_with("warning[input]: f.log:5: torn last line skipped"),
+            "{w:?}"
+        );
+        // A multi-byte character cut at the end of the file.
+        let dir = std::env::temp_dir().join(format!("causal-log-torn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("cut.jsonl");
+        let mut bytes =
+            b"{\"host\":\"a\",\"clock\":{\"a\":1}}\n{\"host\":\"a\",\"event\":\"".to_vec();
+        bytes.extend_from_slice(&"→".as_bytes()[..2]);
+        std::fs::write(&p, &bytes).unwrap();
+        let log = crate::Log::read_paths(&[&p]).unwrap();
+        assert_eq!(log.events().len(), 1);
+        assert!(warnings(&log)[0].contains("cut.jsonl:2: torn last line skipped"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -143,6 +143,61 @@ fn check_tolerates_gaps_as_warnings_unless_strict() {
     golden("check-gap-strict.txt", &o.stdout);
 }
 
+/// What a `kill -9` leaves: B#1's file ends in a torn line, and A#1 received a message whose
+/// send (B#1:4) was in B#1's unflushed tail. Both are warnings; the other rules still run.
+#[test]
+fn check_skips_a_torn_line_and_reports_a_crash_gap() {
+    let (a, b) = (fx("crash_a.jsonl"), fx("crash_b.jsonl"));
+    let o = run(&["check", &a, &b]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout
+            .contains("warning[input]: tests/fixtures/crash_b.jsonl:3: torn last line skipped"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains(
+            "warning[crash-gap]: B#1's log ends at B#1:2 (tests/fixtures/crash_b.jsonl:2), but other hosts saw B#1:3..B#1:4"
+        ),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("warning[gap]"), "{}", o.stdout);
+    golden("check-crash.txt", &o.stdout);
+    // --strict: the crash gap is an error, as every gap is.
+    let o = run(&["check", "--strict", &a, &b]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(o.stdout.contains("error[crash-gap]"), "{}", o.stdout);
+    // The same logs with a critical section concurrent with A#1's: found.
+    let intruder = tmp("crash_intruder.jsonl");
+    std::fs::write(
+        &intruder,
+        concat!(
+            r#"{"host":"C#1","kind":"lock.enter","event":"lock.enter printer","clock":{"C#1":1},"fields":{"resource":"printer","fence":2}}"#,
+            "\n",
+            r#"{"host":"C#1","kind":"lock.exit","event":"lock.exit printer","clock":{"C#1":2},"fields":{"resource":"printer","fence":2}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let o = run(&["check", &a, &b, &intruder]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("error[mutex]: critical sections of printer overlap"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("warning[crash-gap]"), "{}", o.stdout);
+    // The library runs the same command in-process.
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = causal_log::cli::run(["causal-log", "check", &a, &b], &mut out, &mut err);
+    assert_eq!(code, 0);
+    let stdout = String::from_utf8(out).unwrap();
+    assert!(stdout.contains("warning[crash-gap]"), "{stdout}");
+}
+
 #[test]
 fn check_finds_overlapping_critical_sections() {
     let o = run(&["check", &fx("overlap.jsonl")]);
