@@ -364,6 +364,25 @@ mod tests {
     }
 
     #[test]
+    fn three_cancelled_waits_then_granted_after_release() {
+        let mut net = net(3);
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.run();
+        net.take_events();
+        for _ in 0..3 {
+            net.command(2, LockCommand::Acquire).unwrap();
+            net.run();
+            net.command(2, LockCommand::Cancel).unwrap();
+            net.run();
+        }
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        net.command(1, LockCommand::Release).unwrap();
+        net.run();
+        assert_eq!(granted(&net.take_events()).first().map(|g| g.0), Some(2));
+    }
+
+    #[test]
     fn peer_down_drops_its_request_and_the_successor_fence_is_higher() {
         let mut net = net(3);
         net.command(1, LockCommand::Acquire).unwrap();

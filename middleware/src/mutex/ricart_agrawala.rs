@@ -206,7 +206,11 @@ impl Protocol for RicartAgrawala {
                     LockState::Idle => false,
                 };
                 if defer {
-                    self.deferred.insert(from, time);
+                    // Keep the newest request of `from`: a stale one (sent before a cancel,
+                    // overtaken on an unordered network) must not replace it, or the deferred
+                    // reply would answer a request its sender no longer has.
+                    let newest = self.deferred.entry(from).or_insert(time);
+                    *newest = (*newest).max(time);
                 } else {
                     out.send(from, RaMsg::Reply { request: time });
                 }
@@ -321,6 +325,49 @@ mod tests {
             matches!(g.as_slice(), &[(2, fence)] if fence > f(1, 1)),
             "{g:?}"
         );
+    }
+
+    #[test]
+    fn a_stale_request_does_not_overwrite_the_deferred_newer_one() {
+        // Issue 11, Why 1: node 2 requests, cancels and requests again while node 1 holds;
+        // on an unordered network the newer request reaches node 1 first.
+        let mut net = net(2);
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.run();
+        let held = granted(&net.take_events());
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.command(2, LockCommand::Cancel).unwrap();
+        net.command(2, LockCommand::Acquire).unwrap();
+        let requests: Vec<_> = net.queue.drain(..).collect();
+        assert_eq!(requests.len(), 2, "{requests:?}");
+        net.queue.extend(requests.into_iter().rev()); // the stale request arrives last
+        net.run();
+        net.command(1, LockCommand::Release).unwrap();
+        net.run();
+        let g = granted(&net.take_events());
+        assert!(
+            matches!(g.as_slice(), &[(2, fence)] if fence > held[0].1),
+            "the newer request is answered: {g:?}"
+        );
+    }
+
+    #[test]
+    fn three_cancelled_waits_then_granted_after_release() {
+        let mut net = net(3);
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.run();
+        net.take_events();
+        for _ in 0..3 {
+            net.command(2, LockCommand::Acquire).unwrap();
+            net.run();
+            net.command(2, LockCommand::Cancel).unwrap();
+            net.run();
+        }
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        net.command(1, LockCommand::Release).unwrap();
+        net.run();
+        assert_eq!(granted(&net.take_events()).first().map(|g| g.0), Some(2));
     }
 
     #[test]

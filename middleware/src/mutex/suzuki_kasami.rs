@@ -12,9 +12,14 @@
 //! 1. To enter, `i` holding the (idle) token enters at once: **0 messages**. Otherwise it
 //!    increments `RN_i[i]` and broadcasts `REQUEST(i, n)`.
 //! 2. On `REQUEST(j, n)`, node `i` sets `RN_i[j] = max(RN_i[j], n)`; if it holds the token idle
-//!    and `RN_i[j] = LN[j] + 1`, it sends the token to `j`.
+//!    and `RN_i[j] > LN[j]`, it sends the token to `j`.
 //! 3. On exit, `i` sets `LN[i] = RN_i[i]`, appends to `Q` every `j` not in `Q` with
-//!    `RN_i[j] = LN[j] + 1`, and sends the token to the head of `Q`, if any.
+//!    `RN_i[j] > LN[j]`, and sends the token to the head of `Q`, if any.
+//!
+//! The paper writes `RN[j] = LN[j] + 1`: a node has one request at a time. Here a wait can be
+//! cancelled and followed by a new request, so `RN[j]` may be `LN[j] + 2` or more (the
+//! cancelled requests were never served); with the paper's test such a node was never queued
+//! again (issue 11: `a_request_after_a_cancelled_wait_is_served`).
 //!
 //! A critical section costs N−1 requests and one token message: **N**, or **0** when the token is
 //! already here.
@@ -373,8 +378,11 @@ impl SuzukiKasami {
             self.after_me()
                 .filter(|p| !self.down.contains(p) && !token.queue.contains(p))
                 .filter(|&p| {
+                    // Outstanding: a request newer than the last one served. The paper's
+                    // `RN[j] = LN[j] + 1` assumes one request at a time; after a cancelled wait
+                    // the next request has `RN[j] = LN[j] + 2` and must count too.
                     let i = self.members.binary_search(&p).unwrap_or(0);
-                    self.rn[i] == token.ln[i] + 1
+                    self.rn[i] > token.ln[i]
                 })
                 .collect()
         };
@@ -733,6 +741,34 @@ mod tests {
             net.command(2, LockCommand::Release).unwrap();
             net.run();
             assert_eq!(net.sent, 0, "N={n}, token already here");
+        }
+    }
+
+    #[test]
+    fn a_request_after_a_cancelled_wait_is_served() {
+        // Issue 11, first report: node 2 times out (cancels) while node 1 holds, asks again,
+        // node 1 releases: node 2 must get the token (its RN is LN + 2 at the holder).
+        for cancels in 1..=3 {
+            let mut net = net(3);
+            net.command(1, LockCommand::Acquire).unwrap();
+            net.run();
+            net.take_events();
+            for _ in 0..cancels {
+                net.command(2, LockCommand::Acquire).unwrap();
+                net.run();
+                net.command(2, LockCommand::Cancel).unwrap();
+                net.run();
+            }
+            net.command(2, LockCommand::Acquire).unwrap();
+            net.run();
+            net.command(1, LockCommand::Release).unwrap();
+            net.run();
+            assert_eq!(
+                granted(&net.take_events()).first().map(|g| g.0),
+                Some(2),
+                "after {cancels} cancelled waits"
+            );
+            assert!(net.nodes[1].is_held());
         }
     }
 
