@@ -11,13 +11,18 @@
 //!     .shiviz_path("target/run.log")
 //!     .build()
 //!     .expect("log files");
-//! tracing_subscriber::registry()
-//!     .with(layer)
-//!     .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::filter::LevelFilter::WARN))
-//!     .init();
+//! let console = tracing_subscriber::fmt::layer()
+//!     .with_filter(tracing_subscriber::filter::LevelFilter::WARN);
+//! tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer).with(console))
+//!     .expect("no other tracing subscriber");
 //! // ... run the actors ...
 //! drop(guard); // flushes both files
 //! ```
+//!
+//! `tracing::subscriber::set_global_default` works beside an existing `log` logger
+//! (`env_logger`, `tracing_log::LogTracer`); `tracing_subscriber`'s `.init()` also sets the
+//! `log` logger and panics with `SetLoggerError` when one is set already. Keep a console layer
+//! such as `fmt::layer()`: the causal layer writes only its files.
 //!
 //! What is written:
 //! * every **send** and **receive** tick of every causal process (and of external processes),
