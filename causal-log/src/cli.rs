@@ -91,7 +91,9 @@ enum Cmd {
         strict: bool,
     },
     /// Ask about happened-before and concurrency. Events are named by id `host:k` (the host's
-    /// k-th event) or by a text pattern (every event whose text contains it).
+    /// k-th event), by `key=value` (every event whose field `key`, or whose `kind`, `host`,
+    /// `msg` or `peer`, is `value`: `resource=printer`, `kind=lock.enter`) or by a text pattern
+    /// (every event whose text or one of whose field values contains it).
     ///
     /// `--before A B` exits 0 if every A happened before every B, else 1.
     ///
@@ -184,7 +186,7 @@ fn emit(io: &mut Io<'_>, output: Option<&PathBuf>, text: &str) -> u8 {
 fn select(io: &mut Io<'_>, log: &Log, pattern: &str) -> Result<Vec<usize>, u8> {
     let v = log.select(pattern);
     if v.is_empty() {
-        say!(io.err, "error: no event has id or text `{pattern}`");
+        say!(io.err, "error: no event has id, field or text `{pattern}`");
         return Err(EXIT_BAD_INPUT);
     }
     Ok(v)

@@ -320,17 +320,78 @@ impl Log {
         self.owns[h.ix()].partition_point(|&o| o <= k)
     }
 
-    /// Events selected by `pattern`: the event with that id (`host:k`) if there is one, else
-    /// every event whose text contains `pattern`, in causal order.
+    /// Events selected by `pattern`, in causal order:
+    /// * `host:k`: the event with that id, if there is one;
+    /// * `key=value`: the events whose field `key` is `value` (strings as they are, numbers and
+    ///   booleans printed, other values as JSON), or whose `kind`, `host`, `msg` or `peer` is
+    ///   `value` for those keys (a field of that name wins); when no event has such a key, the
+    ///   pattern is text;
+    /// * otherwise, every event whose text or one of whose field values contains `pattern`.
+    ///
+    /// ```
+    /// let text = r#"{"host":"a","kind":"lock.enter","event":"enter","clock":{"a":1},"fields":{"resource":"printer","fence":7}}
+    /// {"host":"a","event":"print","clock":{"a":2},"fields":{"page":"printer test page"}}
+    /// "#;
+    /// let log = causal_log::Log::parse_str("run.jsonl", text)?;
+    /// assert_eq!(log.select("fence=7").len(), 1);
+    /// assert_eq!(log.select("kind=lock.enter").len(), 1);
+    /// assert_eq!(log.select("printer").len(), 2); // a field value of both
+    /// assert_eq!(log.select("a:2"), log.select("test page"));
+    /// # Ok::<(), causal_log::ReadError>(())
+    /// ```
     pub fn select(&self, pattern: &str) -> Vec<usize> {
         if let Some(i) = self.find(pattern) {
             return vec![i];
         }
+        if let Some((key, value)) = pattern.split_once('=')
+            && !key.is_empty()
+            && !key.contains(char::is_whitespace)
+        {
+            let pseudo = matches!(key, "kind" | "host" | "msg" | "peer");
+            let has_key = pseudo || self.events.iter().any(|e| e.fields.contains_key(key));
+            if has_key {
+                return self
+                    .order
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.key_is(i, key, value))
+                    .collect();
+            }
+        }
         self.order
             .iter()
             .copied()
-            .filter(|&i| self.events[i].text.contains(pattern))
+            .filter(|&i| {
+                let e = &self.events[i];
+                e.text.contains(pattern)
+                    || e.fields.values().any(|v| match v {
+                        Value::String(s) => s.contains(pattern),
+                        other => other.to_string().contains(pattern),
+                    })
+            })
             .collect()
+    }
+
+    /// Whether event `i`'s field `key` (else its `kind`, `host`, `msg` or `peer`) is `value`.
+    fn key_is(&self, i: usize, key: &str, value: &str) -> bool {
+        let e = &self.events[i];
+        if let Some(v) = e.fields.get(key) {
+            return match v {
+                Value::String(s) => s == value,
+                // Numbers and booleans as printed: `fence=7` matches the number 7.
+                other => {
+                    let printed = other.to_string();
+                    printed == value
+                }
+            };
+        }
+        match key {
+            "kind" => e.kind == value,
+            "host" => self.hosts[e.host.ix()] == value,
+            "msg" => e.msg.as_deref() == Some(value),
+            "peer" => e.peer.as_deref() == Some(value),
+            _ => false,
+        }
     }
 
     /// Whether event `a` happened before event `b` (Lamport's →): on one host, `a` comes first;

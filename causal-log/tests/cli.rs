@@ -301,6 +301,43 @@ fn query_before_and_concurrent() {
     assert_eq!(o.code, 2);
 }
 
+/// Patterns search fields: `key=value` exactly, plain text in field values too.
+#[test]
+fn query_patterns_search_fields() {
+    let clean = fx("clean.jsonl");
+    // Every critical section on the printer, by field, before the leader's announcement.
+    let by_field = run(&["query", &clean, "--before", "resource=printer", "C#1:1"]);
+    let by_kind = run(&["query", &clean, "--before", "kind=lock.enter", "C#1:1"]);
+    assert!(
+        by_field.stdout.contains("A#1:4 \"lock.enter printer\""),
+        "{}",
+        by_field.stdout
+    );
+    assert!(
+        by_field.stdout.contains("A#1:6 \"lock.exit printer\""),
+        "{}",
+        by_field.stdout
+    );
+    assert_eq!(by_kind.stdout.lines().count(), 2, "{}", by_kind.stdout);
+    // `term=1` selects the leader announcements by their field.
+    let o = run(&["query", &clean, "--concurrent-with", "term=1"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.contains("\"leader.elected C#1 term 1\""),
+        "{}",
+        o.stdout
+    );
+    // A key no event has: the pattern is text.
+    let o = run(&["query", &clean, "--concurrent-with", "nokey=1"]);
+    assert_eq!(o.code, 2);
+    assert!(
+        o.stderr
+            .contains("no event has id, field or text `nokey=1`"),
+        "{}",
+        o.stderr
+    );
+}
+
 #[test]
 fn stats_per_process() {
     let mut all = String::new();

@@ -78,7 +78,11 @@ impl CausalBuilder {
     }
 
     /// The name shown in logs (default: the type name and an instance index, e.g. `Cook#1`).
-    /// Whitespace is replaced by `_`.
+    /// Whitespace is replaced by `_`. Names are unique within the OS process: a name another
+    /// process (causal, explicit or external) already has gets the first free suffix `#2`,
+    /// `#3`, … (`name("Session")` three times gives `Session`, `Session#2`, `Session#3`), and
+    /// names are not reused after a process stops. Across OS processes, include the node in
+    /// names you give (`format!("cook@{node}")`).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -141,8 +145,8 @@ impl CausalBuilder {
         let node = self.node.unwrap_or_else(process::default_node);
         let id = ProcessId::new(node, process::next_local());
         let name = match &self.name {
-            Some(n) => process::sanitize_name(n),
-            None => process::sanitize_name(&process::default_name::<A>()),
+            Some(n) => process::unique_name(n),
+            None => process::unique_name(&process::default_name::<A>()),
         };
         crate::trace::register_name(id, name.clone());
         let cell = Rc::new(ProcessCell::new(ProcessState::new(id, name, self.clocks)));

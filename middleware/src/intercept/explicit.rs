@@ -40,6 +40,7 @@ use crate::clock::ProcessId;
 use actix::dev::{MessageResponse, OneshotSender, ToEnvelope};
 use actix::prelude::*;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// A message together with its sender's clocks.
 #[derive(Debug, Clone)]
@@ -88,15 +89,33 @@ pub struct ExplicitProcess {
     cell: Shared,
 }
 
+impl std::fmt::Debug for ExplicitProcess {
+    /// `ExplicitProcess { id: 0.3, name: "Registry" }` (so actors holding one can derive
+    /// `Debug`); while its state is in use, `ExplicitProcess { busy }`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.cell.state.try_borrow() {
+            Ok(st) => f
+                .debug_struct("ExplicitProcess")
+                .field("id", &format_args!("{}", st.id))
+                .field("name", &&*st.name)
+                .finish(),
+            Err(_) => f.write_str("ExplicitProcess { busy }"),
+        }
+    }
+}
+
 impl Default for ExplicitProcess {
-    /// A process named `Explicit#k` on the default node.
+    /// A process named `ExplicitProcess#k` on the default node (k counts the explicit
+    /// processes created with a default name, from 1).
     fn default() -> Self {
         Self::with_name(&process::default_name::<ExplicitProcess>())
     }
 }
 
 impl ExplicitProcess {
-    /// A process with the given log name on the default node, keeping all clocks.
+    /// A process with the given log name on the default node, keeping all clocks. The name is
+    /// made unique like every process name: a name already taken gets `#2`, `#3`, … (see
+    /// [`CausalBuilder::name`](super::CausalBuilder::name)).
     pub fn with_name(name: &str) -> Self {
         Self::build(process::default_node(), name, ClockSet::ALL)
     }
@@ -104,7 +123,7 @@ impl ExplicitProcess {
     /// A process with every option.
     pub fn build(node: u32, name: &str, clocks: ClockSet) -> Self {
         let id = ProcessId::new(node, process::next_local());
-        let name = process::sanitize_name(name);
+        let name = process::unique_name(name);
         crate::trace::register_name(id, name.clone());
         Self {
             cell: Rc::new(ProcessCell::new(ProcessState::new(id, name, clocks))),
@@ -114,6 +133,11 @@ impl ExplicitProcess {
     /// The process id.
     pub fn id(&self) -> ProcessId {
         self.cell.state.borrow().id
+    }
+
+    /// The name in logs (unique within the OS process, see [`ExplicitProcess::with_name`]).
+    pub fn name(&self) -> Arc<str> {
+        self.cell.state.borrow().name.clone()
     }
 
     /// A copy of the clocks.

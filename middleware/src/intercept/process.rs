@@ -648,6 +648,38 @@ pub(crate) fn default_name<A>() -> String {
     format!("{short}#{}", next_type_index(short))
 }
 
+/// The name of a new local process: `name` made fit for logs ([`sanitize_name`]) and unique
+/// within this OS process. The first process to ask for a name gets it as it is; each later one
+/// gets the first free of `name#2`, `name#3`, … (so `with_name("Session")` three times gives
+/// `Session`, `Session#2`, `Session#3`). Names are never given back: a process started after
+/// another one stopped does not take its name either, since its counters start again at 1.
+/// Costs one entry per process started.
+pub(crate) fn unique_name(name: &str) -> Arc<str> {
+    #[derive(Default)]
+    struct Taken {
+        names: std::collections::HashSet<Arc<str>>,
+        next_suffix: HashMap<Arc<str>, u32>,
+    }
+    static TAKEN: OnceLock<Mutex<Taken>> = OnceLock::new();
+    let base = sanitize_name(name);
+    let mut taken = TAKEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let Taken { names, next_suffix } = &mut *taken;
+    if names.insert(base.clone()) {
+        return base;
+    }
+    let k = next_suffix.entry(base.clone()).or_insert(2);
+    loop {
+        let candidate: Arc<str> = Arc::from(format!("{base}#{k}"));
+        *k += 1;
+        if names.insert(candidate.clone()) {
+            return candidate;
+        }
+    }
+}
+
 /// A name fit for logs: whitespace becomes `_` (ShiViz's host regex is `\S*`).
 pub(crate) fn sanitize_name(name: &str) -> Arc<str> {
     let s: String = name
@@ -673,7 +705,8 @@ fn externals() -> &'static ExternalMap {
 
 static EXTERNAL_NAME: RwLock<Option<String>> = RwLock::new(None);
 
-/// Names the external processes (default `external`, or `external@N` on node N ≠ 0).
+/// Names the external processes (default `external`, or `external@N` on node N ≠ 0; made
+/// unique like every process name, see [`CausalBuilder::name`](super::CausalBuilder::name)).
 ///
 /// Call it before the first send from outside an actor; later calls rename only nodes whose
 /// external process has not sent yet.
@@ -727,7 +760,7 @@ pub(crate) fn external_process(node: u32) -> Arc<Mutex<ProcessState>> {
                 format!("{base}@{node}")
             };
             let id = ProcessId::external(node);
-            let name = sanitize_name(&name);
+            let name = unique_name(&name);
             trace::register_name(id, name.clone());
             Arc::new(Mutex::new(ProcessState::new(id, name, ClockSet::ALL)))
         })
