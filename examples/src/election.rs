@@ -81,6 +81,12 @@ async fn start_member(
             for (p, a) in &peers {
                 b = b.peer(*p, a);
             }
+            // The members still to come dial this one.
+            for &m in &members {
+                if m != id && !peers.iter().any(|(p, _)| *p == m) {
+                    b = b.member(m);
+                }
+            }
             let node = b.start().await?;
             let e = Election::start_on_node(&node, "election", &members, cfg)?;
             let changes = e.subscribe();

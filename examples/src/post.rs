@@ -106,12 +106,19 @@ async fn all_up(node: &Node, peers: &[u32]) -> Result<(), String> {
 /// # Errors
 /// A node could not start or connect, or a remote call failed.
 pub async fn run() -> Result<String, Box<dyn std::error::Error>> {
-    let secret = "tour-secret";
+    // Mutual TLS 1.3: a development CA signs one certificate per node, each naming its node.
+    let ca = actix_coord::net::DevCa::new()?;
     let mut nodes: Vec<Node> = Vec::new();
     for id in 1..=3u32 {
-        let mut b = Node::builder().id(id).listen("127.0.0.1:0").secret(secret);
+        let mut b = Node::builder()
+            .id(id)
+            .listen("127.0.0.1:0")
+            .tls(ca.node_identity(id)?);
         for n in &nodes {
             b = b.peer(n.id(), n.local_addr());
+        }
+        for later in id + 1..=3 {
+            b = b.member(later);
         }
         nodes.push(b.start().await?);
     }

@@ -26,6 +26,28 @@ fn log_dir(name: &str) -> PathBuf {
     d
 }
 
+/// How a node process secures its links.
+enum Security {
+    /// `--secret`.
+    Secret,
+    /// `--tls-*` files from this folder (written by `node gen-certs`).
+    Tls(PathBuf),
+}
+
+/// Runs `node gen-certs --out DIR --nodes 1..3` and returns the folder.
+fn gen_certs(dir: &Path) -> PathBuf {
+    let out = Command::new(NODE)
+        .args(["gen-certs", "--nodes", "1..3", "--out"])
+        .arg(dir)
+        .output()
+        .expect("run gen-certs");
+    assert!(out.status.success(), "{out:?}");
+    for f in ["ca.pem", "ca-key.pem", "node1.pem", "node3-key.pem"] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+    dir.to_owned()
+}
+
 /// A running node process, its stdout lines arriving on a channel.
 struct Proc {
     child: Child,
@@ -34,11 +56,38 @@ struct Proc {
 
 impl Proc {
     fn spawn(id: u32, members: &mut Members, dir: &Path, workload: &str) -> Proc {
+        Self::spawn_with(id, members, dir, workload, &Security::Secret, &[])
+    }
+
+    fn spawn_with(
+        id: u32,
+        members: &mut Members,
+        dir: &Path,
+        workload: &str,
+        security: &Security,
+        extra: &[&str],
+    ) -> Proc {
         let mut cmd = Command::new(NODE);
-        cmd.args(["--secret", "integration secret"])
-            .arg("--log-dir")
+        match security {
+            Security::Secret => {
+                cmd.args(["--secret", "integration secret"]);
+            }
+            Security::Tls(certs) => {
+                cmd.arg("--tls-cert")
+                    .arg(certs.join(format!("node{id}.pem")))
+                    .arg("--tls-key")
+                    .arg(certs.join(format!("node{id}-key.pem")))
+                    .arg("--tls-ca")
+                    .arg(certs.join("ca.pem"));
+            }
+        }
+        cmd.arg("--log-dir")
             .arg(dir)
-            .args(["--workload", workload, "--count", "10", "--wait-secs", "20"]);
+            .args(["--workload", workload, "--count", "10"])
+            .args(extra);
+        if !extra.contains(&"--wait-secs") {
+            cmd.args(["--wait-secs", "20"]);
+        }
         let (child, out) = members.spawn(id, &mut cmd);
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -210,7 +259,8 @@ fn e_node(e: &NodeEvent) -> u32 {
     match e {
         NodeEvent::MemberUp { node }
         | NodeEvent::MemberDown { node, .. }
-        | NodeEvent::Reconnected { node } => *node,
+        | NodeEvent::Reconnected { node }
+        | NodeEvent::TellsLost { node, .. } => *node,
     }
 }
 
@@ -271,5 +321,86 @@ async fn kill_9_is_detected_within_the_timeout_and_a_restart_resumes_traffic() {
     p3.expect_line_async("event MemberUp 2", up).await;
     assert_eq!(to2.send(Ping(41)).await, Ok(42));
     node1.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Three `node` processes with certificates from `node gen-certs` run the ping and the counter
+/// workloads over mutual TLS; a node whose certificate comes from another CA is refused by both
+/// and nothing it sends reaches an actor.
+#[test]
+fn three_processes_over_mutual_tls_and_a_foreign_ca_is_refused() {
+    let dir = log_dir("tls");
+    let certs = gen_certs(&dir.join("certs"));
+    let tls = Security::Tls(certs.clone());
+
+    // Ping over TLS.
+    let mut members = Members::new(1..=3);
+    let mut procs: Vec<Proc> = (1..=3)
+        .map(|i| Proc::spawn_with(i, &mut members, &dir.join("ping"), "ping", &tls, &[]))
+        .collect();
+    for (i, p) in procs.iter_mut().enumerate() {
+        let line = p.expect_line("request/replies", Duration::from_secs(60));
+        assert!(line.contains("20 request/replies with 2 peers"), "{line}");
+        assert!(line.contains(" 0 errors"), "{line}");
+        assert_eq!(p.wait_exit(Duration::from_secs(10)), 0, "node {}", i + 1);
+    }
+
+    // The counter over TLS: 3 × 10 acquisitions of a Ricart–Agrawala lock.
+    let resource = dir.join("counter");
+    let res = resource.to_str().unwrap().to_owned();
+    let counter = [
+        "--lock",
+        "ricart-agrawala",
+        "--iterations",
+        "10",
+        "--resource",
+        res.as_str(),
+    ];
+    let mut members = Members::new(1..=3);
+    let mut procs: Vec<Proc> = (1..=3)
+        .map(|i| {
+            Proc::spawn_with(
+                i,
+                &mut members,
+                &dir.join("counter-logs"),
+                "counter",
+                &tls,
+                &counter,
+            )
+        })
+        .collect();
+    for (i, p) in procs.iter_mut().enumerate() {
+        assert_eq!(
+            p.wait_exit(Duration::from_secs(60)),
+            0,
+            "counter node {}",
+            i + 1
+        );
+    }
+    let file = std::fs::read_to_string(&resource).unwrap();
+    assert!(file.starts_with("30 "), "counter file: {file:?}");
+
+    // A foreign CA: node 3 holds a certificate for node-3 signed by another CA.
+    let foreign = gen_certs(&dir.join("foreign"));
+    let mut members = Members::new(1..=3);
+    let serve: Vec<Proc> = (1..=2)
+        .map(|i| Proc::spawn_with(i, &mut members, &dir.join("serve"), "serve", &tls, &[]))
+        .collect();
+    serve[1].expect_line("event MemberUp 1", Duration::from_secs(20));
+    let mut bad = Proc::spawn_with(
+        3,
+        &mut members,
+        &dir.join("serve"),
+        "ping",
+        &Security::Tls(foreign),
+        &["--wait-secs", "2"],
+    );
+    // It never sees its peers up, gives up, and exits 1.
+    assert_eq!(bad.wait_exit(Duration::from_secs(30)), 1);
+    for p in &serve {
+        while let Ok(l) = p.lines.try_recv() {
+            assert!(!l.contains("MemberUp 3"), "{l}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

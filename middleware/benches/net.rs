@@ -6,14 +6,17 @@
 //!   printed after the criterion groups.
 //!
 //! The node path carries Lamport, vector (differential) and hybrid clocks, merges them in the
-//! receiving causal actor, authenticates at connect, heartbeats and counts sequence numbers.
+//! receiving causal actor, heartbeats and counts sequence numbers. It runs in both security
+//! modes: the shared secret (Noise: every byte encrypted) against the raw TCP baseline, and
+//! mutual TLS 1.3 against a raw TLS baseline (tokio-rustls, same certificates, same framing).
 //!
 //! Run: `cargo bench -p actix-coord --bench net`.
 
 use actix::prelude::*;
-use actix_coord::intercept::CausalContext;
+use actix_coord::intercept::{CausalBuilder, CausalContext};
+use actix_coord::net::transport::BoxStream;
 use actix_coord::net::wire;
-use actix_coord::net::{Node, RemoteAddr, RemoteError};
+use actix_coord::net::{DevCa, Node, NodeBuilder, RemoteAddr, RemoteError};
 use actix_coord::{remote_actor, remote_message};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
@@ -66,10 +69,22 @@ struct NodePair {
     count: Arc<AtomicU64>,
 }
 
-async fn node_pair() -> NodePair {
-    let n2 = Node::builder()
-        .id(2)
-        .secret("bench")
+/// How the bench's nodes secure their link.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    Secret,
+    Tls(&'a DevCa),
+}
+
+fn secured(b: NodeBuilder, id: u32, mode: Mode<'_>) -> NodeBuilder {
+    match mode {
+        Mode::Secret => b.secret("bench"),
+        Mode::Tls(ca) => b.tls(ca.node_identity(id).unwrap()),
+    }
+}
+
+async fn node_pair(mode: Mode<'_>) -> NodePair {
+    let n2 = secured(Node::builder().id(2).member(1), 2, mode)
         .outbound_capacity(1 << 16)
         // The runtime only runs inside `block_on`: criterion's pauses between benchmarks must
         // not look like a dead peer.
@@ -79,11 +94,12 @@ async fn node_pair() -> NodePair {
         .await
         .unwrap();
     let count = Arc::new(AtomicU64::new(0));
-    n2.register("sink", CausalContext::start(Sink(count.clone())))
-        .unwrap();
-    let n1 = Node::builder()
-        .id(1)
-        .secret("bench")
+    n2.register(
+        "sink",
+        CausalBuilder::default().node(2).start(Sink(count.clone())),
+    )
+    .unwrap();
+    let n1 = secured(Node::builder().id(1), 1, mode)
         .peer(2, n2.local_addr())
         .outbound_capacity(1 << 16)
         // The runtime only runs inside `block_on`: criterion's pauses between benchmarks must
@@ -101,18 +117,65 @@ async fn node_pair() -> NodePair {
 
 /// The baseline: one raw connection, bincode payloads behind a kind byte, same framing.
 struct Raw {
-    client: Framed<tokio::net::TcpStream, LengthDelimitedCodec>,
+    client: Framed<BoxStream, LengthDelimitedCodec>,
     count: Arc<AtomicU64>,
 }
 
-async fn raw_pair() -> Raw {
+/// The rustls sides of the raw TLS baseline: the same CA and certificates as the nodes, TLS 1.3,
+/// client certificates required.
+fn raw_tls(ca: &DevCa) -> (tokio_rustls::TlsConnector, tokio_rustls::TlsAcceptor) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap())
+        .unwrap();
+    let roots = Arc::new(roots);
+    let ident = |id: u32| {
+        let c = ca.node_cert(id).unwrap();
+        (
+            vec![CertificateDer::from_pem_slice(c.cert.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(c.key.as_bytes()).unwrap(),
+        )
+    };
+    let (cc, ck) = ident(1);
+    let client = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_client_auth_cert(cc, ck)
+        .unwrap();
+    let (sc, sk) = ident(2);
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(sc, sk)
+        .unwrap();
+    (
+        tokio_rustls::TlsConnector::from(Arc::new(client)),
+        tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+    )
+}
+
+async fn raw_pair(tls: Option<&DevCa>) -> Raw {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let count = Arc::new(AtomicU64::new(0));
     let c = count.clone();
+    let sides = tls.map(raw_tls);
+    let acceptor = sides.as_ref().map(|s| s.1.clone());
     tokio::spawn(async move {
         let (s, _) = l.accept().await.unwrap();
         s.set_nodelay(true).unwrap();
+        let s: BoxStream = match acceptor {
+            Some(a) => Box::new(a.accept(s).await.unwrap()),
+            None => Box::new(s),
+        };
         let mut f = Framed::new(s, LengthDelimitedCodec::new());
         while let Some(Ok(b)) = f.next().await {
             let (kind, rest) = b.split_first().unwrap();
@@ -127,6 +190,14 @@ async fn raw_pair() -> Raw {
     });
     let s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.set_nodelay(true).unwrap();
+    let s: BoxStream = match sides {
+        Some((connector, _)) => {
+            let name = rustls::pki_types::ServerName::try_from(actix_coord::net::node_dns_name(2))
+                .unwrap();
+            Box::new(connector.connect(name, s).await.unwrap())
+        }
+        None => Box::new(s),
+    };
     Raw {
         client: Framed::new(s, LengthDelimitedCodec::new()),
         count,
@@ -186,8 +257,11 @@ fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
 
 fn main() {
     let sys = actix::System::new();
-    let nodes = sys.block_on(node_pair());
-    let mut raw = sys.block_on(raw_pair());
+    let ca = DevCa::new().unwrap();
+    let nodes = sys.block_on(node_pair(Mode::Secret));
+    let tls_nodes = sys.block_on(node_pair(Mode::Tls(&ca)));
+    let mut raw = sys.block_on(raw_pair(None));
+    let mut raw_tls = sys.block_on(raw_pair(Some(&ca)));
     let mut c = Criterion::default()
         .configure_from_args()
         .sample_size(20)
@@ -196,53 +270,73 @@ fn main() {
 
     let mut g = c.benchmark_group("one-way");
     g.throughput(Throughput::Elements(BATCH));
-    g.bench_function("raw tcp+bincode", |b| {
-        b.iter_custom(|iters| {
-            sys.block_on(async {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    raw.one_way(BATCH).await;
-                }
-                t.elapsed()
+    for (name, r) in [
+        ("raw tcp+bincode", &mut raw),
+        ("raw tls+bincode", &mut raw_tls),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                sys.block_on(async {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        r.one_way(BATCH).await;
+                    }
+                    t.elapsed()
+                })
             })
-        })
-    });
-    g.bench_function("node with clocks", |b| {
-        b.iter_custom(|iters| {
-            sys.block_on(async {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    nodes.one_way(BATCH).await;
-                }
-                t.elapsed()
+        });
+    }
+    for (name, n) in [
+        ("node with clocks (secret: noise)", &nodes),
+        ("node with clocks (mutual tls)", &tls_nodes),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                sys.block_on(async {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        n.one_way(BATCH).await;
+                    }
+                    t.elapsed()
+                })
             })
-        })
-    });
+        });
+    }
     g.finish();
 
     let mut g = c.benchmark_group("request-reply");
-    g.bench_function("raw tcp+bincode", |b| {
-        b.iter_custom(|iters| {
-            sys.block_on(async {
-                let t = Instant::now();
-                for i in 0..iters {
-                    assert_eq!(raw.request(i).await, i + 1);
-                }
-                t.elapsed()
+    for (name, r) in [
+        ("raw tcp+bincode", &mut raw),
+        ("raw tls+bincode", &mut raw_tls),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                sys.block_on(async {
+                    let t = Instant::now();
+                    for i in 0..iters {
+                        assert_eq!(r.request(i).await, i + 1);
+                    }
+                    t.elapsed()
+                })
             })
-        })
-    });
-    g.bench_function("node with clocks", |b| {
-        b.iter_custom(|iters| {
-            sys.block_on(async {
-                let t = Instant::now();
-                for i in 0..iters {
-                    assert_eq!(nodes.request(i).await, i + 1);
-                }
-                t.elapsed()
+        });
+    }
+    for (name, n) in [
+        ("node with clocks (secret: noise)", &nodes),
+        ("node with clocks (mutual tls)", &tls_nodes),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                sys.block_on(async {
+                    let t = Instant::now();
+                    for i in 0..iters {
+                        assert_eq!(n.request(i).await, i + 1);
+                    }
+                    t.elapsed()
+                })
             })
-        })
-    });
+        });
+    }
     g.finish();
 
     // `NET_BENCH_SUMMARY=0` skips the rest (e.g. to profile one benchmark alone).
@@ -251,40 +345,51 @@ fn main() {
         return;
     }
     // Latency percentiles, and a direct throughput ratio measured back to back.
-    let (raw_lat, node_lat, raw_rate, node_rate) = sys.block_on(async {
-        let mut r = Vec::with_capacity(5000);
-        let mut n = Vec::with_capacity(5000);
-        for i in 0..5000 {
-            let t = Instant::now();
-            raw.request(i).await;
-            r.push(t.elapsed());
-            let t = Instant::now();
-            nodes.request(i).await;
-            n.push(t.elapsed());
-        }
-        let msgs = 50 * BATCH;
-        let t = Instant::now();
-        for _ in 0..50 {
-            raw.one_way(BATCH).await;
-        }
-        let raw_rate = msgs as f64 / t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        for _ in 0..50 {
-            nodes.one_way(BATCH).await;
-        }
-        let node_rate = msgs as f64 / t.elapsed().as_secs_f64();
-        (percentiles(r), percentiles(n), raw_rate, node_rate)
-    });
-    let parts = sys.block_on(breakdown());
     println!("\nsummary (same run):");
-    println!(
-        "  one-way: raw {raw_rate:.0} msgs/s, node {node_rate:.0} msgs/s, ratio {:.2}",
-        node_rate / raw_rate
-    );
-    println!(
-        "  request-reply p50/p99: raw {:?}/{:?}, node {:?}/{:?}",
-        raw_lat.0, raw_lat.1, node_lat.0, node_lat.1
-    );
+    for (label, r, n) in [
+        ("secret (noise) vs raw tcp", &mut raw, &nodes),
+        ("mutual tls vs raw tls", &mut raw_tls, &tls_nodes),
+    ] {
+        let (raw_lat, node_lat, raw_rate, node_rate) = sys.block_on(async {
+            let mut rl = Vec::with_capacity(5000);
+            let mut nl = Vec::with_capacity(5000);
+            for i in 0..5000 {
+                let t = Instant::now();
+                r.request(i).await;
+                rl.push(t.elapsed());
+                let t = Instant::now();
+                n.request(i).await;
+                nl.push(t.elapsed());
+            }
+            let msgs = 50 * BATCH;
+            let t = Instant::now();
+            for _ in 0..50 {
+                r.one_way(BATCH).await;
+            }
+            let raw_rate = msgs as f64 / t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            for _ in 0..50 {
+                n.one_way(BATCH).await;
+            }
+            let node_rate = msgs as f64 / t.elapsed().as_secs_f64();
+            (percentiles(rl), percentiles(nl), raw_rate, node_rate)
+        });
+        println!("  {label}:");
+        println!(
+            "    one-way: raw {raw_rate:.0} msgs/s, node {node_rate:.0} msgs/s, ratio {:.2}",
+            node_rate / raw_rate
+        );
+        println!(
+            "    request-reply p50/p99: raw {:?}/{:?}, node {:?}/{:?} (ratios {:.2}/{:.2})",
+            raw_lat.0,
+            raw_lat.1,
+            node_lat.0,
+            node_lat.1,
+            node_lat.0.as_secs_f64() / raw_lat.0.as_secs_f64(),
+            node_lat.1.as_secs_f64() / raw_lat.1.as_secs_f64(),
+        );
+    }
+    let parts = sys.block_on(breakdown());
     println!("  per-message cost of the parts, measured alone (ns):");
     for (what, ns) in parts {
         println!("    {what:<58} {ns:>8.0}");

@@ -244,6 +244,7 @@ where
                 Ok(NodeEvent::MemberUp { node }) | Ok(NodeEvent::Reconnected { node }) => {
                     PeerStatus::Up(node)
                 }
+                Ok(NodeEvent::TellsLost { .. }) => continue,
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => break,
             };

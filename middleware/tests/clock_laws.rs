@@ -22,7 +22,7 @@ fn wide_vclock() -> impl Strategy<Value = VectorClock> {
     prop::collection::vec(
         (
             (any::<u32>(), any::<u32>()).prop_map(|(n, l)| ProcessId::new(n, l)),
-            1u64..(1 << 62),
+            1u64..=actix_coord::clock::MAX_ACCEPTED_COUNTER,
         ),
         0..40,
     )

@@ -63,10 +63,10 @@ impl Handler<Tick> for Worker {
             if let Some(p) = &act.peer {
                 p.do_send(Ping);
             }
-            if act.ticks == 3 {
-                if let Some(h) = act.interval.take() {
-                    ctx.cancel_future(h);
-                }
+            if act.ticks == 3
+                && let Some(h) = act.interval.take()
+            {
+                ctx.cancel_future(h);
             }
         }));
     }

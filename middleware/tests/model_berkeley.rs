@@ -535,12 +535,13 @@ impl BerkeleyModel {
         let needed = group / 2 + 1;
         // (node, lo, hi) intervals.
         let mut iv = vec![(m, -self.tolerance_ns, self.tolerance_ns)];
-        if let Some(open) = &s.open[m] {
-            if open.inc == s.inc[m] && open.round == round {
-                for (&(member, _), &(theta, delay)) in &open.samples {
-                    let w = self.tolerance_ns + delay / 2;
-                    iv.push((member, theta - w, theta + w));
-                }
+        if let Some(open) = &s.open[m]
+            && open.inc == s.inc[m]
+            && open.round == round
+        {
+            for (&(member, _), &(theta, delay)) in &open.samples {
+                let w = self.tolerance_ns + delay / 2;
+                iv.push((member, theta - w, theta + w));
             }
         }
         iv.iter()
@@ -1272,10 +1273,10 @@ fn explore() {
         t.elapsed(),
         c.discoveries().keys().collect::<Vec<_>>()
     );
-    if let Ok(show) = std::env::var("SHOW") {
-        if let Some(p) = c.discoveries().get(show.as_str()) {
-            println!("{}", describe(p.clone().into_actions()));
-            println!("last: {:#?}", p.last_state());
-        }
+    if let Ok(show) = std::env::var("SHOW")
+        && let Some(p) = c.discoveries().get(show.as_str())
+    {
+        println!("{}", describe(p.clone().into_actions()));
+        println!("last: {:#?}", p.last_state());
     }
 }

@@ -118,10 +118,10 @@ impl BullyModel {
                 }
                 Effect::Emit(BullyEvent::LeaderChanged { leader, term }) => {
                     if let Some(l) = leader {
-                        if let Some((_, old)) = s.last_seen[i] {
-                            if term < old {
-                                s.went_back = true;
-                            }
+                        if let Some((_, old)) = s.last_seen[i]
+                            && term < old
+                        {
+                            s.went_back = true;
                         }
                         s.last_seen[i] = Some((l, term));
                     }

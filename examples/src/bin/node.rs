@@ -10,6 +10,10 @@
 //!      --secret S --log-dir DIR --workload ping
 //! ```
 //!
+//! Security: `--secret S` (Noise keyed by a shared secret: quick starts) or mutual TLS 1.3 with
+//! `--tls-cert node1.pem --tls-key node1-key.pem --tls-ca ca.pem` (recommended between machines).
+//! `node gen-certs --out DIR --nodes 1..5` writes a development CA and the node certificates.
+//!
 //! The first line a node prints is `listening HOST:PORT`. With `--listen 127.0.0.1:0` (the
 //! default) the system picks the port: start the members one after the other, each with the
 //! addresses printed by those already running (`--peer ID=HOST:PORT`) and the bare ids of the
@@ -56,9 +60,24 @@ struct Args {
     /// dials this node (repeat).
     #[arg(long = "peer", value_parser = parse_peer)]
     peers: Vec<(u32, Option<String>)>,
-    /// The cluster secret.
-    #[arg(long)]
-    secret: String,
+    /// The cluster secret (the shared-secret mode: Noise with a pre-shared key). Give either
+    /// this or the three `--tls-*` files.
+    #[arg(
+        long,
+        required_unless_present = "tls_cert",
+        conflicts_with = "tls_cert"
+    )]
+    secret: Option<String>,
+    /// This node's certificate (PEM), for mutual TLS 1.3; it must name the node as
+    /// `node-<ID>.actix-coord` (`node gen-certs` makes such certificates).
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The cluster CA's certificate (PEM): peers must present certificates it signed.
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
     /// Where to write `node<ID>.jsonl` and `node<ID>.log`.
     #[arg(long)]
     log_dir: PathBuf,
@@ -209,7 +228,67 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// `node gen-certs`: a development CA and node certificates.
+#[derive(Parser, Debug)]
+#[command(
+    name = "node gen-certs",
+    about = "Writes a development CA (ca.pem, ca-key.pem) and, per node, node<ID>.pem and \
+             node<ID>-key.pem, for --tls-cert/--tls-key/--tls-ca"
+)]
+struct GenCerts {
+    /// Folder to write into (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Node ids: a range `1..5` (inclusive) or a list `1,2,7`.
+    #[arg(long)]
+    nodes: String,
+}
+
+fn parse_ids(s: &str) -> Result<Vec<u32>, String> {
+    let bad = |e: std::num::ParseIntError| format!("bad id in {s:?}: {e}");
+    if let Some((a, b)) = s.split_once("..") {
+        let (a, b): (u32, u32) = (
+            a.parse().map_err(bad)?,
+            b.trim_start_matches('=').parse().map_err(bad)?,
+        );
+        if a > b || b - a > 10_000 {
+            return Err(format!("bad range {s:?}"));
+        }
+        return Ok((a..=b).collect());
+    }
+    s.split(',')
+        .map(|x| x.trim().parse().map_err(bad))
+        .collect()
+}
+
+fn gen_certs() -> i32 {
+    let args = GenCerts::parse_from(std::env::args().skip(1));
+    let ids = match parse_ids(&args.nodes) {
+        Ok(ids) => ids,
+        Err(e) => {
+            eprintln!("gen-certs: {e}");
+            return 2;
+        }
+    };
+    let written = actix_coord::net::DevCa::new().and_then(|ca| ca.write(&args.out, ids));
+    match written {
+        Ok(files) => {
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("gen-certs: {e}");
+            2
+        }
+    }
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("gen-certs") {
+        std::process::exit(gen_certs());
+    }
     let args = Args::parse();
     let name = format!("node{}", args.id);
     let (layer, guard) = match CausalLayer::builder()
@@ -244,10 +323,23 @@ fn main() {
 use tracing_subscriber::Layer as _;
 
 async fn run(args: Args, name: String) -> i32 {
-    let mut b = Node::builder()
-        .id(args.id)
-        .listen(&args.listen)
-        .secret(&args.secret);
+    let mut b = Node::builder().id(args.id).listen(&args.listen);
+    b = match (&args.secret, &args.tls_cert, &args.tls_key, &args.tls_ca) {
+        (Some(secret), ..) => b.secret(secret),
+        (None, Some(cert), Some(key), Some(ca)) => {
+            match actix_coord::net::TlsIdentity::from_pem_files(cert, key, ca) {
+                Ok(identity) => b.tls(identity),
+                Err(e) => {
+                    eprintln!("{name}: {e}");
+                    return 2;
+                }
+            }
+        }
+        _ => {
+            eprintln!("{name}: give --secret or --tls-cert, --tls-key and --tls-ca");
+            return 2;
+        }
+    };
     for (id, addr) in &args.peers {
         b = match addr {
             Some(addr) => b.peer(*id, addr),
@@ -301,6 +393,9 @@ async fn run(args: Args, name: String) -> i32 {
                             format!("event MemberDown {node} {reason:?}")
                         }
                         NodeEvent::Reconnected { node } => format!("event Reconnected {node}"),
+                        NodeEvent::TellsLost { node, count } => {
+                            format!("event TellsLost {node} {count}")
+                        }
                     };
                     println!("{line}");
                     let _ = std::io::stdout().flush();

@@ -67,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let record = actix::System::new()
         .block_on(async { tokio::time::timeout(Duration::from_secs(30), post::run()).await })??;
     println!("   the clerk (node 1) read \"{record}\" from the archive (node 2)");
-    println!("   and filed a note with the registry (node 3); frames were authenticated,");
+    println!("   and filed a note with the registry (node 3); the links were mutual TLS 1.3,");
     println!("   and every message carried Lamport, vector and hybrid clocks.");
 
     // Outputs that are not causal logs go in their own folder, so that

@@ -159,10 +159,10 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
                 self.ready(o, m).then_some((origin, m.deps[o]))
             });
             let Some(key) = next else { break };
-            if let Some(m) = self.held.remove(&key) {
-                if let Some(o) = self.ix(key.0) {
-                    self.deliver(o, m, out);
-                }
+            if let Some(m) = self.held.remove(&key)
+                && let Some(o) = self.ix(key.0)
+            {
+                self.deliver(o, m, out);
             }
         }
     }

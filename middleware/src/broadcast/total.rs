@@ -427,7 +427,8 @@ mod tests {
             let mut next = 0;
             // Publishes interleaved with deliveries, at random.
             while next < 6 || net.step(rng.next_u64() as usize) {
-                let publish_now = rng.next_u64() % 3 == 0 || !net.step(rng.next_u64() as usize);
+                let publish_now =
+                    rng.next_u64().is_multiple_of(3) || !net.step(rng.next_u64() as usize);
                 if next < 6 && publish_now {
                     net.publish((next % 3) + 1, next);
                     next += 1;

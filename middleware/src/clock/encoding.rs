@@ -17,7 +17,7 @@
 //! | 1 | `node = prev.node + 1 + (h >> 2)`, same local | — |
 //! | 2 | `node = prev.node + 1 + (h >> 2)` | `local` varint |
 //!
-//! followed by the counter (varint, `1..=MAX_COUNTER`). Processes numbered densely on one node,
+//! followed by the counter (varint, `1..=MAX_ACCEPTED_COUNTER`). Processes numbered densely on one node,
 //! or one process per node with equal local indices, cost one header byte each: a 64-entry clock
 //! with counters below 2^14 takes at most 194 bytes.
 //!
@@ -26,7 +26,7 @@
 //!
 //! Decoding never panics and never allocates more than the input can justify.
 
-use super::{HlcTimestamp, MAX_COUNTER, ProcessId, VectorClock};
+use super::{HlcTimestamp, MAX_ACCEPTED_COUNTER, ProcessId, VectorClock};
 
 /// Why bytes could not be decoded as a clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +37,7 @@ pub enum DecodeError {
     /// A varint used more bytes than its value needs.
     #[error("overlong varint")]
     OverlongVarint,
-    /// A counter was 0 (absent entries are not written) or above `MAX_COUNTER`.
+    /// A counter was 0 (absent entries are not written) or above `MAX_ACCEPTED_COUNTER`.
     #[error("counter {0} out of range")]
     CounterOutOfRange(u64),
     /// A process id part does not fit in 32 bits.
@@ -238,7 +238,7 @@ impl Decode for VectorClock {
             let node32 = u32::try_from(node).map_err(|_| DecodeError::IdOutOfRange(node as u64))?;
             let local32 = u32::try_from(local).map_err(|_| DecodeError::IdOutOfRange(local))?;
             let c = get_varint(input)?;
-            if c == 0 || c > MAX_COUNTER {
+            if c == 0 || c > MAX_ACCEPTED_COUNTER {
                 return Err(DecodeError::CounterOutOfRange(c));
             }
             entries.push((ProcessId::new(node32, local32), c));

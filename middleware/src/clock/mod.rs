@@ -86,6 +86,16 @@ impl fmt::Display for ProcessId {
 /// `u64::MAX` to keep ticking. [`LamportClock::merge`] and [`VectorClock::try_merge`] refuse it.
 pub const MAX_COUNTER: u64 = 1 << 62;
 
+/// Largest logical counter the wire decoders accept from a peer: 2^61, half of
+/// [`MAX_COUNTER`].
+///
+/// What a node accepts must stay strictly below what it can still send: a clock merged with an
+/// accepted counter keeps 2^61 ticks of room before it reaches [`MAX_COUNTER`], so no peer can
+/// make a local clock unsendable (before, one frame carrying exactly 2^62 merged to 2^62 + 1 and
+/// every later send of that actor was refused by its peers). Counters above this bound are a
+/// typed decode error and the frame is dropped.
+pub const MAX_ACCEPTED_COUNTER: u64 = 1 << 61;
+
 /// Errors of logical clock arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ClockError {

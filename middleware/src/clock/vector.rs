@@ -95,11 +95,11 @@ impl VectorClock {
     /// [`tick`](Self::tick) with a remembered position of `process`'s entry, checked first:
     /// O(1) for a process ticking its own entry again and again.
     pub(crate) fn tick_hinted(&mut self, process: ProcessId, hint: &mut usize) -> u64 {
-        if let Some(e) = self.entries.get_mut(*hint) {
-            if e.0 == process {
-                e.1 += 1;
-                return e.1;
-            }
+        if let Some(e) = self.entries.get_mut(*hint)
+            && e.0 == process
+        {
+            e.1 += 1;
+            return e.1;
         }
         let v = self.tick(process);
         if let Ok(i) = self.entries.binary_search_by_key(&process, |e| e.0) {

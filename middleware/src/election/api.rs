@@ -457,10 +457,10 @@ mod tests {
                 .await
                 .expect("a change within 5 s")
                 .unwrap();
-            if let Some(l) = c.leader {
-                if seen.last() != Some(&(l, c.term)) {
-                    seen.push((l, c.term));
-                }
+            if let Some(l) = c.leader
+                && seen.last() != Some(&(l, c.term))
+            {
+                seen.push((l, c.term));
             }
         }
         assert!(seen.windows(2).all(|w| w[0].1 < w[1].1), "{seen:?}");

@@ -213,10 +213,10 @@ impl ProcessState {
         stamp: &Stamp,
         what: &dyn Fn() -> String,
     ) -> Result<(), MergeError> {
-        if let Some(v) = &stamp.vector {
-            if let Some(value) = v.max_counter().filter(|&c| c > crate::clock::MAX_COUNTER) {
-                return Err(ClockError::Absurd { value }.into());
-            }
+        if let Some(v) = &stamp.vector
+            && let Some(value) = v.max_counter().filter(|&c| c > crate::clock::MAX_COUNTER)
+        {
+            return Err(ClockError::Absurd { value }.into());
         }
         self.receive_trusted(stamp, what)
     }
@@ -229,10 +229,10 @@ impl ProcessState {
     ) -> Result<(), MergeError> {
         self.lamport.merge(stamp.lamport)?;
         self.sender = Some(stamp.from);
-        if self.set.vector {
-            if let Some(v) = &stamp.vector {
-                Arc::make_mut(&mut self.vector).merge(v);
-            }
+        if self.set.vector
+            && let Some(v) = &stamp.vector
+        {
+            Arc::make_mut(&mut self.vector).merge(v);
         }
         self.tick_own();
         let mut result = Ok(());
@@ -444,14 +444,14 @@ impl ProcessCell {
     /// otherwise. Only processes with an HLC pay for it.
     #[inline]
     fn set_poll_time(&self, shared: bool) {
-        if self.hybrid {
-            if let Ok(mut st) = self.state.try_borrow_mut() {
-                st.poll_time = if shared {
-                    PollTime::NotRead
-                } else {
-                    PollTime::PerEvent
-                };
-            }
+        if self.hybrid
+            && let Ok(mut st) = self.state.try_borrow_mut()
+        {
+            st.poll_time = if shared {
+                PollTime::NotRead
+            } else {
+                PollTime::PerEvent
+            };
         }
     }
 

@@ -333,11 +333,12 @@ impl AnyLock {
                 forward::<SuzukiKasami>(e, out, AnyLockMsg::SuzukiKasami);
             }
         }
-        if let Core::SuzukiKasami(c) = &self.core {
-            if !had_token && (sent_token || c.token().is_some()) {
-                self.regenerations += 1;
-                out.emit(AnyLockEvent::Regenerated { epoch: c.epoch() });
-            }
+        if let Core::SuzukiKasami(c) = &self.core
+            && !had_token
+            && (sent_token || c.token().is_some())
+        {
+            self.regenerations += 1;
+            out.emit(AnyLockEvent::Regenerated { epoch: c.epoch() });
         }
         r
     }

@@ -1,8 +1,10 @@
-//! Remote actors over authenticated TCP, with clocks on every message.
+//! Remote actors over secured TCP, with clocks on every message.
 //!
-//! One [`Node`] per process keeps one connection to each peer, authenticated with the cluster
-//! secret (HMAC-SHA256 challenge–response, fresh nonces both ways), watched by heartbeats and a
-//! timeout failure detector, and re-dialed with jittered exponential backoff. A causal actor
+//! One [`Node`] per process keeps one connection to each peer, secured by mutual TLS 1.3 with
+//! per-node certificates ([`NodeBuilder::tls`], the recommended mode) or by Noise keyed with a
+//! shared cluster secret ([`NodeBuilder::secret`], the quick-start mode), watched by heartbeats
+//! and a timeout failure detector, and re-dialed with jittered exponential backoff. Every frame's
+//! sender must be on the authenticated peer's node, and only configured members are let in. A causal actor
 //! registered with [`Node::register`] receives messages from other nodes exactly as from local
 //! senders: the sender's Lamport, vector and hybrid clocks travel in the frame and are merged
 //! before the handler runs, and a reply carries the responder's clocks back to the requester.
@@ -40,12 +42,12 @@
 //! offset are dropped (a request gets a typed failure back); every case is counted in
 //! [`Node::stats`].
 //!
-//! Modules: [`wire`] (all encoding), `auth`, [`transport`] (the socket trait, tokio and turmoil),
-//! `node`, `remote`.
+//! Modules: [`wire`] (all encoding), `secure` (TLS and Noise), [`transport`] (the socket trait,
+//! tokio and turmoil), `node`, `remote`.
 
-mod auth;
 mod node;
 mod remote;
+mod secure;
 pub mod transport;
 pub mod wire;
 
@@ -54,6 +56,7 @@ pub use node::{
     NodeId, RegisterError,
 };
 pub use remote::{Handlers, RemoteActor, RemoteAddr, RemoteError, RemoteMessage};
+pub use secure::{DevCa, NOISE_PATTERN, NodeCertPem, TlsConfigError, TlsIdentity, node_dns_name};
 pub use transport::TokioTransport;
 #[cfg(feature = "turmoil")]
 pub use transport::TurmoilTransport;
@@ -70,6 +73,9 @@ pub(crate) async fn loopback_cluster(n: usize) -> Vec<Node> {
         let mut b = Node::builder().id(id).listen("127.0.0.1:0").secret("s");
         for other in &nodes {
             b = b.peer(other.id(), other.local_addr());
+        }
+        for later in id + 1..=n as NodeId {
+            b = b.member(later);
         }
         nodes.push(b.start().await.expect("node starts"));
     }

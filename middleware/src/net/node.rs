@@ -1,7 +1,7 @@
 //! The node: listener, dialers, connections, failure detection and dispatch to local actors.
 
-use super::auth::{self, Challenge};
 use super::remote::{Handled, HandlerFn, Handlers, RemoteActor, RemoteError, Retry};
+use super::secure::{self, SecureError, Security, TlsIdentity};
 use super::transport::{BoxStream, Listener, TokioTransport, Transport};
 use super::wire::{
     self, Body, FailCode, Frame, Handshake, MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION, VectorDecoder,
@@ -49,6 +49,16 @@ pub enum NodeEvent {
         /// The peer.
         node: NodeId,
     },
+    /// Tells to `node` that were accepted by
+    /// [`RemoteAddr::do_send`](super::RemoteAddr::do_send) but not yet written when the
+    /// connection died are lost (tells are delivered at most once). Requests in flight fail
+    /// with [`RemoteError::PeerDown`](super::RemoteError::PeerDown) instead.
+    TellsLost {
+        /// The peer.
+        node: NodeId,
+        /// How many tells.
+        count: u64,
+    },
 }
 
 /// Why a peer was declared down.
@@ -82,6 +92,9 @@ pub enum NodeError {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(&'static str),
+    /// The TLS identity was refused.
+    #[error(transparent)]
+    Tls(#[from] secure::TlsConfigError),
 }
 
 /// Why an actor could not be registered.
@@ -111,8 +124,14 @@ pub(crate) enum HandshakeError {
     Version(u64),
     #[error("peer is node {0}, not the expected one")]
     WrongPeer(NodeId),
-    #[error("authentication failed")]
-    Auth,
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    #[error("peer claims node {0}, which its certificate does not name")]
+    Identity(NodeId),
+    #[error("node {0} is not a configured member")]
+    NotMember(NodeId),
+    #[error("too many handshakes in progress")]
+    Busy,
     #[error("connection closed during the handshake")]
     Eof,
     #[error("duplicate connection refused")]
@@ -128,6 +147,11 @@ struct Counters {
     frames_out: AtomicU64,
     handshake_failures: AtomicU64,
     auth_failures: AtomicU64,
+    identity_refused: AtomicU64,
+    not_members_refused: AtomicU64,
+    handshakes_evicted: AtomicU64,
+    spoofed_frames: AtomicU64,
+    tells_lost: AtomicU64,
     oversized_frames: AtomicU64,
     decode_errors: AtomicU64,
     unknown_actor: AtomicU64,
@@ -149,8 +173,22 @@ pub struct NetStats {
     pub frames_out: u64,
     /// Handshakes that failed for any reason (garbage, version, timeout, authentication).
     pub handshake_failures: u64,
-    /// Handshakes whose HMAC did not verify (wrong secret).
+    /// Handshakes whose security layer failed: wrong secret (Noise), or a certificate the
+    /// cluster CA did not sign or that names another node (TLS).
     pub auth_failures: u64,
+    /// Authenticated peers that claimed an id their certificate does not name.
+    pub identity_refused: u64,
+    /// Authenticated peers whose id is not a configured member (see
+    /// [`NodeBuilder::allow_unknown_members`]).
+    pub not_members_refused: u64,
+    /// Idle unauthenticated connections closed to make room for new ones (the flood guard).
+    pub handshakes_evicted: u64,
+    /// Frames whose sender process is not on the authenticated peer's node (dropped).
+    pub spoofed_frames: u64,
+    /// Tells accepted by [`RemoteAddr::do_send`](super::RemoteAddr::do_send) but still queued
+    /// when their connection died: lost (delivery is at most once), each also reported as a
+    /// [`NodeEvent::TellsLost`].
+    pub tells_lost: u64,
     /// Frames above the cap, or framing errors (the connection is closed).
     pub oversized_frames: u64,
     /// Frames or payloads that could not be decoded.
@@ -182,7 +220,12 @@ struct Config {
     peers: Vec<(NodeId, String)>,
     /// Members known by id only: they dial this node.
     members: Vec<NodeId>,
-    secret: Arc<[u8]>,
+    allow_unknown: bool,
+    secret: Option<Arc<[u8]>>,
+    tls: Option<TlsIdentity>,
+    max_handshakes: usize,
+    max_handshakes_per_source: usize,
+    first_byte_timeout: Duration,
     max_frame: usize,
     heartbeat: Duration,
     failure_timeout: Duration,
@@ -193,6 +236,8 @@ struct Config {
     full_clocks: bool,
     outbound_capacity: usize,
     max_in_flight: usize,
+    max_queued_bytes: usize,
+    max_in_flight_bytes: usize,
     max_offset_ms: u64,
     registration_grace: Duration,
     seed: Option<u64>,
@@ -231,9 +276,47 @@ impl NodeBuilder {
         self
     }
 
-    /// The cluster secret every member shares (required).
+    /// Accepts connections from authenticated nodes whose id is neither a [`peer`](Self::peer)
+    /// nor a [`member`](Self::member) (default `false`: they are refused and counted in
+    /// [`NetStats::not_members_refused`]).
+    pub fn allow_unknown_members(mut self, allow: bool) -> Self {
+        self.cfg.allow_unknown = allow;
+        self
+    }
+
+    /// The shared-secret mode: connections are secured with Noise
+    /// (`Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`) keyed by this cluster secret, which every
+    /// member shares. Use a long random secret. Anyone who knows it is a member and may claim
+    /// any id; to stop one member impersonating another, use [`tls`](Self::tls). Exactly one of
+    /// `secret` and `tls` must be set.
     pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
-        self.cfg.secret = Arc::from(secret.as_ref());
+        self.cfg.secret = Some(Arc::from(secret.as_ref()));
+        self
+    }
+
+    /// The mutual-TLS mode (recommended between machines): TLS 1.3 with this node's
+    /// certificate, peers' certificates verified against the cluster CA, and the id each peer
+    /// claims checked against the one its certificate names (SAN
+    /// [`node_dns_name`](super::node_dns_name)). Exactly one of `secret` and `tls` must be set.
+    pub fn tls(mut self, identity: TlsIdentity) -> Self {
+        self.cfg.tls = Some(identity);
+        self
+    }
+
+    /// Bounds on connections not authenticated yet: at most `total` in progress node-wide and
+    /// `per_source` from one source address (defaults 64 and 32). When a bound is reached, the
+    /// oldest connection that has not sent its first byte is closed to make room; a connection
+    /// that has sent bytes is never evicted, so a flood of idle connections cannot keep a real
+    /// peer out. `first_byte` (default 500 ms) is how long a new connection may stay silent.
+    pub fn handshake_limits(
+        mut self,
+        total: usize,
+        per_source: usize,
+        first_byte: Duration,
+    ) -> Self {
+        self.cfg.max_handshakes = total.max(1);
+        self.cfg.max_handshakes_per_source = per_source.max(1);
+        self.cfg.first_byte_timeout = first_byte;
         self
     }
 
@@ -280,6 +363,15 @@ impl NodeBuilder {
         self
     }
 
+    /// Byte bounds beside the message counts (defaults 64 MiB each): payload bytes queued per
+    /// connection before sends fail with `Overloaded`, and payload bytes of requests in flight
+    /// at this node per connection before new ones are answered `Overloaded`.
+    pub fn byte_limits(mut self, queued: usize, in_flight: usize) -> Self {
+        self.cfg.max_queued_bytes = queued.max(1024);
+        self.cfg.max_in_flight_bytes = in_flight.max(1024);
+        self
+    }
+
     /// Largest HLC offset accepted from peers, in ms (default [`DEFAULT_MAX_OFFSET_MS`]).
     pub fn max_offset_ms(mut self, ms: u64) -> Self {
         self.cfg.max_offset_ms = ms;
@@ -315,12 +407,29 @@ impl NodeBuilder {
     /// Binds the listener and starts the node's tasks on the current tokio runtime.
     ///
     /// # Errors
-    /// [`NodeError::Config`] for an empty secret or zero sizes, [`NodeError::Bind`].
+    /// [`NodeError::Config`] for no security mode, both, an empty secret or zero sizes;
+    /// [`NodeError::Tls`]; [`NodeError::Bind`].
     pub async fn start(self) -> Result<Node, NodeError> {
         let cfg = self.cfg;
-        if cfg.secret.is_empty() {
-            return Err(NodeError::Config("the cluster secret is empty"));
-        }
+        let security = match (&cfg.secret, &cfg.tls) {
+            (None, None) => {
+                return Err(NodeError::Config(
+                    "no security mode: set a cluster secret or a TLS identity",
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(NodeError::Config(
+                    "both a cluster secret and a TLS identity: choose one",
+                ));
+            }
+            (Some(secret), None) => {
+                if secret.is_empty() {
+                    return Err(NodeError::Config("the cluster secret is empty"));
+                }
+                Security::psk(secret)
+            }
+            (None, Some(identity)) => Security::Tls(identity.configs()?),
+        };
         if cfg.max_frame < 1024 || cfg.outbound_capacity == 0 {
             return Err(NodeError::Config("frame cap below 1 KiB or zero queue"));
         }
@@ -355,14 +464,24 @@ impl NodeBuilder {
             next_conn: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
             rng: Mutex::new(rng),
-            handshakes: Arc::new(Semaphore::new(64)),
+            security,
+            members: RwLock::new(
+                cfg.peers
+                    .iter()
+                    .map(|p| p.0)
+                    .chain(cfg.members.iter().copied())
+                    .collect(),
+            ),
+            pending_handshakes: Mutex::new(PendingHandshakes::default()),
             started: tokio::time::Instant::now(),
             cfg,
         });
         {
             let mut peers = inner.lock_peers();
             for (id, addr) in &inner.cfg.peers {
-                peers.entry(*id).or_default().addr = Some(addr.clone());
+                let slot = peers.entry(*id).or_default();
+                slot.addr = Some(addr.clone());
+                slot.dial_loop = *id != inner.cfg.id;
             }
             for id in &inner.cfg.members {
                 peers.entry(*id).or_default();
@@ -424,7 +543,12 @@ impl Node {
                 listen: "127.0.0.1:0".into(),
                 peers: Vec::new(),
                 members: Vec::new(),
-                secret: Arc::from(&b""[..]),
+                allow_unknown: false,
+                secret: None,
+                tls: None,
+                max_handshakes: 64,
+                max_handshakes_per_source: 32,
+                first_byte_timeout: Duration::from_millis(500),
                 max_frame: wire::DEFAULT_MAX_FRAME,
                 heartbeat: Duration::from_millis(200),
                 failure_timeout: Duration::from_secs(1),
@@ -435,6 +559,8 @@ impl Node {
                 full_clocks: false,
                 outbound_capacity: 4096,
                 max_in_flight: 4096,
+                max_queued_bytes: 64 << 20,
+                max_in_flight_bytes: 64 << 20,
                 max_offset_ms: DEFAULT_MAX_OFFSET_MS,
                 registration_grace: DEFAULT_REGISTRATION_GRACE,
                 seed: None,
@@ -489,6 +615,11 @@ impl Node {
             frames_out: g(&c.frames_out),
             handshake_failures: g(&c.handshake_failures),
             auth_failures: g(&c.auth_failures),
+            identity_refused: g(&c.identity_refused),
+            not_members_refused: g(&c.not_members_refused),
+            handshakes_evicted: g(&c.handshakes_evicted),
+            spoofed_frames: g(&c.spoofed_frames),
+            tells_lost: g(&c.tells_lost),
             oversized_frames: g(&c.oversized_frames),
             decode_errors: g(&c.decode_errors),
             unknown_actor: g(&c.unknown_actor),
@@ -537,6 +668,29 @@ impl Node {
             .is_some();
         self.inner.actors_gen.fetch_add(1, Ordering::Release);
         removed
+    }
+
+    /// Adds a member, or gives a member's new address, after the node started: the node dials
+    /// it at `addr` and keeps the link up (a member that restarted on another port, or one
+    /// known by id only that is now reachable).
+    pub fn add_peer(&self, id: NodeId, addr: impl Into<String>) {
+        if id == self.inner.cfg.id {
+            return;
+        }
+        self.inner
+            .members
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+        let spawn = {
+            let mut peers = self.inner.lock_peers();
+            let slot = peers.entry(id).or_default();
+            slot.addr = Some(addr.into());
+            !std::mem::replace(&mut slot.dial_loop, true)
+        };
+        if spawn && !self.inner.shutdown.is_cancelled() {
+            tokio::spawn(dial_loop(self.inner.clone(), id));
+        }
     }
 
     /// Stops the node: closes the listener and every connection, and ends its tasks.
@@ -589,7 +743,11 @@ struct Inner {
     next_conn: AtomicU64,
     shutdown: CancellationToken,
     rng: Mutex<StdRng>,
-    handshakes: Arc<Semaphore>,
+    security: Security,
+    /// Configured members (peers and members by id, and peers added later).
+    members: RwLock<std::collections::HashSet<NodeId>>,
+    /// Connections accepted and not authenticated yet (the flood guard).
+    pending_handshakes: Mutex<PendingHandshakes>,
     /// When the node started (the registration grace runs from here).
     started: tokio::time::Instant,
 }
@@ -599,6 +757,8 @@ struct PeerSlot {
     addr: Option<String>,
     link: Option<ConnHandle>,
     dialing: bool,
+    /// A dial loop runs for this peer.
+    dial_loop: bool,
     incarnation: Option<u64>,
     changed: Arc<Notify>,
 }
@@ -626,12 +786,24 @@ pub(crate) enum Outbound {
     },
 }
 
+impl Outbound {
+    fn payload_len(&self) -> usize {
+        match self {
+            Outbound::Message { payload, .. } | Outbound::Reply { payload, .. } => payload.len(),
+            Outbound::Fail { .. } => 0,
+        }
+    }
+}
+
 struct ConnShared {
     id: u64,
     peer: NodeId,
     dialer: NodeId,
     incarnation: u64,
     tx: mpsc::Sender<Outbound>,
+    /// Payload bytes queued in `tx`, bounded by `max_queued`.
+    queued_bytes: std::sync::atomic::AtomicUsize,
+    max_queued: usize,
     pending: Mutex<HashMap<u64, oneshot::Sender<ReplyResult>>>,
     cancel: CancellationToken,
 }
@@ -650,10 +822,26 @@ impl ConnHandle {
     }
 
     pub(crate) fn enqueue(&self, o: Outbound) -> Result<(), RemoteError> {
-        self.0.tx.try_send(o).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => RemoteError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => RemoteError::PeerDown(self.0.peer),
+        let bytes = o.payload_len();
+        let before = self.0.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if bytes > 0 && before + bytes > self.0.max_queued {
+            self.0.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(RemoteError::Overloaded);
+        }
+        self.0.tx.try_send(o).map_err(|e| {
+            self.0.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            match e {
+                mpsc::error::TrySendError::Full(_) => RemoteError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => RemoteError::PeerDown(self.0.peer),
+            }
         })
+    }
+
+    /// The writer took `o` off the queue.
+    fn dequeued(&self, o: &Outbound) {
+        self.0
+            .queued_bytes
+            .fetch_sub(o.payload_len(), Ordering::AcqRel);
     }
 
     #[allow(clippy::type_complexity)]
@@ -819,14 +1007,133 @@ impl Inner {
             .random_range(0..=half.as_micros() as u64);
         half + Duration::from_micros(extra)
     }
+}
 
-    fn nonce(&self) -> [u8; wire::NONCE_LEN] {
-        if self.cfg.seed.is_some() {
-            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-            auth::fresh_nonce(Some(&mut rng))
-        } else {
-            auth::fresh_nonce(None)
+/// Connections accepted and not authenticated yet, oldest first.
+#[derive(Default)]
+struct PendingHandshakes {
+    next: u64,
+    entries: std::collections::VecDeque<PendingEntry>,
+}
+
+struct PendingEntry {
+    id: u64,
+    source: String,
+    /// Set once the connection has sent its first byte.
+    active: Arc<std::sync::atomic::AtomicBool>,
+    cancel: CancellationToken,
+}
+
+/// A newly admitted pending handshake.
+struct Admitted {
+    id: u64,
+    active: Arc<std::sync::atomic::AtomicBool>,
+    cancel: CancellationToken,
+    evicted: u64,
+}
+
+impl PendingHandshakes {
+    /// Closes the oldest idle connection (from `source` when given); false when there is none.
+    fn evict_idle(&mut self, source: Option<&str>) -> bool {
+        let i = self.entries.iter().position(|e| {
+            !e.active.load(Ordering::Acquire) && source.is_none_or(|s| e.source == s)
+        });
+        match i.and_then(|i| self.entries.remove(i)) {
+            Some(e) => {
+                e.cancel.cancel();
+                true
+            }
+            None => false,
         }
+    }
+
+    /// Admits a connection from `source` within the bounds, evicting idle ones as needed;
+    /// `None` when every pending connection in the way has already sent bytes.
+    fn admit(&mut self, source: &str, total: usize, per_source: usize) -> Option<Admitted> {
+        let mut evicted = 0;
+        let same = self.entries.iter().filter(|e| e.source == source).count();
+        if same >= per_source {
+            if !self.evict_idle(Some(source)) {
+                return None;
+            }
+            evicted += 1;
+        }
+        if self.entries.len() >= total {
+            if !self.evict_idle(None) {
+                return None;
+            }
+            evicted += 1;
+        }
+        self.next += 1;
+        let e = PendingEntry {
+            id: self.next,
+            source: source.to_owned(),
+            active: Arc::default(),
+            cancel: CancellationToken::new(),
+        };
+        let admitted = Admitted {
+            id: e.id,
+            active: e.active.clone(),
+            cancel: e.cancel.clone(),
+            evicted,
+        };
+        self.entries.push_back(e);
+        Some(admitted)
+    }
+
+    fn remove(&mut self, id: u64) {
+        self.entries.retain(|e| e.id != id);
+    }
+}
+
+/// The host part of a `host:port` address (the source a flood is counted by).
+fn source_of(addr: &str) -> &str {
+    match addr.rsplit_once(':') {
+        Some((host, _)) => host,
+        None => addr,
+    }
+}
+
+/// An accepted stream that notes when its first byte arrives (the flood guard's idle test).
+struct Watched {
+    inner: BoxStream,
+    active: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.active.store(true, Ordering::Release);
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -839,24 +1146,55 @@ async fn accept_loop(inner: Arc<Inner>, mut listener: Box<dyn Listener>) {
             _ = inner.shutdown.cancelled() => return,
             a = listener.accept() => a,
         };
-        let Ok((stream, _addr)) = accepted else {
+        let Ok((stream, addr)) = accepted else {
             // Transient accept errors (e.g. too many open files): pause, then go on.
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let Ok(permit) = inner.handshakes.clone().try_acquire_owned() else {
-            inner.count(&inner.stats.handshake_failures);
+        let admitted = inner
+            .pending_handshakes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(
+                source_of(&addr),
+                inner.cfg.max_handshakes,
+                inner.cfg.max_handshakes_per_source,
+            );
+        let Some(admitted) = admitted else {
+            note_handshake_failure(&inner, &HandshakeError::Busy);
             continue;
         };
+        for _ in 0..admitted.evicted {
+            inner.count(&inner.stats.handshakes_evicted);
+        }
         let inner = inner.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            let r =
-                tokio::time::timeout(inner.cfg.handshake_timeout, handshake(&inner, stream, None))
-                    .await
-                    .unwrap_or(Err(HandshakeError::Timeout));
+            let stream: BoxStream = Box::new(Watched {
+                inner: stream,
+                active: admitted.active.clone(),
+            });
+            let first_byte = async {
+                tokio::time::sleep(inner.cfg.first_byte_timeout).await;
+                if admitted.active.load(Ordering::Acquire) {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let r = tokio::select! {
+                biased;
+                _ = admitted.cancel.cancelled() => Err(HandshakeError::Busy),
+                _ = first_byte => Err(HandshakeError::Timeout),
+                r = tokio::time::timeout(inner.cfg.handshake_timeout, handshake(&inner, stream, None)) => {
+                    r.unwrap_or(Err(HandshakeError::Timeout))
+                }
+            };
+            inner
+                .pending_handshakes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(admitted.id);
             match r {
                 Ok((conn, framed, dec)) => run_connection(inner, conn, framed, dec),
+                Err(HandshakeError::Busy) => {}
                 Err(e) => note_handshake_failure(&inner, &e),
             }
         });
@@ -866,8 +1204,16 @@ async fn accept_loop(inner: Arc<Inner>, mut listener: Box<dyn Listener>) {
 fn note_handshake_failure(inner: &Inner, e: &HandshakeError) {
     match e {
         HandshakeError::Duplicate => inner.count(&inner.stats.duplicates_refused),
-        HandshakeError::Auth => {
+        HandshakeError::Auth(_) => {
             inner.count(&inner.stats.auth_failures);
+            inner.count(&inner.stats.handshake_failures);
+        }
+        HandshakeError::Identity(_) => {
+            inner.count(&inner.stats.identity_refused);
+            inner.count(&inner.stats.handshake_failures);
+        }
+        HandshakeError::NotMember(_) => {
+            inner.count(&inner.stats.not_members_refused);
             inner.count(&inner.stats.handshake_failures);
         }
         _ => inner.count(&inner.stats.handshake_failures),
@@ -952,24 +1298,35 @@ async fn send_handshake(framed: &mut Conn, h: Handshake) -> Result<(), Handshake
 }
 
 /// Runs the handshake on a new stream; `expected` is the peer a dialer meant to reach.
+///
+/// First the security layer (mutual TLS or Noise, see [`secure`]), then inside it each side's
+/// `Hello`; the id a peer claims must be the one its proof allows (its certificate's) and a
+/// configured member; the acceptor then decides whether the connection becomes the link.
 async fn handshake(
     inner: &Arc<Inner>,
     stream: BoxStream,
     expected: Option<NodeId>,
 ) -> Result<(ConnHandle, Conn, mpsc::Receiver<Outbound>), HandshakeError> {
+    let secured = match expected {
+        Some(peer) => secure::dial(&inner.security, stream, peer).await,
+        None => secure::accept(&inner.security, stream).await,
+    };
+    let (stream, proof) = secured.map_err(|e| match e {
+        SecureError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => HandshakeError::Eof,
+        SecureError::Io(e) => HandshakeError::Io(e),
+        SecureError::Auth(detail) => HandshakeError::Auth(detail),
+    })?;
     let codec = LengthDelimitedCodec::builder()
         .max_frame_length(MAX_HANDSHAKE_FRAME)
         .new_codec();
     let mut framed = Framed::new(stream, codec);
     let me = inner.cfg.id;
-    let my_nonce = inner.nonce();
     send_handshake(
         &mut framed,
         Handshake::Hello {
             version: PROTOCOL_VERSION,
             node: me,
             incarnation: inner.incarnation,
-            nonce: my_nonce,
         },
     )
     .await?;
@@ -977,7 +1334,6 @@ async fn handshake(
         version,
         node: peer,
         incarnation: peer_inc,
-        nonce: peer_nonce,
     } = recv_handshake(&mut framed).await?
     else {
         return Err(HandshakeError::Unexpected);
@@ -988,35 +1344,17 @@ async fn handshake(
     if peer == me || expected.is_some_and(|e| e != peer) {
         return Err(HandshakeError::WrongPeer(peer));
     }
-    let mac = auth::prove(
-        &inner.cfg.secret,
-        &Challenge {
-            version,
-            prover: me,
-            verifier: peer,
-            prover_incarnation: inner.incarnation,
-            verifier_nonce: &peer_nonce,
-            prover_nonce: &my_nonce,
-        },
-    );
-    send_handshake(&mut framed, Handshake::Auth { mac }).await?;
-    let Handshake::Auth { mac: theirs } = recv_handshake(&mut framed).await? else {
-        return Err(HandshakeError::Unexpected);
-    };
-    let ok = auth::verify(
-        &inner.cfg.secret,
-        &Challenge {
-            version,
-            prover: peer,
-            verifier: me,
-            prover_incarnation: peer_inc,
-            verifier_nonce: &my_nonce,
-            prover_nonce: &peer_nonce,
-        },
-        &theirs,
-    );
-    if !ok {
-        return Err(HandshakeError::Auth);
+    if !proof.allows(peer) {
+        return Err(HandshakeError::Identity(peer));
+    }
+    if !inner.cfg.allow_unknown
+        && !inner
+            .members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&peer)
+    {
+        return Err(HandshakeError::NotMember(peer));
     }
     let (tx, rx) = mpsc::channel(inner.cfg.outbound_capacity);
     let conn = ConnHandle(Arc::new(ConnShared {
@@ -1025,6 +1363,8 @@ async fn handshake(
         dialer: if expected.is_some() { me } else { peer },
         incarnation: peer_inc,
         tx,
+        queued_bytes: std::sync::atomic::AtomicUsize::new(0),
+        max_queued: inner.cfg.max_queued_bytes,
         pending: Mutex::new(HashMap::new()),
         cancel: inner.shutdown.child_token(),
     }));
@@ -1103,7 +1443,11 @@ async fn writer(
         let mut batch = 0;
         let mut next = first;
         loop {
-            let body = match next.take() {
+            let item = next.take();
+            if let Some(o) = &item {
+                conn.dequeued(o);
+            }
+            let body = match item {
                 None => Body::Heartbeat,
                 Some(Outbound::Message {
                     request,
@@ -1136,15 +1480,29 @@ async fn writer(
             buf.clear();
             frame.encode_into(&mut buf);
             if buf.len() > inner.cfg.max_frame {
-                // Too large for the peer: the stamp state moved on, so restart differences,
-                // and tell a requester why instead.
+                // Too large for the peer: the stamp state moved on, so restart differences;
+                // the frame's sender learns why (a requester here, or the peer for a reply),
+                // and a heartbeat keeps the sequence numbers in step.
                 enc.force_reset();
+                let (bytes, cap) = (buf.len(), inner.cfg.max_frame);
                 frame.body = match frame.body {
                     Body::Reply { corr, .. } => Body::Fail {
                         corr,
-                        code: FailCode::Encode,
+                        code: FailCode::TooLarge,
                     },
-                    _ => Body::Heartbeat,
+                    Body::Message {
+                        request: true,
+                        corr,
+                        ..
+                    } => {
+                        conn.resolve(corr, Err(RemoteError::TooLarge { bytes, cap }));
+                        Body::Heartbeat
+                    }
+                    _ => {
+                        tracing::warn!(target: "actix_coord::net", peer = conn.0.peer, bytes, cap, "tell too large for a frame: dropped");
+                        inner.count(&inner.stats.tells_lost);
+                        Body::Heartbeat
+                    }
                 };
                 buf.clear();
                 frame.encode_into(&mut buf);
@@ -1168,6 +1526,23 @@ async fn writer(
         }
     }
     cancel.cancel();
+    // What is still queued is lost: requests fail with `PeerDown` (their pending entries are
+    // failed when the link goes down); tells are counted and reported.
+    rx.close();
+    let mut lost = 0;
+    while let Ok(o) = rx.try_recv() {
+        if let Outbound::Message { request: false, .. } = o {
+            lost += 1;
+        }
+    }
+    if lost > 0 {
+        inner.stats.tells_lost.fetch_add(lost, Ordering::Relaxed);
+        tracing::warn!(target: "actix_coord::net", peer = conn.0.peer, lost, "tells lost with their connection");
+        inner.emit(NodeEvent::TellsLost {
+            node: conn.0.peer,
+            count: lost,
+        });
+    }
     let _ = sink.close().await;
 }
 
@@ -1175,6 +1550,9 @@ async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: SplitStream<Con
     let mut st = ReaderState {
         dec: VectorDecoder::new(),
         in_flight: Arc::new(Semaphore::new(inner.cfg.max_in_flight)),
+        in_flight_kib: Arc::new(Semaphore::new(
+            (inner.cfg.max_in_flight_bytes / 1024).max(1),
+        )),
         now_ms: 0,
         cache: None,
     };
@@ -1258,6 +1636,8 @@ async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: SplitStream<Con
 struct ReaderState {
     dec: VectorDecoder,
     in_flight: Arc<Semaphore>,
+    /// Payload KiB of requests in flight (rounded up per request).
+    in_flight_kib: Arc<Semaphore>,
     /// Physical time last read; refreshed only when a stamp looks too far ahead of it.
     now_ms: u64,
     /// The last target looked up, with the registration generation it was read at.
@@ -1278,10 +1658,11 @@ impl ReaderState {
 
     fn table(&mut self, inner: &Inner, target: &Arc<str>) -> Option<ActorTable> {
         let generation = inner.actors_gen.load(Ordering::Acquire);
-        if let Some((t, table, g)) = &self.cache {
-            if *g == generation && t == target {
-                return Some(table.clone());
-            }
+        if let Some((t, table, g)) = &self.cache
+            && *g == generation
+            && t == target
+        {
+            return Some(table.clone());
         }
         let table = inner
             .actors
@@ -1294,8 +1675,16 @@ impl ReaderState {
     }
 }
 
-/// Registers the names of remote processes. The first name known for a process wins, so a peer
-/// cannot rename local processes (or others') in this node's logs.
+/// Counts and reports a frame whose sender process is not on the authenticated peer's node.
+fn spoofed(inner: &Inner, conn: &ConnHandle, from: ProcessId) {
+    inner.count(&inner.stats.spoofed_frames);
+    tracing::warn!(target: "actix_coord::net", peer = conn.0.peer, claimed = %from, "frame from a process of another node: refused");
+}
+
+/// Registers the names of remote processes (the peer's own, and those of other nodes whose
+/// clocks it carries: every log must name a process the same way). The first name known for a
+/// process wins, so a peer cannot rename local processes (or others already known) in this
+/// node's logs.
 fn learn_names(names: &[(ProcessId, String)]) {
     for (p, n) in names {
         if crate::trace::process_name(*p).is_none() {
@@ -1383,6 +1772,11 @@ fn dispatch(
             stamp,
             payload,
         } => {
+            if stamp.from.node != conn.0.peer {
+                spoofed(inner, conn, stamp.from);
+                fail(corr, request, FailCode::Forbidden);
+                return Ok(None);
+            }
             learn_names(&stamp.names);
             let stamp = st.dec.decode(&stamp).map_err(|_| {
                 inner.count(&inner.stats.decode_errors);
@@ -1411,9 +1805,13 @@ fn dispatch(
                 return Ok(None);
             };
             let permit = if request {
-                match st.in_flight.clone().try_acquire_owned() {
-                    Ok(p) => Some(p),
-                    Err(_) => {
+                let kib = u32::try_from(payload.len().div_ceil(1024)).unwrap_or(u32::MAX);
+                match (
+                    st.in_flight.clone().try_acquire_owned(),
+                    st.in_flight_kib.clone().try_acquire_many_owned(kib),
+                ) {
+                    (Ok(p), Ok(b)) => Some((p, b)),
+                    _ => {
                         fail(corr, request, FailCode::Overloaded);
                         return Ok(None);
                     }
@@ -1454,6 +1852,11 @@ fn dispatch(
             stamp,
             payload,
         } => {
+            if stamp.from.node != conn.0.peer {
+                spoofed(inner, conn, stamp.from);
+                conn.resolve(corr, Err(RemoteError::Forbidden));
+                return Ok(None);
+            }
             learn_names(&stamp.names);
             let stamp = st.dec.decode(&stamp).map_err(|_| {
                 inner.count(&inner.stats.decode_errors);
@@ -1473,8 +1876,13 @@ fn dispatch(
                 FailCode::Decode => RemoteError::Decode("rejected by the peer".into()),
                 FailCode::Mailbox => RemoteError::Mailbox,
                 FailCode::ClockRejected => RemoteError::ClockRejected,
-                FailCode::Encode => RemoteError::Encode("result too large or unencodable".into()),
+                FailCode::Encode => RemoteError::Encode("result unencodable".into()),
                 FailCode::Overloaded => RemoteError::Overloaded,
+                FailCode::TooLarge => RemoteError::TooLarge {
+                    bytes: 0,
+                    cap: inner.cfg.max_frame,
+                },
+                FailCode::Forbidden => RemoteError::Forbidden,
             };
             conn.resolve(corr, Err(e));
         }

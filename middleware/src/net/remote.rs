@@ -42,9 +42,21 @@ pub enum RemoteError {
     /// The peer refused the stamp (HLC beyond the maximum offset), or ours refused its reply's.
     #[error("clock stamp rejected")]
     ClockRejected,
-    /// Too many messages are queued for the peer, or in flight at it.
+    /// Too many messages (or bytes) are queued for the peer, or in flight at it.
     #[error("overloaded")]
     Overloaded,
+    /// The message (or, from the peer, its result) does not fit in one frame.
+    #[error("message of {bytes} bytes exceeds the frame cap of {cap} bytes")]
+    TooLarge {
+        /// The encoded size (0 when the peer reported it without a size).
+        bytes: usize,
+        /// The frame cap.
+        cap: usize,
+    },
+    /// The peer refused the frame: its sender process is not on this node (a stamp from a
+    /// process of another node id).
+    #[error("refused by the peer: sender not on this node")]
+    Forbidden,
 }
 
 /// A message type that can cross the network. Implement it with [`remote_message!`](crate::remote_message).
@@ -181,10 +193,10 @@ impl<A: Actor<Context = CausalContext<A>>> Handlers<A> {
                 Ok((bytes, stamp))
             })))
         });
-        if let Some((other, _)) = self.map.get(&M::TAG_ID) {
-            if *other != M::TAG {
-                self.collision = Some((other, M::TAG));
-            }
+        if let Some((other, _)) = self.map.get(&M::TAG_ID)
+            && *other != M::TAG
+        {
+            self.collision = Some((other, M::TAG));
         }
         self.map.insert(M::TAG_ID, (M::TAG, f));
         self
@@ -253,10 +265,10 @@ impl<M: RemoteMessage> RemoteAddr<M> {
         // Room for the header and a large stamp; the writer re-checks the exact size.
         let header = 64 + self.target.len() + varint_len(payload.len() as u64);
         if payload.len() + header > self.node.max_frame_len() {
-            return Err(RemoteError::Encode(format!(
-                "{} bytes exceed the frame cap",
-                payload.len()
-            )));
+            return Err(RemoteError::TooLarge {
+                bytes: payload.len() + header,
+                cap: self.node.max_frame_len(),
+            });
         }
         Ok((payload, conn))
     }
@@ -268,7 +280,15 @@ impl<M: RemoteMessage> RemoteAddr<M> {
         } else {
             String::new()
         };
-        intercept::stamp_send(&what)
+        if intercept::in_causal_actor() {
+            intercept::stamp_send(&what)
+        } else {
+            // From outside any actor: the external process of the node that sends, so that the
+            // stamp's sender is on the node the peer authenticated.
+            let ext = crate::intercept::process::external_process(self.node.id());
+            let mut ext = ext.lock().unwrap_or_else(|e| e.into_inner());
+            ext.send(&|| what.clone())
+        }
     }
 
     /// Sends `msg` without waiting for a result.

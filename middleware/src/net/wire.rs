@@ -6,11 +6,13 @@
 //! [`clock::encoding`](crate::clock::encoding); payloads (message values and results) use bincode 2
 //! with serde, with an allocation limit.
 //!
-//! # Handshake (before authentication, frames of at most [`MAX_HANDSHAKE_FRAME`] bytes)
+//! # Handshake (frames of at most [`MAX_HANDSHAKE_FRAME`] bytes)
+//! Sent inside the secured connection (mutual TLS 1.3 or Noise with the cluster's pre-shared
+//! key, see `secure`): both sides send a `Hello`, the acceptor answers with a `Welcome`.
+//!
 //! | message | layout |
 //! |---|---|
-//! | `Hello` | `1`, magic `ACRD`, version varint, node id varint, incarnation u64 LE, nonce (32 bytes) |
-//! | `Auth` | `2`, HMAC-SHA256 (32 bytes) |
+//! | `Hello` | `1`, magic `ACRD`, version varint, node id varint, incarnation u64 LE |
 //! | `Welcome` | `3`, `1` accepted or `0` duplicate connection |
 //!
 //! # Frames (after authentication)
@@ -24,7 +26,7 @@
 //! | 4 fail | corr varint, [`FailCode`] byte |
 //!
 //! A stamp is the sender process (two varints), its Lamport time (varint ≤
-//! [`MAX_COUNTER`]), a flags byte (`1` vector present, `2` vector is full rather than a
+//! [`MAX_ACCEPTED_COUNTER`] on receipt), a flags byte (`1` vector present, `2` vector is full rather than a
 //! difference, `4` HLC present, `8` reset the receiver's difference bases first), the vector
 //! clock (clock encoding) and the HLC (8 bytes LE) when present, then the process names the
 //! receiver has not been told yet (count varint ≤ [`MAX_NAMES_PER_FRAME`], each a process id and a
@@ -41,7 +43,7 @@
 //! Decoding never panics and never allocates more than the input or a fixed limit justifies.
 
 use crate::clock::encoding::{Decode, Encode, get_varint, put_varint};
-use crate::clock::{DecodeError, HlcTimestamp, MAX_COUNTER, ProcessId, VectorClock};
+use crate::clock::{DecodeError, HlcTimestamp, MAX_ACCEPTED_COUNTER, ProcessId, VectorClock};
 use crate::intercept::Stamp;
 use bytes::Bytes;
 use serde::Serialize;
@@ -50,10 +52,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Protocol version sent in the handshake; a peer with another version is refused.
-pub const PROTOCOL_VERSION: u64 = 1;
+pub const PROTOCOL_VERSION: u64 = 2;
 /// Magic bytes at the start of a `Hello`.
 pub const MAGIC: [u8; 4] = *b"ACRD";
-/// Largest handshake frame accepted before authentication.
+/// Largest handshake frame.
 pub const MAX_HANDSHAKE_FRAME: usize = 256;
 /// Default cap on a frame's length (8 MiB).
 pub const DEFAULT_MAX_FRAME: usize = 8 << 20;
@@ -63,14 +65,15 @@ pub const MAX_TARGET_LEN: usize = 255;
 pub const MAX_NAME_LEN: usize = 128;
 /// Most process names announced in one frame.
 pub const MAX_NAMES_PER_FRAME: usize = 64;
+/// Most entries of a vector clock accepted from a peer (a whole clock, or a difference base
+/// after a difference is merged into it). A stamp beyond it is a decode error: the frame is
+/// refused and the connection closed, so a peer cannot grow this node's stored bases without
+/// bound.
+pub const MAX_VECTOR_ENTRIES: usize = 4096;
 /// Most per-process difference bases kept per connection and direction.
 pub const MAX_VECTOR_BASES: usize = 1024;
 /// Largest payload bincode may claim to allocate (16 MiB).
 pub const PAYLOAD_LIMIT: usize = 16 << 20;
-/// Length of a handshake nonce.
-pub const NONCE_LEN: usize = 32;
-/// Length of an HMAC-SHA256 tag.
-pub const MAC_LEN: usize = 32;
 
 /// Why bytes from a peer could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,7 +96,7 @@ pub enum WireError {
     /// Too many names announced in one frame.
     #[error("too many names in one frame")]
     TooManyNames,
-    /// A Lamport time above [`MAX_COUNTER`].
+    /// A Lamport time above [`MAX_ACCEPTED_COUNTER`].
     #[error("absurd Lamport time {0}")]
     AbsurdCounter(u64),
     /// A flags byte with unknown bits or a contradiction.
@@ -105,6 +108,10 @@ pub enum WireError {
     /// More difference bases than [`MAX_VECTOR_BASES`].
     #[error("too many vector clock bases")]
     TooManyBases,
+    /// A vector clock (whole, or a base grown by a difference) holds more than
+    /// [`MAX_VECTOR_ENTRIES`] entries.
+    #[error("vector clock above {MAX_VECTOR_ENTRIES} entries")]
+    TooManyEntries,
     /// Bytes after a complete handshake message or fail frame.
     #[error("{0} trailing bytes")]
     TrailingBytes(usize),
@@ -173,13 +180,6 @@ pub enum Handshake {
         node: u32,
         /// Sender's incarnation (changes at each start of the node).
         incarnation: u64,
-        /// Fresh random challenge for the other side.
-        nonce: [u8; NONCE_LEN],
-    },
-    /// Proof of the cluster secret over the other side's nonce.
-    Auth {
-        /// HMAC-SHA256 tag.
-        mac: [u8; MAC_LEN],
     },
     /// The accepting side's decision.
     Welcome {
@@ -197,18 +197,12 @@ impl Handshake {
                 version,
                 node,
                 incarnation,
-                nonce,
             } => {
                 out.push(1);
                 out.extend_from_slice(&MAGIC);
                 put_varint(&mut out, *version);
                 put_varint(&mut out, u64::from(*node));
                 out.extend_from_slice(&incarnation.to_le_bytes());
-                out.extend_from_slice(nonce);
-            }
-            Handshake::Auth { mac } => {
-                out.push(2);
-                out.extend_from_slice(mac);
             }
             Handshake::Welcome { accepted } => {
                 out.push(3);
@@ -233,17 +227,12 @@ impl Handshake {
                 let node = get_varint(&mut input)?;
                 let node = u32::try_from(node).map_err(|_| DecodeError::IdOutOfRange(node))?;
                 let incarnation = u64::from_le_bytes(take::<8>(&mut input)?);
-                let nonce = take::<NONCE_LEN>(&mut input)?;
                 Handshake::Hello {
                     version,
                     node,
                     incarnation,
-                    nonce,
                 }
             }
-            2 => Handshake::Auth {
-                mac: take::<MAC_LEN>(&mut input)?,
-            },
             3 => match take_u8(&mut input)? {
                 0 => Handshake::Welcome { accepted: false },
                 1 => Handshake::Welcome { accepted: true },
@@ -306,6 +295,10 @@ pub enum FailCode {
     Encode = 6,
     /// Too many requests in flight at the peer.
     Overloaded = 7,
+    /// The message or its result is larger than the frame cap.
+    TooLarge = 8,
+    /// The frame's sender process is not on the authenticated peer's node.
+    Forbidden = 9,
 }
 
 impl FailCode {
@@ -318,6 +311,8 @@ impl FailCode {
             5 => Self::ClockRejected,
             6 => Self::Encode,
             7 => Self::Overloaded,
+            8 => Self::TooLarge,
+            9 => Self::Forbidden,
             b => return Err(WireError::UnknownFailCode(b)),
         })
     }
@@ -549,7 +544,7 @@ fn encode_stamp(out: &mut Vec<u8>, s: &WireStamp) {
 fn decode_stamp(input: &mut &[u8]) -> Result<WireStamp, WireError> {
     let from = ProcessId::decode(input)?;
     let lamport = get_varint(input)?;
-    if lamport > MAX_COUNTER {
+    if lamport > MAX_ACCEPTED_COUNTER {
         return Err(WireError::AbsurdCounter(lamport));
     }
     let flags = take_u8(input)?;
@@ -683,11 +678,10 @@ impl VectorEncoder {
             if names.len() < MAX_NAMES_PER_FRAME
                 && self.announced.len() < (MAX_VECTOR_BASES << 4)
                 && !self.announced.contains(&p)
+                && let Some(n) = name_of(p).filter(|n| n.len() <= MAX_NAME_LEN)
             {
-                if let Some(n) = name_of(p).filter(|n| n.len() <= MAX_NAME_LEN) {
-                    self.announced.insert(p);
-                    names.push((p, n.to_string()));
-                }
+                self.announced.insert(p);
+                names.push((p, n.to_string()));
             }
         };
         announce(stamp.from, &mut names);
@@ -731,6 +725,9 @@ impl VectorDecoder {
         let vector = match &w.vector {
             WireVector::Absent => None,
             WireVector::Full(v) => {
+                if v.len() > MAX_VECTOR_ENTRIES {
+                    return Err(WireError::TooManyEntries);
+                }
                 if !self.bases.contains_key(&w.from) && self.bases.len() >= MAX_VECTOR_BASES {
                     return Err(WireError::TooManyBases);
                 }
@@ -742,7 +739,15 @@ impl VectorDecoder {
                     .bases
                     .get_mut(&w.from)
                     .ok_or(WireError::MissingBase(w.from))?;
+                if d.len() > MAX_VECTOR_ENTRIES {
+                    return Err(WireError::TooManyEntries);
+                }
                 base.merge(d);
+                if base.len() > MAX_VECTOR_ENTRIES {
+                    // The base is now unusable: forget it (the connection closes anyway).
+                    self.bases.remove(&w.from);
+                    return Err(WireError::TooManyEntries);
+                }
                 Some(base.clone())
             }
         };
@@ -825,9 +830,7 @@ mod tests {
                 version: 1,
                 node: 7,
                 incarnation: 99,
-                nonce: [4; 32],
             },
-            Handshake::Auth { mac: [9; 32] },
             Handshake::Welcome { accepted: true },
         ] {
             assert_eq!(Handshake::decode(&h.encode()), Ok(h));
@@ -841,12 +844,44 @@ mod tests {
     fn absurd_lamport_times_are_refused() {
         let mut f = sample();
         if let Body::Message { stamp, .. } = &mut f.body {
-            stamp.lamport = MAX_COUNTER + 1;
+            stamp.lamport = MAX_ACCEPTED_COUNTER + 1;
         }
         assert_eq!(
             Frame::decode(&Bytes::from(f.encode())),
-            Err(WireError::AbsurdCounter(MAX_COUNTER + 1))
+            Err(WireError::AbsurdCounter(MAX_ACCEPTED_COUNTER + 1))
         );
+    }
+
+    /// Differences cannot grow a stored base past [`MAX_VECTOR_ENTRIES`]: each delta is small,
+    /// but the one that would take the base over the cap is refused.
+    #[test]
+    fn deltas_cannot_grow_a_base_without_bound() {
+        let from = p(1, 1);
+        let mut dec = VectorDecoder::new();
+        let full = WireStamp {
+            from,
+            lamport: 1,
+            vector: WireVector::Full(VectorClock::from_entries([(from, 1)]).unwrap()),
+            hlc: None,
+            reset: false,
+            names: vec![],
+        };
+        dec.decode(&full).unwrap();
+        let mut refused = None;
+        for k in 0..(MAX_VECTOR_ENTRIES as u32 / 100 + 2) {
+            let entries = (0..100).map(|i| (p(2, 1 + k * 100 + i), 1));
+            let delta = WireStamp {
+                vector: WireVector::Delta(VectorClock::from_entries(entries).unwrap()),
+                ..full.clone()
+            };
+            if let Err(e) = dec.decode(&delta) {
+                refused = Some((k, e));
+                break;
+            }
+        }
+        let (k, e) = refused.expect("a delta was refused");
+        assert_eq!(e, WireError::TooManyEntries);
+        assert_eq!(k as usize, MAX_VECTOR_ENTRIES / 100, "refused at the cap");
     }
 
     #[test]

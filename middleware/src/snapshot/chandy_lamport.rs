@@ -369,10 +369,10 @@ where
             return;
         };
         parts.insert(from, part);
-        if parts.len() == self.members.len() {
-            if let Some(members) = self.collecting.remove(&id) {
-                out.emit(SnapshotEvent::Complete(GlobalSnapshot { id, members }));
-            }
+        if parts.len() == self.members.len()
+            && let Some(members) = self.collecting.remove(&id)
+        {
+            out.emit(SnapshotEvent::Complete(GlobalSnapshot { id, members }));
         }
     }
 }
@@ -437,10 +437,10 @@ where
         match msg {
             SnapshotMsg::App(m) => {
                 for r in self.recordings.values_mut() {
-                    if r.open.contains(&from) {
-                        if let Some(ch) = r.channels.get_mut(&from) {
-                            ch.push(m.clone());
-                        }
+                    if r.open.contains(&from)
+                        && let Some(ch) = r.channels.get_mut(&from)
+                    {
+                        ch.push(m.clone());
                     }
                 }
                 let mut outbox = Outbox::default();

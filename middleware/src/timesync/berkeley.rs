@@ -916,16 +916,17 @@ impl Berkeley {
     /// The shell could not step the clock (it had been read already): slew the same delta.
     pub fn handle_step_refused(&mut self, now: u64, delta_ns: i64) -> Vec<Action> {
         let mut out = Vec::new();
-        if let Some(last) = &mut self.discipline.last {
-            if last.stepped && last.delta_ns == delta_ns {
-                last.stepped = false;
-                last.at = now;
-                last.rate_ppm = self.config.slew_rate_ppm;
-                out.push(Action::Slew {
-                    delta_ns,
-                    rate_ppm: self.config.slew_rate_ppm,
-                });
-            }
+        if let Some(last) = &mut self.discipline.last
+            && last.stepped
+            && last.delta_ns == delta_ns
+        {
+            last.stepped = false;
+            last.at = now;
+            last.rate_ppm = self.config.slew_rate_ppm;
+            out.push(Action::Slew {
+                delta_ns,
+                rate_ppm: self.config.slew_rate_ppm,
+            });
         }
         out
     }

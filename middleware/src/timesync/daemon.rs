@@ -312,6 +312,7 @@ pub fn follow_highest_live(node: &Node, daemon: Addr<Driver<BerkeleyCore>>) {
                 Ok(NodeEvent::MemberUp { node }) | Ok(NodeEvent::Reconnected { node }) => {
                     rule.up(node)
                 }
+                Ok(NodeEvent::TellsLost { .. }) => continue,
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => break,
             };
