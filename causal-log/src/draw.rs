@@ -165,11 +165,7 @@ fn layout(log: &Log, opts: &DrawOptions) -> Layout {
 
 fn lane_bg(row: usize) -> &'static str {
     // Even rows shaded (a bit test: fine for any rust-version the workspace declares).
-    if row & 1 == 0 {
-        "#f4f4f4"
-    } else {
-        "#ffffff"
-    }
+    if row & 1 == 0 { "#f4f4f4" } else { "#ffffff" }
 }
 
 fn palette(k: usize) -> &'static str {

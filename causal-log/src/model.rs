@@ -695,6 +695,14 @@ impl Log {
                 return Some(s);
             }
         }
+        // No logged send covers what came in, and some of it is beyond its host's last logged
+        // event: the send was in a crashed host's lost tail (a crash gap), not a logged one.
+        if grown.iter().any(|&(g, v)| {
+            let last = self.last_own(g);
+            last > 0 && v > last
+        }) {
+            return None;
+        }
         first
     }
 

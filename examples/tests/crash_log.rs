@@ -163,6 +163,14 @@ fn check_after_kill_9_warns_of_the_crash_gap_and_still_finds_an_overlap() {
         );
     }
 
+    // The ShiViz files of the same run (written by their own buffers, so cut elsewhere): the
+    // same verdict, with the clocks alone to pair messages.
+    let shiviz: Vec<PathBuf> = paths.iter().map(|p| p.with_extension("log")).collect();
+    let refs_shiviz: Vec<&Path> = shiviz.iter().map(PathBuf::as_path).collect();
+    let (code, out, err) = causal_log(&refs_shiviz, "check");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("warning[crash-gap]: "), "{out}");
+
     // The same logs with a critical section no other one knows of: concurrent with all.
     let resource = log
         .events()
