@@ -35,18 +35,23 @@ struct Cluster {
 }
 
 async fn cluster(algorithm: LockAlgorithm, n: u32) -> Cluster {
+    // Mutual TLS 1.3, as between machines.
+    let ca = actix_coord::net::DevCa::new().unwrap();
     let mut nodes: Vec<Node> = Vec::new();
     for id in 1..=n {
         let mut b = Node::builder()
             .id(id)
             .listen("127.0.0.1:0")
-            .secret("bench")
+            .tls(ca.node_identity(id).unwrap())
             // The runtime only runs inside `block_on`: criterion's pauses must not look like
             // dead peers.
             .failure_timeout(Duration::from_secs(3600))
             .heartbeat_interval(Duration::from_secs(1));
         for p in &nodes {
             b = b.peer(p.id(), p.local_addr());
+        }
+        for later in id + 1..=n {
+            b = b.member(later);
         }
         nodes.push(b.start().await.unwrap());
     }

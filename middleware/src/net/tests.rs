@@ -1184,3 +1184,59 @@ proptest::proptest! {
         proptest::prop_assert!(!r);
     }
 }
+
+/// Tells that `do_send` accepted but that were still queued when the connection died are not
+/// lost silently: they are counted and reported as `TellsLost` to the sender's subscribers.
+#[actix_rt::test]
+async fn tells_queued_when_the_connection_dies_are_reported_lost() {
+    #[derive(Message, Serialize, Deserialize)]
+    #[rtype(result = "()")]
+    struct Big(Vec<u8>);
+    remote_message!(Big);
+    struct Stuck;
+    impl Actor for Stuck {
+        type Context = CausalContext<Self>;
+    }
+    impl Handler<Big> for Stuck {
+        type Result = ();
+        fn handle(&mut self, _: Big, ctx: &mut Self::Context) {
+            // Holds its mailbox of one for a long time: the connection backs up.
+            ctx.wait(actix::fut::wrap_future(tokio::time::sleep(
+                Duration::from_secs(30),
+            )));
+        }
+    }
+    remote_actor!(Stuck: Big);
+    let (n1, n2, _) = pair().await;
+    n2.register(
+        "stuck",
+        CausalBuilder::default()
+            .node(2)
+            .mailbox_capacity(1)
+            .start(Stuck),
+    )
+    .unwrap();
+    let mut ev = n1.subscribe();
+    let r: RemoteAddr<Big> = RemoteAddr::new(&n1, 2, "stuck");
+    // 64 KiB tells until the queue is full: far more than the socket buffers hold.
+    let mut accepted = 0u64;
+    while accepted < 4096 {
+        match r.do_send(Big(vec![1; 64 * 1024])) {
+            Ok(()) => accepted += 1,
+            Err(RemoteError::Overloaded) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(accepted > 100, "{accepted}");
+    n2.shutdown();
+    let lost = event(&mut ev, |e| {
+        matches!(e, NodeEvent::TellsLost { node: 2, .. })
+    })
+    .await;
+    let NodeEvent::TellsLost { count, .. } = lost else {
+        unreachable!()
+    };
+    assert!(count > 0 && count <= accepted, "{count} of {accepted}");
+    assert_eq!(n1.stats().tells_lost, count);
+    n1.shutdown();
+}
