@@ -7,7 +7,13 @@
 //! Properties:
 //! * `money conserved` (always): every completed snapshot's balances plus the coins recorded
 //!   in flight add up to the 6 coins that exist — the cut is consistent;
-//! * `every snapshot completes` (at every terminal state, and eventually).
+//! * `every snapshot ends` (at every terminal state, and eventually): it completes, or — when a
+//!   member has no place for it (`max_active`) — its initiator learns it was refused.
+//!
+//! With one place per member and two concurrent initiators, a member refuses the second
+//! snapshot's marker; the seeded bug `drop_refusals` loses that refusal (what the core did
+//! before: the marker was dropped and nobody told), and the checker finds a snapshot that never
+//! ends.
 //!
 //! On an unordered network a payment and a marker can swap places, and the checker finds a
 //! snapshot that counts a coin twice (or not at all).
@@ -64,6 +70,8 @@ struct State {
     started: u8,
     /// Totals of the completed snapshots.
     totals: Vec<u64>,
+    /// Snapshots their initiator learnt were refused.
+    refused: u8,
     net: Channels<Msg>,
 }
 
@@ -80,13 +88,22 @@ struct SnapshotModel {
     snapshots: Vec<u8>,
     /// Payments allowed: (payer, payee).
     payments: Vec<(usize, usize)>,
+    /// Places per member (`SnapshotConfig::max_active`).
+    max_active: usize,
+    /// Seeded bug: refusals are lost (never sent).
+    drop_refusals: bool,
 }
 
 impl SnapshotModel {
     fn absorb(&self, s: &mut State, at: usize, out: EffectsOf<Core>) {
         for e in out {
             match e {
+                Effect::Send {
+                    msg: SnapshotMsg::Refused(_),
+                    ..
+                } if self.drop_refusals => {}
                 Effect::Send { to, msg } => s.net.push(at, to as usize - 1, msg),
+                Effect::Emit(SnapshotEvent::Refused { .. }) => s.refused += 1,
                 Effect::Emit(SnapshotEvent::Complete(g)) => {
                     let total = g
                         .members
@@ -115,7 +132,9 @@ impl Model for SnapshotModel {
                         i,
                         ids.iter().copied(),
                         Bank { balance: COINS },
-                        SnapshotConfig::default(),
+                        SnapshotConfig {
+                            max_active: self.max_active,
+                        },
                     )
                     .unwrap()
                 })
@@ -126,6 +145,7 @@ impl Model for SnapshotModel {
                 .collect(),
             started: 0,
             totals: Vec::new(),
+            refused: 0,
             net: Channels::new(self.fifo),
         }]
     }
@@ -176,7 +196,8 @@ impl Model for SnapshotModel {
 
     fn properties(&self) -> Vec<Property<Self>> {
         fn all_complete(s: &State) -> bool {
-            s.snapshots_left.iter().all(|&l| l == 0) && s.totals.len() == usize::from(s.started)
+            s.snapshots_left.iter().all(|&l| l == 0)
+                && s.totals.len() + usize::from(s.refused) == usize::from(s.started)
         }
         vec![
             Property::always("money conserved", |_: &Self, s: &State| {
@@ -190,9 +211,7 @@ impl Model for SnapshotModel {
                     !next.is_empty() || all_complete(s)
                 },
             ),
-            Property::eventually("every snapshot completes", |_: &Self, s: &State| {
-                all_complete(s)
-            }),
+            Property::eventually("every snapshot ends", |_: &Self, s: &State| all_complete(s)),
             Property::sometimes("a snapshot completes", |_: &Self, s: &State| {
                 !s.totals.is_empty()
             }),
@@ -221,6 +240,8 @@ fn snapshots_conserve_money_on_fifo_channels() {
             fifo: true,
             snapshots: vec![1, 0, 0],
             payments: vec![(0, 1), (1, 2), (2, 0)],
+            max_active: 8,
+            drop_refusals: false,
         },
     )
     .assert_properties();
@@ -235,9 +256,51 @@ fn concurrent_snapshots_by_two_initiators_conserve_money() {
             fifo: true,
             snapshots: vec![1, 1, 0],
             payments: vec![(0, 1)],
+            max_active: 8,
+            drop_refusals: false,
         },
     )
     .assert_properties();
+}
+
+/// One place per member, two concurrent initiators: some schedules make a member refuse the
+/// other initiator's marker; every snapshot still ends (completes or is refused and abandoned).
+#[test]
+fn with_one_place_per_member_every_snapshot_still_ends() {
+    check(
+        "fifo, 2 concurrent snapshots, 1 place each",
+        SnapshotModel {
+            fifo: true,
+            snapshots: vec![1, 1, 0],
+            payments: vec![(0, 1)],
+            max_active: 1,
+            drop_refusals: false,
+        },
+    )
+    .assert_properties();
+}
+
+/// The seeded bug: a refusal is lost (the old behaviour: the marker was dropped, nobody was
+/// told). The checker finds a run where a snapshot never ends.
+#[test]
+fn a_lost_refusal_leaves_a_snapshot_that_never_ends() {
+    let c = SnapshotModel {
+        fifo: true,
+        snapshots: vec![1, 1, 0],
+        payments: vec![],
+        max_active: 1,
+        drop_refusals: true,
+    }
+    .checker()
+    .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([
+        "terminal states have every snapshot complete",
+    ])))
+    .spawn_bfs()
+    .join();
+    let path = c
+        .discovery("terminal states have every snapshot complete")
+        .expect("a counterexample with a lost refusal");
+    println!("counterexample ({} steps):", path.into_actions().len());
 }
 
 #[test]
@@ -246,6 +309,8 @@ fn without_fifo_a_marker_overtakes_a_payment_and_money_is_miscounted() {
         fifo: false,
         snapshots: vec![1, 0, 0],
         payments: vec![(0, 1)],
+        max_active: 8,
+        drop_refusals: false,
     }
     .checker()
     .finish_when(HasDiscoveries::AnyOf(BTreeSet::from(["money conserved"])))
@@ -270,6 +335,8 @@ fn larger_runs() {
             fifo: true,
             snapshots: vec![1, 1, 0],
             payments: vec![(0, 1), (1, 0)],
+            max_active: 8,
+            drop_refusals: false,
         },
     )
     .assert_properties();
@@ -279,6 +346,8 @@ fn larger_runs() {
             fifo: true,
             snapshots: vec![1, 1, 0],
             payments: vec![(0, 1), (1, 2), (2, 0), (1, 0), (2, 1), (0, 2)],
+            max_active: 8,
+            drop_refusals: false,
         },
     )
     .assert_properties();

@@ -28,7 +28,10 @@
 //!
 //! **Faults.** Chandy–Lamport assumes no failures: a member declared down never sends its
 //! markers, so every snapshot under way is abandoned ([`SnapshotEvent::Aborted`] on its
-//! initiator). A marker or report of an unknown snapshot from a non-member is rejected; a
+//! initiator). A member that has [`SnapshotConfig::max_active`] snapshots under way refuses the
+//! marker of a new one and tells its initiator (`Refused`), which abandons it everywhere
+//! (`Abandon`: every member drops its recording) and emits [`SnapshotEvent::Refused`]; so a
+//! snapshot completes or fails, and no member keeps a place for one that cannot complete. A marker or report of an unknown snapshot from a non-member is rejected; a
 //! report for a snapshot this node did not start is ignored.
 
 use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
@@ -129,6 +132,11 @@ pub enum SnapshotMsg<M, S> {
         /// Its recorded incoming channels.
         channels: BTreeMap<NodeId, Vec<M>>,
     },
+    /// To the initiator: the sender refused a marker of `id` (too many snapshots under way);
+    /// `id` cannot complete.
+    Refused(SnapshotId),
+    /// From the initiator: `id` is abandoned; drop its recording.
+    Abandon(SnapshotId),
 }
 
 /// Commands of [`ChandyLamport`].
@@ -138,6 +146,12 @@ pub enum SnapshotCommand<C> {
     App(C),
     /// Start snapshot number `number` with this member as initiator (numbers must increase).
     Start {
+        /// The initiator's number for it.
+        number: u64,
+    },
+    /// Give up snapshot number `number` started here (its waiter timed out): the members are
+    /// told to drop their recordings, and no event follows.
+    Abandon {
         /// The initiator's number for it.
         number: u64,
     },
@@ -156,6 +170,14 @@ pub enum SnapshotEvent<S, M> {
         id: SnapshotId,
         /// The member that went down.
         down: NodeId,
+    },
+    /// On the initiator: member `by` refused a marker of the snapshot (too many under way
+    /// there), so it was abandoned everywhere.
+    Refused {
+        /// Which snapshot.
+        id: SnapshotId,
+        /// The member that refused it.
+        by: NodeId,
     },
     /// A message from `from` was refused and dropped; nothing changed.
     Rejected {
@@ -348,6 +370,17 @@ where
         }
     }
 
+    /// Drops every trace of `id` here and, on its initiator, tells the peers to do the same.
+    fn abandon(&mut self, id: SnapshotId, out: &mut Effects<A>) {
+        self.recordings.remove(&id);
+        self.finished(id);
+        if id.initiator == self.me && self.collecting.remove(&id).is_some() {
+            for p in self.peers().collect::<Vec<_>>() {
+                out.send(p, SnapshotMsg::Abandon(id));
+            }
+        }
+    }
+
     fn finished(&mut self, id: SnapshotId) {
         self.done.insert(id);
         while self.done.len() > DONE_MEMORY {
@@ -422,6 +455,13 @@ where
                 self.collecting.insert(id, BTreeMap::new());
                 self.record(id, None, out);
             }
+            SnapshotCommand::Abandon { number } => {
+                let id = SnapshotId {
+                    initiator: self.me,
+                    number,
+                };
+                self.abandon(id, out);
+            }
         }
         Ok(())
     }
@@ -462,10 +502,19 @@ where
                     r.open.remove(&from);
                     self.maybe_finish(id, out);
                 } else if self.active() >= self.config.max_active {
+                    // Refused: the snapshot cannot complete, so its initiator is told (it
+                    // abandons it everywhere) instead of waiting forever, and a later marker of
+                    // it is ignored.
                     out.emit(SnapshotEvent::Rejected {
                         from,
                         reason: "too many snapshots under way",
                     });
+                    self.finished(id);
+                    if id.initiator == self.me {
+                        self.abandon(id, out);
+                    } else {
+                        out.send(id.initiator, SnapshotMsg::Refused(id));
+                    }
                 } else {
                     self.record(id, Some(from), out);
                 }
@@ -480,6 +529,18 @@ where
                 }
                 let part = LocalSnapshot { state, channels };
                 self.collect(id, from, part, out);
+            }
+            SnapshotMsg::Refused(id) => {
+                if id.initiator == self.me && self.collecting.contains_key(&id) {
+                    self.abandon(id, out);
+                    out.emit(SnapshotEvent::Refused { id, by: from });
+                }
+            }
+            SnapshotMsg::Abandon(id) => {
+                if id.initiator == from {
+                    self.recordings.remove(&id);
+                    self.finished(id);
+                }
             }
         }
     }
@@ -541,6 +602,7 @@ mod tests {
         nodes: Vec<Core>,
         chans: BTreeMap<(NodeId, NodeId), VecDeque<SnapshotMsg<u64, u64>>>,
         complete: Vec<GlobalSnapshot<u64, u64>>,
+        refused: Vec<SnapshotId>,
         sent: usize,
     }
 
@@ -562,6 +624,7 @@ mod tests {
                     .collect(),
                 chans: BTreeMap::new(),
                 complete: Vec::new(),
+                refused: Vec::new(),
                 sent: 0,
             }
         }
@@ -575,6 +638,7 @@ mod tests {
                         self.chans.entry((at, to)).or_default().push_back(msg);
                     }
                     Effect::Emit(SnapshotEvent::Complete(g)) => self.complete.push(g),
+                    Effect::Emit(SnapshotEvent::Refused { id, .. }) => self.refused.push(id),
                     Effect::Emit(_) => {}
                     other => panic!("unexpected {other:?}"),
                 }
@@ -622,6 +686,45 @@ mod tests {
             .values()
             .map(|l| l.state + l.channels.values().flatten().sum::<u64>())
             .sum()
+    }
+
+    /// With one place per member, concurrent initiators refuse each other's markers: every
+    /// snapshot still ends, complete or refused (its initiator told, never left waiting), and no
+    /// member keeps a recording. Before, a refused marker was dropped: that snapshot never
+    /// completed, its waiter hung, and its places leaked.
+    #[test]
+    fn a_refused_marker_ends_its_snapshot_everywhere() {
+        let mut rng = crate::protocol::SplitMix64::new(5);
+        let mut refused = 0;
+        for _ in 0..200 {
+            let mut net = Net::new(3);
+            for n in &mut net.nodes {
+                n.config.max_active = 1;
+            }
+            let mut started = 0;
+            for at in 1..=3u32 {
+                if net
+                    .try_command(at, SnapshotCommand::Start { number: 1 })
+                    .is_ok()
+                {
+                    started += 1;
+                }
+            }
+            while net.step(rng.next_u64() as usize) {}
+            assert_eq!(
+                net.complete.len() + net.refused.len(),
+                started,
+                "every snapshot ends: {} complete, {:?} refused",
+                net.complete.len(),
+                net.refused
+            );
+            for n in &net.nodes {
+                assert_eq!(n.recording(), 0, "node {} still records", n.me);
+                assert!(n.collecting.is_empty(), "node {} still collects", n.me);
+            }
+            refused += net.refused.len();
+        }
+        assert!(refused > 0, "the schedules made some refusals");
     }
 
     #[test]

@@ -110,10 +110,26 @@ pub enum TakeError {
         /// The member that went down.
         down: NodeId,
     },
+    /// A member refused a marker of it (too many snapshots under way there); it was abandoned
+    /// everywhere.
+    #[error("snapshot {id:?} refused by member {by} (too many under way there)")]
+    RefusedBy {
+        /// Which snapshot.
+        id: SnapshotId,
+        /// The member that refused it.
+        by: NodeId,
+    },
+    /// It did not complete within the time given to [`Snapshots::take_within`]; it was
+    /// abandoned everywhere.
+    #[error("snapshot {0:?} did not complete in time")]
+    TimedOut(SnapshotId),
     /// The member's actor has stopped.
     #[error("the snapshot actor has stopped")]
     Stopped,
 }
+
+/// How long [`Snapshots::take`] waits for a snapshot before abandoning it (30 s).
+pub const DEFAULT_TAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A member running an application under Chandy–Lamport snapshots. Cheap to clone.
 pub struct Snapshots<A: Runnable> {
@@ -224,12 +240,25 @@ impl<A: Runnable> Snapshots<A> {
             .map_err(|_| TakeError::Stopped)
     }
 
-    /// Takes a snapshot of the whole group, with this member as initiator, and waits for it.
+    /// Takes a snapshot of the whole group, with this member as initiator, and waits for it
+    /// for at most [`DEFAULT_TAKE_TIMEOUT`] (see [`take_within`](Self::take_within)).
     ///
     /// # Errors
-    /// [`TakeError`]: refused (too many under way, a member down), abandoned, or the actor is
-    /// gone.
+    /// [`TakeError`]: refused (too many under way here or at a member, a member down),
+    /// abandoned, timed out, or the actor is gone.
     pub async fn take(&self) -> Result<GlobalSnapshot<A::State, A::Msg>, TakeError> {
+        self.take_within(DEFAULT_TAKE_TIMEOUT).await
+    }
+
+    /// As [`take`](Self::take), waiting at most `timeout`: then the snapshot is abandoned on
+    /// every member (their places freed) and [`TakeError::TimedOut`] returned.
+    ///
+    /// # Errors
+    /// As [`take`](Self::take).
+    pub async fn take_within(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<GlobalSnapshot<A::State, A::Msg>, TakeError> {
         let mut events = self
             .driver
             .send(Subscribe::default())
@@ -245,16 +274,29 @@ impl<A: Runnable> Snapshots<A> {
             initiator: self.me,
             number,
         };
-        loop {
-            match events.recv().await {
-                Ok(SnapshotEvent::Complete(g)) if g.id == id => return Ok(g),
-                Ok(SnapshotEvent::Aborted { id: a, down }) if a == id => {
-                    return Err(TakeError::Aborted { id, down });
+        let wait = async {
+            loop {
+                match events.recv().await {
+                    Ok(SnapshotEvent::Complete(g)) if g.id == id => return Ok(g),
+                    Ok(SnapshotEvent::Aborted { id: a, down }) if a == id => {
+                        return Err(TakeError::Aborted { id, down });
+                    }
+                    Ok(SnapshotEvent::Refused { id: a, by }) if a == id => {
+                        return Err(TakeError::RefusedBy { id, by });
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return Err(TakeError::Stopped);
+                    }
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                    return Err(TakeError::Stopped);
-                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(r) => r,
+            Err(_) => {
+                let c = Command::<_, SnapshotError>::new(SnapshotCommand::Abandon { number });
+                let _ = self.driver.send(c).await;
+                Err(TakeError::TimedOut(id))
             }
         }
     }
