@@ -61,6 +61,10 @@ pub enum Rule {
     /// in their order without gaps, and, in a total-order group, every two members deliver
     /// their common messages in the same order.
     Broadcast,
+    /// Attribution: a `scope.unscoped` event (written by actix-coord when a websocket session
+    /// runs outside its process scope, so that its sends were attributed to the shared external
+    /// process) is an error.
+    Scope,
 }
 
 impl fmt::Display for Rule {
@@ -78,6 +82,7 @@ impl fmt::Display for Rule {
             Rule::Fence => "fence",
             Rule::Leader => "leader",
             Rule::Broadcast => "broadcast",
+            Rule::Scope => "scope",
         })
     }
 }
@@ -308,6 +313,7 @@ impl Log {
             out.push(sev, f.rule, f.message.clone());
         }
         self.check_clocks(&mut out, opts);
+        self.check_scopes(&mut out);
         if opts.semantics {
             self.check_mutex_and_fences(&mut out);
             self.check_leaders(&mut out);
@@ -693,6 +699,26 @@ impl Log {
                     ),
                 ),
                 Some(_) => {}
+            }
+        }
+    }
+
+    /// Rule `scope`: each `scope.unscoped` event is an error (sends made outside a process scope
+    /// were attributed to another process, so the clocks say less than what happened).
+    fn check_scopes(&self, out: &mut Out) {
+        let evs = self.events();
+        for &i in self.order() {
+            if evs[i].kind == "scope.unscoped" {
+                out.push(
+                    Severity::Error,
+                    Rule::Scope,
+                    format!(
+                        "{}: a websocket session ran outside its process scope, so its sends \
+                         were attributed to the external process (start it with \
+                         actix_coord::ws::start)",
+                        self.describe(i)
+                    ),
+                );
             }
         }
     }

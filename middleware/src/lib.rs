@@ -6,6 +6,7 @@
 //! * [`clock`]: Lamport, vector and hybrid logical clocks, with a compact encoding.
 //! * [`intercept`]: a drop-in actor context that stamps every message with the sender's clocks and
 //!   merges them before the handler runs, with no change to handlers.
+//! * `ws` (feature `actix-web`): actix-web-actors' websocket sessions as causal processes.
 //! * [`net`]: nodes and remote actors over authenticated TCP, with clocks on every message.
 //! * [`trace`]: a `tracing` layer that writes every clock tick as a causal log (ShiViz and JSON
 //!   lines).
@@ -27,12 +28,16 @@ pub mod timesync;
 pub mod trace;
 
 pub use intercept::CausalContext;
+/// Websocket session actors of actix-web-actors as causal processes (feature `actix-web`).
+#[cfg(feature = "actix-web")]
+pub use intercept::ws;
 
 /// The common imports: `use actix_coord::prelude::*;`.
 pub mod prelude {
     pub use crate::clock::{CausalOrder, HlcTimestamp, LamportTimestamp, ProcessId, VectorClock};
     pub use crate::intercept::{
-        CausalBuilder, CausalContext, ClockSet, Clocks, InProcessExt, Stamped, StampedAddrExt,
+        CausalBuilder, CausalContext, CausalRecipient, ClockSet, Clocks, InProcessExt, Stamped,
+        StampedAddrExt,
     };
 }
 

@@ -122,11 +122,8 @@ impl ExplicitProcess {
 
     /// A process with every option.
     pub fn build(node: u32, name: &str, clocks: ClockSet) -> Self {
-        let id = ProcessId::new(node, process::next_local());
-        let name = process::unique_name(name);
-        crate::trace::register_name(id, name.clone());
         Self {
-            cell: Rc::new(ProcessCell::new(ProcessState::new(id, name, clocks))),
+            cell: new_cell(node, name, clocks),
         }
     }
 
@@ -163,7 +160,75 @@ impl ExplicitProcess {
             _guard: process::enter_owned(self.cell.clone()),
         }
     }
+
+    /// What [`stamped_handlers!`](crate::stamped_handlers) calls: [`receive`](Self::receive),
+    /// and, in an actor whose context is `C`, the scope check of [`receive_scoped`].
+    #[doc(hidden)]
+    pub fn __receive_in<M, C>(&self, stamp: &Stamp) -> ProcessGuard {
+        receive_scoped::<M, C>(&self.cell, stamp)
+    }
 }
+
+/// A new process cell: a fresh id on `node`, `name` made unique, registered for logs.
+pub(crate) fn new_cell(node: u32, name: &str, clocks: ClockSet) -> Shared {
+    let id = ProcessId::new(node, process::next_local());
+    let name = process::unique_name(name);
+    crate::trace::register_name(id, name.clone());
+    Rc::new(ProcessCell::new(ProcessState::new(id, name, clocks)))
+}
+
+/// Whether `C` is actix-web-actors' websocket context (by name, so that the check works
+/// whether or not this crate's `actix-web` feature is on).
+fn is_websocket_context<C>() -> bool {
+    std::any::type_name::<C>().starts_with("actix_web_actors::ws::WebsocketContext<")
+}
+
+/// Merges `stamp` into `cell` (a receive of an `M`) and makes it current until the guard
+/// drops. In an actor whose context is actix-web-actors' `WebsocketContext` (`C`), the process
+/// must already be current when its handler runs — as it is for every session started with
+/// `actix_coord::ws::start` (feature `actix-web`) — otherwise the session's other code (`started`, `stopping`,
+/// `StreamHandler::handle`, timers) runs outside its process and its sends are attributed to the
+/// shared `external` process. That is reported, once per process: an error on the console
+/// (target `actix_coord::intercept`) and a `scope.unscoped` event of the process in the causal
+/// log, which `causal-log check` reports as an error (rule `scope`).
+pub(crate) fn receive_scoped<M, C>(cell: &Shared, stamp: &Stamp) -> ProcessGuard {
+    let scoped = process::is_current(cell);
+    let report = !scoped && is_websocket_context::<C>() && !cell.unscoped_reported.replace(true);
+    let name = cell.state.borrow().name.clone();
+    if report {
+        tracing::error!(
+            target: "actix_coord::intercept",
+            session = %name,
+            "websocket session {name} handles messages outside its process scope: its sends from \
+             started, stopping and StreamHandler::handle are attributed to `external`; start it \
+             with actix_coord::ws::start"
+        );
+    }
+    let merged = cell.state.borrow_mut().receive(stamp, &|| {
+        format!("receive {}", super::context::short_type_name::<M>())
+    });
+    if let Err(e) = merged {
+        tracing::warn!(target: "actix_coord::intercept", error = %e, "message clock not fully merged");
+    }
+    let guard = ProcessGuard {
+        _guard: process::enter_owned(cell.clone()),
+    };
+    if report {
+        crate::trace::event(
+            UNSCOPED,
+            format!("{name} outside its process scope"),
+            [
+                ("session", crate::trace::FieldValue::from(&*name)),
+                ("message", super::context::short_type_name::<M>().into()),
+            ],
+        );
+    }
+    guard
+}
+
+/// The kind of the causal-log event that reports a websocket session running outside its
+/// process scope (see [`ExplicitProcess`] and the `ws` module).
+pub const UNSCOPED: &str = "scope.unscoped";
 
 /// Keeps a process current on this thread until dropped.
 pub struct ProcessGuard {
@@ -237,7 +302,11 @@ impl<A: Actor> StampedAddrExt<A> for Addr<A> {
 /// [`ExplicitProcess`] field, which is the current process while the handler of `M` runs.
 ///
 /// `stamped_handlers!(ActorType, process_field; Msg1, Msg2);` (a blanket impl is impossible:
-/// the orphan rule, E0210).
+/// the orphan rule, E0210). The field is an [`ExplicitProcess`] or, in a websocket session
+/// (feature `actix-web`), its `ws::SessionProcess`; in a websocket session whose process is not
+/// current when the handler runs (an `ExplicitProcess` session started with actix-web-actors'
+/// own `ws::start`) the first message is reported as a `scope.unscoped` event (see
+/// [`UNSCOPED`]).
 #[macro_export]
 macro_rules! stamped_handlers {
     ($actor:ty, $field:ident; $($msg:ty),+ $(,)?) => {$(
@@ -248,7 +317,7 @@ macro_rules! stamped_handlers {
                 m: $crate::intercept::Stamped<$msg>,
                 ctx: &mut <$actor as ::actix::Actor>::Context,
             ) -> Self::Result {
-                let _in = self.$field.receive::<$msg>(&m.stamp);
+                let _in = self.$field.__receive_in::<$msg, <$actor as ::actix::Actor>::Context>(&m.stamp);
                 $crate::intercept::StampedResponse(<$actor as ::actix::Handler<$msg>>::handle(self, m.msg, ctx))
             }
         }

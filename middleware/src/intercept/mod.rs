@@ -18,7 +18,8 @@
 //!   actor; plain futures can be bound with [`InProcessExt::in_current_process`].
 //!
 //! Actors that must keep `Context<Self>` use the explicit layer: [`Stamped`],
-//! [`StampedAddrExt`] and [`stamped_handlers!`](crate::stamped_handlers).
+//! [`StampedAddrExt`] and [`stamped_handlers!`](crate::stamped_handlers). Websocket sessions of
+//! actix-web-actors use `ws` (feature `actix-web`). [`CausalRecipient`] reaches all three kinds.
 //!
 //! Each causal actor instance is one process with a [`ProcessId`](crate::clock::ProcessId)
 //! `(node, local)` and a name for logs (default `Type#k`, set with [`CausalBuilder::name`]).
@@ -27,14 +28,20 @@ mod context;
 mod explicit;
 mod future;
 pub(crate) mod process;
+mod recipient;
+#[cfg(feature = "actix-web")]
+pub mod ws;
 
 pub(crate) use context::short_type_name as short_name;
 
 pub use context::{CausalBuilder, CausalContext, deliver, deliver_request, try_deliver};
-pub use explicit::{ExplicitProcess, ProcessGuard, Stamped, StampedAddrExt, StampedResponse};
+pub use explicit::{
+    ExplicitProcess, ProcessGuard, Stamped, StampedAddrExt, StampedResponse, UNSCOPED,
+};
 pub use future::{InProcess, InProcessExt};
 pub use process::{
     ClockSet, Clocks, MergeError, Stamp, current_clocks, current_process, default_node,
     in_causal_actor, physical_now_ms, receive_stamp, set_default_node, set_external_name,
     set_max_offset_ms, set_time_source, stamp_send,
 };
+pub use recipient::{CausalRecipient, RecipientContext};

@@ -429,6 +429,8 @@ pub(crate) struct ProcessCell {
     pub(crate) inbox: Arc<ReplyInbox>,
     /// The process keeps an HLC (`state.set.hybrid`, read without borrowing).
     hybrid: bool,
+    /// A send or receive outside this process's scope was already reported (once per process).
+    pub(crate) unscoped_reported: Cell<bool>,
 }
 
 impl ProcessCell {
@@ -437,6 +439,7 @@ impl ProcessCell {
             hybrid: state.set.hybrid,
             state: RefCell::new(state),
             inbox: Arc::default(),
+            unscoped_reported: Cell::new(false),
         }
     }
 
@@ -571,6 +574,11 @@ pub(crate) fn with_current_cell<R>(
             f(&mut guard, None)
         }),
     }
+}
+
+/// Whether `cell` is the thread's current process.
+pub(crate) fn is_current(cell: &ProcessCell) -> bool {
+    std::ptr::eq(CURRENT.with(|c| c.get()), cell)
 }
 
 /// Whether code on this thread is running inside a causal actor.
