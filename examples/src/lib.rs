@@ -9,3 +9,4 @@ pub mod snapshot_demo;
 pub mod story;
 pub mod tickets;
 pub mod workloads;
+pub mod ws_chat;
