@@ -528,7 +528,8 @@ fn bully_n3_settled_with_two_crashes_restart_and_loss() {
         ..model(3, 2, 1, 1)
     };
     let n = run("bully N=3 settled, 2 crashes, 1 restart, 1 loss", m);
-    assert_eq!(n, 71521);
+    // 71 521 before a leader told a newer term by a lower node stepped down before campaigning.
+    assert_eq!(n, 71467);
 }
 
 #[test]

@@ -471,8 +471,13 @@ impl Bully {
         }
         if from < self.me && self.passive != Passive::HoldDown && self.passive != Passive::Resigned
         {
-            // A lower node leads: bully it, with a higher term.
+            // A lower node leads: bully it, with a higher term. Its term is at least the newest
+            // known, so a leader here is superseded: it steps down first, so that its view
+            // (which other services follow) never says "me" while it campaigns.
             self.known = self.known.max(term);
+            if self.is_leader() {
+                self.step_down(out);
+            }
             if !self.in_election() {
                 self.start_election(now, out);
             }
@@ -1115,6 +1120,41 @@ mod tests {
                 }
             ))
         );
+    }
+
+    /// A leader that hears a newer term from a lower node steps down before it campaigns: its
+    /// view says "no leader" (not "me") until it wins again with a higher term. Before, the
+    /// view kept saying "me" during the campaign, and Suzuki–Kasami's recovery follows it.
+    #[test]
+    fn a_leader_told_a_newer_term_by_a_lower_node_steps_down_before_campaigning() {
+        let mut b = Bully::new(3, [1, 2, 3], BullyConfig::default()).unwrap();
+        let mut out = EffectsOf::<Bully>::new();
+        b.on_start(Duration::ZERO, &mut out);
+        assert!(b.is_leader());
+        let mine = b.leader().unwrap().1;
+        out.clear();
+        let newer = Term {
+            round: mine.round + 5,
+            leader: 1,
+        };
+        b.on_message(
+            Duration::ZERO,
+            1,
+            BullyMsg::Coordinator { term: newer },
+            &mut out,
+        );
+        let views: Vec<Option<NodeId>> = out
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Emit(BullyEvent::LeaderChanged { leader, .. }) => Some(*leader),
+                _ => None,
+            })
+            .collect();
+        // No higher member: it wins at once, but only after saying it no longer leads.
+        assert_eq!(views, vec![None, Some(3)], "{out:?}");
+        let (l, t) = b.leader().unwrap();
+        assert_eq!(l, 3);
+        assert!(t > newer, "{t:?} not above {newer:?}");
     }
 
     #[test]

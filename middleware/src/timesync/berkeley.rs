@@ -1115,6 +1115,10 @@ impl Berkeley {
         let group = 1 + self.members.len();
         match fault_tolerant_average(&estimates, group, &self.config) {
             Ok(agreement) => {
+                // A correction needs someone to compare with: a round whose agreement holds
+                // only the master's own clock (no members yet, or none answered) corrects
+                // nothing — in particular it must not use up the master's one step on 0.
+                let compared = agreement.trusted.iter().any(|&n| n != self.id);
                 for e in estimates.iter().filter(|e| e.node != self.id && !e.noisy) {
                     let delta = agreement.average_ns as i128 - e.offset_ns as i128;
                     let delta_ns = delta.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
@@ -1135,8 +1139,10 @@ impl Berkeley {
                     missing,
                     deferred: agreement.deferred,
                 }));
-                let id = self.id;
-                self.correct(now, id, round.number, agreement.average_ns, out);
+                if compared {
+                    let id = self.id;
+                    self.correct(now, id, round.number, agreement.average_ns, out);
+                }
             }
             Err(NoMajority { agreeing, needed }) => {
                 out.push(Action::Emit(BerkeleyEvent::NoMajority {
@@ -1580,6 +1586,26 @@ mod tests {
         assert_eq!(a[0], Action::SetFrequency { ppm: 0.0 });
     }
 
+    /// A master with no members yet finishes its rounds without correcting itself: before, it
+    /// emitted `Step{0}` and used up its one step, so a later member far off could only be
+    /// met by slewing.
+    #[test]
+    fn a_master_with_no_members_yet_keeps_its_step() {
+        let mut m = Berkeley::new(BerkeleyConfig::default(), 9, []).unwrap();
+        let mut acts = m.handle_leader(SEC, Some(9));
+        for k in 1..4u64 {
+            acts.extend(m.handle_timer(k * 20 * SEC, Timer::Collect));
+            acts.extend(m.handle_timer(k * 20 * SEC + 1, Timer::Poll));
+        }
+        assert!(
+            !acts
+                .iter()
+                .any(|x| matches!(x, Action::Step { .. } | Action::Slew { .. })),
+            "{acts:?}"
+        );
+        assert_eq!(m.discipline.corrections, 0);
+    }
+
     #[test]
     fn spurious_timers_and_bad_replies_are_ignored() {
         let mut m = Berkeley::new(BerkeleyConfig::default(), 9, [1]).unwrap();
@@ -1660,10 +1686,16 @@ mod tests {
         })));
         assert!(!m.is_armed(Timer::Probe));
         assert_eq!(m.current_round(), None);
-        // The member dies: the master alone is the group, and corrects itself by 0.
+        // The member dies: the master alone is the group; a round of its own clock alone
+        // corrects nothing and keeps the step for when there is someone to compare with.
         m.handle_member_down(3 * SEC, 1);
         let a = m.handle_timer(17 * SEC, Timer::Poll);
-        assert!(a.contains(&Action::Step { delta_ns: 0 }));
+        assert!(
+            !a.iter()
+                .any(|x| matches!(x, Action::Step { .. } | Action::Slew { .. })),
+            "{a:?}"
+        );
+        assert_eq!(m.discipline.corrections, 0, "the step is still there");
     }
 
     #[test]
