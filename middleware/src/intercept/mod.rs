@@ -39,6 +39,31 @@ pub use explicit::{
     ExplicitProcess, ProcessGuard, Stamped, StampedAddrExt, StampedResponse, UNSCOPED,
 };
 pub use future::{InProcess, InProcessExt};
+/// The context type of actor `A`, spelled so that it works where `Self::Context` does not: in
+/// inherent methods (`impl Cook { fn tick(&self, ctx: &mut Self::Context) }` is
+/// `error[E0223]: ambiguous associated type`). `fn tick(&self, ctx: &mut ContextOf<Self>)`
+/// compiles whatever the actor's context is (`CausalContext<Self>`, `Context<Self>`,
+/// `WebsocketContext<Self>`), so it survives a change of the context line.
+///
+/// ```
+/// use actix::prelude::*;
+/// use actix_coord::intercept::{CausalContext, ContextOf};
+///
+/// struct Cook;
+/// impl Actor for Cook {
+///     type Context = CausalContext<Self>;
+///     fn started(&mut self, ctx: &mut Self::Context) {
+///         self.arm(ctx);
+///     }
+/// }
+/// impl Cook {
+///     fn arm(&self, ctx: &mut ContextOf<Self>) { // was: &mut Context<Self>
+///         ctx.run_later(std::time::Duration::from_millis(1), |_, ctx| ctx.stop());
+///     }
+/// }
+/// ```
+pub type ContextOf<A> = <A as actix::Actor>::Context;
+
 pub use process::{
     ClockSet, Clocks, MergeError, Stamp, current_clocks, current_process, default_node,
     in_causal_actor, physical_now_ms, receive_stamp, set_default_node, set_external_name,

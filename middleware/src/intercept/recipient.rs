@@ -148,6 +148,19 @@ where
 {
 }
 
+impl<M> std::hash::Hash for CausalRecipient<M>
+where
+    M: Message + Send,
+    M::Result: Send,
+{
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match &self.inner {
+            Inner::Causal(r) => r.hash(state),
+            Inner::Stamped(r) => r.hash(state),
+        }
+    }
+}
+
 impl<M> std::fmt::Debug for CausalRecipient<M>
 where
     M: Message + Send,
