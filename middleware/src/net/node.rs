@@ -197,7 +197,8 @@ pub struct NetStats {
     pub unknown_actor: u64,
     /// Messages of a type the target actor does not accept.
     pub unknown_type: u64,
-    /// Stamps refused because their HLC is beyond the maximum offset.
+    /// Stamps whose HLC was beyond the maximum offset ahead of physical time: their message was
+    /// delivered with the HLC ignored (Lamport and vector clocks merged as usual).
     pub clock_rejected: u64,
     /// Sequence gaps (handled as a peer restart).
     pub sequence_gaps: u64,
@@ -1675,6 +1676,25 @@ impl ReaderState {
     }
 }
 
+/// A stamp whose HLC is beyond the maximum offset ahead of physical time keeps its Lamport and
+/// vector clocks but loses its HLC: the local HLC must not jump ahead with it, and the message
+/// must not be lost either (it may be a lock release, a token or the clock correction that
+/// would bring its sender back in line). Counted in `clock_rejected` and logged.
+fn hlc_bounded(
+    inner: &Inner,
+    conn: &ConnHandle,
+    st: &mut ReaderState,
+    max_offset_ms: u64,
+    mut stamp: Stamp,
+) -> Stamp {
+    if !st.hlc_ok(max_offset_ms, &stamp) {
+        inner.count(&inner.stats.clock_rejected);
+        tracing::warn!(target: "actix_coord::net", peer = conn.0.peer, hlc = ?stamp.hlc, max_offset_ms, "HLC beyond the maximum offset: delivered without it");
+        stamp.hlc = None;
+    }
+    stamp
+}
+
 /// Counts and reports a frame whose sender process is not on the authenticated peer's node.
 fn spoofed(inner: &Inner, conn: &ConnHandle, from: ProcessId) {
     inner.count(&inner.stats.spoofed_frames);
@@ -1782,11 +1802,7 @@ fn dispatch(
                 inner.count(&inner.stats.decode_errors);
                 DownReason::Protocol
             })?;
-            if !st.hlc_ok(max_offset, &stamp) {
-                inner.count(&inner.stats.clock_rejected);
-                fail(corr, request, FailCode::ClockRejected);
-                return Ok(None);
-            }
+            let stamp = hlc_bounded(inner, conn, st, max_offset, stamp);
             let Some(table) = st.table(inner, &target) else {
                 let until = inner.started + inner.cfg.registration_grace;
                 if !request && tokio::time::Instant::now() < until {
@@ -1862,11 +1878,7 @@ fn dispatch(
                 inner.count(&inner.stats.decode_errors);
                 DownReason::Protocol
             })?;
-            if !st.hlc_ok(max_offset, &stamp) {
-                inner.count(&inner.stats.clock_rejected);
-                conn.resolve(corr, Err(RemoteError::ClockRejected));
-                return Ok(None);
-            }
+            let stamp = hlc_bounded(inner, conn, st, max_offset, stamp);
             conn.resolve(corr, Ok((payload, stamp)));
         }
         Body::Fail { corr, code } => {

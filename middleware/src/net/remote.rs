@@ -39,7 +39,8 @@ pub enum RemoteError {
     /// The remote actor stopped or dropped the request.
     #[error("remote mailbox closed")]
     Mailbox,
-    /// The peer refused the stamp (HLC beyond the maximum offset), or ours refused its reply's.
+    /// The peer refused the stamp. Nodes of this version never send it (a stamp whose HLC is
+    /// beyond the maximum offset is delivered without its HLC); kept for the wire code.
     #[error("clock stamp rejected")]
     ClockRejected,
     /// Too many messages (or bytes) are queued for the peer, or in flight at it.

@@ -289,7 +289,8 @@ pub enum FailCode {
     Decode = 3,
     /// The actor stopped or dropped the request.
     Mailbox = 4,
-    /// The stamp was refused (HLC beyond the maximum offset).
+    /// The stamp was refused (not sent by nodes of this version: a stamp whose HLC is beyond
+    /// the maximum offset is delivered without its HLC).
     ClockRejected = 5,
     /// The result could not be encoded.
     Encode = 6,
