@@ -238,6 +238,13 @@ fn three_clients_chat_one_is_dropped_by_the_heartbeat_and_the_log_shows_causalit
             );
         }
     }
+    // The server's stamped sends name their destination's type.
+    assert!(
+        log.host_events(server)
+            .iter()
+            .any(|&i| evs[i].text == "send ChatLine to WsChatSession"),
+        "a send to a session names it"
+    );
     // Carol's heartbeat failure is her session's event, and the server heard her leave.
     let dropped = log
         .host_events(carol)

@@ -64,6 +64,26 @@ impl<M> Stamped<M> {
         });
         Self { stamp, msg }
     }
+
+    /// Stamps `msg` for an actor of type `A`: like [`new`](Self::new), and the send event
+    /// names its destination (`send Lookup to Directory`), as sends to causal actors do.
+    pub fn to<A>(msg: M) -> Self {
+        Self::labelled(msg, super::context::short_type_name::<A>)
+    }
+
+    /// [`to`](Self::to) with the destination's name as a function (computed only for a log).
+    pub(crate) fn labelled(msg: M, to: fn() -> &'static str) -> Self {
+        let stamp = process::with_current(|p| {
+            p.send(&|| {
+                format!(
+                    "send {} to {}",
+                    super::context::short_type_name::<M>(),
+                    to()
+                )
+            })
+        });
+        Self { stamp, msg }
+    }
 }
 
 /// The response of a handler of [`Stamped<M>`]: the handler of `M`'s response, passed through.
@@ -273,7 +293,7 @@ impl<A: Actor> StampedAddrExt<A> for Addr<A> {
         A: Handler<Stamped<M>>,
         A::Context: ToEnvelope<A, Stamped<M>>,
     {
-        self.do_send(Stamped::new(msg))
+        self.do_send(Stamped::to::<A>(msg))
     }
 
     fn try_send_stamped<M>(&self, msg: M) -> Result<(), SendError<Stamped<M>>>
@@ -283,7 +303,7 @@ impl<A: Actor> StampedAddrExt<A> for Addr<A> {
         A: Handler<Stamped<M>>,
         A::Context: ToEnvelope<A, Stamped<M>>,
     {
-        self.try_send(Stamped::new(msg))
+        self.try_send(Stamped::to::<A>(msg))
     }
 
     fn send_stamped<M>(&self, msg: M) -> actix::dev::Request<A, Stamped<M>>
@@ -293,7 +313,7 @@ impl<A: Actor> StampedAddrExt<A> for Addr<A> {
         A: Handler<Stamped<M>>,
         A::Context: ToEnvelope<A, Stamped<M>>,
     {
-        self.send(Stamped::new(msg))
+        self.send(Stamped::to::<A>(msg))
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`CausalRecipient`]: one recipient type for every kind of causal actor.
 
+use super::context::short_type_name;
 use super::{CausalContext, Stamped};
 use actix::prelude::*;
 use futures_util::future::Either;
@@ -62,8 +63,9 @@ where
 {
     /// The receiver's context stamps (`CausalContext`).
     Causal(Recipient<M>),
-    /// The message travels as `Stamped<M>`, stamped here.
-    Stamped(Recipient<Stamped<M>>),
+    /// The message travels as `Stamped<M>`, stamped here; the receiver's type name, for the
+    /// send event's label.
+    Stamped(Recipient<Stamped<M>>, fn() -> &'static str),
 }
 
 impl<M> CausalRecipient<M>
@@ -75,7 +77,7 @@ where
     pub fn do_send(&self, msg: M) {
         match &self.inner {
             Inner::Causal(r) => r.do_send(msg),
-            Inner::Stamped(r) => r.do_send(Stamped::new(msg)),
+            Inner::Stamped(r, to) => r.do_send(Stamped::labelled(msg, *to)),
         }
     }
 
@@ -87,10 +89,12 @@ where
     pub fn try_send(&self, msg: M) -> Result<(), SendError<M>> {
         match &self.inner {
             Inner::Causal(r) => r.try_send(msg),
-            Inner::Stamped(r) => r.try_send(Stamped::new(msg)).map_err(|e| match e {
-                SendError::Full(s) => SendError::Full(s.msg),
-                SendError::Closed(s) => SendError::Closed(s.msg),
-            }),
+            Inner::Stamped(r, to) => r
+                .try_send(Stamped::labelled(msg, *to))
+                .map_err(|e| match e {
+                    SendError::Full(s) => SendError::Full(s.msg),
+                    SendError::Closed(s) => SendError::Closed(s.msg),
+                }),
         }
     }
 
@@ -99,7 +103,7 @@ where
     pub fn send(&self, msg: M) -> impl Future<Output = Result<M::Result, MailboxError>> + use<M> {
         match &self.inner {
             Inner::Causal(r) => Either::Left(r.send(msg)),
-            Inner::Stamped(r) => Either::Right(r.send(Stamped::new(msg))),
+            Inner::Stamped(r, to) => Either::Right(r.send(Stamped::labelled(msg, *to))),
         }
     }
 
@@ -107,7 +111,7 @@ where
     pub fn connected(&self) -> bool {
         match &self.inner {
             Inner::Causal(r) => r.connected(),
-            Inner::Stamped(r) => r.connected(),
+            Inner::Stamped(r, _) => r.connected(),
         }
     }
 }
@@ -121,7 +125,7 @@ where
         Self {
             inner: match &self.inner {
                 Inner::Causal(r) => Inner::Causal(r.clone()),
-                Inner::Stamped(r) => Inner::Stamped(r.clone()),
+                Inner::Stamped(r, to) => Inner::Stamped(r.clone(), *to),
             },
         }
     }
@@ -135,7 +139,7 @@ where
     fn eq(&self, other: &Self) -> bool {
         match (&self.inner, &other.inner) {
             (Inner::Causal(a), Inner::Causal(b)) => a == b,
-            (Inner::Stamped(a), Inner::Stamped(b)) => a == b,
+            (Inner::Stamped(a, _), Inner::Stamped(b, _)) => a == b,
             _ => false,
         }
     }
@@ -156,7 +160,7 @@ where
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         match &self.inner {
             Inner::Causal(r) => r.hash(state),
-            Inner::Stamped(r) => r.hash(state),
+            Inner::Stamped(r, _) => r.hash(state),
         }
     }
 }
@@ -169,7 +173,7 @@ where
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.inner {
             Inner::Causal(r) => f.debug_tuple("CausalRecipient::Causal").field(r).finish(),
-            Inner::Stamped(r) => f.debug_tuple("CausalRecipient::Stamped").field(r).finish(),
+            Inner::Stamped(r, _) => f.debug_tuple("CausalRecipient::Stamped").field(r).finish(),
         }
     }
 }
@@ -209,7 +213,7 @@ where
 {
     fn causal_recipient(addr: Addr<A>) -> CausalRecipient<M> {
         CausalRecipient {
-            inner: Inner::Stamped(addr.recipient()),
+            inner: Inner::Stamped(addr.recipient(), short_type_name::<A>),
         }
     }
 }
@@ -223,7 +227,7 @@ where
 {
     fn causal_recipient(addr: Addr<A>) -> CausalRecipient<M> {
         CausalRecipient {
-            inner: Inner::Stamped(addr.recipient()),
+            inner: Inner::Stamped(addr.recipient(), short_type_name::<A>),
         }
     }
 }
