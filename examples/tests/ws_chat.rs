@@ -282,3 +282,43 @@ fn three_clients_chat_one_is_dropped_by_the_heartbeat_and_the_log_shows_causalit
         .unwrap();
     assert!(std::fs::metadata(&svg).unwrap().len() > 1000);
 }
+
+/// The `ws_chat` binary binds a free port and prints it first; a client joins through it.
+#[test]
+fn the_binary_prints_its_bound_address_and_serves_it() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("actix-coord-ws-bin-{}", std::process::id()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ws_chat"))
+        .arg("--out")
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(WAIT)
+        .expect("the binary prints its address");
+    let addr: SocketAddr = first
+        .strip_prefix("listening on ws://")
+        .and_then(|a| a.strip_suffix("/ws"))
+        .unwrap_or_else(|| panic!("first line: {first:?}"))
+        .parse()
+        .unwrap();
+    assert_ne!(addr.port(), 0);
+    actix::System::new().block_on(async move {
+        let mut c = Client::connect(addr, "dora").await;
+        c.say("/list");
+        c.expect("main").await;
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -44,7 +44,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .jsonl_path(args.out.join("ws_chat.jsonl"))
         .shiviz_path(args.out.join("ws_chat.log"))
         .build()?;
-    let console = tracing_subscriber::fmt::layer().with_filter(LevelFilter::INFO);
+    // The console on stderr: stdout's first line is the address.
+    let console = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(LevelFilter::INFO);
     tracing::subscriber::set_global_default(
         tracing_subscriber::registry().with(causal).with(console),
     )?;
