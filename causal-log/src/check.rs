@@ -675,9 +675,9 @@ impl Log {
                         "{} goes back: {} recognises {} after {} recognised {}",
                         named("term"),
                         self.describe(i),
-                        term,
+                        crate::show_term(term),
                         self.describe(j),
-                        t
+                        crate::show_term(t)
                     ),
                 ),
                 _ => {
@@ -692,8 +692,9 @@ impl Log {
                     Severity::Error,
                     Rule::Leader,
                     format!(
-                        "two leaders in {} {term}: {} elects {l} and {} elects {leader}",
+                        "two leaders in {} {}: {} elects {l} and {} elects {leader}",
                         named("term"),
+                        crate::show_term(term),
                         self.describe(*j),
                         self.describe(i)
                     ),

@@ -319,7 +319,7 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
             .field_str("leader")
             .unwrap_or_else(|| log.host_name(e.host).to_owned());
         let xx = x(&l.items[l.item_of[i]]);
-        let label = format!("term {t}: {leader}");
+        let label = format!("term {} ({leader})", crate::show_term(t));
         let label_w = 7 * label.chars().count();
         let _ = write!(
             o,

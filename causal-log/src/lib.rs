@@ -48,6 +48,23 @@ pub mod synth;
 mod write;
 
 pub use check::{CheckOptions, Finding, Report, Rule, Severity, check_shiviz_rules};
+
+/// A `term` field as people read it. actix-coord writes a leader's term as one number, the
+/// ballot `round · 2³² + leader`; such a number is shown `round:leader`, the way the library
+/// prints a `Term` (so `12884901893` is `3:5`). Smaller numbers (other tools' plain terms) are
+/// shown as they are.
+///
+/// ```
+/// assert_eq!(causal_log::show_term((3 << 32) | 5), "3:5");
+/// assert_eq!(causal_log::show_term(7), "7");
+/// ```
+pub fn show_term(term: u64) -> String {
+    if term >> 32 == 0 {
+        term.to_string()
+    } else {
+        format!("{}:{}", term >> 32, term & 0xffff_ffff)
+    }
+}
 pub use model::{CrashGap, Event, HostId, Log, LogBuilder, Source};
 pub use read::{Format, ReadError};
 pub use stats::{HostStats, Stats};

@@ -381,6 +381,6 @@ fn draw_svg_and_html() {
         page.contains("class=\"section\""),
         "critical sections shaded"
     );
-    assert!(page.contains("term 1: C#1"), "leader term marked");
+    assert!(page.contains("term 1 (C#1)"), "leader term marked");
     assert!(page.contains("class=\"run\""), "C#1's ticks collapsed");
 }
