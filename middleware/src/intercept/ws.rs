@@ -205,7 +205,7 @@ impl WsBuilder {
             WebsocketContext::create_with_addr(actor, stream)
         };
         let out = SessionStream {
-            inner: Box::pin(inner),
+            inner: Some(Box::pin(inner)),
             process: cell,
         };
         Ok((addr, res.streaming(out)))
@@ -248,7 +248,8 @@ where
 /// The session's output stream, polled by actix-web: each poll runs the session's actor (its
 /// `ContextFut`) inside the session's process.
 struct SessionStream {
-    inner: Pin<Box<dyn Stream<Item = Result<Bytes, Error>>>>,
+    /// `None` only while dropping.
+    inner: Option<Pin<Box<dyn Stream<Item = Result<Bytes, Error>>>>>,
     process: Shared,
 }
 
@@ -258,6 +259,106 @@ impl Stream for SessionStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         let _in = process::enter(&this.process);
-        this.inner.as_mut().poll_next(cx)
+        match this.inner.as_mut() {
+            Some(inner) => inner.as_mut().poll_next(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl Drop for SessionStream {
+    /// actix-web drops the stream of a connection it gives up on (a write error, a forced
+    /// shutdown) while the session is alive; actix's `ContextFut` then stops the actor and polls
+    /// it one last time from its own `drop`, running `stopping` and `stopped`. That last poll
+    /// runs inside the session's process too.
+    fn drop(&mut self) {
+        let _in = process::enter(&self.process);
+        drop(self.inner.take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intercept::CausalContext;
+    use actix_web::http::header;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Note;
+
+    #[derive(Message)]
+    #[rtype(result = "Vec<ProcessId>")]
+    struct Senders;
+
+    /// Records the sender of each `Note`.
+    #[derive(Default)]
+    struct Recorder(Vec<ProcessId>);
+    impl Actor for Recorder {
+        type Context = CausalContext<Self>;
+    }
+    impl Handler<Note> for Recorder {
+        type Result = ();
+        fn handle(&mut self, _: Note, ctx: &mut Self::Context) {
+            self.0.extend(ctx.sender());
+        }
+    }
+    impl Handler<Senders> for Recorder {
+        type Result = MessageResult<Senders>;
+        fn handle(&mut self, _: Senders, _: &mut Self::Context) -> Self::Result {
+            MessageResult(self.0.clone())
+        }
+    }
+
+    struct Session {
+        to: Addr<Recorder>,
+        #[allow(dead_code)] // held, as a session holds it
+        process: SessionProcess,
+    }
+    impl Actor for Session {
+        type Context = WebsocketContext<Self>;
+        fn started(&mut self, _: &mut Self::Context) {
+            self.to.do_send(Note);
+        }
+        fn stopping(&mut self, _: &mut Self::Context) -> Running {
+            self.to.do_send(Note);
+            Running::Stop
+        }
+    }
+    impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Session {
+        fn handle(&mut self, _: Result<ws::Message, ws::ProtocolError>, _: &mut Self::Context) {}
+    }
+
+    #[actix_rt::test]
+    async fn started_and_stopping_send_as_the_session_even_when_the_connection_is_dropped() {
+        let recorder = CausalContext::start(Recorder::default());
+        let req = actix_web::test::TestRequest::default()
+            .insert_header((header::UPGRADE, "websocket"))
+            .insert_header((header::CONNECTION, "upgrade"))
+            .insert_header((header::SEC_WEBSOCKET_VERSION, "13"))
+            .insert_header((header::SEC_WEBSOCKET_KEY, "x3JJHMbDL1EzLkh9GBhXDw=="))
+            .to_http_request();
+        // A client that never sends a frame.
+        let payload = futures_util::stream::pending::<Result<Bytes, PayloadError>>();
+        let id = Rc::new(Cell::new(None));
+        let seen = id.clone();
+        let to = recorder.clone();
+        let res = start(&req, payload, move |process| {
+            seen.set(Some(process.id()));
+            Session { to, process }
+        })
+        .unwrap();
+        let id = id.get().expect("the constructor ran");
+        // One poll runs `started`; then the connection is dropped with the session alive.
+        let mut body = res.into_body();
+        std::future::poll_fn(|cx| {
+            let _ = actix_web::body::MessageBody::poll_next(Pin::new(&mut body), cx);
+            Poll::Ready(())
+        })
+        .await;
+        drop(body);
+        assert_eq!(recorder.send(Senders).await.unwrap(), vec![id, id]);
     }
 }
