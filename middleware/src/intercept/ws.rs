@@ -249,9 +249,12 @@ where
 /// `ContextFut`) inside the session's process.
 struct SessionStream {
     /// `None` only while dropping.
-    inner: Option<Pin<Box<dyn Stream<Item = Result<Bytes, Error>>>>>,
+    inner: Option<BoxedOutput>,
     process: Shared,
 }
+
+/// actix-web-actors' output stream of a session (an opaque type, boxed).
+type BoxedOutput = Pin<Box<dyn Stream<Item = Result<Bytes, Error>>>>;
 
 impl Stream for SessionStream {
     type Item = Result<Bytes, Error>;
