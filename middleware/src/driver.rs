@@ -170,13 +170,13 @@ impl PeerWire for crate::election::BullyMsg {
     const TAG: &'static str = "actix_coord.bully.v1";
 }
 impl PeerWire for crate::mutex::LamportMsg {
-    const TAG: &'static str = "actix_coord.lamport_mutex.v1";
+    const TAG: &'static str = "actix_coord.lamport_mutex.v2";
 }
 impl PeerWire for crate::mutex::RaMsg {
-    const TAG: &'static str = "actix_coord.ricart_agrawala.v1";
+    const TAG: &'static str = "actix_coord.ricart_agrawala.v2";
 }
 impl PeerWire for crate::mutex::SkMsg {
-    const TAG: &'static str = "actix_coord.suzuki_kasami.v1";
+    const TAG: &'static str = "actix_coord.suzuki_kasami.v2";
 }
 
 /// Links between drivers on different nodes: every member registers its driver under the same

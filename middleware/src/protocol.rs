@@ -21,28 +21,42 @@
 //!
 //! ```
 //! use actix_coord::mutex::{LockCommand, LockEvent, RicartAgrawala};
-//! use actix_coord::protocol::{Effect, Effects, Protocol};
+//! use actix_coord::protocol::{Effect, Effects, EffectsOf, Protocol};
 //! use std::time::Duration;
 //!
-//! let mut a = RicartAgrawala::new(1, [1, 2]).unwrap();
-//! let mut b = RicartAgrawala::new(2, [1, 2]).unwrap();
 //! let now = Duration::ZERO;
+//! let mut nodes = [
+//!     RicartAgrawala::new(1, [1, 2]).unwrap(),
+//!     RicartAgrawala::new(2, [1, 2]).unwrap(),
+//! ];
+//! // The driver's loop: carry every message to its destination, collect the events.
+//! fn deliver(nodes: &mut [RicartAgrawala; 2], from: u32, out: EffectsOf<RicartAgrawala>) -> Vec<LockEvent> {
+//!     let mut events = Vec::new();
+//!     let mut queue: Vec<(u32, _)> = out.into_iter().map(|e| (from, e)).collect();
+//!     while let Some((from, effect)) = queue.pop() {
+//!         match effect {
+//!             Effect::Send { msg, .. } | Effect::Broadcast(msg) => {
+//!                 let to = 3 - from; // the other node
+//!                 let mut next = Effects::new();
+//!                 nodes[to as usize - 1].on_message(Duration::ZERO, from, msg, &mut next);
+//!                 queue.extend(next.into_iter().map(|e| (to, e)));
+//!             }
+//!             Effect::Emit(ev) => events.push(ev),
+//!             Effect::SetTimer { .. } | Effect::CancelTimer(_) => {} // no losses here
+//!         }
+//!     }
+//!     events
+//! }
+//! // Each member first catches up with the other (`Hello`, `State`).
+//! for id in [1, 2] {
+//!     let mut out = Effects::new();
+//!     nodes[id as usize - 1].on_start(now, &mut out);
+//!     deliver(&mut nodes, id, out);
+//! }
 //! let mut out = Effects::new();
-//! a.on_command(now, LockCommand::Acquire, &mut out).unwrap();
-//! // Deliver whatever `a` sent to `b`, and `b`'s answers back to `a`.
-//! let mut to_a = Effects::new();
-//! for effect in out.drain() {
-//!     if let Effect::Send { to: 2, msg } | Effect::Broadcast(msg) = effect {
-//!         b.on_message(now, 1, msg, &mut to_a);
-//!     }
-//! }
-//! let mut events = Effects::new();
-//! for effect in to_a.drain() {
-//!     if let Effect::Send { to: 1, msg } = effect {
-//!         a.on_message(now, 2, msg, &mut events);
-//!     }
-//! }
-//! assert!(matches!(events.events().next(), Some(LockEvent::Granted { .. })));
+//! nodes[0].on_command(now, LockCommand::Acquire, &mut out).unwrap();
+//! let events = deliver(&mut nodes, 1, out);
+//! assert!(matches!(events.first(), Some(LockEvent::Granted { .. })));
 //! ```
 //!
 //! A generic shell matches [`Effect`] exhaustively: `Send` goes to one peer, `Broadcast` to every

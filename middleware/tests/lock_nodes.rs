@@ -6,7 +6,9 @@
 //! Every wait is an event with a deadline; nodes bind port 0 (a restarted node rebinds the
 //! address its predecessor was given).
 
-use actix_coord::mutex::{AcquireError, DistributedLock, LockAlgorithm, LockGuard};
+use actix_coord::mutex::{
+    AcquireError, DistributedLock, Fence, FencedResource, LockAlgorithm, LockGuard, fence_display,
+};
 use actix_coord::net::Node;
 use std::time::{Duration, Instant};
 
@@ -129,4 +131,229 @@ async fn ricart_agrawala_three_timeouts_then_granted_after_release() {
 #[actix_rt::test]
 async fn suzuki_kasami_three_timeouts_then_granted_after_release() {
     cancelled_waits_then_granted(LockAlgorithm::SuzukiKasami).await;
+}
+
+/// Which member restarts, in the crash-recovery scenarios.
+#[derive(Clone, Copy, Debug)]
+enum Role {
+    /// Member 1, the lowest id (the initial Suzuki–Kasami token holder), restarts while member 2
+    /// holds the lock.
+    Lowest,
+    /// Member 3 dies inside its critical section; member 2, waiting, gets the lock; member 3
+    /// restarts while member 2 holds.
+    PreviousHolder,
+    /// Member 3 dies while waiting for the lock member 1 holds, and restarts while member 1
+    /// still holds.
+    Waiter,
+}
+
+fn addr_of(nodes: &[Node], id: u32) -> String {
+    nodes[id as usize - 1].local_addr().to_owned()
+}
+
+/// A new node `id` on `addr` (the address its predecessor had), dialing every other member.
+async fn restart_node(id: u32, addr: &str, nodes: &[Node]) -> Node {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let mut b = Node::builder().id(id).listen(addr).secret(SECRET);
+        for n in nodes.iter().filter(|n| n.id() != id) {
+            b = b.peer(n.id(), n.local_addr());
+        }
+        match b.start().await {
+            Ok(n) => return n,
+            Err(e) => {
+                assert!(Instant::now() < end, "node {id} rebinds {addr}: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// Waits until every node of `observers` no longer sees `id` up.
+async fn declared_down(observers: &[&Node], id: u32) {
+    for n in observers {
+        let end = tokio::time::Instant::now() + DEADLINE;
+        let mut events = n.subscribe();
+        while n.is_up(id) {
+            tokio::time::timeout_at(end, events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("node {} declares {id} down in time", n.id()))
+                .ok();
+        }
+    }
+}
+
+/// Waits until the lock has caught up with its peers.
+async fn caught_up(l: &DistributedLock) {
+    use actix_coord::driver::Inspect;
+    use actix_coord::mutex::AnyLock;
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let active = l
+            .actor()
+            .send(Inspect(Box::new(|c: &AnyLock| c.is_active())))
+            .await
+            .unwrap();
+        if active {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "{} member {} catches up in time",
+            l.algorithm(),
+            l.id()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A fenced write by `who` with `fence`: every owner writes once, and no write may be refused.
+fn write(resource: &std::sync::Mutex<FencedResource<Vec<(u32, Fence)>>>, who: u32, fence: Fence) {
+    let mut r = resource.lock().unwrap();
+    r.write(fence, |v| v.push((who, fence)))
+        .unwrap_or_else(|e| {
+            panic!(
+                "member {who}'s write with {} refused: {e}",
+                fence_display(fence)
+            )
+        });
+}
+
+/// Issue 11, second and third reports, for each role: a restarted member never enters while
+/// another member holds, and fences strictly increase across the run.
+async fn restarted_member_waits_for_the_holder(algorithm: LockAlgorithm, role: Role) {
+    let mut nodes = three_nodes().await;
+    let mut locks: Vec<_> = nodes.iter().map(|n| lock(n, algorithm)).collect();
+    let resource = std::sync::Arc::new(std::sync::Mutex::new(FencedResource::new(Vec::new())));
+    let (victim, holder): (u32, u32) = match role {
+        Role::Lowest => (1, 2),
+        Role::PreviousHolder => (3, 2),
+        Role::Waiter => (3, 1),
+    };
+    let vi = victim as usize - 1;
+    let hi = holder as usize - 1;
+    let guard = if let Role::PreviousHolder = role {
+        // The victim holds, the holder-to-be waits; the victim dies inside.
+        let g = acquire(&locks[vi], DEADLINE).await;
+        write(&resource, victim, g.fencing_token());
+        let before = g.fencing_token();
+        let waiter = locks[hi].clone();
+        let wait = actix_rt::spawn(async move { waiter.try_acquire(DEADLINE).await });
+        std::mem::forget(g);
+        locks[vi].stop();
+        nodes[vi].shutdown();
+        let g = wait.await.unwrap().unwrap_or_else(|e| {
+            panic!("{algorithm}: member {holder} granted after the crash: {e}")
+        });
+        assert!(g.fencing_token() > before, "{algorithm}");
+        g
+    } else {
+        let g = acquire(&locks[hi], DEADLINE).await;
+        if let Role::Waiter = role {
+            // The victim's request is out when it dies.
+            let w = locks[vi].clone();
+            let pending = actix_rt::spawn(async move { w.try_acquire(DEADLINE).await.is_ok() });
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(!pending.is_finished(), "{algorithm}: member {victim} waits");
+            pending.abort();
+        }
+        locks[vi].stop();
+        nodes[vi].shutdown();
+        g
+    };
+    let held = guard.fencing_token();
+    write(&resource, holder, held);
+    let survivors: Vec<&Node> = nodes.iter().filter(|n| n.id() != victim).collect();
+    declared_down(&survivors, victim).await;
+    // The new incarnation: same id and address, empty state.
+    let addr = addr_of(&nodes, victim);
+    nodes[vi] = restart_node(victim, &addr, &nodes).await;
+    locks[vi] = lock(&nodes[vi], algorithm);
+    let others: Vec<u32> = (1..=3).filter(|&p| p != victim).collect();
+    connected(&nodes[vi], &others).await;
+    let fresh = locks[vi].clone();
+    let wait = actix_rt::spawn(async move {
+        let g = fresh.try_acquire(DEADLINE).await;
+        (Instant::now(), g)
+    });
+    caught_up(&locks[vi]).await;
+    // Give a wrong grant the time to show (the check is the order of events below).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !wait.is_finished(),
+        "{algorithm} {role:?}: the restarted member {victim} entered while member {holder} holds {}",
+        fence_display(held)
+    );
+    let released = Instant::now();
+    guard.release().await.unwrap();
+    let (granted, g) = wait.await.unwrap();
+    let g = g.unwrap_or_else(|e| panic!("{algorithm} {role:?}: member {victim} not granted: {e}"));
+    assert!(granted >= released, "{algorithm} {role:?}");
+    let fence = g.fencing_token();
+    write(&resource, victim, fence);
+    assert!(
+        fence > held,
+        "{algorithm} {role:?}: {} after {}",
+        fence_display(fence),
+        fence_display(held)
+    );
+    let writes = resource.lock().unwrap().get().clone();
+    println!(
+        "{algorithm} {role:?}: fences {}; granted {:?} after the release",
+        writes
+            .iter()
+            .map(|(w, f)| format!("n{w} {}", fence_display(*f)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        granted.saturating_duration_since(released)
+    );
+    for n in &nodes {
+        n.shutdown();
+    }
+}
+
+#[actix_rt::test]
+async fn lamport_restarted_lowest_member_waits_for_the_holder() {
+    restarted_member_waits_for_the_holder(LockAlgorithm::Lamport, Role::Lowest).await;
+}
+
+#[actix_rt::test]
+async fn lamport_restarted_previous_holder_waits_for_the_holder() {
+    restarted_member_waits_for_the_holder(LockAlgorithm::Lamport, Role::PreviousHolder).await;
+}
+
+#[actix_rt::test]
+async fn lamport_restarted_waiter_waits_for_the_holder() {
+    restarted_member_waits_for_the_holder(LockAlgorithm::Lamport, Role::Waiter).await;
+}
+
+#[actix_rt::test]
+async fn ricart_agrawala_restarted_lowest_member_waits_for_the_holder() {
+    restarted_member_waits_for_the_holder(LockAlgorithm::RicartAgrawala, Role::Lowest).await;
+}
+
+#[actix_rt::test]
+async fn ricart_agrawala_restarted_previous_holder_waits_for_the_holder() {
+    restarted_member_waits_for_the_holder(LockAlgorithm::RicartAgrawala, Role::PreviousHolder)
+        .await;
+}
+
+#[actix_rt::test]
+async fn ricart_agrawala_restarted_waiter_waits_for_the_holder() {
+    restarted_member_waits_for_the_holder(LockAlgorithm::RicartAgrawala, Role::Waiter).await;
+}
+
+#[actix_rt::test]
+async fn suzuki_kasami_restarted_lowest_member_waits_for_the_holder() {
+    restarted_member_waits_for_the_holder(LockAlgorithm::SuzukiKasami, Role::Lowest).await;
+}
+
+#[actix_rt::test]
+async fn suzuki_kasami_restarted_previous_holder_waits_for_the_holder() {
+    restarted_member_waits_for_the_holder(LockAlgorithm::SuzukiKasami, Role::PreviousHolder).await;
+}
+
+#[actix_rt::test]
+async fn suzuki_kasami_restarted_waiter_waits_for_the_holder() {
+    restarted_member_waits_for_the_holder(LockAlgorithm::SuzukiKasami, Role::Waiter).await;
 }

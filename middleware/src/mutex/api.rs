@@ -71,12 +71,12 @@
 //! id, and counts it in [`DistributedLock::regenerations`].
 
 use super::{
-    Epoch, Fence, LamportMsg, LamportMutex, LockCommand, LockError, LockEvent, LockState, RaMsg,
-    RicartAgrawala, SkMsg, SuzukiKasami,
+    Epoch, Fence, LamportMsg, LamportMutex, LockCommand, LockError, LockEvent, LockState,
+    LockTimer, RaMsg, RicartAgrawala, SkMsg, SuzukiKasami, fence_display,
 };
 use crate::driver::{Command, Driver, LocalLinks, PeerWire};
 use crate::election::LeaderView;
-use crate::protocol::{ConfigError, Effect, EffectsOf, NoTimer, NodeId, Protocol};
+use crate::protocol::{ConfigError, Effect, EffectsOf, NodeId, Protocol};
 use crate::trace::{self, FieldValue};
 use actix::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -149,7 +149,7 @@ pub enum AnyLockMsg {
 }
 
 impl PeerWire for AnyLockMsg {
-    const TAG: &'static str = "actix_coord.lock.v1";
+    const TAG: &'static str = "actix_coord.lock.v2";
 }
 
 /// What the local user asks of an [`AnyLock`]: the [`LockCommand`]s, and two that make
@@ -189,6 +189,8 @@ pub enum AnyLockEvent {
     },
 }
 
+// One core per lock actor: the size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Core {
     Lamport(LamportMutex),
@@ -210,12 +212,12 @@ pub struct AnyLock {
 
 fn forward<P>(from: EffectsOf<P>, out: &mut EffectsOf<AnyLock>, wrap: fn(P::Msg) -> AnyLockMsg)
 where
-    P: Protocol<Event = LockEvent, Timer = NoTimer>,
+    P: Protocol<Event = LockEvent, Timer = LockTimer>,
 {
     // A section's end is logged before anything the core sends in the same step (Lamport and
     // Ricart–Agrawala queue their release messages before the `Released` event): the exit
     // then happens before the next owner's enter, as `causal-log check` requires.
-    let ends = |e: &Effect<P::Msg, NoTimer, LockEvent>| {
+    let ends = |e: &Effect<P::Msg, LockTimer, LockEvent>| {
         matches!(
             e,
             Effect::Emit(LockEvent::Released { .. } | LockEvent::Lost { .. })
@@ -226,7 +228,8 @@ where
         match e {
             Effect::Send { to, msg } => out.send(to, wrap(msg)),
             Effect::Broadcast(msg) => out.broadcast(wrap(msg)),
-            Effect::SetTimer { timer, .. } | Effect::CancelTimer(timer) => match timer {},
+            Effect::SetTimer { timer, after } => out.set_timer(timer, after),
+            Effect::CancelTimer(timer) => out.cancel_timer(timer),
             Effect::Emit(ev) => out.emit(AnyLockEvent::Lock(ev)),
         }
     }
@@ -253,6 +256,28 @@ impl AnyLock {
             core,
             regenerations: 0,
         })
+    }
+
+    /// Sets this member's incarnation (see [`LamportMutex::with_incarnation`]): a value drawn
+    /// anew at every start, so that peers tell a restarted member from the one they knew. The
+    /// lock API draws it at random.
+    pub fn with_incarnation(mut self, incarnation: u64) -> Self {
+        self.core = match self.core {
+            Core::Lamport(c) => Core::Lamport(c.with_incarnation(incarnation)),
+            Core::RicartAgrawala(c) => Core::RicartAgrawala(c.with_incarnation(incarnation)),
+            Core::SuzukiKasami(c) => Core::SuzukiKasami(c.with_incarnation(incarnation)),
+        };
+        self
+    }
+
+    /// Whether this member has caught up with its peers and takes part in the algorithm (a
+    /// member starts catching up, at cluster boot and after a restart alike).
+    pub fn is_active(&self) -> bool {
+        match &self.core {
+            Core::Lamport(c) => c.is_active(),
+            Core::RicartAgrawala(c) => c.is_active(),
+            Core::SuzukiKasami(c) => c.is_active(),
+        }
     }
 
     /// Let an election decide Suzuki–Kasami token regenerations
@@ -301,41 +326,24 @@ impl AnyLock {
         }
     }
 
-    /// Runs one input on the inner core and forwards its effects. `token_in` says whether the
-    /// input delivers a Suzuki–Kasami token (so that a token appearing otherwise is counted as
-    /// regenerated).
+    /// Runs one input on the inner core, forwards its effects and reports a regeneration.
     fn run<R>(
         &mut self,
         out: &mut EffectsOf<Self>,
-        token_in: bool,
+        _token_in: bool,
         f: impl FnOnce(&mut Core, &mut Fx) -> R,
     ) -> R {
-        let had_token = self
-            .suzuki_kasami()
-            .is_some_and(|c| c.token().is_some() || token_in);
+        let before = self.suzuki_kasami().map_or(0, SuzukiKasami::regenerations);
         let mut fx = Fx::default();
         let r = f(&mut self.core, &mut fx);
-        let mut sent_token = false;
         match fx {
             Fx::None => {}
             Fx::Lamport(e) => forward::<LamportMutex>(e, out, AnyLockMsg::Lamport),
             Fx::RicartAgrawala(e) => forward::<RicartAgrawala>(e, out, AnyLockMsg::RicartAgrawala),
-            Fx::SuzukiKasami(e) => {
-                sent_token = e.iter().any(|e| {
-                    matches!(
-                        e,
-                        Effect::Send {
-                            msg: SkMsg::Token(_),
-                            ..
-                        }
-                    )
-                });
-                forward::<SuzukiKasami>(e, out, AnyLockMsg::SuzukiKasami);
-            }
+            Fx::SuzukiKasami(e) => forward::<SuzukiKasami>(e, out, AnyLockMsg::SuzukiKasami),
         }
         if let Core::SuzukiKasami(c) = &self.core
-            && !had_token
-            && (sent_token || c.token().is_some())
+            && c.regenerations() > before
         {
             self.regenerations += 1;
             out.emit(AnyLockEvent::Regenerated { epoch: c.epoch() });
@@ -384,7 +392,7 @@ macro_rules! on_core {
 impl Protocol for AnyLock {
     type Msg = AnyLockMsg;
     type Event = AnyLockEvent;
-    type Timer = NoTimer;
+    type Timer = LockTimer;
     type Command = AnyLockCommand;
     type Error = LockError;
 
@@ -461,8 +469,10 @@ impl Protocol for AnyLock {
         });
     }
 
-    fn on_timer(&mut self, _now: Duration, timer: NoTimer, _out: &mut EffectsOf<Self>) {
-        match timer {}
+    fn on_timer(&mut self, now: Duration, timer: LockTimer, out: &mut EffectsOf<Self>) {
+        self.run(out, false, |core, fx| {
+            on_core!(core, fx, |c, o| c.on_timer(now, timer, &mut o))
+        });
     }
 
     fn on_peer_down(&mut self, now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
@@ -578,7 +588,9 @@ impl LockOptions {
         me: NodeId,
         members: &[NodeId],
     ) -> Result<AnyLock, ConfigError> {
-        let core = AnyLock::new(algorithm, me, members.iter().copied())?;
+        // A new incarnation at every start: peers that met a previous one forget it.
+        let core = AnyLock::new(algorithm, me, members.iter().copied())?
+            .with_incarnation(rand::random::<u64>());
         Ok(match (&self.recovery_leader, algorithm) {
             (Some(_), LockAlgorithm::SuzukiKasami) => core.with_external_leader(),
             _ => core,
@@ -723,23 +735,42 @@ fn observer(resource: Arc<str>) -> Parts {
     let regenerations = Arc::new(AtomicU64::new(0));
     let count = regenerations.clone();
     let res = move || ("resource", FieldValue::from(&*resource));
+    let token = |fence: Fence| {
+        (
+            "token",
+            FieldValue::from(&*fence_display(fence).to_string()),
+        )
+    };
     let observe = move |ev: &AnyLockEvent| match *ev {
         AnyLockEvent::Lock(lock_event) => {
             match lock_event {
                 LockEvent::Granted { fence } => {
-                    trace::event("lock.enter", "lock.enter", [res(), ("fence", fence.into())]);
+                    trace::event(
+                        "lock.enter",
+                        "lock.enter",
+                        [res(), ("fence", fence.into()), token(fence)],
+                    );
                     held_tx.send_replace(Some(fence));
                 }
                 LockEvent::Released { fence } => {
                     held_tx.send_replace(None);
-                    trace::event("lock.exit", "lock.exit", [res(), ("fence", fence.into())]);
+                    trace::event(
+                        "lock.exit",
+                        "lock.exit",
+                        [res(), ("fence", fence.into()), token(fence)],
+                    );
                 }
                 LockEvent::Lost { fence } => {
                     held_tx.send_replace(None);
                     trace::event(
                         "lock.exit",
                         "lock.exit (lost)",
-                        [res(), ("fence", fence.into()), ("lost", true.into())],
+                        [
+                            res(),
+                            ("fence", fence.into()),
+                            token(fence),
+                            ("lost", true.into()),
+                        ],
                     );
                 }
                 LockEvent::Cancelled => {}
@@ -1272,7 +1303,8 @@ mod tests {
 
     #[test]
     fn withdraw_and_release_fence_commands() {
-        let mut l = AnyLock::new(LockAlgorithm::SuzukiKasami, 1, [1, 2]).unwrap();
+        // Alone in its group: caught up at once, with the token.
+        let mut l = AnyLock::new(LockAlgorithm::SuzukiKasami, 1, [1]).unwrap();
         let mut out = EffectsOf::<AnyLock>::new();
         let now = Duration::ZERO;
         l.on_command(now, AnyLockCommand::Withdraw, &mut out)
@@ -1313,6 +1345,18 @@ mod tests {
                 events: Vec::new(),
                 dead: Vec::new(),
             }
+            .started()
+        }
+
+        /// Every node started and caught up.
+        fn started(mut self) -> Self {
+            for id in 1..=self.nodes.len() as NodeId {
+                let mut out = EffectsOf::<AnyLock>::new();
+                self.nodes[id as usize - 1].on_start(Duration::ZERO, &mut out);
+                self.absorb(id, out);
+            }
+            self.run();
+            self
         }
 
         fn absorb(&mut self, from: NodeId, mut out: EffectsOf<AnyLock>) {

@@ -33,9 +33,12 @@
 //! falsely suspected holder keeps writing; its request precedes ours, so its fence is lower and a
 //! [`FencedResource`](super::FencedResource) that has seen ours refuses it.
 
-use super::{LockCommand, LockError, LockEvent, LockState, request_fence, request_stamp};
+use super::{
+    HelloKind, JOIN_RETRY, Join, LockCommand, LockError, LockEvent, LockState, LockTimer,
+    check_fenced_members, request_fence, request_stamp,
+};
 use crate::clock::{LamportClock, LamportTimestamp};
-use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
+use crate::protocol::{ConfigError, EffectsOf, NodeId, Protocol, sorted_members};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -58,6 +61,22 @@ pub enum LamportMsg {
         /// Lamport time of the release.
         time: u64,
     },
+    /// The sender (re)started with empty state, as incarnation `incarnation`, and is catching
+    /// up: the receiver forgets a previous incarnation's request, re-sends its own outstanding
+    /// request and answers with [`State`](Self::State).
+    Hello {
+        /// Lamport time of the sender.
+        time: u64,
+        /// The sender's incarnation.
+        incarnation: u64,
+    },
+    /// The answer to a `Hello`, also sent to a peer seen up again: the sender's clock (its
+    /// outstanding request, if any, was re-sent just before). A member that has caught up and
+    /// receives one re-sends its own outstanding request (the peer may have dropped it).
+    State {
+        /// Lamport time of the sender.
+        time: u64,
+    },
 }
 
 /// One member of Lamport's mutual exclusion for one resource.
@@ -76,6 +95,7 @@ pub struct LamportMutex {
     /// Our own pending or granted request.
     mine: Option<LamportTimestamp>,
     state: LockState,
+    join: Join,
 }
 
 impl LamportMutex {
@@ -83,17 +103,37 @@ impl LamportMutex {
     ///
     /// # Errors
     /// [`ConfigError`] when the membership is invalid.
+    ///
+    /// The member starts catching up (see [`LockTimer`]): it takes part once every peer has
+    /// answered its `Hello` (sent by [`Protocol::on_start`]) or been declared down. Its
+    /// incarnation is 0; [`with_incarnation`](Self::with_incarnation) sets another.
     pub fn new(me: NodeId, members: impl IntoIterator<Item = NodeId>) -> Result<Self, ConfigError> {
+        let members = sorted_members(me, members)?;
+        check_fenced_members(&members)?;
+        let peers: Vec<NodeId> = members.iter().copied().filter(|&p| p != me).collect();
         Ok(Self {
             me,
-            members: sorted_members(me, members)?,
+            members,
             down: BTreeSet::new(),
             clock: LamportClock::new(),
             queue: BTreeSet::new(),
             last_heard: BTreeMap::new(),
             mine: None,
             state: LockState::Idle,
+            join: Join::new(0, peers),
         })
+    }
+
+    /// This member's incarnation (a value the shell draws anew at every start): peers that met
+    /// another incarnation of it forget that one's request.
+    pub fn with_incarnation(mut self, incarnation: u64) -> Self {
+        self.join.inc = incarnation;
+        self
+    }
+
+    /// Whether this member has caught up with its peers and takes part in the algorithm.
+    pub fn is_active(&self) -> bool {
+        self.join.active()
     }
 
     /// Where the local user stands.
@@ -127,28 +167,56 @@ impl LamportMutex {
         p != self.me && self.members.binary_search(&p).is_ok() && !self.down.contains(&p)
     }
 
-    // Rule 1.
+    // Rule 1 (made once caught up: until then the wait only records the wish).
     fn request(&mut self, out: &mut EffectsOf<Self>) -> Result<(), LockError> {
         match self.state {
             LockState::Waiting => return Err(LockError::AlreadyWaiting),
             LockState::Held { .. } => return Err(LockError::AlreadyHeld),
             LockState::Idle => {}
         }
+        self.state = LockState::Waiting;
+        if self.join.active() {
+            self.send_request(out);
+        }
+        Ok(())
+    }
+
+    fn send_request(&mut self, out: &mut EffectsOf<Self>) {
         let time = self.clock.tick();
         let stamp = request_stamp(time, self.me);
         self.queue.insert(stamp);
         self.mine = Some(stamp);
-        self.state = LockState::Waiting;
         out.broadcast(LamportMsg::Request { time });
         self.try_enter(out);
-        Ok(())
+    }
+
+    /// Caught up: a wait recorded meanwhile becomes a request now.
+    fn activated(&mut self, out: &mut EffectsOf<Self>) {
+        out.cancel_timer(LockTimer::JoinRetry);
+        if self.state == LockState::Waiting && self.mine.is_none() {
+            self.send_request(out);
+        }
+    }
+
+    /// Our outstanding (pending or granted) request, again, to `peer`.
+    fn resend_mine(&self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        if let Some(mine) = self.mine {
+            out.send(peer, LamportMsg::Request { time: mine.time });
+        }
+    }
+
+    fn send_state(&mut self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        self.resend_mine(peer, out);
+        let time = self.clock.tick();
+        out.send(peer, LamportMsg::State { time });
     }
 
     // Rule 3 (also used to withdraw a pending request).
     fn release(&mut self, out: &mut EffectsOf<Self>) {
-        if let Some(stamp) = self.mine.take() {
-            self.queue.remove(&stamp);
-        }
+        let Some(stamp) = self.mine.take() else {
+            return; // a wait recorded while catching up: nothing was sent
+        };
+        self.queue.remove(&stamp);
         let time = self.clock.tick();
         out.broadcast(LamportMsg::Release { time });
     }
@@ -179,12 +247,29 @@ impl LamportMutex {
 impl Protocol for LamportMutex {
     type Msg = LamportMsg;
     type Event = LockEvent;
-    type Timer = NoTimer;
+    type Timer = LockTimer;
     type Command = LockCommand;
     type Error = LockError;
 
     fn id(&self) -> NodeId {
         self.me
+    }
+
+    fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
+        if self.join.active() {
+            return;
+        }
+        let time = self.clock.time();
+        for p in self.join.missing() {
+            out.send(
+                p,
+                LamportMsg::Hello {
+                    time,
+                    incarnation: self.join.inc,
+                },
+            );
+        }
+        out.set_timer(LockTimer::JoinRetry, JOIN_RETRY);
     }
 
     fn on_command(
@@ -229,14 +314,32 @@ impl Protocol for LamportMutex {
         let time = match msg {
             LamportMsg::Request { time }
             | LamportMsg::Ack { time }
-            | LamportMsg::Release { time } => time,
+            | LamportMsg::Release { time }
+            | LamportMsg::Hello { time, .. }
+            | LamportMsg::State { time } => time,
         };
         if self.clock.merge(time).is_err() {
             return; // absurd timestamp: dropped, clock unchanged
         }
+        if let LamportMsg::Hello { incarnation, .. } = msg
+            && self.join.hello(from, incarnation) != HelloKind::Retry
+        {
+            // A new member under an old id: its predecessor's request is void.
+            self.drop_request_of(from);
+            self.last_heard.remove(&from);
+        }
         let heard = self.last_heard.entry(from).or_insert(0);
         *heard = (*heard).max(time);
         match msg {
+            LamportMsg::Hello { .. } => self.send_state(from, out),
+            LamportMsg::State { .. } => {
+                if self.join.answered(from) {
+                    self.activated(out);
+                } else if self.join.active() {
+                    // The peer was seen up again: it may have dropped our request.
+                    self.resend_mine(from, out);
+                }
+            }
             // Rule 2.
             LamportMsg::Request { time } => {
                 self.drop_request_of(from); // one request per process
@@ -253,8 +356,10 @@ impl Protocol for LamportMutex {
         self.try_enter(out);
     }
 
-    fn on_timer(&mut self, _now: Duration, timer: NoTimer, _out: &mut EffectsOf<Self>) {
-        match timer {}
+    fn on_timer(&mut self, now: Duration, timer: LockTimer, out: &mut EffectsOf<Self>) {
+        match timer {
+            LockTimer::JoinRetry => self.on_start(now, out),
+        }
     }
 
     fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
@@ -264,6 +369,9 @@ impl Protocol for LamportMutex {
         self.down.insert(peer);
         self.last_heard.remove(&peer);
         self.drop_request_of(peer);
+        if self.join.answered(peer) {
+            self.activated(out);
+        }
         self.try_enter(out);
     }
 
@@ -271,13 +379,22 @@ impl Protocol for LamportMutex {
         if peer == self.me || self.members.binary_search(&peer).is_err() {
             return;
         }
-        // A returning peer starts afresh: it must hear our pending request to acknowledge it.
+        // A returning peer starts afresh (it may be a new incarnation): it must hear our
+        // outstanding request, pending or granted, and our clock.
         self.down.remove(&peer);
         self.last_heard.remove(&peer);
         self.drop_request_of(peer);
-        if let (Some(mine), LockState::Waiting) = (self.mine, self.state) {
-            out.send(peer, LamportMsg::Request { time: mine.time });
+        if self.join.await_again(peer) {
+            let time = self.clock.time();
+            out.send(
+                peer,
+                LamportMsg::Hello {
+                    time,
+                    incarnation: self.join.inc,
+                },
+            );
         }
+        self.send_state(peer, out);
     }
 }
 
@@ -287,8 +404,11 @@ mod tests {
     use super::*;
     use crate::mutex::Fence;
 
+    /// The fence of a request made at Lamport time `time` after the start: in a settled
+    /// three-node net every clock reads 6 once the members have caught up (two `Hello`s and two
+    /// `State`s each way).
     fn f(time: u64, node: NodeId) -> Fence {
-        request_fence(request_stamp(time, node))
+        request_fence(request_stamp(time + 6, node))
     }
 
     fn net(n: u32) -> Net<LamportMutex> {

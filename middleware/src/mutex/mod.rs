@@ -48,11 +48,94 @@ pub use ricart_agrawala::{RaMsg, RicartAgrawala};
 pub use suzuki_kasami::{Epoch, SkMsg, SuzukiKasami, Token};
 
 use crate::clock::{LamportTimestamp, ProcessId};
-use crate::protocol::NodeId;
+use crate::protocol::{ConfigError, NodeId};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
-/// A fencing token: strictly increasing from one lock owner to the next.
+/// A fencing token: strictly increasing from one lock owner to the next, one value per
+/// ownership.
+///
+/// A fence packs three parts, compared in this order (so the `u64` order is the fence order):
+///
+/// | bits | part | Lamport, Ricart–Agrawala | Suzuki–Kasami |
+/// |---|---|---|---|
+/// | 63..32 | `round` | the granted request's Lamport time | the token's epoch round |
+/// | 31..24 | `opener` | the requesting member | the member that opened the epoch |
+/// | 23..0 | `seq` | 0 | grants made with the token in its epoch |
+///
+/// `(round, opener)` is an epoch, totally ordered, opened by one member; `seq` counts the grants
+/// in it. People see fences as `round.opener:seq` ([`FenceDisplay`], [`fence_display`]), for
+/// instance `3.1:7`: the seventh grant of the epoch member 1 opened in round 3; logs carry the
+/// number too (field `fence`) so that tools compare them. A part that does not fit saturates
+/// (a Lamport time above 2³² − 1, more than 2²⁴ − 1 grants in one epoch): fences then stop
+/// increasing; lock members must have ids of at most [`MAX_FENCED_MEMBER`] (checked when a lock
+/// core is built).
 pub type Fence = u64;
+
+/// The highest member id a lock accepts: the `opener` part of a [`Fence`] has 8 bits.
+pub const MAX_FENCED_MEMBER: NodeId = 255;
+
+/// The largest `seq` part of a [`Fence`].
+pub const MAX_FENCE_SEQ: u64 = (1 << 24) - 1;
+
+/// The fence `round.opener:seq`, each part saturated to its width.
+pub fn make_fence(round: u64, opener: NodeId, seq: u64) -> Fence {
+    (round.min(u64::from(u32::MAX)) << 32)
+        | (u64::from(opener.min(MAX_FENCED_MEMBER)) << 24)
+        | seq.min(MAX_FENCE_SEQ)
+}
+
+/// The parts `(round, opener, seq)` of a fence.
+pub fn fence_parts(fence: Fence) -> (u64, NodeId, u64) {
+    (
+        fence >> 32,
+        // Eight bits: the cast cannot truncate.
+        ((fence >> 24) & 0xff) as NodeId,
+        fence & MAX_FENCE_SEQ,
+    )
+}
+
+/// A [`Fence`] shown as people read it: `round.opener:seq`, e.g. `3.1:7`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FenceDisplay(pub Fence);
+
+/// The readable form of `fence` (`round.opener:seq`).
+pub fn fence_display(fence: Fence) -> FenceDisplay {
+    FenceDisplay(fence)
+}
+
+impl std::fmt::Display for FenceDisplay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (round, opener, seq) = fence_parts(self.0);
+        write!(f, "{round}.{opener}:{seq}")
+    }
+}
+
+/// A fence that is neither `round.opener:seq` nor a plain number.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a fence: {0:?} (expected round.opener:seq, e.g. 3.1:7, or a number)")]
+pub struct BadFence(pub String);
+
+/// Reads a fence written as `round.opener:seq` (as [`FenceDisplay`] shows it) or as its number.
+///
+/// # Errors
+/// [`BadFence`] for anything else, or parts out of range.
+pub fn parse_fence(s: &str) -> Result<Fence, BadFence> {
+    let bad = || BadFence(s.to_owned());
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    let (epoch, seq) = s.split_once(':').ok_or_else(bad)?;
+    let (round, opener) = epoch.split_once('.').ok_or_else(bad)?;
+    let round: u64 = round.parse().map_err(|_| bad())?;
+    let opener: NodeId = opener.parse().map_err(|_| bad())?;
+    let seq: u64 = seq.parse().map_err(|_| bad())?;
+    if round > u64::from(u32::MAX) || opener > MAX_FENCED_MEMBER || seq > MAX_FENCE_SEQ {
+        return Err(bad());
+    }
+    Ok(make_fence(round, opener, seq))
+}
 
 /// What the local user asks of a lock core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -134,10 +217,127 @@ pub fn request_stamp(time: u64, node: NodeId) -> LamportTimestamp {
 }
 
 /// The fence of a grant to the request stamped `stamp` (Lamport, Ricart–Agrawala):
-/// `time << 32 | node`, ordered exactly like the stamps while Lamport time stays below 2^32
+/// `time.node:0`, ordered exactly like the stamps while Lamport time stays below 2^32
 /// (beyond, the time saturates and fences stop increasing: 4 billion events on one lock).
 pub fn request_fence(stamp: LamportTimestamp) -> Fence {
-    (stamp.time.min(u64::from(u32::MAX)) << 32) | u64::from(stamp.process.node)
+    make_fence(stamp.time, stamp.process.node, 0)
+}
+
+/// The one timer of the lock cores: while a core is catching up (see [`Join`]), it asks again
+/// every [`JOIN_RETRY`] the peers that have not answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LockTimer {
+    /// Re-send `Hello` to the peers whose state has not arrived.
+    JoinRetry,
+}
+
+/// How often a catching-up lock core asks again ([`LockTimer::JoinRetry`]).
+pub const JOIN_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Crash-recovery bookkeeping shared by the three lock cores.
+///
+/// A core starts **catching up**: it sends `Hello { incarnation }` to every peer and takes no
+/// part in the algorithm (it answers requests as an idle member, but makes none, grants itself
+/// nothing and passes no token) until every peer not declared down has answered with its state
+/// (`State`): its clock (so the newcomer's requests, hence its fences, come after every request
+/// it can compete with), its own outstanding request (re-sent just before), and for
+/// Suzuki–Kasami the token epoch, request numbers and the incarnations it has met. A peer that
+/// receives a `Hello` of an incarnation it has not met treats the sender as a **new member**:
+/// the old incarnation's requests are dropped (as on a crash), and its own outstanding request
+/// and state are re-sent. A `Hello` of the incarnation it already met (a retry) is only
+/// answered. Cluster boot is the same exchange: every member starts catching up, and the
+/// initial Suzuki–Kasami token is kept only if no peer has met an earlier incarnation of its
+/// holder (see `SuzukiKasami`).
+///
+/// Incarnations are chosen by the shell (random per start in the lock API); they are only
+/// compared for equality.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Join {
+    /// This member's incarnation.
+    pub inc: u64,
+    /// The incarnation last met of each peer.
+    pub known: BTreeMap<NodeId, u64>,
+    /// While catching up: the peers whose state has not arrived.
+    pub awaiting: Option<BTreeSet<NodeId>>,
+}
+
+/// What a `Hello` means to its receiver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HelloKind {
+    /// A retry of the incarnation already met: answer only.
+    Retry,
+    /// The first incarnation of that member this one meets: nothing to forget.
+    First,
+    /// A new incarnation after another one was met: forget the previous one (as on a crash).
+    New,
+}
+
+impl Join {
+    /// Catching up with `peers`.
+    pub fn new(inc: u64, peers: impl IntoIterator<Item = NodeId>) -> Self {
+        let peers: BTreeSet<NodeId> = peers.into_iter().collect();
+        Self {
+            inc,
+            known: BTreeMap::new(),
+            awaiting: (!peers.is_empty()).then_some(peers),
+        }
+    }
+
+    /// Whether the core has caught up and takes part.
+    pub fn active(&self) -> bool {
+        self.awaiting.is_none()
+    }
+
+    /// Records a `Hello` of incarnation `inc` from `from`.
+    pub fn hello(&mut self, from: NodeId, inc: u64) -> HelloKind {
+        match self.known.insert(from, inc) {
+            Some(old) if old == inc => HelloKind::Retry,
+            Some(_) => HelloKind::New,
+            None => HelloKind::First,
+        }
+    }
+
+    /// `from`'s state arrived (or `from` is declared down): true when this completes catching up.
+    pub fn answered(&mut self, from: NodeId) -> bool {
+        let Some(awaiting) = self.awaiting.as_mut() else {
+            return false;
+        };
+        awaiting.remove(&from);
+        if awaiting.is_empty() {
+            self.awaiting = None;
+            return true;
+        }
+        false
+    }
+
+    /// `peer` is up again while catching up: its state is needed too.
+    pub fn await_again(&mut self, peer: NodeId) -> bool {
+        match self.awaiting.as_mut() {
+            Some(a) => {
+                a.insert(peer);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The peers still awaited (empty when active).
+    pub fn missing(&self) -> Vec<NodeId> {
+        self.awaiting
+            .as_ref()
+            .map(|a| a.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Lock members must fit the fence's `opener` part.
+pub(crate) fn check_fenced_members(members: &[NodeId]) -> Result<(), ConfigError> {
+    if members.iter().any(|&m| m > MAX_FENCED_MEMBER) {
+        return Err(ConfigError::Inconsistent(
+            "lock member ids must be at most 255 (the fence's opener part)",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -157,7 +357,21 @@ pub(crate) mod test_net {
     }
 
     impl<P: Protocol> Net<P> {
+        /// The nodes, started (each catches up with the others) and settled; the catch-up's
+        /// messages are not counted in `sent`.
         pub fn new(nodes: Vec<P>) -> Self {
+            let mut net = Self::unstarted(nodes);
+            for i in 0..net.nodes.len() {
+                net.start(net.nodes[i].id());
+            }
+            net.run();
+            net.sent = 0;
+            net.events.clear();
+            net
+        }
+
+        /// The nodes, not started.
+        pub fn unstarted(nodes: Vec<P>) -> Self {
             Self {
                 nodes,
                 queue: VecDeque::new(),
@@ -165,6 +379,14 @@ pub(crate) mod test_net {
                 sent: 0,
                 down: Vec::new(),
             }
+        }
+
+        /// Runs `on_start` of node `id` (a member that starts, or restarts with fresh state).
+        pub fn start(&mut self, id: NodeId) {
+            let i = self.ix(id);
+            let mut out = EffectsOf::<P>::new();
+            self.nodes[i].on_start(Duration::ZERO, &mut out);
+            self.absorb(id, out);
         }
 
         fn ix(&self, id: NodeId) -> usize {

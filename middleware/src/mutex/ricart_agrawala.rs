@@ -29,9 +29,12 @@
 //! under false suspicion; its request precedes ours, so its fence is lower, and a
 //! [`FencedResource`](super::FencedResource) that has seen ours refuses its late writes.
 
-use super::{LockCommand, LockError, LockEvent, LockState, request_fence, request_stamp};
+use super::{
+    HelloKind, JOIN_RETRY, Join, LockCommand, LockError, LockEvent, LockState, LockTimer,
+    check_fenced_members, request_fence, request_stamp,
+};
 use crate::clock::{LamportClock, LamportTimestamp};
-use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
+use crate::protocol::{ConfigError, EffectsOf, NodeId, Protocol, sorted_members};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -49,6 +52,23 @@ pub enum RaMsg {
         /// Lamport time of the request this answers.
         request: u64,
     },
+    /// The sender (re)started with empty state, as incarnation `incarnation`, and is catching
+    /// up: the receiver forgets a previous incarnation (its deferred request, its reply to
+    /// ours), re-sends its own pending request and answers with [`State`](Self::State).
+    Hello {
+        /// Lamport time of the sender.
+        time: u64,
+        /// The sender's incarnation.
+        incarnation: u64,
+    },
+    /// The answer to a `Hello`, also sent to a peer seen up again: the sender's clock, above
+    /// the stamp of every request it granted or deferred, so the newcomer's requests (and
+    /// fences) come after them. A member that has caught up and receives one re-sends its
+    /// pending request.
+    State {
+        /// Lamport time of the sender.
+        time: u64,
+    },
 }
 
 /// One member of Ricart–Agrawala mutual exclusion for one resource.
@@ -65,6 +85,7 @@ pub struct RicartAgrawala {
     /// Deferred replies: peer -> time of its request.
     deferred: BTreeMap<NodeId, u64>,
     state: LockState,
+    join: Join,
 }
 
 impl RicartAgrawala {
@@ -72,17 +93,37 @@ impl RicartAgrawala {
     ///
     /// # Errors
     /// [`ConfigError`] when the membership is invalid.
+    ///
+    /// The member starts catching up (see [`LockTimer`]): it takes part once every peer has
+    /// answered its `Hello` (sent by [`Protocol::on_start`]) or been declared down. Its
+    /// incarnation is 0; [`with_incarnation`](Self::with_incarnation) sets another.
     pub fn new(me: NodeId, members: impl IntoIterator<Item = NodeId>) -> Result<Self, ConfigError> {
+        let members = sorted_members(me, members)?;
+        check_fenced_members(&members)?;
+        let peers: Vec<NodeId> = members.iter().copied().filter(|&p| p != me).collect();
         Ok(Self {
             me,
-            members: sorted_members(me, members)?,
+            members,
             down: BTreeSet::new(),
             clock: LamportClock::new(),
             mine: None,
             replied: BTreeSet::new(),
             deferred: BTreeMap::new(),
             state: LockState::Idle,
+            join: Join::new(0, peers),
         })
+    }
+
+    /// This member's incarnation (a value the shell draws anew at every start): peers that met
+    /// another incarnation of it forget that one.
+    pub fn with_incarnation(mut self, incarnation: u64) -> Self {
+        self.join.inc = incarnation;
+        self
+    }
+
+    /// Whether this member has caught up with its peers and takes part in the algorithm.
+    pub fn is_active(&self) -> bool {
+        self.join.active()
     }
 
     /// Where the local user stands.
@@ -104,25 +145,64 @@ impl RicartAgrawala {
         p != self.me && self.members.binary_search(&p).is_ok() && !self.down.contains(&p)
     }
 
-    // Step 1.
+    // Step 1 (made once caught up: until then the wait only records the wish).
     fn request(&mut self, out: &mut EffectsOf<Self>) -> Result<(), LockError> {
         match self.state {
             LockState::Waiting => return Err(LockError::AlreadyWaiting),
             LockState::Held { .. } => return Err(LockError::AlreadyHeld),
             LockState::Idle => {}
         }
+        self.state = LockState::Waiting;
+        if self.join.active() {
+            self.send_request(out);
+        }
+        Ok(())
+    }
+
+    fn send_request(&mut self, out: &mut EffectsOf<Self>) {
         let time = self.clock.tick();
         self.mine = Some(request_stamp(time, self.me));
         self.replied.clear();
-        self.state = LockState::Waiting;
         out.broadcast(RaMsg::Request { time });
         self.try_enter(out);
-        Ok(())
+    }
+
+    /// Caught up: a wait recorded meanwhile becomes a request now.
+    fn activated(&mut self, out: &mut EffectsOf<Self>) {
+        out.cancel_timer(LockTimer::JoinRetry);
+        if self.state == LockState::Waiting && self.mine.is_none() {
+            self.send_request(out);
+        }
+    }
+
+    /// Our pending request, again, to `peer`, whose reply (if any) no longer counts.
+    fn resend_mine(&mut self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        if let (Some(mine), LockState::Waiting) = (self.mine, self.state) {
+            self.replied.remove(&peer);
+            out.send(peer, RaMsg::Request { time: mine.time });
+        }
+    }
+
+    fn send_state(&mut self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        self.resend_mine(peer, out);
+        let time = self.clock.tick();
+        out.send(peer, RaMsg::State { time });
+    }
+
+    fn hello(&mut self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        let time = self.clock.time();
+        out.send(
+            peer,
+            RaMsg::Hello {
+                time,
+                incarnation: self.join.inc,
+            },
+        );
     }
 
     // Step 3.
     fn try_enter(&mut self, out: &mut EffectsOf<Self>) {
-        if self.state != LockState::Waiting {
+        if self.state != LockState::Waiting || !self.join.active() {
             return;
         }
         let everyone = self
@@ -150,12 +230,22 @@ impl RicartAgrawala {
 impl Protocol for RicartAgrawala {
     type Msg = RaMsg;
     type Event = LockEvent;
-    type Timer = NoTimer;
+    type Timer = LockTimer;
     type Command = LockCommand;
     type Error = LockError;
 
     fn id(&self) -> NodeId {
         self.me
+    }
+
+    fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
+        if self.join.active() {
+            return;
+        }
+        for p in self.join.missing() {
+            self.hello(p, out);
+        }
+        out.set_timer(LockTimer::JoinRetry, JOIN_RETRY);
     }
 
     fn on_command(
@@ -194,6 +284,29 @@ impl Protocol for RicartAgrawala {
             return;
         }
         match msg {
+            RaMsg::Hello { time, incarnation } => {
+                if self.clock.merge(time).is_err() {
+                    return;
+                }
+                if self.join.hello(from, incarnation) != HelloKind::Retry {
+                    // A new member under an old id: its predecessor's deferred request and its
+                    // reply to ours are void.
+                    self.deferred.remove(&from);
+                    self.replied.remove(&from);
+                }
+                self.send_state(from, out);
+            }
+            RaMsg::State { time } => {
+                if self.clock.merge(time).is_err() {
+                    return;
+                }
+                if self.join.answered(from) {
+                    self.activated(out);
+                } else if self.join.active() {
+                    // The peer was seen up again: it may have dropped our request.
+                    self.resend_mine(from, out);
+                }
+            }
             // Step 2.
             RaMsg::Request { time } => {
                 if self.clock.merge(time).is_err() {
@@ -226,8 +339,10 @@ impl Protocol for RicartAgrawala {
         }
     }
 
-    fn on_timer(&mut self, _now: Duration, timer: NoTimer, _out: &mut EffectsOf<Self>) {
-        match timer {}
+    fn on_timer(&mut self, now: Duration, timer: LockTimer, out: &mut EffectsOf<Self>) {
+        match timer {
+            LockTimer::JoinRetry => self.on_start(now, out),
+        }
     }
 
     fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
@@ -237,6 +352,9 @@ impl Protocol for RicartAgrawala {
         self.down.insert(peer);
         self.deferred.remove(&peer);
         self.replied.remove(&peer);
+        if self.join.answered(peer) {
+            self.activated(out);
+        }
         self.try_enter(out);
     }
 
@@ -244,12 +362,14 @@ impl Protocol for RicartAgrawala {
         if peer == self.me || self.members.binary_search(&peer).is_err() {
             return;
         }
+        // A returning peer starts afresh (it may be a new incarnation): it must hear our
+        // pending request and our clock.
         self.down.remove(&peer);
         self.deferred.remove(&peer);
-        if let (Some(mine), LockState::Waiting) = (self.mine, self.state) {
-            self.replied.remove(&peer);
-            out.send(peer, RaMsg::Request { time: mine.time });
+        if self.join.await_again(peer) {
+            self.hello(peer, out);
         }
+        self.send_state(peer, out);
     }
 }
 
@@ -259,8 +379,11 @@ mod tests {
     use super::*;
     use crate::mutex::Fence;
 
+    /// The fence of a request made at Lamport time `time` after the start: in a settled
+    /// three-node net every clock reads 6 once the members have caught up (two `Hello`s and two
+    /// `State`s each way).
     fn f(time: u64, node: NodeId) -> Fence {
-        request_fence(request_stamp(time, node))
+        request_fence(request_stamp(time + 6, node))
     }
 
     fn net(n: u32) -> Net<RicartAgrawala> {

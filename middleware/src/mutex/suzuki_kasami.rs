@@ -87,8 +87,11 @@
 //! [`LockEvent::Lost`]); the fence of the new epoch is higher, so a
 //! [`FencedResource`](super::FencedResource) refuses the old holder's writes.
 
-use super::{Fence, LockCommand, LockError, LockEvent, LockState};
-use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
+use super::{
+    Fence, HelloKind, JOIN_RETRY, Join, LockCommand, LockError, LockEvent, LockState, LockTimer,
+    MAX_FENCE_SEQ, check_fenced_members, make_fence,
+};
+use crate::protocol::{ConfigError, EffectsOf, NodeId, Protocol, sorted_members};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -112,8 +115,10 @@ pub struct Epoch {
 pub struct Token {
     /// The epoch this token belongs to.
     pub epoch: Epoch,
-    /// Grants made with this token in its epoch.
-    pub seq: u32,
+    /// Grants made with this token in its epoch (saturating at
+    /// [`MAX_FENCE_SEQ`](super::MAX_FENCE_SEQ): fences stop increasing after 16 777 215 grants
+    /// in one epoch instead of overflowing).
+    pub seq: u64,
     /// Handoffs of this token in its epoch; a token not newer than the last one seen here is a
     /// duplicate and is dropped.
     pub hop: u64,
@@ -124,9 +129,11 @@ pub struct Token {
 }
 
 impl Token {
-    /// The fence of the latest grant made with this token: `round << 32 | seq`.
+    /// The fence of the latest grant made with this token: `round.leader:seq`
+    /// ([`make_fence`]), so two epochs of the same round opened by different members (two
+    /// sides of a partition) never share a fence.
     pub fn fence(&self) -> Fence {
-        (u64::from(self.epoch.round) << 32) | u64::from(self.seq)
+        make_fence(u64::from(self.epoch.round), self.epoch.leader, self.seq)
     }
 }
 
@@ -163,6 +170,28 @@ pub enum SkMsg {
         /// The newest epoch the sender had adopted: a recovery of a newer epoch probes the
         /// sender after the loss, so it already covers it.
         epoch: Epoch,
+    },
+    /// The sender (re)started with empty state, as incarnation `incarnation`, and is catching
+    /// up. A receiver that had met another incarnation of it handles that one as crashed (its
+    /// token, if it had it, is recovered; it leaves the token queue) and answers with
+    /// [`State`](Self::State).
+    Hello {
+        /// The sender's incarnation.
+        incarnation: u64,
+    },
+    /// The answer to a `Hello`, also sent to a peer seen up again.
+    State {
+        /// The sender's incarnation.
+        incarnation: u64,
+        /// The newest epoch the sender adopted.
+        epoch: Epoch,
+        /// The sender's `RN`, in member order (the newcomer numbers its requests above what
+        /// its predecessor used, so that they count as outstanding).
+        rn: Vec<u64>,
+        /// The token's `LN` when the sender holds the token.
+        ln: Option<Vec<u64>>,
+        /// The incarnations the sender has met: `(member, incarnation)`.
+        known: Vec<(NodeId, u64)>,
     },
 }
 
@@ -208,15 +237,36 @@ pub struct SuzukiKasami {
     /// Where this node last sent the token, until it comes back: if that node is declared down,
     /// the token may have died with it.
     sent_token_to: Option<NodeId>,
+    join: Join,
+    /// The initial token of the lowest member, kept aside while it catches up: it becomes the
+    /// token only if no peer has met an earlier incarnation of this member nor seen any token
+    /// (cluster boot); otherwise it is void (that incarnation may have used it).
+    initial: Option<Token>,
+    /// While catching up: a peer has met an earlier incarnation of this member.
+    rejoined: bool,
+    /// While catching up: a peer reported holding the token, or an epoch beyond the initial one.
+    token_seen: bool,
+    /// A recovery is wanted as soon as this node decides (asked by a `Recover` or a rejoin that
+    /// found no token while it did not decide).
+    wants_recovery: bool,
+    /// Tokens this node regenerated.
+    regenerated: u64,
 }
 
 impl SuzukiKasami {
-    /// Member `me` of the group `members`; the lowest member starts with the token.
+    /// Member `me` of the group `members`; the lowest member starts with the token, once it
+    /// has caught up with its peers and none of them has met an earlier incarnation of it.
+    ///
+    /// The member starts catching up (see [`LockTimer`]): it takes part once every peer has
+    /// answered its `Hello` (sent by [`Protocol::on_start`]) or been declared down. Its
+    /// incarnation is 0; [`with_incarnation`](Self::with_incarnation) sets another.
     ///
     /// # Errors
     /// [`ConfigError`] when the membership is invalid.
     pub fn new(me: NodeId, members: impl IntoIterator<Item = NodeId>) -> Result<Self, ConfigError> {
         let members = sorted_members(me, members)?;
+        check_fenced_members(&members)?;
+        let peers: Vec<NodeId> = members.iter().copied().filter(|&p| p != me).collect();
         let first = members[0];
         let epoch = Epoch {
             round: 0,
@@ -234,14 +284,43 @@ impl SuzukiKasami {
             me,
             members,
             down: BTreeSet::new(),
-            token,
+            token: None,
             state: LockState::Idle,
             epoch,
             last_token: (epoch, 0),
             recovery: None,
             decider: Decider::LowestLive,
             sent_token_to: None,
-        })
+            join: Join::new(0, peers),
+            initial: None,
+            rejoined: false,
+            token_seen: false,
+            wants_recovery: false,
+            regenerated: 0,
+        }
+        .boot(token))
+    }
+
+    fn boot(mut self, token: Option<Token>) -> Self {
+        if self.join.active() {
+            self.token = token; // alone in the group
+        } else {
+            self.token = None;
+            self.initial = token;
+        }
+        self
+    }
+
+    /// This member's incarnation (a value the shell draws anew at every start): peers that met
+    /// another incarnation of it handle that one as crashed.
+    pub fn with_incarnation(mut self, incarnation: u64) -> Self {
+        self.join.inc = incarnation;
+        self
+    }
+
+    /// Whether this member has caught up with its peers and takes part in the algorithm.
+    pub fn is_active(&self) -> bool {
+        self.join.active()
     }
 
     /// Let an election decide regenerations instead of the "lowest live id" rule: the shell
@@ -298,13 +377,16 @@ impl SuzukiKasami {
         if was && !now {
             self.recovery = None;
         }
-        if now && !was && (asked || !self.down.is_empty()) {
+        if now && !was && (asked || self.wants_recovery || !self.down.is_empty()) {
             self.start_recovery(out);
         }
     }
 
-    /// Whether this node is the one that decides regenerations now.
+    /// Whether this node is the one that decides regenerations now (never while catching up).
     fn decides(&self) -> bool {
+        if !self.join.active() {
+            return false;
+        }
         match self.decider {
             Decider::LowestLive => {
                 self.members.iter().find(|p| !self.down.contains(p)) == Some(&self.me)
@@ -333,6 +415,12 @@ impl SuzukiKasami {
         self.epoch
     }
 
+    /// How many tokens this node regenerated (the initial token kept at cluster boot is not
+    /// one).
+    pub fn regenerations(&self) -> u64 {
+        self.regenerated
+    }
+
     fn ix(&self, id: NodeId) -> Option<usize> {
         self.members.binary_search(&id).ok()
     }
@@ -359,7 +447,7 @@ impl SuzukiKasami {
         let Some(token) = self.token.as_mut() else {
             return;
         };
-        token.seq += 1;
+        token.seq = token.seq.saturating_add(1).min(MAX_FENCE_SEQ);
         let fence = token.fence();
         self.state = LockState::Held { fence };
         out.emit(LockEvent::Granted { fence });
@@ -368,7 +456,7 @@ impl SuzukiKasami {
     // Step 3 (also used by an idle holder in step 2): queue the outstanding requesters, then hand
     // the token to the first live one.
     fn pass_token(&mut self, out: &mut EffectsOf<Self>) {
-        if self.state != LockState::Idle {
+        if self.state != LockState::Idle || !self.join.active() {
             return;
         }
         let outstanding: Vec<NodeId> = {
@@ -407,12 +495,13 @@ impl SuzukiKasami {
     /// [`with_external_leader`](Self::with_external_leader)); a shell may call it too. Does
     /// nothing when the token is here.
     pub fn start_recovery(&mut self, out: &mut EffectsOf<Self>) {
-        if self.token.is_some() {
+        if self.token.is_some() || !self.join.active() {
             return;
         }
         if let Decider::Elected { asked, .. } = &mut self.decider {
             *asked = false;
         }
+        self.wants_recovery = false;
         let epoch = Epoch {
             round: self.epoch.round.saturating_add(1),
             leader: self.me,
@@ -420,7 +509,7 @@ impl SuzukiKasami {
         self.epoch = epoch;
         let mut answers = BTreeMap::new();
         let own = self.rn[self.ix(self.me).unwrap_or(0)];
-        answers.insert(self.me, (own, self.state == LockState::Waiting));
+        answers.insert(self.me, (own, self.waiting()));
         self.recovery = Some(Recovery {
             epoch,
             awaiting: self.live_peers().collect(),
@@ -466,6 +555,7 @@ impl SuzukiKasami {
         }
         self.last_token = (rec.epoch, 0);
         self.sent_token_to = None;
+        self.regenerated += 1;
         self.token = Some(Token {
             epoch: rec.epoch,
             seq: 0,
@@ -477,6 +567,127 @@ impl SuzukiKasami {
             self.enter(out);
         } else {
             self.pass_token(out);
+        }
+    }
+
+    /// Whether this node's request is out (a wait recorded while catching up is not).
+    fn waiting(&self) -> bool {
+        self.state == LockState::Waiting && self.join.active()
+    }
+
+    fn hello(&self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        out.send(
+            peer,
+            SkMsg::Hello {
+                incarnation: self.join.inc,
+            },
+        );
+    }
+
+    fn send_state(&self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        let mut known: Vec<(NodeId, u64)> = self.join.known.iter().map(|(&k, &v)| (k, v)).collect();
+        known.push((self.me, self.join.inc));
+        out.send(
+            peer,
+            SkMsg::State {
+                incarnation: self.join.inc,
+                epoch: self.epoch,
+                rn: self.rn.clone(),
+                ln: self.token.as_ref().map(|t| t.ln.clone()),
+                known,
+            },
+        );
+        self.resend_mine(peer, out);
+    }
+
+    /// Our pending request, again, to `peer` (it may have dropped it).
+    fn resend_mine(&self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        if self.waiting() && self.token.is_none() {
+            let i = self.ix(self.me).unwrap_or(0);
+            out.send(peer, SkMsg::Request { n: self.rn[i] });
+        }
+    }
+
+    /// Caught up: keep the initial token at cluster boot only, then act on a wait recorded
+    /// meanwhile, a token received meanwhile, or a loss nobody else can repair.
+    fn activated(&mut self, out: &mut EffectsOf<Self>) {
+        out.cancel_timer(LockTimer::JoinRetry);
+        let initial = self.initial.take();
+        if !self.rejoined
+            && !self.token_seen
+            && self.token.is_none()
+            && let Some(t) = initial
+            && t.epoch == self.epoch
+        {
+            self.last_token = (t.epoch, t.hop);
+            self.token = Some(t);
+        }
+        if self.rejoined && !self.token_seen && self.token.is_none() {
+            // An earlier incarnation of this member may have died with the token; the peers
+            // that decide handle that when they see the new incarnation, but this member may be
+            // the one that decides now.
+            self.wants_recovery = true;
+        }
+        let me = self.ix(self.me).unwrap_or(0);
+        if self.state == LockState::Waiting {
+            if self.token.is_some() {
+                self.enter(out);
+            } else {
+                self.rn[me] += 1;
+                out.broadcast(SkMsg::Request { n: self.rn[me] });
+            }
+        } else if let Some(t) = self.token.as_mut() {
+            t.ln[me] = t.ln[me].max(self.rn[me]);
+            self.pass_token(out);
+        }
+        if self.decides() && (self.wants_recovery || !self.down.is_empty()) {
+            self.start_recovery(out);
+        }
+    }
+
+    /// `peer` is gone (declared down, or replaced by a new incarnation): drop it from the
+    /// token queue and recover the token if it may have died with it.
+    fn peer_lost(&mut self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        if let Some(t) = self.token.as_mut() {
+            t.queue.retain(|&p| p != peer);
+        }
+        // A running recovery covers the death of a peer it still awaits (that peer never
+        // reported, so any token it had is either reported by its receiver or rejected), not
+        // of one that already answered: that peer may have had the token, or been sent it.
+        let answered = self
+            .recovery
+            .as_ref()
+            .is_some_and(|r| r.answers.contains_key(&peer));
+        if let Some(rec) = self.recovery.as_mut() {
+            rec.awaiting.remove(&peer);
+            rec.answers.remove(&peer);
+        }
+        self.finish_recovery(out);
+        // The token this node sent there may have died with it after the last probe.
+        let token_went_there = self.sent_token_to == Some(peer);
+        let needed = self.recovery.is_none() || answered || token_went_there;
+        if self.decides() {
+            if needed {
+                self.start_recovery(out);
+            }
+        } else if token_went_there {
+            // Only the decider regenerates: ask it (every peer, since this node's view of who
+            // decides may be stale; under an election a non-leader remembers it for when it
+            // leads). Recovering here as well would open a second epoch and could regenerate a
+            // second time for one crash.
+            self.sent_token_to = None;
+            out.broadcast(SkMsg::Recover { epoch: self.epoch });
+        }
+    }
+
+    /// A recovery running here covers a member that is up (again) too: it may hold the token,
+    /// or have it on the way (a restart seen late, a false suspicion).
+    fn include_in_recovery(&mut self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        if let Some(rec) = self.recovery.as_mut()
+            && !rec.answers.contains_key(&peer)
+            && rec.awaiting.insert(peer)
+        {
+            out.send(peer, SkMsg::Probe { epoch: rec.epoch });
         }
     }
 
@@ -519,6 +730,9 @@ impl SuzukiKasami {
         self.last_token = (token.epoch, token.hop);
         self.sent_token_to = None;
         self.token = Some(token);
+        if !self.join.active() {
+            return; // kept until caught up (see `activated`)
+        }
         if self.state == LockState::Waiting {
             self.enter(out);
         } else {
@@ -535,12 +749,22 @@ impl SuzukiKasami {
 impl Protocol for SuzukiKasami {
     type Msg = SkMsg;
     type Event = LockEvent;
-    type Timer = NoTimer;
+    type Timer = LockTimer;
     type Command = LockCommand;
     type Error = LockError;
 
     fn id(&self) -> NodeId {
         self.me
+    }
+
+    fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
+        if self.join.active() {
+            return;
+        }
+        for p in self.join.missing() {
+            self.hello(p, out);
+        }
+        out.set_timer(LockTimer::JoinRetry, JOIN_RETRY);
     }
 
     fn on_command(
@@ -556,7 +780,9 @@ impl Protocol for SuzukiKasami {
                 LockState::Held { .. } => Err(LockError::AlreadyHeld),
                 LockState::Idle => {
                     self.state = LockState::Waiting;
-                    if self.token.is_some() {
+                    if !self.join.active() {
+                        // Recorded: the request goes out once caught up (`activated`).
+                    } else if self.token.is_some() {
                         self.enter(out);
                     } else {
                         let i = self.ix(self.me).unwrap_or(0);
@@ -599,6 +825,60 @@ impl Protocol for SuzukiKasami {
         }
         let Some(j) = self.ix(from) else { return };
         match msg {
+            SkMsg::Hello { incarnation } => {
+                if self.join.hello(from, incarnation) == HelloKind::New {
+                    // The previous incarnation is gone: what it had is lost. The new one is up:
+                    // a recovery started now probes it too (the token may be on its way there).
+                    self.peer_lost(from, out);
+                    self.include_in_recovery(from, out);
+                }
+                self.send_state(from, out);
+            }
+            SkMsg::State {
+                incarnation,
+                epoch,
+                rn,
+                ln,
+                known,
+            } => {
+                if rn.len() != self.members.len()
+                    || ln.as_ref().is_some_and(|l| l.len() != self.members.len())
+                {
+                    return; // malformed
+                }
+                if self.join.active() {
+                    // The peer was seen up again: it may have dropped our request.
+                    self.resend_mine(from, out);
+                    return;
+                }
+                if !matches!(self.join.known.get(&from), Some(&i) if i == incarnation) {
+                    // Met through its answer: its next `Hello` is a new incarnation.
+                    self.join.known.insert(from, incarnation);
+                }
+                for (k, inc) in known {
+                    if k == self.me {
+                        self.rejoined |= inc != self.join.inc;
+                    } else if k != from && self.ix(k).is_some() {
+                        self.join.known.entry(k).or_insert(inc);
+                    }
+                }
+                for (mine, theirs) in self.rn.iter_mut().zip(&rn) {
+                    *mine = (*mine).max(*theirs);
+                }
+                let me = self.ix(self.me).unwrap_or(0);
+                if let Some(l) = &ln {
+                    self.rn[me] = self.rn[me].max(l[me]);
+                }
+                let boot_epoch = Epoch {
+                    round: 0,
+                    leader: self.members[0],
+                };
+                self.token_seen |= ln.is_some() || epoch > boot_epoch;
+                self.adopt(epoch);
+                if self.join.answered(from) {
+                    self.activated(out);
+                }
+            }
             // Step 2.
             SkMsg::Request { n } => {
                 self.rn[j] = self.rn[j].max(n);
@@ -622,7 +902,7 @@ impl Protocol for SuzukiKasami {
                         epoch,
                         has_token: self.token.is_some(),
                         requests: self.rn[i],
-                        waiting: self.state == LockState::Waiting,
+                        waiting: self.waiting(),
                     },
                 );
             }
@@ -630,6 +910,9 @@ impl Protocol for SuzukiKasami {
                 if !self.decides() {
                     if let Decider::Elected { asked, .. } = &mut self.decider {
                         *asked = true;
+                    }
+                    if !self.join.active() {
+                        self.wants_recovery = true;
                     }
                 } else if self.recovery.as_ref().is_none_or(|r| r.epoch <= epoch) {
                     // No recovery running, or the sender had adopted the running one's epoch
@@ -657,8 +940,10 @@ impl Protocol for SuzukiKasami {
         }
     }
 
-    fn on_timer(&mut self, _now: Duration, timer: NoTimer, _out: &mut EffectsOf<Self>) {
-        match timer {}
+    fn on_timer(&mut self, now: Duration, timer: LockTimer, out: &mut EffectsOf<Self>) {
+        match timer {
+            LockTimer::JoinRetry => self.on_start(now, out),
+        }
     }
 
     fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
@@ -666,41 +951,23 @@ impl Protocol for SuzukiKasami {
             return;
         }
         self.down.insert(peer);
-        if let Some(t) = self.token.as_mut() {
-            t.queue.retain(|&p| p != peer);
+        if self.join.answered(peer) {
+            self.activated(out);
         }
-        // A running recovery covers the death of a peer it still awaits (that peer never
-        // reported, so any token it had is either reported by its receiver or rejected), not
-        // of one that already answered: that peer may have had the token, or been sent it.
-        let answered = self
-            .recovery
-            .as_ref()
-            .is_some_and(|r| r.answers.contains_key(&peer));
-        if let Some(rec) = self.recovery.as_mut() {
-            rec.awaiting.remove(&peer);
-            rec.answers.remove(&peer);
-        }
-        self.finish_recovery(out);
-        // The token this node sent there may have died with it after the last probe.
-        let token_went_there = self.sent_token_to == Some(peer);
-        let needed = self.recovery.is_none() || answered || token_went_there;
-        if self.decides() {
-            if needed {
-                self.start_recovery(out);
-            }
-        } else if token_went_there {
-            // Only the decider regenerates: ask it (every peer, since this node's view of who
-            // decides may be stale; under an election a non-leader remembers it for when it
-            // leads). Recovering here as well would open a second epoch and could regenerate a
-            // second time for one crash.
-            out.broadcast(SkMsg::Recover { epoch: self.epoch });
-        }
+        self.peer_lost(peer, out);
     }
 
-    fn on_peer_up(&mut self, _now: Duration, peer: NodeId, _out: &mut EffectsOf<Self>) {
-        if peer != self.me && self.ix(peer).is_some() {
-            self.down.remove(&peer);
+    fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        if peer == self.me || self.ix(peer).is_none() {
+            return;
         }
+        self.down.remove(&peer);
+        if self.join.await_again(peer) {
+            self.hello(peer, out);
+        }
+        self.include_in_recovery(peer, out);
+        // It may be a new incarnation, or have dropped our request while it believed us down.
+        self.send_state(peer, out);
     }
 }
 
@@ -804,7 +1071,10 @@ mod tests {
             net.command(who, LockCommand::Release).unwrap();
             net.run();
         }
-        assert_eq!(fences, vec![1, 2, 3, 4]);
+        assert_eq!(
+            fences,
+            (1..=4).map(|seq| make_fence(0, 1, seq)).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -814,11 +1084,11 @@ mod tests {
         net.run();
         net.command(3, LockCommand::Acquire).unwrap();
         net.run();
-        assert_eq!(granted(&net.take_events()), vec![(2, 1)]);
+        assert_eq!(granted(&net.take_events()), vec![(2, make_fence(0, 1, 1))]);
         net.crash(2);
         net.run();
         let g = granted(&net.take_events());
-        assert_eq!(g, vec![(3, (1 << 32) | 1)]);
+        assert_eq!(g, vec![(3, make_fence(1, 1, 1))]);
         assert_eq!(
             net.nodes[2].epoch(),
             Epoch {
@@ -952,11 +1222,11 @@ mod tests {
         net.run();
         net.command(1, LockCommand::Acquire).unwrap();
         net.run();
-        assert_eq!(granted(&net.take_events()), vec![(2, 1)]);
+        assert_eq!(granted(&net.take_events()), vec![(2, make_fence(0, 1, 1))]);
         net.crash(2);
         net.run();
         // Node 3 (the leader) opened epoch (1, 3) and regenerated; node 1 got the new token.
-        assert_eq!(granted(&net.take_events()), vec![(1, (1 << 32) | 1)]);
+        assert_eq!(granted(&net.take_events()), vec![(1, make_fence(1, 3, 1))]);
         let e = Epoch {
             round: 1,
             leader: 3,
@@ -1014,7 +1284,7 @@ mod tests {
             net.run();
             assert_eq!(
                 granted(&net.take_events()),
-                vec![(1, (1 << 32) | 1)],
+                vec![(1, make_fence(1, 2, 1))],
                 "leader first: {leader_first}"
             );
             assert_eq!(net.nodes[0].epoch().leader, 2);

@@ -64,6 +64,11 @@ impl<M: Clone + Ord> Channels<M> {
         self.chans.retain(|&(_, d), _| d != dst);
     }
 
+    /// Drops every message from `src` (its connections broke: what was in flight is lost).
+    pub fn drop_from(&mut self, src: usize) {
+        self.chans.retain(|&(s, _), _| s != src);
+    }
+
     /// Every message in flight, with its channel.
     pub fn iter(&self) -> impl Iterator<Item = (usize, usize, &M)> {
         self.chans
