@@ -32,8 +32,9 @@
 //! * **Receives.** actix-web-actors implements `ToEnvelope` for `WebsocketContext` for every
 //!   message type (it packs a plain envelope), and a second impl is refused by coherence
 //!   (E0119), so a plain `M` sent to a session carries no clock: messages to sessions travel as
-//!   [`Stamped<M>`](crate::intercept::Stamped), which [`CausalRecipient`] does by itself for
-//!   sessions (and not for `CausalContext` actors, whose context stamps). A plain `M` sent to a
+//!   [`Stamped<M>`](crate::intercept::Stamped), which
+//!   [`CausalRecipient`](crate::intercept::CausalRecipient) does by itself for sessions (and not
+//!   for `CausalContext` actors, whose context stamps). A plain `M` sent to a
 //!   session is not a false attribution — it is simply not in the log (no send event, no receive
 //!   event).
 //! * **Replies.** A session's requests to `CausalContext` actors get causal replies (the reply's
