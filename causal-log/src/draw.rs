@@ -529,14 +529,14 @@ header{{position:sticky;top:0;left:0;background:#fff;padding:6px 10px;border-bot
 .legend span{{display:inline-block;padding:1px 6px;margin-right:6px;border-radius:3px}}
 .spacetime .ev.sel{{fill:#000;r:7px}}
 .spacetime .ev.past{{fill:#2b8cbe;stroke:#08519c;stroke-width:2}}
-.spacetime .ev.future{{fill:#fd8d3c;stroke:#a63603;stroke-width:2}}
+.spacetime .ev.future{{fill:#dd3497;stroke:#7a0177;stroke-width:2}}
 .spacetime .ev.conc{{fill:#fff;stroke:#999}}
-.spacetime .run.past rect{{fill:#9ecae1}}.spacetime .run.future rect{{fill:#fdd0a2}}.spacetime .run.conc rect{{fill:#fff}}.spacetime .run.mixed rect{{fill:#eee;stroke-dasharray:2 2}}
+.spacetime .run.past rect{{fill:#9ecae1}}.spacetime .run.future rect{{fill:#fcc5c0}}.spacetime .run.conc rect{{fill:#fff}}.spacetime .run.mixed rect{{fill:#eee;stroke-dasharray:2 2}}
 #selftest-result{{display:none}}
 </style></head>
 <body>
 <header><b>{t}</b> — {hosts} processes, {events} events, {msgs} messages. Click an event:
-<span class="legend"><span style="background:#2b8cbe;color:#fff">past</span><span style="background:#fd8d3c">future</span><span style="border:1px solid #999">concurrent</span></span>
+<span class="legend"><span style="background:#2b8cbe;color:#fff">past</span><span style="background:#dd3497;color:#fff">future</span><span style="border:1px solid #999">concurrent</span></span>
 <span id="info"></span></header>
 <div id="diagram">
 "#,

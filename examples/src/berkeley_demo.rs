@@ -249,8 +249,9 @@ pub fn write_svg(report: &DemoReport, path: &Path) -> Result<(), DemoError> {
         if lo > hi {
             (-1.0, 1.0)
         } else {
+            // Headroom above the data for the legend (upper right), so it covers no line.
             let pad = ((hi - lo) * 0.08).max(1e-3);
-            (lo - pad, hi + pad)
+            (lo - pad, hi + (hi - lo) * 0.45 + pad)
         }
     };
     let panels = [
