@@ -11,6 +11,7 @@
 use actix_coord::driver::LocalLinks;
 use actix_coord::mutex::{
     AcquireError, DistributedLock, Fence, FencedResource, LockAlgorithm, LockSetupError,
+    fence_display,
 };
 use actix_coord::protocol::SplitMix64;
 use std::fmt::Write as _;
@@ -103,8 +104,8 @@ impl SaleReport {
                     o.office,
                     o.seats.len(),
                     o.customers,
-                    o.tokens.first().copied().unwrap_or(0),
-                    o.tokens.last().copied().unwrap_or(0)
+                    fence_display(o.tokens.first().copied().unwrap_or(0)),
+                    fence_display(o.tokens.last().copied().unwrap_or(0))
                 )
             })
             .collect()

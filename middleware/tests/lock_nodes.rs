@@ -207,10 +207,11 @@ async fn caught_up(l: &DistributedLock) {
     }
 }
 
-/// A fenced write by `who` with `fence`: every owner writes once, and no write may be refused.
+/// A fenced write by `who` with `fence` (an equal fence from another owner is refused): no
+/// write may be refused.
 fn write(resource: &std::sync::Mutex<FencedResource<Vec<(u32, Fence)>>>, who: u32, fence: Fence) {
     let mut r = resource.lock().unwrap();
-    r.write(fence, |v| v.push((who, fence)))
+    r.write_by(who, fence, |v| v.push((who, fence)))
         .unwrap_or_else(|e| {
             panic!(
                 "member {who}'s write with {} refused: {e}",

@@ -17,12 +17,18 @@
 //!
 //! # Fencing tokens
 //! Every grant carries a [`Fence`] that is strictly greater than the fence of the previous owner
-//! (Chubby sequencers, Kleppmann 2016). Lamport and Ricart–Agrawala grant in the total order of
-//! request timestamps `(time, node)`, so the fence *is* the granted request's timestamp, packed
-//! as `time << 32 | node` ([`request_fence`]): no extra field on the wire, and it stays
-//! increasing when a holder crashes, since its successor's request is later in that order.
-//! Suzuki–Kasami counts grants in the token and puts the token's epoch in the high bits.
-//! The stateright checks verify `fences increase` for all three, with a crash too.
+//! (Chubby sequencers, Kleppmann 2016), shown as `round.opener:seq` ([`fence_display`]).
+//! Lamport and Ricart–Agrawala grant in the total order of request timestamps `(time, node)`, so
+//! the fence *is* the granted request's timestamp `time.node:0` ([`request_fence`]): no extra
+//! field on the wire, and it stays increasing when a holder crashes, since its successor's
+//! request is later in that order. Suzuki–Kasami's fence is the token's epoch `(round, opener)`
+//! and its grant count. The stateright checks verify `fences increase` for all three, with
+//! crashes and restarts.
+//!
+//! # Crash-recovery
+//! Every member starts catching up (cluster boot and restart alike): it takes part only once
+//! every peer has answered its `Hello` with its state; peers treat a new incarnation as a new
+//! member (see [`LockTimer`] and `docs/faults.md`).
 //!
 //! # Faults
 //! On [`Protocol::on_peer_down`](crate::protocol::Protocol::on_peer_down) a core drops the
@@ -223,8 +229,15 @@ pub fn request_fence(stamp: LamportTimestamp) -> Fence {
     make_fence(stamp.time, stamp.process.node, 0)
 }
 
-/// The one timer of the lock cores: while a core is catching up (see [`Join`]), it asks again
-/// every [`JOIN_RETRY`] the peers that have not answered.
+/// The one timer of the lock cores: while a core is catching up, it asks again every
+/// [`JOIN_RETRY`] the peers that have not answered.
+///
+/// A core starts **catching up**: it sends `Hello { incarnation }` to every peer and takes no
+/// part in the algorithm (it answers requests as an idle member, but makes none, grants itself
+/// nothing and passes no token) until every peer not declared down has answered with its state
+/// (`State`). A peer that receives a `Hello` of an incarnation it has not met treats the sender
+/// as a new member: the old incarnation's requests are dropped (as on a crash), and its own
+/// outstanding request and state are re-sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LockTimer {
     /// Re-send `Hello` to the peers whose state has not arrived.
