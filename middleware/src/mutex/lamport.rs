@@ -547,6 +547,39 @@ mod tests {
     }
 
     #[test]
+    fn a_restarted_member_with_a_low_clock_waits_for_the_holder() {
+        // Issue 11, second report: member 1 holds; member 3 restarts with a fresh clock and
+        // asks: it must not enter before member 1 releases, and its fence is higher.
+        let mut net = net(3);
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.run();
+        let held = granted(&net.take_events());
+        net.crash(3);
+        net.down.clear();
+        net.nodes[2] = LamportMutex::new(3, 1..=3).unwrap().with_incarnation(1);
+        net.start(3);
+        for id in [1, 2] {
+            let mut out = EffectsOf::<LamportMutex>::new();
+            net.nodes[id as usize - 1].on_peer_up(Duration::ZERO, 3, &mut out);
+            net.absorb(id, out);
+        }
+        net.command(3, LockCommand::Acquire).unwrap();
+        net.run();
+        assert!(net.nodes[2].is_active());
+        assert!(
+            granted(&net.take_events()).is_empty(),
+            "member 1 still holds"
+        );
+        net.command(1, LockCommand::Release).unwrap();
+        net.run();
+        let g = granted(&net.take_events());
+        assert!(
+            matches!(g.as_slice(), &[(3, f)] if f > held[0].1),
+            "{g:?} after {held:?}"
+        );
+    }
+
+    #[test]
     fn misuse_is_refused_and_stale_input_dropped() {
         let mut m = LamportMutex::new(1, [1, 2]).unwrap();
         let mut out = EffectsOf::<LamportMutex>::new();

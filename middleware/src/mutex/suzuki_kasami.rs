@@ -973,6 +973,7 @@ impl Protocol for SuzukiKasami {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fence_parts;
     use super::super::test_net::Net;
     use super::*;
 
@@ -1037,6 +1038,83 @@ mod tests {
             );
             assert!(net.nodes[1].is_held());
         }
+    }
+
+    #[test]
+    fn token_seq_saturates_instead_of_overflowing() {
+        // Issue 11, Why 11: `seq: u32 += 1` overflowed after 2^32 grants in one epoch.
+        let mut net = net(3);
+        net.nodes[0].token.as_mut().unwrap().seq = MAX_FENCE_SEQ;
+        for _ in 0..2 {
+            net.command(1, LockCommand::Acquire).unwrap();
+            net.command(1, LockCommand::Release).unwrap();
+        }
+        let g = granted(&net.take_events());
+        assert_eq!(g, vec![(1, make_fence(0, 1, MAX_FENCE_SEQ)); 2]);
+    }
+
+    /// Node `id` restarts: a fresh core (incarnation 1) replaces it, its peers see it down and
+    /// up again, and it catches up.
+    fn restart(net: &mut Net<SuzukiKasami>, id: NodeId) {
+        net.queue.retain(|(from, to, _)| *from != id && *to != id);
+        let members: Vec<NodeId> = (1..=net.nodes.len() as NodeId).collect();
+        for o in members.iter().copied().filter(|&o| o != id) {
+            detect(net, o, id);
+        }
+        net.nodes[id as usize - 1] = SuzukiKasami::new(id, members.iter().copied())
+            .unwrap()
+            .with_incarnation(1);
+        net.start(id);
+        for o in members.iter().copied().filter(|&o| o != id) {
+            let mut out = EffectsOf::<SuzukiKasami>::new();
+            net.nodes[o as usize - 1].on_peer_up(Duration::ZERO, id, &mut out);
+            net.absorb(o, out);
+        }
+        net.run();
+    }
+
+    #[test]
+    fn a_restarted_lowest_member_does_not_keep_the_initial_token() {
+        // Issue 11, third report: member 2 holds; member 1 restarts and must not enter with a
+        // second initial token (two holders, both with fence 1).
+        let mut net = net(3);
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        let held = granted(&net.take_events());
+        restart(&mut net, 1);
+        assert!(net.nodes[0].is_active() && net.nodes[0].token().is_none());
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.run();
+        assert!(
+            granted(&net.take_events()).is_empty(),
+            "member 2 still holds"
+        );
+        net.command(2, LockCommand::Release).unwrap();
+        net.run();
+        let g = granted(&net.take_events());
+        assert!(
+            matches!(g.as_slice(), &[(1, f)] if f > held[0].1),
+            "{g:?} after {held:?}"
+        );
+    }
+
+    #[test]
+    fn a_restarted_idle_token_holder_is_recovered_in_a_new_epoch() {
+        // Member 1 (the initial holder, idle) restarts: its token is gone; it is regenerated in
+        // a newer epoch, with fences above the old ones.
+        let mut net = net(3);
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.command(1, LockCommand::Release).unwrap();
+        let old = granted(&net.take_events());
+        restart(&mut net, 1);
+        net.command(3, LockCommand::Acquire).unwrap();
+        net.run();
+        let g = granted(&net.take_events());
+        assert!(
+            matches!(g.as_slice(), &[(3, f)] if f > old[0].1 && fence_parts(f).0 >= 1),
+            "{g:?} after {old:?}"
+        );
+        assert_eq!(holders(&net), vec![3]);
     }
 
     #[test]
