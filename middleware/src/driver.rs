@@ -77,6 +77,15 @@ pub trait Links<M>: 'static {
     /// not be handed over (unknown or unreachable member); the core learns of lost peers from
     /// the failure detector, not from this result.
     fn send(&self, from: NodeId, to: NodeId, msg: M) -> bool;
+
+    /// Whether member `peer` is reachable now. A message from a peer the core was told is down
+    /// comes through a new connection when this says so: the driver tells the core the peer is
+    /// up before it hands over the message (the membership event may still be on its way).
+    /// The default says yes.
+    fn is_up(&self, peer: NodeId) -> bool {
+        let _ = peer;
+        true
+    }
 }
 
 /// Links between drivers of one OS process: each member's driver registers its address.
@@ -206,6 +215,10 @@ impl<M: PeerWire> Links<M> for NetLinks {
                 false
             }
         }
+    }
+
+    fn is_up(&self, peer: NodeId) -> bool {
+        self.node.is_up(peer)
     }
 }
 
@@ -398,6 +411,14 @@ where
             return;
         }
         let now = self.now();
+        // The peer's `MemberUp`/`Reconnected` travels apart from its messages: a message from a
+        // peer declared down, on a live link, means it is back. Tell the core first, so that it
+        // does not drop what the peer re-sends on seeing us again (each side would drop the
+        // other's and a waiter would starve).
+        if self.down.contains(&m.from) && self.links.is_up(m.from) {
+            self.down.remove(&m.from);
+            self.core.on_peer_up(now, m.from, &mut self.out);
+        }
         self.core.on_message(now, m.from, m.msg, &mut self.out);
         self.apply(ctx);
     }

@@ -1,17 +1,24 @@
 //! The lock-protected counter: `node --workload counter`.
 //!
-//! Every member acquires the distributed lock `counter` `--iterations` times. Inside the
-//! critical section it reads the integer stored in `--resource FILE`, writes it + 1 together
-//! with its fencing token, and releases. The file holds one line, `VALUE TOKEN`, replaced
-//! atomically (written to a temporary file, then renamed over it). A write whose token is lower
-//! than the stored one is refused ([`FencedResource`] semantics, persisted in the file): the
-//! writer has lost the lock. With mutual exclusion the final value is the number of
-//! acquisitions, and sorting the acquisitions by the value they wrote sorts their tokens too.
+//! Every member acquires the distributed lock `counter` until `--iterations` of its writes were
+//! accepted. Inside the critical section it reads the integer stored in `--resource FILE`,
+//! writes it + 1 together with its fencing token and its id, and releases. The file holds one
+//! line, `VALUE TOKEN WRITER`, replaced atomically (written to a temporary file, then renamed
+//! over it). A write whose token is lower than the stored one, or equal to it from another
+//! writer, is refused ([`FencedResource::write_by`] semantics, persisted in the file): the writer
+//! has lost the lock (it was falsely suspected, say). A refused write is printed
+//! (`refused I token T: WHY`) and the acquisition is made again. With mutual exclusion the final
+//! value is the number of accepted writes, and sorting them by the value they wrote sorts their
+//! tokens too.
 //!
-//! Each acquisition prints `acquired I token T value V`; at the end the node prints a summary,
+//! Each accepted write prints `acquired I token T value V`; after each release the node prints
+//! `section I token T from A to B`, `A` and `B` the `CLOCK_MONOTONIC_RAW` nanoseconds read just
+//! after the grant and just before the release (one clock for every process of a machine, so
+//! sections of different processes can be compared); at the end the node prints a summary,
 //! waits until every live peer is done (a node that leaves early would look crashed to the
 //! others), stops its lock actor, waits until every live peer has stopped its own, and exits 0.
-//! A peer declared down is not waited for, so the survivors of a killed peer finish.
+//! A peer declared down is not waited for, so the survivors of a killed peer finish; with
+//! `--await-all` every member is waited for (a falsely suspected one comes back).
 //!
 //! With `--lock suzuki-kasami` the node also runs a member of a bully election (registered as
 //! `election`, settings from the election workload's options: `--answer-ms`, `--quorum`, …) and
@@ -23,9 +30,11 @@
 //! the same `round` and `leader`); the summary counts its regenerations.
 //!
 //! Two test hooks: `--idle-after K` stops acquiring after K acquisitions and stays a (non-holder)
-//! member until killed; `--hold-at K` stays inside the K-th critical section until killed.
+//! member until killed; `--hold-at K` stays inside the K-th critical section until killed
+//! (printing `holding K token T since A` first).
 
 use actix::prelude::*;
+use actix_coord::clock::physical::{HardwareClock, SystemClock};
 use actix_coord::driver::Subscribe;
 use actix_coord::election::{BullyConfig, Election};
 use actix_coord::intercept::{CausalBuilder, CausalContext};
@@ -58,6 +67,11 @@ pub struct CounterArgs {
     /// Test hook: stay inside the critical section of this acquisition (1-based).
     #[arg(long)]
     pub hold_at: Option<u32>,
+    /// At the end, wait for every member, also one declared down (a member falsely suspected
+    /// comes back and finishes), up to the patience of 60 s; without it a member declared down
+    /// is not waited for.
+    #[arg(long)]
+    pub await_all: bool,
 }
 
 /// The name of the lock the workload uses.
@@ -65,6 +79,9 @@ pub const RESOURCE: &str = "counter";
 
 /// How long to wait for peers, barriers and each acquisition before giving up.
 const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Refused writes after which the node gives up (exit 1): a lock that keeps losing is broken.
+const MAX_REFUSED: u32 = 10_000;
 
 /// "Member `from` has reached `phase`" (0 ready, 1 done, 2 lock stopped).
 #[derive(Message, Serialize, Deserialize)]
@@ -117,7 +134,8 @@ pub enum CounterFileError {
     },
 }
 
-/// The counter as stored: its value and the highest token accepted (none for a new file).
+/// The counter as stored: its value, the highest token accepted and who wrote with it (none for
+/// a new file; a file of the older form `VALUE TOKEN` names no writer).
 pub fn read_counter(path: &Path) -> Result<FencedResource<u64>, CounterFileError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -141,7 +159,15 @@ pub fn read_counter(path: &Path) -> Result<FencedResource<u64>, CounterFileError
     let mut r = FencedResource::new(value);
     if let Some(t) = parts.next() {
         let token: Fence = t.parse().map_err(|_| malformed())?;
-        let _ = r.write(token, |_| ());
+        match parts.next() {
+            Some(w) => {
+                let writer: u32 = w.parse().map_err(|_| malformed())?;
+                let _ = r.write_by(writer, token, |_| ());
+            }
+            None => {
+                let _ = r.write(token, |_| ());
+            }
+        }
     }
     if parts.next().is_some() {
         return Err(malformed());
@@ -160,22 +186,24 @@ pub fn write_counter(
         source,
     };
     let tmp = path.with_extension(format!("tmp{writer}"));
-    let line = match r.highest() {
-        Some(t) => format!("{} {t}\n", r.get()),
-        None => format!("{}\n", r.get()),
+    let line = match (r.highest(), r.owner()) {
+        (Some(t), Some(w)) => format!("{} {t} {w}\n", r.get()),
+        (Some(t), None) => format!("{} {t}\n", r.get()),
+        (None, _) => format!("{}\n", r.get()),
     };
     std::fs::write(&tmp, line).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-/// Adds one to the counter in `path` with fencing token `token`: the new value, or the refusal.
+/// Adds one to the counter in `path` with fencing token `token` held by `writer`: the new value,
+/// or the refusal (a lower token, or an equal one another writer used).
 pub fn increment(
     path: &Path,
     token: Fence,
     writer: u32,
 ) -> Result<Result<u64, String>, CounterFileError> {
     let mut r = read_counter(path)?;
-    match r.write(token, |v| {
+    match r.write_by(writer, token, |v| {
         *v += 1;
         *v
     }) {
@@ -203,7 +231,7 @@ async fn announce(
     peers: &[u32],
     phase: u8,
     seen: &tokio::sync::watch::Receiver<BTreeMap<u8, BTreeSet<u32>>>,
-    deadline: Instant,
+    (deadline, await_all): (Instant, bool),
 ) -> Result<(), String> {
     for &p in peers {
         let to: RemoteAddr<Phase> = RemoteAddr::new(node, p, "counter-sync");
@@ -211,7 +239,8 @@ async fn announce(
             match to.send(Phase { from: me, phase }).await {
                 Ok(()) => break,
                 Err(RemoteError::PeerDown(_))
-                    if phase > 0 || seen.borrow().get(&0).is_some_and(|s| s.contains(&p)) =>
+                    if !await_all
+                        && (phase > 0 || seen.borrow().get(&0).is_some_and(|s| s.contains(&p))) =>
                 {
                     break;
                 }
@@ -227,13 +256,13 @@ async fn announce(
     Ok(())
 }
 
-/// Waits until every peer that is up has reached `phase`.
+/// Waits until every peer that is up (every peer, with `await_all`) has reached `phase`.
 async fn await_phase(
     node: &Node,
     peers: &[u32],
     seen: &mut tokio::sync::watch::Receiver<BTreeMap<u8, BTreeSet<u32>>>,
     phase: u8,
-    deadline: Instant,
+    (deadline, await_all): (Instant, bool),
 ) -> Result<(), String> {
     loop {
         let missing: Vec<u32> = {
@@ -241,7 +270,9 @@ async fn await_phase(
             peers
                 .iter()
                 .copied()
-                .filter(|p| node.is_up(*p) && !s.get(&phase).is_some_and(|x| x.contains(p)))
+                .filter(|p| {
+                    (await_all || node.is_up(*p)) && !s.get(&phase).is_some_and(|x| x.contains(p))
+                })
                 .collect()
         };
         if missing.is_empty() {
@@ -374,7 +405,7 @@ pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs, election: Bully
         return 2;
     }
     let deadline = Instant::now() + PATIENCE;
-    if let Err(e) = announce(node, me, peers, 0, &seen, deadline).await {
+    if let Err(e) = announce(node, me, peers, 0, &seen, (deadline, false)).await {
         eprintln!("{name}: {e}");
         return 1;
     }
@@ -382,7 +413,9 @@ pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs, election: Bully
     let started = Instant::now();
     let mut tokens = Vec::new();
     let mut refused = 0u32;
-    for i in 1..=args.iterations {
+    let clock = SystemClock::monotonic_raw();
+    let mut i = 1;
+    while i <= args.iterations {
         let guard = match lock.try_acquire(PATIENCE).await {
             Ok(g) => g,
             Err(e) => {
@@ -390,32 +423,45 @@ pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs, election: Bully
                 return 1;
             }
         };
+        let from = clock.now_ns();
         let token = guard.fencing_token();
-        match increment(&path, token, me) {
+        let accepted = match increment(&path, token, me) {
             Ok(Ok(value)) => {
                 tokens.push(token);
                 say(format!("acquired {i} token {token} value {value}"));
+                true
             }
             Ok(Err(why)) => {
                 refused += 1;
                 say(format!("refused {i} token {token}: {why}"));
+                false
             }
             Err(e) => {
                 eprintln!("{name}: {e}");
                 return 1;
             }
-        }
-        if args.hold_at == Some(i) {
-            say(format!("holding {i} token {token}"));
+        };
+        if accepted && args.hold_at == Some(i) {
+            say(format!("holding {i} token {token} since {from}"));
             std::future::pending::<()>().await;
         }
+        let to = clock.now_ns();
         if let Err(e) = guard.release().await {
             eprintln!("{name}: release {i}: {e}");
+        }
+        say(format!("section {i} token {token} from {from} to {to}"));
+        if !accepted {
+            if refused >= MAX_REFUSED {
+                eprintln!("{name}: {refused} writes refused, giving up");
+                return 1;
+            }
+            continue; // the lock was lost: acquire again for the same write
         }
         if args.idle_after == Some(i) {
             say(format!("idle after {i}"));
             std::future::pending::<()>().await;
         }
+        i += 1;
     }
     let elapsed = started.elapsed();
     say(format!(
@@ -431,19 +477,19 @@ pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs, election: Bully
             .join(",")
     ));
     // Leave only when nobody needs our lock actor any more.
-    let deadline = Instant::now() + PATIENCE;
+    let until = (Instant::now() + PATIENCE, args.await_all);
     let barrier = async {
-        announce(node, me, peers, 1, &seen, deadline).await?;
-        await_phase(node, peers, &mut seen, 1, deadline).await?;
+        announce(node, me, peers, 1, &seen, until).await?;
+        await_phase(node, peers, &mut seen, 1, until).await?;
         lock.stop();
-        announce(node, me, peers, 2, &seen, deadline).await?;
-        await_phase(node, peers, &mut seen, 2, deadline).await
+        announce(node, me, peers, 2, &seen, until).await?;
+        await_phase(node, peers, &mut seen, 2, until).await
     };
     if let Err(e) = barrier.await {
         eprintln!("{name}: {e}");
         return 1;
     }
-    if refused > 0 { 1 } else { 0 }
+    0
 }
 
 #[cfg(test)]
@@ -459,7 +505,13 @@ mod tests {
         assert_eq!(increment(&f, 5, 1).unwrap(), Ok(1));
         assert_eq!(increment(&f, 7, 2).unwrap(), Ok(2));
         assert!(increment(&f, 6, 1).unwrap().is_err());
-        assert_eq!(std::fs::read_to_string(&f).unwrap(), "2 7\n");
+        // An equal token from another writer is refused; from its writer it is accepted.
+        assert!(increment(&f, 7, 1).unwrap().is_err());
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "2 7 2\n");
+        assert_eq!(increment(&f, 7, 2).unwrap(), Ok(3));
+        // The older form without a writer still reads.
+        std::fs::write(&f, "3 7\n").unwrap();
+        assert_eq!(increment(&f, 8, 1).unwrap(), Ok(4));
         std::fs::write(&f, "two 7\n").unwrap();
         assert!(matches!(
             read_counter(&f),

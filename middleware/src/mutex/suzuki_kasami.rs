@@ -570,6 +570,29 @@ impl SuzukiKasami {
         }
     }
 
+    /// A peer has seen `epoch`, newer than ours, which we were not probed for (we were cut
+    /// off): a token we hold of an older epoch is void (the recovery regenerated it, or one
+    /// running will find we have none). Held, it is lost ([`LockEvent::Lost`]). Waiting, we ask
+    /// again with a new request number: the regenerated token counts the requests of members
+    /// that did not answer the probe as served.
+    fn superseded(&mut self, epoch: Epoch, out: &mut EffectsOf<Self>) {
+        let stale = self.token.as_ref().is_some_and(|t| t.epoch < epoch);
+        self.adopt(epoch);
+        if stale {
+            self.token = None;
+            self.sent_token_to = None;
+            if let LockState::Held { fence } = self.state {
+                out.emit(LockEvent::Lost { fence });
+                self.state = LockState::Idle;
+            }
+        }
+        if self.state == LockState::Waiting && self.token.is_none() {
+            let me = self.ix(self.me).unwrap_or(0);
+            self.rn[me] += 1;
+            out.broadcast(SkMsg::Request { n: self.rn[me] });
+        }
+    }
+
     /// Whether this node's request is out (a wait recorded while catching up is not).
     fn waiting(&self) -> bool {
         self.state == LockState::Waiting && self.join.active()
@@ -847,7 +870,12 @@ impl Protocol for SuzukiKasami {
                     return; // malformed
                 }
                 if self.join.active() {
-                    // The peer was seen up again: it may have dropped our request.
+                    // The peer was seen up again: a newer epoch it has seen voids our older
+                    // token (it was regenerated while we were cut off, or is being), and it
+                    // may have dropped our request.
+                    if epoch > self.epoch {
+                        self.superseded(epoch, out);
+                    }
                     self.resend_mine(from, out);
                     return;
                 }
@@ -1254,6 +1282,69 @@ mod tests {
         );
         assert!(!net.nodes[1].is_held());
         assert_eq!(net.nodes[1].epoch().round, 1);
+    }
+
+    #[test]
+    fn a_waiter_cut_off_during_a_regeneration_is_served_when_seen_again() {
+        // Member 3 waits, then is cut off (stopped): 1 and 2 declare it down, the holder 2
+        // crashes and 1 regenerates without probing 3, counting 3's request as served. When 3
+        // is seen again, the newer epoch in 1's state makes it ask again with a new number;
+        // re-sending the old one would be ignored and 3 would starve.
+        let mut net = net(3);
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        let old = granted(&net.take_events());
+        net.command(3, LockCommand::Acquire).unwrap();
+        net.run();
+        net.down.push(3);
+        detect(&mut net, 1, 3);
+        detect(&mut net, 2, 3);
+        net.run();
+        net.down.push(2);
+        detect(&mut net, 1, 2);
+        net.run();
+        assert!(net.nodes[0].epoch().round >= 1, "1 regenerated");
+        assert!(net.nodes[0].token().is_some());
+        assert!(granted(&net.take_events()).is_empty());
+        // 3 runs again: 1 sees it up, 3 learns 2 is down.
+        net.down.retain(|&d| d != 3);
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        net.nodes[0].on_peer_up(Duration::ZERO, 3, &mut out);
+        net.absorb(1, out);
+        detect(&mut net, 3, 2);
+        net.run();
+        let g = granted(&net.take_events());
+        assert!(
+            matches!(g.as_slice(), &[(3, f)] if f > old[0].1),
+            "3 is served with a higher fence: {g:?} after {old:?}"
+        );
+    }
+
+    #[test]
+    fn a_holder_cut_off_during_a_regeneration_learns_it_lost_the_lock() {
+        // Member 3 holds and is cut off; 1 and 2 declare it down and 1 regenerates. When 3 is
+        // seen again, 1's newer epoch voids 3's token: 3 reports the loss.
+        let mut net = net(3);
+        net.command(3, LockCommand::Acquire).unwrap();
+        net.run();
+        let old = granted(&net.take_events());
+        net.down.push(3);
+        detect(&mut net, 1, 3);
+        detect(&mut net, 2, 3);
+        net.run();
+        assert_eq!(net.nodes[0].epoch().round, 1, "1 regenerated");
+        net.down.retain(|&d| d != 3);
+        net.take_events();
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        net.nodes[0].on_peer_up(Duration::ZERO, 3, &mut out);
+        net.absorb(1, out);
+        net.run();
+        let ev = net.take_events();
+        assert!(
+            ev.contains(&(3, LockEvent::Lost { fence: old[0].1 })),
+            "{ev:?}"
+        );
+        assert!(!net.nodes[2].is_held() && net.nodes[2].token().is_none());
     }
 
     /// `n` nodes whose regenerations are decided by an election; every node is told that
