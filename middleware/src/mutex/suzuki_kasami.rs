@@ -536,6 +536,9 @@ impl SuzukiKasami {
             return;
         };
         if rec.found || self.token.is_some() {
+            // The token lives on, perhaps regenerated elsewhere while we were cut off, counting
+            // our wait as served.
+            self.ask_again(out);
             return;
         }
         // Nobody has it: regenerate in the new epoch.
@@ -586,9 +589,17 @@ impl SuzukiKasami {
                 self.state = LockState::Idle;
             }
         }
-        if self.state == LockState::Waiting && self.token.is_none() {
+        self.ask_again(out);
+    }
+
+    /// Waiting without the token: a new request, with a new number, to every peer. For a wait
+    /// that a regeneration this node took no part in may have counted as served (it set `LN`
+    /// to what it knew of `RN` for members it could not probe): the old number would be
+    /// ignored for ever. A request too many costs at most one pass of the token.
+    fn ask_again(&mut self, out: &mut EffectsOf<Self>) {
+        if self.state == LockState::Waiting && self.token.is_none() && self.join.active() {
             let me = self.ix(self.me).unwrap_or(0);
-            self.rn[me] += 1;
+            self.rn[me] = self.rn[me].saturating_add(1);
             out.broadcast(SkMsg::Request { n: self.rn[me] });
         }
     }
@@ -873,10 +884,15 @@ impl Protocol for SuzukiKasami {
                     // The peer was seen up again: a newer epoch it has seen voids our older
                     // token (it was regenerated while we were cut off, or is being), and it
                     // may have dropped our request.
+                    let me = self.ix(self.me).unwrap_or(0);
                     if epoch > self.epoch {
                         self.superseded(epoch, out);
+                    } else if ln.as_ref().is_some_and(|l| l[me] >= self.rn[me]) {
+                        // The peer's token counts our wait as served: ask again.
+                        self.ask_again(out);
+                    } else {
+                        self.resend_mine(from, out);
                     }
-                    self.resend_mine(from, out);
                     return;
                 }
                 if !matches!(self.join.known.get(&from), Some(&i) if i == incarnation) {

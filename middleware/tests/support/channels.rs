@@ -69,6 +69,12 @@ impl<M: Clone + Ord> Channels<M> {
         self.chans.retain(|&(s, _), _| s != src);
     }
 
+    /// Drops every message between `a` and `b`, both ways (their connection broke).
+    pub fn drop_between(&mut self, a: usize, b: usize) {
+        self.chans
+            .retain(|&(s, d), _| (s, d) != (a, b) && (s, d) != (b, a));
+    }
+
     /// Every message in flight, with its channel.
     pub fn iter(&self) -> impl Iterator<Item = (usize, usize, &M)> {
         self.chans
