@@ -11,6 +11,9 @@
 //! * `no deadlock` (always): a state with nothing left to do has every request served, i.e.
 //!   every request is eventually granted (the state graph is finite and acyclic, so this is
 //!   exactly liveness on every complete path); also stated as stateright's `eventually`;
+//! * with links cut and healed (`with_cuts`: false suspicion, partition): `mutual exclusion` and
+//!   `fences increase` give way to `fences name one ownership` (always) and `two holders`
+//!   (sometimes: the guarded case), liveness as above;
 //! * Suzuki–Kasami with a crash: `one valid token` and `at most two regenerations` (always),
 //!   `two regenerations` (sometimes); with the recovery decided by an elected leader (the
 //!   highest live id, as bully elects, each survivor told of a new leader at its own moment)
