@@ -3,7 +3,9 @@
 //! The cores run unchanged inside a [`Model`]: the model owns the network (FIFO channels or an
 //! unordered multiset of messages), lets every node `Acquire` a bounded number of times,
 //! `Release` when it holds the lock, optionally `Cancel` a pending wait, and optionally crashes a
-//! node, each survivor learning of the crash at its own moment (`on_peer_down`).
+//! node, each survivor learning of the crash at its own moment (`on_peer_down`); each of the
+//! crashed node's connections may break with messages still in it, lost (`Break`: a crash in the
+//! middle of a broadcast). Links may be cut and healed (`Cut`, `Heal`): false suspicion.
 //!
 //! Properties:
 //! * `mutual exclusion` (always): at most one live node holds the lock;
@@ -230,6 +232,12 @@ enum Action<M> {
     /// The member crashes and restarts at once with empty state, a new incarnation; what was
     /// in flight to and from it is lost (its connections broke).
     Restart(usize),
+    /// The connection from the crashed member `src` to `dst` breaks: what of its messages had
+    /// not arrived is lost (a crash in the middle of a broadcast reaches some members only).
+    Break {
+        src: usize,
+        dst: usize,
+    },
     /// `observer` sees `peer` up again (`MemberUp`) after a healed cut.
     Bounce {
         observer: usize,
@@ -543,6 +551,11 @@ impl<P: Core> Model for MutexModel<P> {
         for &(observer, peer) in s.bounced.iter().filter(|&&(o, _)| s.alive[o]) {
             actions.push(Action::Bounce { observer, peer });
         }
+        for src in (0..N).filter(|&i| !s.alive[i]) {
+            for dst in (0..N).filter(|&d| s.net.has(src, d)) {
+                actions.push(Action::Break { src, dst });
+            }
+        }
         for (src, dst, msg) in s.net.deliverable() {
             actions.push(Action::Deliver { src, dst, msg });
         }
@@ -691,6 +704,7 @@ impl<P: Core> Model for MutexModel<P> {
                     self.absorb(&mut s, observer, out);
                 }
             }
+            Action::Break { src, dst } => s.net.drop_channel(src, dst),
             Action::Cut { a, b } => {
                 s.cut.insert((a, b));
                 s.cuts += 1;
@@ -849,7 +863,7 @@ fn lamport_survives_a_detected_crash() {
             .with_crashes(1),
     );
     c.assert_properties();
-    assert_eq!(c.unique_state_count(), 40039);
+    assert_eq!(c.unique_state_count(), 48_778);
 }
 
 /// 1 005 268 states, about 40 s in debug (more with other tests running):
@@ -900,7 +914,7 @@ fn ricart_agrawala_survives_a_detected_crash() {
         MutexModel::<RicartAgrawala>::new(false, 1).with_crashes(1),
     );
     c.assert_properties();
-    assert_eq!(c.unique_state_count(), 141_512);
+    assert_eq!(c.unique_state_count(), 178_270);
 }
 
 /// 723 522 states, about 1 min in debug:
@@ -949,7 +963,7 @@ fn suzuki_kasami_never_two_valid_tokens_with_a_crash() {
             }),
     );
     c.assert_properties();
-    assert_eq!(c.unique_state_count(), 62_311);
+    assert_eq!(c.unique_state_count(), 71_977);
 }
 
 /// Recovery decided by the elected leader (`with_external_leader` + `set_leader`), the leader
@@ -979,7 +993,7 @@ fn suzuki_kasami_elected_leader_never_two_valid_tokens_with_a_crash() {
             }),
     );
     c.assert_properties();
-    assert_eq!(c.unique_state_count(), 180_705);
+    assert_eq!(c.unique_state_count(), 197_682);
 }
 
 #[test]

@@ -69,6 +69,17 @@ impl<M: Clone + Ord> Channels<M> {
         self.chans.retain(|&(s, _), _| s != src);
     }
 
+    /// Drops every message still in channel `(src, dst)` (its connection broke: what had not
+    /// arrived is lost).
+    pub fn drop_channel(&mut self, src: usize, dst: usize) {
+        self.chans.remove(&(src, dst));
+    }
+
+    /// Whether channel `(src, dst)` holds a message.
+    pub fn has(&self, src: usize, dst: usize) -> bool {
+        self.chans.contains_key(&(src, dst))
+    }
+
     /// Drops every message between `a` and `b`, both ways (their connection broke).
     pub fn drop_between(&mut self, a: usize, b: usize) {
         self.chans
