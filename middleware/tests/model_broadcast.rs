@@ -55,15 +55,24 @@ trait Core:
     + 'static
 {
     type M: Clone + Debug + Eq + Ord + Hash + Send + Sync;
-    fn make(id: NodeId, members: &[NodeId], relay: bool) -> Self;
+    fn make(id: NodeId, members: &[NodeId], knobs: Knobs) -> Self;
+}
+
+/// The causal core's settings a model run chooses.
+#[derive(Clone, Copy, Debug)]
+struct Knobs {
+    relay: bool,
+    max_held: usize,
+    resend_log: usize,
 }
 
 impl Core for CausalBroadcast<MsgId> {
-    type M = actix_coord::broadcast::CausalMsg<MsgId>;
-    fn make(id: NodeId, members: &[NodeId], relay: bool) -> Self {
+    type M = actix_coord::broadcast::CausalWire<MsgId>;
+    fn make(id: NodeId, members: &[NodeId], knobs: Knobs) -> Self {
         let config = CausalConfig {
-            relay,
-            ..CausalConfig::default()
+            relay: knobs.relay,
+            max_held: knobs.max_held,
+            resend_log: knobs.resend_log,
         };
         CausalBroadcast::new(id, members.iter().copied(), config).unwrap()
     }
@@ -71,7 +80,7 @@ impl Core for CausalBroadcast<MsgId> {
 
 impl Core for TotalOrderBroadcast<MsgId> {
     type M = actix_coord::broadcast::TotalMsg<MsgId>;
-    fn make(id: NodeId, members: &[NodeId], _relay: bool) -> Self {
+    fn make(id: NodeId, members: &[NodeId], _: Knobs) -> Self {
         TotalOrderBroadcast::new(id, members.iter().copied(), TotalConfig::default()).unwrap()
     }
 }
@@ -130,7 +139,7 @@ fn delivered(from: NodeId, seq: u64, payload: MsgId) -> BroadcastEvent<MsgId> {
 
 impl Core for Naive {
     type M = NaiveMsg;
-    fn make(id: NodeId, members: &[NodeId], _relay: bool) -> Self {
+    fn make(id: NodeId, members: &[NodeId], _: Knobs) -> Self {
         Naive {
             me: id,
             members: members.to_vec(),
@@ -152,14 +161,35 @@ struct State<P: Core> {
     net: Channels<P::M>,
     undetected: BTreeSet<(usize, usize)>,
     crashes: u8,
+    /// Connections broken so far, and who has not yet seen the other up again.
+    breaks: u8,
+    unseen: BTreeSet<(usize, usize)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Action<M> {
     Publish(usize),
-    Deliver { src: usize, dst: usize, msg: M },
+    Deliver {
+        src: usize,
+        dst: usize,
+        msg: M,
+    },
     Crash(usize),
-    Detect { observer: usize, crashed: usize },
+    Detect {
+        observer: usize,
+        crashed: usize,
+    },
+    /// The connection between the live members `a` and `b` breaks: what was in flight between
+    /// them is lost; each then sees the other up again at its own moment.
+    Break {
+        a: usize,
+        b: usize,
+    },
+    /// `observer` sees `peer` up again after a broken connection.
+    Up {
+        observer: usize,
+        peer: usize,
+    },
 }
 
 struct BroadcastModel<P: Core> {
@@ -168,6 +198,9 @@ struct BroadcastModel<P: Core> {
     publications: Vec<u8>,
     relay: bool,
     max_crashes: u8,
+    max_breaks: u8,
+    max_held: usize,
+    resend_log: usize,
     total: bool,
     _core: std::marker::PhantomData<P>,
 }
@@ -179,9 +212,28 @@ impl<P: Core> BroadcastModel<P> {
             publications: publications.to_vec(),
             relay: false,
             max_crashes: 0,
+            max_breaks: 0,
+            max_held: CausalConfig::default().max_held,
+            resend_log: CausalConfig::default().resend_log,
             total: false,
             _core: std::marker::PhantomData,
         }
+    }
+    /// Up to `k` connections between live members break, losing what was in flight.
+    fn with_breaks(mut self, k: u8) -> Self {
+        self.max_breaks = k;
+        self
+    }
+    /// Causal core: hold back at most `n` messages.
+    fn holding(mut self, n: usize) -> Self {
+        self.max_held = n;
+        self
+    }
+    /// Causal core: keep `n` own broadcasts to send again (0: none, the behaviour before
+    /// resends).
+    fn resend_log(mut self, n: usize) -> Self {
+        self.resend_log = n;
+        self
     }
     fn with_relay(mut self) -> Self {
         self.relay = true;
@@ -259,7 +311,17 @@ impl<P: Core> Model for BroadcastModel<P> {
     fn init_states(&self) -> Vec<State<P>> {
         let ids: Vec<NodeId> = (0..N).map(Self::id).collect();
         vec![State {
-            nodes: ids.iter().map(|&i| P::make(i, &ids, self.relay)).collect(),
+            nodes: ids
+                .iter()
+                .map(|&i| {
+                    let knobs = Knobs {
+                        relay: self.relay,
+                        max_held: self.max_held,
+                        resend_log: self.resend_log,
+                    };
+                    P::make(i, &ids, knobs)
+                })
+                .collect(),
             alive: vec![true; N],
             left: (0..N)
                 .map(|i| self.publications.get(i).copied().unwrap_or(0))
@@ -269,6 +331,8 @@ impl<P: Core> Model for BroadcastModel<P> {
             net: Channels::new(self.fifo),
             undetected: BTreeSet::new(),
             crashes: 0,
+            breaks: 0,
+            unseen: BTreeSet::new(),
         }]
     }
 
@@ -286,6 +350,16 @@ impl<P: Core> Model for BroadcastModel<P> {
         }
         for &(observer, crashed) in &s.undetected {
             actions.push(Action::Detect { observer, crashed });
+        }
+        if s.breaks < self.max_breaks {
+            for a in (0..N).filter(|&a| s.alive[a]) {
+                for b in (a + 1..N).filter(|&b| s.alive[b]) {
+                    actions.push(Action::Break { a, b });
+                }
+            }
+        }
+        for &(observer, peer) in &s.unseen {
+            actions.push(Action::Up { observer, peer });
         }
     }
 
@@ -323,6 +397,17 @@ impl<P: Core> Model for BroadcastModel<P> {
             Action::Detect { observer, crashed } => {
                 s.undetected.remove(&(observer, crashed));
                 s.nodes[observer].on_peer_down(now, Self::id(crashed), &mut out);
+                self.absorb(&mut s, observer, out);
+            }
+            Action::Break { a, b } => {
+                s.breaks += 1;
+                s.net.drop_between(a, b);
+                s.unseen.insert((a, b));
+                s.unseen.insert((b, a));
+            }
+            Action::Up { observer, peer } => {
+                s.unseen.remove(&(observer, peer));
+                s.nodes[observer].on_peer_up(now, Self::id(peer), &mut out);
                 self.absorb(&mut s, observer, out);
             }
         }
@@ -421,6 +506,55 @@ fn reliable_causal_broadcast_delivers_everything_and_keeps_causal_order() {
         BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[1, 1, 1]).with_relay(),
     );
     c.assert_properties();
+}
+
+/// A hold-back buffer of one message: refused broadcasts are asked for again (issue 11, Why 7).
+#[test]
+fn causal_broadcast_with_a_one_message_buffer_delivers_everything() {
+    let c = check(
+        "causal, unordered, buffer 1, 2+1+1",
+        BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[2, 1, 1]).holding(1),
+    );
+    c.assert_properties();
+    assert_eq!(c.unique_state_count(), CAUSAL_BUFFER_1);
+}
+
+/// A connection between live members breaks with broadcasts in flight: they are asked for
+/// again when the members see each other up.
+#[test]
+fn causal_broadcast_recovers_what_a_broken_connection_lost() {
+    let c = check(
+        "causal, unordered, 1 broken connection, 2+1+0",
+        BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[2, 1, 0]).with_breaks(1),
+    );
+    c.assert_properties();
+    assert_eq!(c.unique_state_count(), CAUSAL_BREAK);
+}
+
+const CAUSAL_BUFFER_1: usize = 39_158;
+const CAUSAL_BREAK: usize = 22_669;
+
+/// Seeded bug: without the resend log (as before), a refused broadcast is never delivered, nor
+/// is what depends on it.
+#[test]
+fn seeded_no_resend_loses_a_refused_broadcast() {
+    counterexample(
+        BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[2, 1, 1])
+            .holding(1)
+            .resend_log(0),
+        "terminal states have all delivered",
+    );
+}
+
+/// Seeded bug: without the resend log, what a broken connection lost is never delivered.
+#[test]
+fn seeded_no_resend_loses_what_a_broken_connection_lost() {
+    counterexample(
+        BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[2, 1, 0])
+            .with_breaks(1)
+            .resend_log(0),
+        "terminal states have all delivered",
+    );
 }
 
 #[test]

@@ -151,6 +151,14 @@ fn observer<T: Payload>(
         BroadcastEvent::Rejected { from, reason } => {
             tracing::warn!(target: "actix_coord::broadcast", group = %group, from, %reason, "broadcast message rejected");
         }
+        BroadcastEvent::Unrecoverable {
+            origin,
+            member,
+            first,
+            below,
+        } => {
+            tracing::error!(target: "actix_coord::broadcast", group = %group, origin, member, first, below, "broadcasts lost for good: no longer in the origin's resend log");
+        }
     };
     (Box::new(observe), rx)
 }

@@ -21,9 +21,16 @@
 //! **Faults.** A duplicate (a sequence number already delivered or held) is dropped silently. A
 //! message whose `deps` has the wrong length, or whose sender is not a member, is
 //! [rejected](BroadcastEvent::Rejected). At most [`CausalConfig::max_held`] messages are held
-//! back; beyond that a new arrival is rejected ([`Rejection::BufferFull`]) and, since later
-//! messages of its sender depend on it, they wait until the buffer drains — the bound trades
-//! completeness for memory, and is reported. Without `relay`, a message that a crashed sender
+//! back; beyond that a new arrival that is not ready is refused ([`Rejection::BufferFull`]) and
+//! **asked for again**: every member keeps its last [`CausalConfig::resend_log`] broadcasts, and
+//! a member that refused one sends its origin [`CausalWire::Resend`] with the first number it
+//! lacks, at once and again after each delivery that follows (never twice without progress in
+//! between, so a full buffer cannot make two members ping-pong). A ready message is never
+//! refused, so the earliest missing one always gets through and the buffer drains. A member
+//! that sees a peer up again (a broken connection healed, which may have lost messages in
+//! flight) asks it the same way. What the origin's log no longer holds is answered with
+//! [`CausalWire::Gone`], and both sides report it ([`BroadcastEvent::Unrecoverable`]): the
+//! messages that depend on it stay held. Without `relay`, a message that a crashed sender
 //! sent to some members only is delivered by those alone, and messages that depend on it are
 //! held back by the others until a peer-down notice lets them go: on
 //! [`on_peer_down`](Protocol::on_peer_down) of `k`, held messages waiting *only* for `k`'s
@@ -33,7 +40,7 @@
 use super::{BroadcastCommand, BroadcastEvent, Delivery, Rejection};
 use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
 use std::time::Duration;
 
@@ -45,6 +52,10 @@ pub struct CausalConfig {
     pub relay: bool,
     /// Most messages held back at once (default 65 536).
     pub max_held: usize,
+    /// How many of its own latest broadcasts a member keeps to send again to a member that
+    /// refused them or lost them in flight (default 1 024; 0 keeps none: a refused message is
+    /// then lost for good, and reported).
+    pub resend_log: usize,
 }
 
 impl Default for CausalConfig {
@@ -52,9 +63,14 @@ impl Default for CausalConfig {
         Self {
             relay: false,
             max_held: 65_536,
+            resend_log: 1_024,
         }
     }
 }
+
+/// Most broadcasts sent again for one [`CausalWire::Resend`]; the asker asks again for the rest
+/// once it has made progress.
+pub const MAX_RESEND_BATCH: usize = 256;
 
 /// The message of [`CausalBroadcast`]: one broadcast.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -68,6 +84,36 @@ pub struct CausalMsg<T> {
     pub payload: T,
 }
 
+/// What members of a [`CausalBroadcast`] group send each other.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CausalWire<T> {
+    /// A broadcast, from its origin or relayed.
+    Data(CausalMsg<T>),
+    /// "Send me your broadcasts again from number `from` on": the sender refused one of them
+    /// (its hold-back buffer was full) or may have lost some in flight.
+    Resend {
+        /// The first of the receiver's broadcasts the sender lacks.
+        from: u64,
+    },
+    /// The answer to a [`Resend`](Self::Resend) that reaches below the log: the sender's
+    /// broadcasts before `oldest` are gone.
+    Gone {
+        /// The oldest broadcast the sender still keeps (one past its last when it keeps none).
+        oldest: u64,
+    },
+}
+
+/// Broadcasts of one origin a member refused and must get again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Missing {
+    /// The highest number refused.
+    upto: u64,
+    /// This member's delivery count when it last asked (it asks again only after progress).
+    asked_at: Option<u64>,
+    /// The origin answered that it no longer keeps them: asking again is useless.
+    gone: bool,
+}
+
 /// One member of a causal broadcast group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CausalBroadcast<T> {
@@ -77,6 +123,10 @@ pub struct CausalBroadcast<T> {
     delivered: Vec<u64>,
     /// Held back: (origin, sequence number) → message.
     held: BTreeMap<(NodeId, u64), CausalMsg<T>>,
+    /// This member's latest broadcasts, oldest first, at most `config.resend_log`.
+    log: VecDeque<CausalMsg<T>>,
+    /// Per origin index: what this member refused and still lacks.
+    missing: BTreeMap<usize, Missing>,
 }
 
 impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast<T> {
@@ -99,6 +149,8 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
             members,
             config,
             held: BTreeMap::new(),
+            log: VecDeque::new(),
+            missing: BTreeMap::new(),
         })
     }
 
@@ -122,11 +174,95 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
         self.members.binary_search(&id).ok()
     }
 
+    /// How many broadcasts of other members this member lacks after refusing some: per origin
+    /// it asked, from the first it has not delivered to the last it refused (held ones
+    /// included). 0 once all arrived.
+    pub fn missing(&self) -> u64 {
+        self.missing
+            .iter()
+            .map(|(&o, m)| m.upto.saturating_sub(self.delivered[o]))
+            .sum()
+    }
+
     fn send_to_others(&self, except: NodeId, msg: &CausalMsg<T>, out: &mut EffectsOf<Self>) {
         for &p in &self.members {
             if p != self.me && p != except {
-                out.send(p, msg.clone());
+                out.send(p, CausalWire::Data(msg.clone()));
             }
+        }
+    }
+
+    /// Asks the origin of index `o` for what this member lacks of its broadcasts, unless it
+    /// asked already and nothing was delivered since.
+    fn ask(&mut self, o: usize, out: &mut EffectsOf<Self>) {
+        let progress: u64 = self.delivered.iter().sum();
+        let Some(m) = self.missing.get_mut(&o) else {
+            return;
+        };
+        if m.gone || m.asked_at == Some(progress) {
+            return;
+        }
+        m.asked_at = Some(progress);
+        out.send(
+            self.members[o],
+            CausalWire::Resend {
+                from: self.delivered[o] + 1,
+            },
+        );
+    }
+
+    /// After deliveries: forgets what arrived, asks again for what is still missing.
+    fn retry(&mut self, out: &mut EffectsOf<Self>) {
+        let delivered = &self.delivered;
+        self.missing.retain(|&o, m| delivered[o] < m.upto);
+        let origins: Vec<usize> = self.missing.keys().copied().collect();
+        for o in origins {
+            self.ask(o, out);
+        }
+    }
+
+    /// Refuses `msg` from origin index `o` (the buffer is full) and asks for it again.
+    fn refuse_full(&mut self, from: NodeId, o: usize, seq: u64, out: &mut EffectsOf<Self>) {
+        out.emit(BroadcastEvent::Rejected {
+            from,
+            reason: Rejection::BufferFull {
+                held: self.held.len(),
+            },
+        });
+        let m = self.missing.entry(o).or_insert(Missing {
+            upto: seq,
+            asked_at: None,
+            gone: false,
+        });
+        m.upto = m.upto.max(seq);
+        self.ask(o, out);
+    }
+
+    /// A member asks for this member's broadcasts from number `from` on.
+    fn resend(&mut self, to: NodeId, from: u64, out: &mut EffectsOf<Self>) {
+        let Some(me) = self.ix(self.me) else { return };
+        let last = self.delivered[me];
+        let from = from.max(1);
+        if from > last {
+            return; // it lacks nothing of ours
+        }
+        let oldest = self.log.front().map_or(last + 1, |m| m.deps[me]);
+        if from < oldest {
+            out.emit(BroadcastEvent::Unrecoverable {
+                origin: self.me,
+                member: to,
+                first: from,
+                below: oldest,
+            });
+            out.send(to, CausalWire::Gone { oldest });
+        }
+        for m in self
+            .log
+            .iter()
+            .filter(|m| m.deps[me] >= from)
+            .take(MAX_RESEND_BATCH)
+        {
+            out.send(to, CausalWire::Data(m.clone()));
         }
     }
 
@@ -165,51 +301,12 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
                 self.deliver(o, m, out);
             }
         }
-    }
-}
-
-impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for CausalBroadcast<T> {
-    type Msg = CausalMsg<T>;
-    type Event = BroadcastEvent<T>;
-    type Timer = NoTimer;
-    type Command = BroadcastCommand<T>;
-    type Error = std::convert::Infallible;
-
-    fn id(&self) -> NodeId {
-        self.me
+        if !self.missing.is_empty() {
+            self.retry(out);
+        }
     }
 
-    fn on_command(
-        &mut self,
-        _now: Duration,
-        cmd: BroadcastCommand<T>,
-        out: &mut EffectsOf<Self>,
-    ) -> Result<(), Self::Error> {
-        let BroadcastCommand::Publish(payload) = cmd;
-        let Some(me) = self.ix(self.me) else {
-            return Ok(());
-        };
-        let mut deps = self.delivered.clone();
-        deps[me] += 1;
-        let msg = CausalMsg {
-            origin: self.me,
-            deps,
-            payload,
-        };
-        out.emit(BroadcastEvent::Published { seq: msg.deps[me] });
-        self.send_to_others(self.me, &msg, out);
-        self.deliver(me, msg, out);
-        self.drain(out);
-        Ok(())
-    }
-
-    fn on_message(
-        &mut self,
-        _now: Duration,
-        from: NodeId,
-        msg: CausalMsg<T>,
-        out: &mut EffectsOf<Self>,
-    ) {
+    fn on_data(&mut self, from: NodeId, msg: CausalMsg<T>, out: &mut EffectsOf<Self>) {
         let Some(o) = self.ix(msg.origin) else {
             out.emit(BroadcastEvent::Rejected {
                 from,
@@ -217,13 +314,6 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
             });
             return;
         };
-        if self.ix(from).is_none() {
-            out.emit(BroadcastEvent::Rejected {
-                from,
-                reason: Rejection::NotAMember(from),
-            });
-            return;
-        }
         if !self.config.relay && from != msg.origin {
             out.emit(BroadcastEvent::Rejected {
                 from,
@@ -252,17 +342,89 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
             self.deliver(o, msg, out);
             self.drain(out);
         } else if self.held.len() >= self.config.max_held {
-            out.emit(BroadcastEvent::Rejected {
-                from,
-                reason: Rejection::BufferFull {
-                    held: self.held.len(),
-                },
-            });
+            self.refuse_full(from, o, seq, out);
         } else {
             if self.config.relay {
                 self.send_to_others(from, &msg, out);
             }
             self.held.insert((msg.origin, seq), msg);
+        }
+    }
+}
+
+impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for CausalBroadcast<T> {
+    type Msg = CausalWire<T>;
+    type Event = BroadcastEvent<T>;
+    type Timer = NoTimer;
+    type Command = BroadcastCommand<T>;
+    type Error = std::convert::Infallible;
+
+    fn id(&self) -> NodeId {
+        self.me
+    }
+
+    fn on_command(
+        &mut self,
+        _now: Duration,
+        cmd: BroadcastCommand<T>,
+        out: &mut EffectsOf<Self>,
+    ) -> Result<(), Self::Error> {
+        let BroadcastCommand::Publish(payload) = cmd;
+        let Some(me) = self.ix(self.me) else {
+            return Ok(());
+        };
+        let mut deps = self.delivered.clone();
+        deps[me] += 1;
+        let msg = CausalMsg {
+            origin: self.me,
+            deps,
+            payload,
+        };
+        out.emit(BroadcastEvent::Published { seq: msg.deps[me] });
+        self.send_to_others(self.me, &msg, out);
+        if self.config.resend_log > 0 {
+            if self.log.len() == self.config.resend_log {
+                self.log.pop_front();
+            }
+            self.log.push_back(msg.clone());
+        }
+        self.deliver(me, msg, out);
+        self.drain(out);
+        Ok(())
+    }
+
+    fn on_message(
+        &mut self,
+        _now: Duration,
+        from: NodeId,
+        msg: CausalWire<T>,
+        out: &mut EffectsOf<Self>,
+    ) {
+        let Some(f) = self.ix(from).filter(|_| from != self.me) else {
+            out.emit(BroadcastEvent::Rejected {
+                from,
+                reason: Rejection::NotAMember(from),
+            });
+            return;
+        };
+        match msg {
+            CausalWire::Data(m) => self.on_data(from, m, out),
+            CausalWire::Resend { from: first } => self.resend(from, first, out),
+            CausalWire::Gone { oldest } => {
+                let first = self.delivered[f] + 1;
+                if oldest > first {
+                    out.emit(BroadcastEvent::Unrecoverable {
+                        origin: from,
+                        member: self.me,
+                        first,
+                        below: oldest,
+                    });
+                    // Asking again would get the same answer.
+                    if let Some(m) = self.missing.get_mut(&f) {
+                        m.gone = true;
+                    }
+                }
+            }
         }
     }
 
@@ -272,6 +434,19 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
 
     fn on_peer_down(&mut self, _now: Duration, _peer: NodeId, _out: &mut EffectsOf<Self>) {
         // Nothing to release: a held message still depends on what it depends on.
+    }
+
+    fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        // The connection may have broken with broadcasts of `peer` in flight: ask for what we
+        // lack (the answer is empty when nothing is missing).
+        if let Some(p) = self.ix(peer).filter(|_| peer != self.me) {
+            out.send(
+                peer,
+                CausalWire::Resend {
+                    from: self.delivered[p] + 1,
+                },
+            );
+        }
     }
 }
 
@@ -300,9 +475,10 @@ mod tests {
     }
 
     type Sends = Vec<(NodeId, CausalMsg<String>)>;
+    type Wires = Vec<(NodeId, CausalWire<String>)>;
 
-    /// Sends and deliveries of one step.
-    fn split(mut out: EffectsOf<Cb>) -> (Sends, Vec<BroadcastEvent<String>>) {
+    /// Every send and event of one step.
+    fn split_all(mut out: EffectsOf<Cb>) -> (Wires, Vec<BroadcastEvent<String>>) {
         let (mut sends, mut events) = (Vec::new(), Vec::new());
         for e in out.drain() {
             match e {
@@ -312,6 +488,29 @@ mod tests {
             }
         }
         (sends, events)
+    }
+
+    /// The broadcasts sent and the events of one step (no control message may be sent).
+    fn split(out: EffectsOf<Cb>) -> (Sends, Vec<BroadcastEvent<String>>) {
+        let (sends, events) = split_all(out);
+        let data = sends
+            .into_iter()
+            .map(|(to, w)| match w {
+                CausalWire::Data(m) => (to, m),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        (data, events)
+    }
+
+    fn delivered_payloads(events: &[BroadcastEvent<String>]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                BroadcastEvent::Delivered(d) => Some(d.payload.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     fn publish(node: &mut Cb, s: &str) -> Vec<(NodeId, CausalMsg<String>)> {
@@ -327,15 +526,8 @@ mod tests {
 
     fn receive(node: &mut Cb, from: NodeId, msg: CausalMsg<String>) -> Vec<String> {
         let mut out = EffectsOf::<Cb>::new();
-        node.on_message(Duration::ZERO, from, msg, &mut out);
-        split(out)
-            .1
-            .into_iter()
-            .filter_map(|e| match e {
-                BroadcastEvent::Delivered(d) => Some(d.payload),
-                _ => None,
-            })
-            .collect()
+        node.on_message(Duration::ZERO, from, CausalWire::Data(msg), &mut out);
+        delivered_payloads(&split_all(out).1)
     }
 
     #[test]
@@ -366,7 +558,7 @@ mod tests {
             let mut total = first.len();
             for (to, msg) in first {
                 let mut out = EffectsOf::<Cb>::new();
-                g[to as usize - 1].on_message(Duration::ZERO, 1, msg, &mut out);
+                g[to as usize - 1].on_message(Duration::ZERO, 1, CausalWire::Data(msg), &mut out);
                 total += split(out).0.len();
             }
             assert_eq!(total as u32, (n - 1) * (n - 1), "n = {n}");
@@ -384,9 +576,9 @@ mod tests {
             deps: vec![1],
             ..m.clone()
         };
-        g[2].on_message(Duration::ZERO, 1, bad, &mut out);
+        g[2].on_message(Duration::ZERO, 1, CausalWire::Data(bad), &mut out);
         let stranger = CausalMsg { origin: 9, ..m };
-        g[2].on_message(Duration::ZERO, 9, stranger, &mut out);
+        g[2].on_message(Duration::ZERO, 9, CausalWire::Data(stranger), &mut out);
         let (_, events) = split(out);
         assert!(matches!(
             events[0],
@@ -421,20 +613,172 @@ mod tests {
         let msgs: Vec<_> = (0..4)
             .map(|i| publish(&mut a, &i.to_string())[0].1.clone())
             .collect();
-        // 2, 3 are held; 4 is refused; 1 releases 2 and 3.
+        // 2, 3 are held; 4 is refused (and asked for again); 1 releases 2 and 3.
         assert!(receive(&mut b, 1, msgs[1].clone()).is_empty());
         assert!(receive(&mut b, 1, msgs[2].clone()).is_empty());
         let mut out = EffectsOf::<Cb>::new();
-        b.on_message(Duration::ZERO, 1, msgs[3].clone(), &mut out);
+        b.on_message(
+            Duration::ZERO,
+            1,
+            CausalWire::Data(msgs[3].clone()),
+            &mut out,
+        );
+        let (sends, events) = split_all(out);
         assert!(matches!(
-            split(out).1[..],
+            events[..],
             [BroadcastEvent::Rejected {
                 reason: Rejection::BufferFull { held: 2 },
                 ..
             }]
         ));
+        assert_eq!(sends, [(1, CausalWire::Resend { from: 1 })]);
+        assert_eq!(b.missing(), 4);
         assert_eq!(receive(&mut b, 1, msgs[0].clone()), ["0", "1", "2"]);
+        assert_eq!(b.missing(), 1);
         assert_eq!(receive(&mut b, 1, msgs[3].clone()), ["3"]);
+        assert_eq!(b.missing(), 0);
+    }
+
+    /// Two members, the second holding at most `max_held`; the first keeps `log` broadcasts.
+    fn pair(max_held: usize, log: usize) -> (Cb, Cb) {
+        let cfg = |max_held, resend_log| CausalConfig {
+            max_held,
+            resend_log,
+            ..CausalConfig::default()
+        };
+        (
+            Cb::new(1, [1, 2], cfg(65_536, log)).unwrap(),
+            Cb::new(2, [1, 2], cfg(max_held, 1_024)).unwrap(),
+        )
+    }
+
+    /// Delivers `msgs` from `from` to `to`, and whatever they answer, until nothing is in
+    /// flight; returns `to`'s deliveries and both sides' other events.
+    fn exchange(
+        a: &mut Cb,
+        b: &mut Cb,
+        first: Vec<(NodeId, NodeId, CausalWire<String>)>,
+    ) -> (Vec<String>, Vec<BroadcastEvent<String>>, usize) {
+        let mut queue: VecDeque<_> = first.into();
+        let (mut got, mut other, mut resends) = (Vec::new(), Vec::new(), 0);
+        while let Some((from, to, msg)) = queue.pop_front() {
+            resends += usize::from(matches!(msg, CausalWire::Resend { .. }));
+            let node = if to == 1 { &mut *a } else { &mut *b };
+            let mut out = EffectsOf::<Cb>::new();
+            node.on_message(Duration::ZERO, from, msg, &mut out);
+            let (sends, events) = split_all(out);
+            if to == 2 {
+                got.extend(delivered_payloads(&events));
+            }
+            other.extend(
+                events
+                    .into_iter()
+                    .filter(|e| !matches!(e, BroadcastEvent::Delivered(_))),
+            );
+            queue.extend(sends.into_iter().map(|(dst, m)| (to, dst, m)));
+        }
+        (got, other, resends)
+    }
+
+    #[test]
+    fn a_broadcast_refused_for_a_full_buffer_is_sent_again() {
+        // Issue 11, Why 7: before, a refused broadcast was never sent again and everything
+        // after it waited for ever.
+        let (mut a, mut b) = pair(2, 1_024);
+        let msgs: Vec<_> = (0..6)
+            .map(|i| publish(&mut a, &i.to_string())[0].1.clone())
+            .collect();
+        // The first one is late: 2..=3 are held, 4..=6 refused.
+        let late: Vec<_> = msgs[1..]
+            .iter()
+            .map(|m| (1, 2, CausalWire::Data(m.clone())))
+            .chain([(1, 2, CausalWire::Data(msgs[0].clone()))])
+            .collect();
+        let (got, events, resends) = exchange(&mut a, &mut b, late);
+        assert_eq!(got, ["0", "1", "2", "3", "4", "5"]);
+        assert_eq!(b.delivered(), [6, 0]);
+        assert_eq!((b.held(), b.missing()), (0, 0));
+        assert!(
+            events.iter().all(|e| matches!(
+                e,
+                BroadcastEvent::Rejected {
+                    reason: Rejection::BufferFull { .. },
+                    ..
+                }
+            )),
+            "{events:?}"
+        );
+        assert!(resends <= 6, "at most one ask per delivery, {resends}");
+    }
+
+    #[test]
+    fn refusals_without_progress_ask_once() {
+        let (mut a, mut b) = pair(1, 1_024);
+        let msgs: Vec<_> = (0..5)
+            .map(|i| publish(&mut a, &i.to_string())[0].1.clone())
+            .collect();
+        let mut asks = 0;
+        for m in &msgs[1..] {
+            let mut out = EffectsOf::<Cb>::new();
+            b.on_message(Duration::ZERO, 1, CausalWire::Data(m.clone()), &mut out);
+            asks += split_all(out)
+                .0
+                .iter()
+                .filter(|(_, w)| matches!(w, CausalWire::Resend { .. }))
+                .count();
+        }
+        assert_eq!(asks, 1, "three refusals, nothing delivered in between");
+    }
+
+    #[test]
+    fn what_the_log_no_longer_keeps_is_reported_on_both_sides() {
+        let (mut a, mut b) = pair(1, 2);
+        let msgs: Vec<_> = (0..5)
+            .map(|i| publish(&mut a, &i.to_string())[0].1.clone())
+            .collect();
+        // 2 held, 3 refused: the log keeps only 4 and 5.
+        let first = vec![
+            (1, 2, CausalWire::Data(msgs[1].clone())),
+            (1, 2, CausalWire::Data(msgs[2].clone())),
+        ];
+        let (got, events, _) = exchange(&mut a, &mut b, first);
+        assert!(got.is_empty());
+        let lost: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                BroadcastEvent::Unrecoverable {
+                    origin,
+                    member,
+                    first,
+                    below,
+                } => Some((*origin, *member, *first, *below)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            lost,
+            [(1, 2, 1, 4), (1, 2, 1, 4)],
+            "origin and member both report"
+        );
+        assert_eq!(b.missing(), 5, "1..=5 lacking, never to come");
+    }
+
+    #[test]
+    fn a_peer_seen_up_again_is_asked_for_what_was_lost_in_flight() {
+        let (mut a, mut b) = pair(65_536, 1_024);
+        let msgs: Vec<_> = (0..3)
+            .map(|i| publish(&mut a, &i.to_string())[0].1.clone())
+            .collect();
+        assert_eq!(receive(&mut b, 1, msgs[0].clone()), ["0"]);
+        // The connection broke with 2 and 3 in flight; it is back.
+        let mut out = EffectsOf::<Cb>::new();
+        b.on_peer_up(Duration::ZERO, 1, &mut out);
+        let (sends, _) = split_all(out);
+        assert_eq!(sends, [(1, CausalWire::Resend { from: 2 })]);
+        let first = vec![(2, 1, CausalWire::Resend { from: 2 })];
+        let (got, events, _) = exchange(&mut a, &mut b, first);
+        assert_eq!(got, ["1", "2"]);
+        assert!(events.is_empty(), "{events:?}");
     }
 
     #[test]
@@ -444,7 +788,7 @@ mod tests {
         // Node 1 crashes after reaching node 2 only; node 2 relays to node 3.
         let to2 = sent.iter().find(|s| s.0 == 2).unwrap().1.clone();
         let mut out = EffectsOf::<Cb>::new();
-        g[1].on_message(Duration::ZERO, 1, to2, &mut out);
+        g[1].on_message(Duration::ZERO, 1, CausalWire::Data(to2), &mut out);
         let (relayed, _) = split(out);
         assert_eq!(relayed.len(), 1);
         assert_eq!(relayed[0].0, 3);

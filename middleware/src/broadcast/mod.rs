@@ -45,7 +45,7 @@ pub mod causal;
 pub mod total;
 
 pub use api::{BroadcastCore, Broadcaster, Deliveries, Payload, PublishError, RecvError};
-pub use causal::{CausalBroadcast, CausalConfig, CausalMsg};
+pub use causal::{CausalBroadcast, CausalConfig, CausalMsg, CausalWire, MAX_RESEND_BATCH};
 pub use total::{TotalConfig, TotalMsg, TotalOrderBroadcast};
 
 use crate::protocol::NodeId;
@@ -88,6 +88,20 @@ pub enum BroadcastEvent<T> {
         from: NodeId,
         /// Why.
         reason: Rejection,
+    },
+    /// Broadcasts `first..below` of `origin` will never be delivered by `member`: it refused
+    /// them or lost them in flight, and `origin` no longer keeps them to send again (causal
+    /// broadcast, [`CausalConfig::resend_log`]). Reported on both sides; what depends on them
+    /// stays held back at `member`.
+    Unrecoverable {
+        /// The member that broadcast them.
+        origin: NodeId,
+        /// The member that lacks them.
+        member: NodeId,
+        /// The first one lacking.
+        first: u64,
+        /// One past the last one lacking.
+        below: u64,
     },
 }
 
@@ -150,8 +164,8 @@ pub enum Rejection {
     },
 }
 
-impl<T: Payload> crate::driver::PeerWire for CausalMsg<T> {
-    const TAG: &'static str = "actix_coord.causal_broadcast.v1";
+impl<T: Payload> crate::driver::PeerWire for CausalWire<T> {
+    const TAG: &'static str = "actix_coord.causal_broadcast.v2";
 }
 
 impl<T: Payload> crate::driver::PeerWire for TotalMsg<T> {
