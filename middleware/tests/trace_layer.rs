@@ -192,3 +192,83 @@ fn a_panic_flushes_the_log() {
     drop(guard);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+mod chat {
+    #[derive(actix::Message, Debug)]
+    #[rtype(result = "()")]
+    pub struct Line(pub String);
+}
+mod ws {
+    #[derive(actix::Message, Debug)]
+    #[rtype(result = "()")]
+    pub struct Line(pub String);
+}
+
+struct Sink;
+impl Actor for Sink {
+    type Context = CausalContext<Self>;
+}
+impl Handler<chat::Line> for Sink {
+    type Result = ();
+    fn handle(&mut self, _: chat::Line, _: &mut Self::Context) {}
+}
+impl Handler<ws::Line> for Sink {
+    type Result = ();
+    fn handle(&mut self, _: ws::Line, _: &mut Self::Context) {}
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Go(Addr<Sink>);
+
+struct Talker;
+impl Actor for Talker {
+    type Context = CausalContext<Self>;
+}
+impl Handler<Go> for Talker {
+    type Result = ();
+    fn handle(&mut self, Go(sink): Go, _: &mut Self::Context) {
+        sink.do_send(chat::Line("hi".into()));
+        sink.do_send(ws::Line("secret".into()));
+    }
+}
+
+#[test]
+fn contents_of_opted_in_types_are_logged_and_colliding_names_stay_apart() {
+    let buf = SharedBuf::default();
+    let (layer, guard) = CausalLayer::builder()
+        .jsonl_writer(buf.clone())
+        .build()
+        .unwrap();
+    let _sub = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    actix_coord::intercept::log_contents::<chat::Line>();
+    actix::System::new().block_on(async {
+        let sink = CausalBuilder::new().name("line sink").start(Sink);
+        let talker = CausalBuilder::new().name("line talker").start(Talker);
+        talker.send(Go(sink.clone())).await.unwrap();
+        // The sink has handled both once a request behind them is answered.
+        sink.send(chat::Line(String::new())).await.unwrap();
+    });
+    guard.flush();
+    let sends: Vec<String> = buf
+        .events()
+        .into_iter()
+        .filter(|e| e["host"] == "line_talker" && e["kind"] == "send")
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        sends,
+        [r#"send Line to Sink: Line("hi")"#, "send ws::Line to Sink",],
+        "the first type keeps the short label; only the opted-in one shows its contents"
+    );
+    let received: Vec<String> = buf
+        .events()
+        .into_iter()
+        .filter(|e| e["host"] == "line_sink" && e["kind"] == "receive")
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        received.iter().any(|r| r.starts_with("receive ws::Line")),
+        "{received:?}"
+    );
+}

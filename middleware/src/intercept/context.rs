@@ -322,11 +322,12 @@ where
         }
         let (stamp, inbox) = process::with_current_cell(|p, inbox| {
             let stamp = p.send(&|| {
-                format!(
+                let label = format!(
                     "send {} to {}",
                     short_type_name::<M>(),
                     short_type_name::<A>()
-                )
+                );
+                super::labels::with_content(label, super::labels::content_of(&msg).as_deref())
             });
             (stamp, if tx.is_some() { inbox.cloned() } else { None })
         });
@@ -559,11 +560,10 @@ fn respond<A, M>(
     }
 }
 
-/// The last path segment of a type's name, generics stripped.
+/// A type's label in the causal log: the last path segment of its name, generics stripped,
+/// made longer when another type has it (see [`labels`](super::labels)).
 pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
-    let full = std::any::type_name::<T>();
-    let base = full.split('<').next().unwrap_or(full);
-    base.rsplit("::").next().unwrap_or(base)
+    super::labels::type_label::<T>()
 }
 
 #[cfg(test)]

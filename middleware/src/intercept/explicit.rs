@@ -55,12 +55,15 @@ impl<M: Message> Message for Stamped<M> {
     type Result = M::Result;
 }
 
-impl<M> Stamped<M> {
+impl<M: 'static> Stamped<M> {
     /// Stamps `msg` with a send event of the current process (causal actor or external).
     pub fn new(msg: M) -> Self {
         // The label is built only when a causal log is written.
         let stamp = process::with_current(|p| {
-            p.send(&|| format!("send {}", super::context::short_type_name::<M>()))
+            p.send(&|| {
+                let label = format!("send {}", super::context::short_type_name::<M>());
+                super::labels::with_content(label, super::labels::content_of(&msg).as_deref())
+            })
         });
         Self { stamp, msg }
     }
@@ -75,11 +78,12 @@ impl<M> Stamped<M> {
     pub(crate) fn labelled(msg: M, to: fn() -> &'static str) -> Self {
         let stamp = process::with_current(|p| {
             p.send(&|| {
-                format!(
+                let label = format!(
                     "send {} to {}",
                     super::context::short_type_name::<M>(),
                     to()
-                )
+                );
+                super::labels::with_content(label, super::labels::content_of(&msg).as_deref())
             })
         });
         Self { stamp, msg }

@@ -23,16 +23,26 @@
 //!
 //! Each causal actor instance is one process with a [`ProcessId`](crate::clock::ProcessId)
 //! `(node, local)` and a name for logs (default `Type#k`, set with [`CausalBuilder::name`]).
+//!
+//! **Labels in the log.** A message or actor type is labelled by the last segment of its path,
+//! generics stripped (`chat::server::Message` → `Message`), unless another type already has
+//! that label in this OS process: then by the shortest suffix of its path that no other type has
+//! (`ws::Message`), then by its full name with generics (at once for another instance of a
+//! generic type already labelled), then that name with `#2`, `#3`, … A
+//! label names one type for the whole run of a process; the first type logged keeps the short
+//! one. What a message carried is logged only for the types opted in with [`log_contents`].
 
 mod context;
 mod explicit;
 mod future;
+mod labels;
 pub(crate) mod process;
 mod recipient;
 #[cfg(feature = "actix-web")]
 pub mod ws;
 
 pub(crate) use context::short_type_name as short_name;
+pub use labels::{MAX_CONTENT_LEN, log_contents, logs_contents};
 
 pub use context::{CausalBuilder, CausalContext, deliver, deliver_request, try_deliver};
 pub use explicit::{
