@@ -196,12 +196,12 @@ fn a_panic_flushes_the_log() {
 mod chat {
     #[derive(actix::Message, Debug)]
     #[rtype(result = "()")]
-    pub struct Line(pub String);
+    pub struct Line(#[allow(dead_code)] pub String); // read through `Debug`
 }
 mod ws {
     #[derive(actix::Message, Debug)]
     #[rtype(result = "()")]
-    pub struct Line(pub String);
+    pub struct Line(#[allow(dead_code)] pub String); // read through `Debug`
 }
 
 struct Sink;
