@@ -123,14 +123,19 @@ impl Proc {
         code
     }
 
-    /// Kills the process (-9) and collects what it printed. Returns when it was dead on the
-    /// clock sections are timed with ([`monotonic_now`], read once the process was reaped).
+    /// Kills the process (-9) and collects what it printed. Returns the time on the clock
+    /// sections are timed with ([`monotonic_now`]) read just before the signal: the process was
+    /// alive then and dies within the `kill` call, and its peers can only act on its death (its
+    /// sockets close) after that. A section of another member that began before this time began
+    /// while the process was still alive; the clock read after reaping it can be far later
+    /// (the test thread may wait for a core), which would flag a handover right after the
+    /// death as an overlap.
     fn kill(&mut self) -> u64 {
+        let alive = monotonic_now();
         self.child.kill().unwrap();
         let _ = self.child.wait();
-        let dead = monotonic_now();
         self.drain();
-        dead
+        alive
     }
 
     /// Takes the lines printed so far without waiting.

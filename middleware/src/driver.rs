@@ -648,4 +648,39 @@ mod tests {
             }
         }
     }
+    #[actix_rt::test]
+    async fn a_message_from_a_member_declared_down_brings_it_back_up() {
+        // Member 1 wrongly has member 2 down when 2's request arrives: the driver tells the core
+        // 2 is up before handing it over (its `MemberUp` may still be on its way), so 1 answers
+        // and 2 enters. Dropped as from a down member, 2 would wait for ever.
+        let links = LocalLinks::new();
+        let members = [1, 2, 3];
+        let mut addrs = Vec::new();
+        for id in members {
+            let core = RicartAgrawala::new(id, members).unwrap();
+            let addr = Driver::start(core, &members, links.clone(), None);
+            links.register(id, addr.clone());
+            addrs.push(addr);
+        }
+        // Every member has caught up once 1 grants and releases.
+        let mut rx1 = addrs[0].send(Subscribe::default()).await.unwrap();
+        let cmd = Command::<LockCommand, LockError>::new(LockCommand::Acquire);
+        addrs[0].send(cmd).await.unwrap().unwrap();
+        while !matches!(rx1.recv().await.unwrap(), LockEvent::Granted { .. }) {}
+        let cmd = Command::<LockCommand, LockError>::new(LockCommand::Release);
+        addrs[0].send(cmd).await.unwrap().unwrap();
+        addrs[0].send(PeerStatus::Down(2)).await.unwrap();
+        let mut rx2 = addrs[1].send(Subscribe::default()).await.unwrap();
+        let cmd = Command::<LockCommand, LockError>::new(LockCommand::Acquire);
+        addrs[1].send(cmd).await.unwrap().unwrap();
+        let granted = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let LockEvent::Granted { .. } = rx2.recv().await.unwrap() {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(granted.is_ok(), "2 was not granted: 1 dropped its request");
+    }
 }

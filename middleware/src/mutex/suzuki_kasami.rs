@@ -711,6 +711,12 @@ impl SuzukiKasami {
             // second time for one crash.
             self.sent_token_to = None;
             out.broadcast(SkMsg::Recover { epoch: self.epoch });
+            // This node may be the next leader itself (while nobody leads): it must remember
+            // too, since by the time it leads the dead member may be up again (restarted), and
+            // nothing else would tell it the token is gone.
+            if let Decider::Elected { asked, .. } = &mut self.decider {
+                *asked = true;
+            }
         }
     }
 
@@ -1511,6 +1517,51 @@ mod tests {
             leader: 3,
         };
         assert_eq!((net.nodes[0].epoch(), net.nodes[2].epoch()), (e, e));
+    }
+
+    #[test]
+    fn a_sender_whose_token_died_while_nobody_led_regenerates_when_it_leads() {
+        // Seen in the multi-process restart run: member 3 sent the token to 2, 2 was killed
+        // while the election was between leaders, 2 restarted before 3 was elected, and 3 then
+        // led with nobody down and nothing asked: the token was never regenerated.
+        let mut net = elected_net(3, 3);
+        net.command(3, LockCommand::Acquire).unwrap();
+        net.run();
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        for id in 1..=3 {
+            tell_leader(&mut net, id, None);
+        }
+        net.command(3, LockCommand::Release).unwrap();
+        // The token is on its way to 2, which dies with it.
+        net.queue.retain(|(_, to, _)| *to != 2);
+        net.down.push(2);
+        detect(&mut net, 3, 2);
+        detect(&mut net, 1, 2);
+        net.run();
+        // 2 restarts (a new incarnation) and catches up; then 3 is elected.
+        net.down.retain(|&d| d != 2);
+        net.nodes[1] = SuzukiKasami::new(2, 1..=3)
+            .unwrap()
+            .with_external_leader()
+            .with_incarnation(1);
+        net.start(2);
+        for o in [1, 3] {
+            let mut out = EffectsOf::<SuzukiKasami>::new();
+            net.nodes[o as usize - 1].on_peer_up(Duration::ZERO, 2, &mut out);
+            net.absorb(o, out);
+        }
+        net.run();
+        for id in 1..=3 {
+            tell_leader(&mut net, id, Some(3));
+        }
+        net.run();
+        net.take_events();
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.run();
+        let g = granted(&net.take_events());
+        assert!(matches!(g.as_slice(), &[(1, _)]), "1 is served: {g:?}");
+        assert_eq!(net.nodes[2].regenerations(), 1);
     }
 
     #[test]
