@@ -588,6 +588,22 @@ struct Killed {
     victim_token: u64,
 }
 
+/// Waits until every member but `victim` exits 0 with all its iterations; their acquisitions.
+fn survivors_finish(run: &mut Run, victim: u32) -> usize {
+    let mut total = 0;
+    for p in run.procs.iter_mut().filter(|p| p.id != victim) {
+        assert_eq!(p.wait_exit(Duration::from_secs(120)), 0, "node {}", p.id);
+        total += p.acquisitions().len();
+        assert_eq!(
+            p.acquisitions().len(),
+            KILL_ITERATIONS as usize,
+            "node {}",
+            p.id
+        );
+    }
+    total
+}
+
 /// Kills node `victim` once it prints `line`, lets the others finish, and checks the counter
 /// and the logs.
 fn kill_run(algorithm: &str, victim: u32, hook: &[&str], line: &str) -> Killed {
@@ -597,17 +613,7 @@ fn kill_run(algorithm: &str, victim: u32, hook: &[&str], line: &str) -> Killed {
     let v = (victim - 1) as usize;
     run.procs[v].expect_line(line, Duration::from_secs(120));
     run.procs[v].kill();
-    let mut survivors_total = 0;
-    for p in run.procs.iter_mut().filter(|p| p.id != victim) {
-        assert_eq!(p.wait_exit(Duration::from_secs(120)), 0, "node {}", p.id);
-        survivors_total += p.acquisitions().len();
-        assert_eq!(
-            p.acquisitions().len(),
-            KILL_ITERATIONS as usize,
-            "node {}",
-            p.id
-        );
-    }
+    let survivors_total = survivors_finish(&mut run, victim);
     let victim_total = run.procs[v].acquisitions().len();
     let total = (survivors_total + victim_total) as u64;
     check_counter(&run, total);
@@ -734,15 +740,7 @@ fn restart_run(algorithm: &str) {
         "restarted node"
     );
     assert_eq!(second.acquisitions().len(), RESTART_ITERATIONS as usize);
-    for p in run.procs.iter_mut().filter(|p| p.id != victim) {
-        assert_eq!(p.wait_exit(Duration::from_secs(120)), 0, "node {}", p.id);
-        assert_eq!(
-            p.acquisitions().len(),
-            KILL_ITERATIONS as usize,
-            "node {}",
-            p.id
-        );
-    }
+    survivors_finish(&mut run, victim);
     let first = run.procs[v].acquisitions().len();
     assert_eq!(first, 10, "the killed process's accepted writes");
     let mut sections: Vec<Section> = run

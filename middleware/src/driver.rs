@@ -616,17 +616,24 @@ mod tests {
         }
     }
 
-    #[actix_rt::test]
-    async fn ricart_agrawala_drivers_grant_in_turn_with_increasing_fences() {
+    /// Three Ricart–Agrawala drivers over [`LocalLinks`], members 1, 2, 3.
+    fn ricart_agrawala_drivers() -> Vec<Addr<Driver<RicartAgrawala>>> {
         let links = LocalLinks::new();
         let members = [1, 2, 3];
-        let mut addrs = Vec::new();
-        for id in members {
-            let core = RicartAgrawala::new(id, members).unwrap();
-            let addr = Driver::start(core, &members, links.clone(), None);
-            links.register(id, addr.clone());
-            addrs.push(addr);
-        }
+        members
+            .iter()
+            .map(|&id| {
+                let core = RicartAgrawala::new(id, members).unwrap();
+                let addr = Driver::start(core, &members, links.clone(), None);
+                links.register(id, addr.clone());
+                addr
+            })
+            .collect()
+    }
+
+    #[actix_rt::test]
+    async fn ricart_agrawala_drivers_grant_in_turn_with_increasing_fences() {
+        let addrs = ricart_agrawala_drivers();
         let mut last = None;
         for round in 0..2 {
             for addr in &addrs {
@@ -648,20 +655,13 @@ mod tests {
             }
         }
     }
+
     #[actix_rt::test]
     async fn a_message_from_a_member_declared_down_brings_it_back_up() {
         // Member 1 wrongly has member 2 down when 2's request arrives: the driver tells the core
         // 2 is up before handing it over (its `MemberUp` may still be on its way), so 1 answers
         // and 2 enters. Dropped as from a down member, 2 would wait for ever.
-        let links = LocalLinks::new();
-        let members = [1, 2, 3];
-        let mut addrs = Vec::new();
-        for id in members {
-            let core = RicartAgrawala::new(id, members).unwrap();
-            let addr = Driver::start(core, &members, links.clone(), None);
-            links.register(id, addr.clone());
-            addrs.push(addr);
-        }
+        let addrs = ricart_agrawala_drivers();
         // Every member has caught up once 1 grants and releases.
         let mut rx1 = addrs[0].send(Subscribe::default()).await.unwrap();
         let cmd = Command::<LockCommand, LockError>::new(LockCommand::Acquire);
