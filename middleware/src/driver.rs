@@ -1,7 +1,7 @@
 //! The generic actor shell that drives any sans-IO [`Protocol`] core.
 //!
 //! A [`Driver`] owns one core and is a causal actor (its context is
-//! [`CausalContext`](crate::intercept::CausalContext)), so every protocol message it sends or
+//! [`CausalContext`]), so every protocol message it sends or
 //! receives is stamped, merged and written to the causal log like any other message. It
 //! matches the core's [`Effect`]s exhaustively: `Send` and `Broadcast` go out through its
 //! [`Links`], `SetTimer` / `CancelTimer` arm and disarm one actor timer per timer value, and

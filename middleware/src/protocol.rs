@@ -65,6 +65,7 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::time::Duration;
 
@@ -311,6 +312,102 @@ pub(crate) fn sorted_members(
         return Err(ConfigError::NotAMember(me));
     }
     Ok(v)
+}
+
+/// Crash-recovery bookkeeping shared by the lock and broadcast cores.
+///
+/// A core starts **catching up**: it sends `Hello { incarnation }` to every peer and takes no
+/// part in the algorithm (it answers requests as an idle member, but makes none, grants itself
+/// nothing and passes no token) until every peer not declared down has answered with its state
+/// (`State`): its clock (so the newcomer's requests, hence its fences, come after every request
+/// it can compete with), its own outstanding request (re-sent just before), and for
+/// Suzuki–Kasami the token epoch, request numbers and the incarnations it has met. A peer that
+/// receives a `Hello` of an incarnation it has not met treats the sender as a **new member**:
+/// the old incarnation's requests are dropped (as on a crash), and its own outstanding request
+/// and state are re-sent. A `Hello` of the incarnation it already met (a retry) is only
+/// answered. Cluster boot is the same exchange: every member starts catching up, and the
+/// initial Suzuki–Kasami token is kept only if no peer has met an earlier incarnation of its
+/// holder (see `SuzukiKasami`).
+///
+/// Incarnations are chosen by the shell (random per start in the lock API); they are only
+/// compared for equality.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Join {
+    /// This member's incarnation.
+    pub inc: u64,
+    /// The incarnation last met of each peer.
+    pub known: BTreeMap<NodeId, u64>,
+    /// While catching up: the peers whose state has not arrived.
+    pub awaiting: Option<BTreeSet<NodeId>>,
+}
+
+/// What a `Hello` means to its receiver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HelloKind {
+    /// A retry of the incarnation already met: answer only.
+    Retry,
+    /// The first incarnation of that member this one meets: nothing to forget.
+    First,
+    /// A new incarnation after another one was met: forget the previous one (as on a crash).
+    New,
+}
+
+impl Join {
+    /// Catching up with `peers`.
+    pub fn new(inc: u64, peers: impl IntoIterator<Item = NodeId>) -> Self {
+        let peers: BTreeSet<NodeId> = peers.into_iter().collect();
+        Self {
+            inc,
+            known: BTreeMap::new(),
+            awaiting: (!peers.is_empty()).then_some(peers),
+        }
+    }
+
+    /// Whether the core has caught up and takes part.
+    pub fn active(&self) -> bool {
+        self.awaiting.is_none()
+    }
+
+    /// Records a `Hello` of incarnation `inc` from `from`.
+    pub fn hello(&mut self, from: NodeId, inc: u64) -> HelloKind {
+        match self.known.insert(from, inc) {
+            Some(old) if old == inc => HelloKind::Retry,
+            Some(_) => HelloKind::New,
+            None => HelloKind::First,
+        }
+    }
+
+    /// `from`'s state arrived (or `from` is declared down): true when this completes catching up.
+    pub fn answered(&mut self, from: NodeId) -> bool {
+        let Some(awaiting) = self.awaiting.as_mut() else {
+            return false;
+        };
+        awaiting.remove(&from);
+        if awaiting.is_empty() {
+            self.awaiting = None;
+            return true;
+        }
+        false
+    }
+
+    /// `peer` is up again while catching up: its state is needed too.
+    pub fn await_again(&mut self, peer: NodeId) -> bool {
+        match self.awaiting.as_mut() {
+            Some(a) => {
+                a.insert(peer);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The peers still awaited (empty when active).
+    pub fn missing(&self) -> Vec<NodeId> {
+        self.awaiting
+            .as_ref()
+            .map(|a| a.iter().copied().collect())
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

@@ -11,60 +11,8 @@ use actix_coord::mutex::{
 };
 use actix_coord::net::Node;
 use std::time::{Duration, Instant};
-
-const SECRET: &str = "lock-nodes";
-/// Generous bound on anything that should happen "soon" on a loaded machine.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// Waits until `node` is connected to every id of `peers`.
-async fn connected(node: &Node, peers: &[u32]) {
-    let end = tokio::time::Instant::now() + DEADLINE;
-    let mut events = node.subscribe();
-    while !peers.iter().all(|&p| node.is_up(p)) {
-        tokio::time::timeout_at(end, events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("node {} connected to {peers:?} in time", node.id()))
-            .ok();
-    }
-}
-
-/// Three nodes 1..=3 on ephemeral ports: 1 first (its later members by id), then 2 (dials 1),
-/// then 3 (dials 1 and 2). Every pair connected.
-async fn three_nodes() -> Vec<Node> {
-    let n1 = Node::builder()
-        .id(1)
-        .listen("127.0.0.1:0")
-        .member(2)
-        .member(3)
-        .secret(SECRET)
-        .start()
-        .await
-        .unwrap();
-    let n2 = Node::builder()
-        .id(2)
-        .listen("127.0.0.1:0")
-        .peer(1, n1.local_addr())
-        .member(3)
-        .secret(SECRET)
-        .start()
-        .await
-        .unwrap();
-    let n3 = Node::builder()
-        .id(3)
-        .listen("127.0.0.1:0")
-        .peer(1, n1.local_addr())
-        .peer(2, n2.local_addr())
-        .secret(SECRET)
-        .start()
-        .await
-        .unwrap();
-    let nodes = vec![n1, n2, n3];
-    for n in &nodes {
-        let others: Vec<u32> = (1..=3).filter(|&p| p != n.id()).collect();
-        connected(n, &others).await;
-    }
-    nodes
-}
+mod support;
+use support::nodes::{DEADLINE, addr_of, connected, declared_down, restart_node, three_nodes};
 
 fn lock(node: &Node, algorithm: LockAlgorithm) -> DistributedLock {
     DistributedLock::start_on_node(node, algorithm, "r", &[1, 2, 3]).unwrap()
@@ -145,42 +93,6 @@ enum Role {
     /// Member 3 dies while waiting for the lock member 1 holds, and restarts while member 1
     /// still holds.
     Waiter,
-}
-
-fn addr_of(nodes: &[Node], id: u32) -> String {
-    nodes[id as usize - 1].local_addr().to_owned()
-}
-
-/// A new node `id` on `addr` (the address its predecessor had), dialing every other member.
-async fn restart_node(id: u32, addr: &str, nodes: &[Node]) -> Node {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let mut b = Node::builder().id(id).listen(addr).secret(SECRET);
-        for n in nodes.iter().filter(|n| n.id() != id) {
-            b = b.peer(n.id(), n.local_addr());
-        }
-        match b.start().await {
-            Ok(n) => return n,
-            Err(e) => {
-                assert!(Instant::now() < end, "node {id} rebinds {addr}: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-}
-
-/// Waits until every node of `observers` no longer sees `id` up.
-async fn declared_down(observers: &[&Node], id: u32) {
-    for n in observers {
-        let end = tokio::time::Instant::now() + DEADLINE;
-        let mut events = n.subscribe();
-        while n.is_up(id) {
-            tokio::time::timeout_at(end, events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("node {} declares {id} down in time", n.id()))
-                .ok();
-        }
-    }
 }
 
 /// Waits until the lock has caught up with its peers.

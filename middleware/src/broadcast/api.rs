@@ -1,6 +1,9 @@
 //! The handle over a broadcast member's driver.
 
-use super::{BroadcastCommand, BroadcastEvent, CausalBroadcast, Delivery, TotalOrderBroadcast};
+use super::{
+    BroadcastCommand, BroadcastError, BroadcastEvent, CausalBroadcast, Delivery,
+    TotalOrderBroadcast,
+};
 use crate::driver::{Command, Driven, Driver, LocalLinks, Observer, PeerWire};
 use crate::protocol::NodeId;
 use crate::trace::{self, FieldValue};
@@ -21,6 +24,7 @@ pub trait BroadcastCore:
     Driven<
         Command = BroadcastCommand<<Self as BroadcastCore>::Payload>,
         Event = BroadcastEvent<<Self as BroadcastCore>::Payload>,
+        Error = BroadcastError,
         Msg: PeerWire,
     >
 {
@@ -28,16 +32,25 @@ pub trait BroadcastCore:
     type Payload: Payload;
     /// `"causal"` or `"total"`, for the causal log.
     const ORDER: &'static str;
+    /// The core as the incarnation `incarnation` of its member (see
+    /// [`CausalBroadcast::with_incarnation`]).
+    fn incarnation(self, incarnation: u64) -> Self;
 }
 
 impl<T: Payload> BroadcastCore for CausalBroadcast<T> {
     type Payload = T;
     const ORDER: &'static str = "causal";
+    fn incarnation(self, incarnation: u64) -> Self {
+        self.with_incarnation(incarnation)
+    }
 }
 
 impl<T: Payload> BroadcastCore for TotalOrderBroadcast<T> {
     type Payload = T;
     const ORDER: &'static str = "total";
+    fn incarnation(self, incarnation: u64) -> Self {
+        self.with_incarnation(incarnation)
+    }
 }
 
 /// How many deliveries a slow [`Deliveries`] subscriber may fall behind before it misses some
@@ -53,6 +66,21 @@ pub enum PublishError {
     /// The member's mailbox is full: try again.
     #[error("the broadcast actor's mailbox is full")]
     Full,
+    /// The member is still catching up with its peers (it has just started) and keeps as many
+    /// publications waiting as it may: try again once it has caught up.
+    #[error("the broadcast member is catching up, {queued} publications already waiting")]
+    Backlog {
+        /// Publications waiting.
+        queued: usize,
+    },
+}
+
+impl From<BroadcastError> for PublishError {
+    fn from(e: BroadcastError) -> Self {
+        match e {
+            BroadcastError::Backlog { queued } => Self::Backlog { queued },
+        }
+    }
 }
 
 /// Why [`Deliveries::recv`] returned no delivery.
@@ -183,7 +211,11 @@ impl<P: BroadcastCore> Broadcaster<P> {
     /// Starts `core`, a member of `members`, in this process, reaching the other members
     /// through `links` (and registering itself there). `group` names it in the causal log.
     /// Call on an actix arbiter.
+    ///
+    /// Every start is a new incarnation of the member (drawn at random): it catches up with
+    /// the members already running before its publications go out (see the cores' docs).
     pub fn start_local(links: &LocalLinks<P>, group: &str, core: P, members: &[NodeId]) -> Self {
+        let core = core.incarnation(rand::random::<u64>());
         let me = core.id();
         let group: Arc<str> = Arc::from(group);
         let (observe, rx) = observer(group.clone(), P::ORDER);
@@ -195,7 +227,8 @@ impl<P: BroadcastCore> Broadcaster<P> {
 
     /// Starts `core` on `node` (whose id must be the core's), registered as `group`; every
     /// member does the same with the same `group`. Membership events of the node reach the
-    /// core. Call on an actix arbiter.
+    /// core. Call on an actix arbiter. Every start is a new incarnation, as with
+    /// [`start_local`](Self::start_local).
     ///
     /// # Errors
     /// `group` is already registered on `node`.
@@ -205,6 +238,7 @@ impl<P: BroadcastCore> Broadcaster<P> {
         core: P,
         members: &[NodeId],
     ) -> Result<Self, crate::net::RegisterError> {
+        let core = core.incarnation(rand::random::<u64>());
         let me = core.id();
         let group_name: Arc<str> = Arc::from(group);
         let (observe, rx) = observer(group_name.clone(), P::ORDER);
@@ -233,11 +267,12 @@ impl<P: BroadcastCore> Broadcaster<P> {
     /// slowed to the member's pace.
     ///
     /// # Errors
-    /// [`PublishError::Stopped`] when the member's actor is gone.
+    /// [`PublishError::Stopped`] when the member's actor is gone, [`PublishError::Backlog`]
+    /// when it is catching up and its waiting room is full.
     pub async fn publish(&self, payload: P::Payload) -> Result<(), PublishError> {
         let cmd = Command::<_, P::Error>::new(BroadcastCommand::Publish(payload));
         match self.shared.driver.send(cmd).await {
-            Ok(_) => Ok(()),
+            Ok(result) => result.map_err(PublishError::from),
             Err(_) => Err(PublishError::Stopped),
         }
     }

@@ -36,9 +36,30 @@
 //! [`on_peer_down`](Protocol::on_peer_down) of `k`, held messages waiting *only* for `k`'s
 //! missing broadcasts are not released (that would break causality); they stay held and are
 //! counted by [`CausalBroadcast::held`] so the loss is visible.
+//!
+//! **Restart.** A member starts *catching up* (at the cluster's boot as after a restart: the
+//! two are told apart by the answers, not by a person): it sends [`CausalWire::Hello`] with its
+//! incarnation to every peer, keeps its publications waiting (at most `max_held`, then
+//! [`BroadcastError::Backlog`]), and takes part once every peer not declared down has answered
+//! ([`CausalWire::State`]; a peer's own `Hello` counts as its answer). It then
+//! - numbers its broadcasts after the highest number of its earlier incarnations that any peer
+//!   that answered delivered or holds ([`CausalBroadcast::floor`]), so none is dropped as a
+//!   duplicate, and tells the peers ([`CausalWire::Floor`]): what they lack below it was lost in
+//!   the crash, is reported ([`BroadcastEvent::Unrecoverable`]) and no longer waited for;
+//! - takes as delivered what every peer that had caught up already delivered (its start: a new
+//!   member does not get the group's history), and asks each origin for the rest.
+//!
+//! A peer that meets a new incarnation drops the broadcasts of the one before still in flight
+//! ([`CausalMsg::incarnation`]): what it accepted of them before answering is counted in the
+//! newcomer's floor. Not covered: a member partitioned away during the whole catching-up that
+//! took broadcasts of the earlier incarnation under numbers the new one uses again; it reports
+//! the new ones it will not deliver (`Unrecoverable`) when it sees the newcomer's floor.
 
-use super::{BroadcastCommand, BroadcastEvent, Delivery, Rejection};
-use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
+use super::{
+    BroadcastCommand, BroadcastError, BroadcastEvent, BroadcastTimer, Delivery, JOIN_RETRY,
+    Rejection,
+};
+use crate::protocol::{ConfigError, EffectsOf, HelloKind, Join, NodeId, Protocol, sorted_members};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
@@ -77,6 +98,9 @@ pub const MAX_RESEND_BATCH: usize = 256;
 pub struct CausalMsg<T> {
     /// The member that broadcast it (not always the one that sent it, with relaying).
     pub origin: NodeId,
+    /// The origin's incarnation when it broadcast it: a broadcast of an incarnation its
+    /// receiver knows was succeeded by another arrives too late, and is dropped.
+    pub incarnation: u64,
     /// The origin's delivered-count vector when it broadcast, in member order (sorted ids);
     /// the origin's own entry is this message's sequence number.
     pub deps: Vec<u64>,
@@ -101,6 +125,36 @@ pub enum CausalWire<T> {
         /// The oldest broadcast the sender still keeps (one past its last when it keeps none).
         oldest: u64,
     },
+    /// A member catching up (it has just started: a new incarnation, or the cluster's boot)
+    /// asks the receiver what it knows.
+    Hello {
+        /// The sender's incarnation (drawn anew at every start).
+        incarnation: u64,
+        /// What the sender knows (it is catching up: `active` is false).
+        view: CausalView,
+    },
+    /// The answer to a [`Hello`](Self::Hello).
+    State(CausalView),
+    /// "My broadcasts numbered below `first` belong to an earlier incarnation of mine, and are
+    /// gone": sent by a restarted member once it has caught up, and again to each member it
+    /// sees up. The receiver stops waiting for them ([`BroadcastEvent::Unrecoverable`] tells
+    /// which it never got).
+    Floor {
+        /// This incarnation's first broadcast.
+        first: u64,
+    },
+}
+
+/// What a member tells one that is catching up ([`CausalWire::Hello`], [`CausalWire::State`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CausalView {
+    /// Whether the sender has caught up itself; only such a view's `delivered` is adopted.
+    pub active: bool,
+    /// The sender's delivered-count vector, in member order.
+    pub delivered: Vec<u64>,
+    /// The highest number of the receiver's broadcasts (of any of its incarnations) the
+    /// sender has delivered or holds.
+    pub yours: u64,
 }
 
 /// Broadcasts of one origin a member refused and must get again.
@@ -127,7 +181,24 @@ pub struct CausalBroadcast<T> {
     log: VecDeque<CausalMsg<T>>,
     /// Per origin index: what this member refused and still lacks.
     missing: BTreeMap<usize, Missing>,
+    /// Catching up: the incarnation, the peers met, the answers awaited.
+    join: Join,
+    /// While catching up: the views received.
+    answers: BTreeMap<NodeId, CausalView>,
+    /// While catching up: the publications waiting for it to end, at most `max_held`.
+    pending: VecDeque<T>,
+    /// The number of this member's broadcasts that belong to its earlier incarnations (0 at
+    /// the cluster's boot): its own numbering goes on from there.
+    floor: u64,
+    /// Per origin index: the floor of its current incarnation, once applied.
+    floors: BTreeMap<usize, u64>,
+    /// Per member: its incarnations known to have been succeeded, latest last (at most
+    /// [`MAX_SUPERSEDED`]): their broadcasts still in flight are dropped.
+    superseded: BTreeMap<NodeId, Vec<u64>>,
 }
+
+/// How many succeeded incarnations of each member a [`CausalBroadcast`] remembers.
+pub const MAX_SUPERSEDED: usize = 16;
 
 impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast<T> {
     /// Member `me` of the group `members` (which must contain `me`, without duplicates).
@@ -143,6 +214,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
         if config.max_held == 0 {
             return Err(ConfigError::Inconsistent("max_held must be positive"));
         }
+        let peers: Vec<NodeId> = members.iter().copied().filter(|&p| p != me).collect();
         Ok(Self {
             me,
             delivered: vec![0; members.len()],
@@ -151,7 +223,32 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
             held: BTreeMap::new(),
             log: VecDeque::new(),
             missing: BTreeMap::new(),
+            join: Join::new(0, peers),
+            answers: BTreeMap::new(),
+            pending: VecDeque::new(),
+            floor: 0,
+            floors: BTreeMap::new(),
+            superseded: BTreeMap::new(),
         })
+    }
+
+    /// This member's incarnation (a value the shell draws anew at every start; the default is
+    /// 0): peers that met another incarnation of it take this one as a new member.
+    pub fn with_incarnation(mut self, incarnation: u64) -> Self {
+        self.join.inc = incarnation;
+        self
+    }
+
+    /// Whether this member has caught up with its peers (see the [module docs](self)); until
+    /// then its publications wait.
+    pub fn is_active(&self) -> bool {
+        self.join.active()
+    }
+
+    /// How many of this member's broadcast numbers its earlier incarnations used (0 after the
+    /// cluster's boot): its first broadcast is numbered one more.
+    pub fn floor(&self) -> u64 {
+        self.floor
     }
 
     /// How many broadcasts of each member (in member order) this member has delivered: its
@@ -266,6 +363,160 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
         }
     }
 
+    /// What this member tells `peer`, which is catching up.
+    fn view_for(&self, peer: NodeId) -> CausalView {
+        let yours = self.ix(peer).map_or(0, |p| {
+            let held = self
+                .held
+                .range((peer, 0)..=(peer, u64::MAX))
+                .next_back()
+                .map_or(0, |(&(_, seq), _)| seq);
+            self.delivered[p].max(held)
+        });
+        CausalView {
+            active: self.join.active(),
+            delivered: self.delivered.clone(),
+            yours,
+        }
+    }
+
+    fn hello(&self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        out.send(
+            peer,
+            CausalWire::Hello {
+                incarnation: self.join.inc,
+                view: self.view_for(peer),
+            },
+        );
+    }
+
+    /// `from`'s view, while catching up.
+    fn answer(&mut self, from: NodeId, view: CausalView, out: &mut EffectsOf<Self>) {
+        if self.join.active() || !self.join.missing().contains(&from) {
+            return;
+        }
+        if view.delivered.len() != self.members.len() {
+            out.emit(BroadcastEvent::Rejected {
+                from,
+                reason: Rejection::Malformed("view of the wrong length"),
+            });
+            return;
+        }
+        self.answers.insert(from, view);
+        if self.join.answered(from) {
+            self.activate(out);
+        }
+    }
+
+    /// Caught up: adopts what the answers tell, announces the floor, fetches what is missing,
+    /// sends what was published meanwhile.
+    fn activate(&mut self, out: &mut EffectsOf<Self>) {
+        out.cancel_timer(BroadcastTimer::JoinRetry);
+        let answers = std::mem::take(&mut self.answers);
+        let Some(me) = self.ix(self.me) else { return };
+        // Own numbering goes on after every number an earlier incarnation used that anyone
+        // delivered or holds.
+        let used = answers.values().map(|v| v.yours).max().unwrap_or(0);
+        self.delivered[me] = self.delivered[me].max(used);
+        self.floor = self.delivered[me];
+        // Of the others, what every member that has caught up already delivered: the rest is
+        // asked for again. At the cluster's boot nobody has caught up, and nothing is adopted.
+        let active: Vec<&CausalView> = answers.values().filter(|v| v.active).collect();
+        if !active.is_empty() {
+            for k in (0..self.members.len()).filter(|&k| k != me) {
+                let common = active.iter().map(|v| v.delivered[k]).min().unwrap_or(0);
+                self.delivered[k] = self.delivered[k].max(common);
+            }
+            let delivered = &self.delivered;
+            let members = &self.members;
+            self.held.retain(|&(origin, seq), _| {
+                members
+                    .binary_search(&origin)
+                    .is_ok_and(|o| seq > delivered[o])
+            });
+        }
+        for k in 0..self.members.len() {
+            let p = self.members[k];
+            if p == self.me {
+                continue;
+            }
+            if self.floor > 0 {
+                out.send(
+                    p,
+                    CausalWire::Floor {
+                        first: self.floor + 1,
+                    },
+                );
+            }
+            if !active.is_empty() {
+                out.send(
+                    p,
+                    CausalWire::Resend {
+                        from: self.delivered[k] + 1,
+                    },
+                );
+            }
+        }
+        self.drain(out);
+        while let Some(payload) = self.pending.pop_front() {
+            self.publish(payload, out);
+        }
+    }
+
+    /// `origin` (index `o`) restarted: its numbers below `first` are gone.
+    fn apply_floor(&mut self, o: usize, first: u64, out: &mut EffectsOf<Self>) {
+        if first == 0 || self.floors.get(&o) == Some(&first) {
+            return;
+        }
+        self.floors.insert(o, first);
+        let origin = self.members[o];
+        let have = self.delivered[o];
+        if have + 1 < first {
+            out.emit(BroadcastEvent::Unrecoverable {
+                origin,
+                member: self.me,
+                first: have + 1,
+                below: first,
+            });
+            self.delivered[o] = first - 1;
+            self.held
+                .retain(|&(from, seq), _| from != origin || seq >= first);
+            self.drain(out);
+        } else if have >= first {
+            // Partitioned away while it restarted, this member took broadcasts of its earlier
+            // incarnation under numbers the new one uses again: those of the new one are
+            // never delivered here.
+            out.emit(BroadcastEvent::Unrecoverable {
+                origin,
+                member: self.me,
+                first,
+                below: have + 1,
+            });
+        }
+    }
+
+    fn publish(&mut self, payload: T, out: &mut EffectsOf<Self>) {
+        let Some(me) = self.ix(self.me) else { return };
+        let mut deps = self.delivered.clone();
+        deps[me] += 1;
+        let msg = CausalMsg {
+            origin: self.me,
+            incarnation: self.join.inc,
+            deps,
+            payload,
+        };
+        out.emit(BroadcastEvent::Published { seq: msg.deps[me] });
+        self.send_to_others(self.me, &msg, out);
+        if self.config.resend_log > 0 {
+            if self.log.len() == self.config.resend_log {
+                self.log.pop_front();
+            }
+            self.log.push_back(msg.clone());
+        }
+        self.deliver(me, msg, out);
+        self.drain(out);
+    }
+
     /// Whether `msg` from member index `o` can be delivered now.
     fn ready(&self, o: usize, msg: &CausalMsg<T>) -> bool {
         msg.deps.iter().enumerate().all(|(k, &d)| {
@@ -328,6 +579,16 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
             });
             return;
         }
+        if self
+            .superseded
+            .get(&msg.origin)
+            .is_some_and(|old| old.contains(&msg.incarnation))
+        {
+            // From an incarnation that has since restarted: what its successor's peers
+            // accepted of it before they answered its `Hello` is already counted in its floor,
+            // so a late one must not be taken.
+            return;
+        }
         let seq = msg.deps[o];
         if msg.origin == self.me
             || seq <= self.delivered[o]
@@ -355,12 +616,22 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
 impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for CausalBroadcast<T> {
     type Msg = CausalWire<T>;
     type Event = BroadcastEvent<T>;
-    type Timer = NoTimer;
+    type Timer = BroadcastTimer;
     type Command = BroadcastCommand<T>;
-    type Error = std::convert::Infallible;
+    type Error = BroadcastError;
 
     fn id(&self) -> NodeId {
         self.me
+    }
+
+    fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
+        if self.join.active() {
+            return;
+        }
+        for p in self.join.missing() {
+            self.hello(p, out);
+        }
+        out.set_timer(BroadcastTimer::JoinRetry, JOIN_RETRY);
     }
 
     fn on_command(
@@ -368,28 +639,18 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
         _now: Duration,
         cmd: BroadcastCommand<T>,
         out: &mut EffectsOf<Self>,
-    ) -> Result<(), Self::Error> {
+    ) -> Result<(), BroadcastError> {
         let BroadcastCommand::Publish(payload) = cmd;
-        let Some(me) = self.ix(self.me) else {
-            return Ok(());
-        };
-        let mut deps = self.delivered.clone();
-        deps[me] += 1;
-        let msg = CausalMsg {
-            origin: self.me,
-            deps,
-            payload,
-        };
-        out.emit(BroadcastEvent::Published { seq: msg.deps[me] });
-        self.send_to_others(self.me, &msg, out);
-        if self.config.resend_log > 0 {
-            if self.log.len() == self.config.resend_log {
-                self.log.pop_front();
+        if !self.join.active() {
+            if self.pending.len() >= self.config.max_held {
+                return Err(BroadcastError::Backlog {
+                    queued: self.pending.len(),
+                });
             }
-            self.log.push_back(msg.clone());
+            self.pending.push_back(payload);
+            return Ok(());
         }
-        self.deliver(me, msg, out);
-        self.drain(out);
+        self.publish(payload, out);
         Ok(())
     }
 
@@ -410,6 +671,29 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
         match msg {
             CausalWire::Data(m) => self.on_data(from, m, out),
             CausalWire::Resend { from: first } => self.resend(from, first, out),
+            CausalWire::Hello { incarnation, view } => {
+                let previous = self.join.known.get(&from).copied();
+                if self.join.hello(from, incarnation) == HelloKind::New {
+                    if let Some(old) = previous {
+                        let list = self.superseded.entry(from).or_default();
+                        list.retain(|&i| i != incarnation && i != old);
+                        list.push(old);
+                        if list.len() > MAX_SUPERSEDED {
+                            list.remove(0);
+                        }
+                    }
+                    // A new incarnation keeps none of its predecessor's broadcasts: asking it
+                    // again is allowed (its answer, or its floor, settles what is missing).
+                    if let Some(m) = self.missing.get_mut(&f) {
+                        m.asked_at = None;
+                    }
+                }
+                let answer = self.view_for(from);
+                self.answer(from, view, out);
+                out.send(from, CausalWire::State(answer));
+            }
+            CausalWire::State(view) => self.answer(from, view, out),
+            CausalWire::Floor { first } => self.apply_floor(f, first, out),
             CausalWire::Gone { oldest } => {
                 let first = self.delivered[f] + 1;
                 if oldest > first {
@@ -428,22 +712,44 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
         }
     }
 
-    fn on_timer(&mut self, _now: Duration, timer: NoTimer, _out: &mut EffectsOf<Self>) {
-        match timer {}
+    fn on_timer(&mut self, now: Duration, timer: BroadcastTimer, out: &mut EffectsOf<Self>) {
+        match timer {
+            BroadcastTimer::JoinRetry => self.on_start(now, out),
+        }
     }
 
-    fn on_peer_down(&mut self, _now: Duration, _peer: NodeId, _out: &mut EffectsOf<Self>) {
-        // Nothing to release: a held message still depends on what it depends on.
+    fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        // Nothing to release: a held message still depends on what it depends on. A member
+        // catching up stops waiting for that peer's answer.
+        if peer != self.me && self.join.answered(peer) {
+            self.activate(out);
+        }
     }
 
     fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        let Some(p) = self.ix(peer).filter(|_| peer != self.me) else {
+            return;
+        };
+        if !self.join.active() {
+            if self.join.await_again(peer) {
+                self.hello(peer, out);
+            }
+            return;
+        }
         // The connection may have broken with broadcasts of `peer` in flight: ask for what we
-        // lack (the answer is empty when nothing is missing).
-        if let Some(p) = self.ix(peer).filter(|_| peer != self.me) {
+        // lack (the answer is empty when nothing is missing). It may also have missed our
+        // floor.
+        out.send(
+            peer,
+            CausalWire::Resend {
+                from: self.delivered[p] + 1,
+            },
+        );
+        if self.floor > 0 {
             out.send(
                 peer,
-                CausalWire::Resend {
-                    from: self.delivered[p] + 1,
+                CausalWire::Floor {
+                    first: self.floor + 1,
                 },
             );
         }
@@ -453,23 +759,43 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mutex::test_net::Net;
     use crate::protocol::Effect;
 
     type Cb = CausalBroadcast<String>;
+
+    /// `core`, caught up with peers that know nothing yet (the cluster's boot).
+    fn booted(mut core: Cb) -> Cb {
+        let n = core.members().len();
+        let me = core.id();
+        for p in core.members().to_vec().into_iter().filter(|&p| p != me) {
+            let view = CausalView {
+                active: false,
+                delivered: vec![0; n],
+                yours: 0,
+            };
+            let mut out = EffectsOf::<Cb>::new();
+            core.on_message(Duration::ZERO, p, CausalWire::State(view), &mut out);
+        }
+        assert!(core.is_active());
+        core
+    }
 
     fn group(n: u32, relay: bool) -> Vec<Cb> {
         let ids: Vec<u32> = (1..=n).collect();
         ids.iter()
             .map(|&i| {
-                Cb::new(
-                    i,
-                    ids.clone(),
-                    CausalConfig {
-                        relay,
-                        ..CausalConfig::default()
-                    },
+                booted(
+                    Cb::new(
+                        i,
+                        ids.clone(),
+                        CausalConfig {
+                            relay,
+                            ..CausalConfig::default()
+                        },
+                    )
+                    .unwrap(),
                 )
-                .unwrap()
             })
             .collect()
     }
@@ -600,16 +926,18 @@ mod tests {
     #[test]
     fn the_hold_back_buffer_is_bounded() {
         let ids = [1, 2];
-        let mut a = Cb::new(1, ids, CausalConfig::default()).unwrap();
-        let mut b = Cb::new(
-            2,
-            ids,
-            CausalConfig {
-                max_held: 2,
-                ..CausalConfig::default()
-            },
-        )
-        .unwrap();
+        let mut a = booted(Cb::new(1, ids, CausalConfig::default()).unwrap());
+        let mut b = booted(
+            Cb::new(
+                2,
+                ids,
+                CausalConfig {
+                    max_held: 2,
+                    ..CausalConfig::default()
+                },
+            )
+            .unwrap(),
+        );
         let msgs: Vec<_> = (0..4)
             .map(|i| publish(&mut a, &i.to_string())[0].1.clone())
             .collect();
@@ -647,8 +975,8 @@ mod tests {
             ..CausalConfig::default()
         };
         (
-            Cb::new(1, [1, 2], cfg(65_536, log)).unwrap(),
-            Cb::new(2, [1, 2], cfg(max_held, 1_024)).unwrap(),
+            booted(Cb::new(1, [1, 2], cfg(65_536, log)).unwrap()),
+            booted(Cb::new(2, [1, 2], cfg(max_held, 1_024)).unwrap()),
         )
     }
 
@@ -793,5 +1121,170 @@ mod tests {
         assert_eq!(relayed.len(), 1);
         assert_eq!(relayed[0].0, 3);
         assert_eq!(receive(&mut g[2], 2, relayed[0].1.clone()), ["last words"]);
+    }
+
+    /// A started three-member group on the generic test network.
+    fn net(n: u32) -> Net<Cb> {
+        Net::new(
+            (1..=n)
+                .map(|i| Cb::new(i, 1..=n, CausalConfig::default()).unwrap())
+                .collect(),
+        )
+    }
+
+    fn publish_in(net: &mut Net<Cb>, id: NodeId, s: &str) {
+        net.command(id, BroadcastCommand::Publish(s.into()))
+            .unwrap();
+    }
+
+    /// Node `id` restarts with fresh state (a new incarnation): its peers saw it down, then
+    /// see it up again.
+    fn restart(net: &mut Net<Cb>, id: NodeId, n: u32) {
+        net.crash(id);
+        net.run();
+        net.down.retain(|&d| d != id);
+        net.nodes[id as usize - 1] = Cb::new(id, 1..=n, CausalConfig::default())
+            .unwrap()
+            .with_incarnation(u64::from(id) + 100);
+        net.start(id);
+        for p in (1..=n).filter(|&p| p != id) {
+            let mut out = EffectsOf::<Cb>::new();
+            net.nodes[p as usize - 1].on_peer_up(Duration::ZERO, id, &mut out);
+            net.absorb(p, out);
+        }
+        net.run();
+    }
+
+    fn deliveries(events: &[(NodeId, BroadcastEvent<String>)], at: NodeId) -> Vec<(NodeId, u64)> {
+        events
+            .iter()
+            .filter_map(|(n, e)| match e {
+                BroadcastEvent::Delivered(d) if *n == at => Some((d.from, d.seq)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_restarted_member_numbers_its_broadcasts_after_its_earlier_incarnation() {
+        // Issue 11: before, a restarted member numbered from 1 again and its peers dropped
+        // everything it sent as duplicates.
+        let mut net = net(3);
+        for m in ["a", "b", "c"] {
+            publish_in(&mut net, 1, m);
+        }
+        net.run();
+        publish_in(&mut net, 2, "d");
+        net.run();
+        net.take_events();
+        restart(&mut net, 1, 3);
+        assert!(net.nodes[0].is_active());
+        assert_eq!(net.nodes[0].floor(), 3);
+        // It adopted what everyone had delivered: nothing old is delivered again.
+        assert_eq!(net.nodes[0].delivered(), [3, 1, 0]);
+        publish_in(&mut net, 1, "after");
+        net.run();
+        let events = net.take_events();
+        for at in [2, 3] {
+            assert_eq!(deliveries(&events, at), [(1, 4)], "at {at}");
+        }
+        assert!(
+            !events
+                .iter()
+                .any(|(_, e)| matches!(e, BroadcastEvent::Unrecoverable { .. })),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn publications_made_while_catching_up_wait_and_then_go_out() {
+        let mut net = Net::unstarted(
+            (1..=3)
+                .map(|i| Cb::new(i, 1..=3, CausalConfig::default()).unwrap())
+                .collect(),
+        );
+        publish_in(&mut net, 1, "early");
+        assert!(net.queue.is_empty(), "nothing sent before catching up");
+        for id in 1..=3 {
+            net.start(id);
+        }
+        net.run();
+        let events = net.take_events();
+        for at in 1..=3 {
+            assert_eq!(deliveries(&events, at), [(1, 1)], "at {at}");
+        }
+        // The waiting room is bounded.
+        let mut lone = Cb::new(
+            1,
+            [1, 2],
+            CausalConfig {
+                max_held: 1,
+                ..CausalConfig::default()
+            },
+        )
+        .unwrap();
+        let mut out = EffectsOf::<Cb>::new();
+        lone.on_command(
+            Duration::ZERO,
+            BroadcastCommand::Publish("x".into()),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            lone.on_command(
+                Duration::ZERO,
+                BroadcastCommand::Publish("y".into()),
+                &mut out
+            ),
+            Err(BroadcastError::Backlog { queued: 1 })
+        );
+    }
+
+    #[test]
+    fn a_restarted_member_gets_what_it_missed_and_peers_skip_what_its_crash_lost() {
+        let mut net = net(3);
+        publish_in(&mut net, 1, "a");
+        net.run();
+        // Node 1's second broadcast reaches node 2 only: it crashes mid-broadcast.
+        publish_in(&mut net, 1, "b");
+        net.queue.retain(|(_, to, _)| *to == 2);
+        net.run();
+        // Node 3 broadcasts while node 1 is gone; its copy to node 2 is lost in flight.
+        net.crash(1);
+        net.run();
+        publish_in(&mut net, 3, "c");
+        net.queue.clear();
+        net.take_events();
+        restart(&mut net, 1, 3);
+        let events = net.take_events();
+        // Its numbering goes on after "b", which node 2 delivered; node 3 stops waiting for
+        // it, and says so.
+        assert_eq!(net.nodes[0].floor(), 2);
+        assert!(
+            events.iter().any(|(n, e)| *n == 3
+                && *e
+                    == BroadcastEvent::Unrecoverable {
+                        origin: 1,
+                        member: 3,
+                        first: 2,
+                        below: 3,
+                    }),
+            "{events:?}"
+        );
+        // The newcomer takes what every member that answered had delivered as its start, and
+        // asks for the rest: "c", which node 2 lacks too.
+        assert_eq!(deliveries(&events, 1), [(3, 1)]);
+        publish_in(&mut net, 1, "d");
+        net.run();
+        let events = net.take_events();
+        assert_eq!(deliveries(&events, 3), [(1, 3)]);
+        // Node 2 holds "d" back: it follows "c", which node 2 lost in flight. Once node 2
+        // sees node 3 up again, it asks for "c", and delivers both.
+        assert!(deliveries(&events, 2).is_empty());
+        let mut out = EffectsOf::<Cb>::new();
+        net.nodes[1].on_peer_up(Duration::ZERO, 3, &mut out);
+        net.absorb(2, out);
+        net.run();
+        assert_eq!(deliveries(&net.take_events(), 2), [(3, 1), (1, 3)]);
     }
 }

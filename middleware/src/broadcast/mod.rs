@@ -45,10 +45,37 @@ pub mod causal;
 pub mod total;
 
 pub use api::{BroadcastCore, Broadcaster, Deliveries, Payload, PublishError, RecvError};
-pub use causal::{CausalBroadcast, CausalConfig, CausalMsg, CausalWire, MAX_RESEND_BATCH};
+pub use causal::{
+    CausalBroadcast, CausalConfig, CausalMsg, CausalView, CausalWire, MAX_RESEND_BATCH,
+    MAX_SUPERSEDED,
+};
 pub use total::{TotalConfig, TotalMsg, TotalOrderBroadcast};
 
 use crate::protocol::NodeId;
+
+/// The one timer of the broadcast cores: while a member is catching up (it has just started),
+/// it asks again, every [`JOIN_RETRY`], the peers that have not answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BroadcastTimer {
+    /// Re-send `Hello` to the peers whose answer has not arrived.
+    JoinRetry,
+}
+
+/// How often a catching-up broadcast member asks again ([`BroadcastTimer::JoinRetry`]).
+pub const JOIN_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Why a broadcast member refused a publication (nothing was sent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum BroadcastError {
+    /// The member is still catching up with its peers and already keeps as many publications
+    /// waiting as it may hold (`max_held`, `max_queued`): try again once it has caught up.
+    #[error("still catching up, {queued} publications already waiting")]
+    Backlog {
+        /// Publications waiting.
+        queued: usize,
+    },
+}
 
 /// What the local user asks a broadcast member.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -165,9 +192,9 @@ pub enum Rejection {
 }
 
 impl<T: Payload> crate::driver::PeerWire for CausalWire<T> {
-    const TAG: &'static str = "actix_coord.causal_broadcast.v2";
+    const TAG: &'static str = "actix_coord.causal_broadcast.v3";
 }
 
 impl<T: Payload> crate::driver::PeerWire for TotalMsg<T> {
-    const TAG: &'static str = "actix_coord.total_order_broadcast.v2";
+    const TAG: &'static str = "actix_coord.total_order_broadcast.v3";
 }

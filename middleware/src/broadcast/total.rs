@@ -24,16 +24,29 @@
 //! guaranteed: a crashed origin's last message may have reached some survivors and not others,
 //! and then only those deliver it (in the same order relative to everything else); total order
 //! with crashes needs consensus. A message stamped no later than one already delivered (a
-//! restarted member whose clock went back, or a non-FIFO link) would break the order: it is
-//! [rejected](Rejection::Late). A timestamp more than [`TotalConfig::max_clock_jump`] ahead of
+//! non-FIFO link) would break the order: it is [rejected](Rejection::Late).
+//!
+//! **Restart.** A member starts *catching up* (at the boot as after a restart): it sends
+//! [`TotalMsg::Hello`] with its incarnation, clock and count to every peer, keeps its
+//! publications waiting (at most `max_queued`, then [`BroadcastError::Backlog`]), and takes
+//! part once every peer not declared down has answered ([`TotalMsg::State`], or its own
+//! `Hello`). It adopts the highest clock it heard, so everything it stamps comes after what any
+//! peer delivered before answering, and takes each peer's stream from the broadcast after the
+//! count in its answer (what a peer sent it before answering is dropped). It then announces its
+//! clock (an `Ack`), so nobody waits for it below that. A peer that meets a new incarnation
+//! takes it as a new member: its numbering starts again from what the `Hello` says, and its
+//! earlier stream's refusal (`Cut`) is forgotten. A timestamp more than [`TotalConfig::max_clock_jump`] ahead of
 //! the local clock is rejected as [`Rejection::AbsurdClock`] (it would otherwise drag every clock
 //! along). The queue holds at most [`TotalConfig::max_queued`] messages; beyond that a new one is
 //! rejected ([`Rejection::BufferFull`]).
 
-use super::{BroadcastCommand, BroadcastEvent, Delivery, Rejection};
-use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
+use super::{
+    BroadcastCommand, BroadcastError, BroadcastEvent, BroadcastTimer, Delivery, JOIN_RETRY,
+    Rejection,
+};
+use crate::protocol::{ConfigError, EffectsOf, HelloKind, Join, NodeId, Protocol, sorted_members};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Debug;
 use std::time::Duration;
 
@@ -73,6 +86,23 @@ pub enum TotalMsg<T> {
         /// The sender's Lamport time after receiving a broadcast.
         time: u64,
     },
+    /// A member catching up (it has just started) asks the receiver for its clock and count.
+    Hello {
+        /// The sender's incarnation (drawn anew at every start).
+        incarnation: u64,
+        /// The sender's Lamport time.
+        time: u64,
+        /// How many broadcasts the sender has made in this incarnation.
+        seq: u64,
+    },
+    /// The answer to a [`Hello`](Self::Hello): the sender's clock, and how many broadcasts it
+    /// has made (the newcomer takes its stream from the next one on).
+    State {
+        /// The sender's Lamport time.
+        time: u64,
+        /// How many broadcasts the sender has made.
+        seq: u64,
+    },
 }
 
 /// One member of a total-order broadcast group.
@@ -95,6 +125,10 @@ pub struct TotalOrderBroadcast<T> {
     /// The stamp of the last delivered message.
     last: Option<(u64, NodeId)>,
     delivered: u64,
+    /// Catching up: the incarnation, the peers met, the answers awaited.
+    join: Join,
+    /// While catching up: the publications waiting for it to end, at most `max_queued`.
+    pending: VecDeque<T>,
 }
 
 impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroadcast<T> {
@@ -113,6 +147,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
                 "max_queued and max_clock_jump must be positive",
             ));
         }
+        let peers: Vec<NodeId> = members.iter().copied().filter(|&p| p != me).collect();
         Ok(Self {
             me,
             heard: members
@@ -129,7 +164,86 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
             cut: BTreeSet::new(),
             last: None,
             delivered: 0,
+            join: Join::new(0, peers),
+            pending: VecDeque::new(),
         })
+    }
+
+    /// This member's incarnation (a value the shell draws anew at every start; the default is
+    /// 0): peers that met another incarnation of it take this one as a new member.
+    pub fn with_incarnation(mut self, incarnation: u64) -> Self {
+        self.join.inc = incarnation;
+        self
+    }
+
+    /// Whether this member has caught up with its peers (see the [module docs](self)); until
+    /// then its publications wait.
+    pub fn is_active(&self) -> bool {
+        self.join.active()
+    }
+
+    fn own_seq(&self) -> u64 {
+        self.seqs.get(&self.me).copied().unwrap_or(0)
+    }
+
+    fn hello(&self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        out.send(
+            peer,
+            TotalMsg::Hello {
+                incarnation: self.join.inc,
+                time: self.clock,
+                seq: self.own_seq(),
+            },
+        );
+    }
+
+    /// `from`'s clock and count, while catching up: its stream is taken from the next
+    /// broadcast on.
+    fn answer(&mut self, from: NodeId, time: u64, seq: u64, out: &mut EffectsOf<Self>) {
+        if self.join.active() || !self.join.missing().contains(&from) {
+            return;
+        }
+        self.clock = self.clock.max(time);
+        let heard = self.heard.entry(from).or_insert(0);
+        *heard = (*heard).max(time);
+        self.seqs.insert(from, seq);
+        self.cut.remove(&from);
+        if self.join.answered(from) {
+            self.activate(out);
+        }
+    }
+
+    /// Caught up: tells everyone the clock (so nobody waits for this member below it), then
+    /// sends what was published meanwhile.
+    fn activate(&mut self, out: &mut EffectsOf<Self>) {
+        out.cancel_timer(BroadcastTimer::JoinRetry);
+        let time = self.clock;
+        for p in self.others().collect::<Vec<_>>() {
+            out.send(p, TotalMsg::Ack { time });
+        }
+        while let Some(payload) = self.pending.pop_front() {
+            self.publish(payload, out);
+        }
+        self.drain(out);
+    }
+
+    fn publish(&mut self, payload: T, out: &mut EffectsOf<Self>) {
+        self.clock = self.clock.saturating_add(1);
+        let time = self.clock;
+        let seq = self.next_seq(self.me);
+        out.emit(BroadcastEvent::Published { seq });
+        for p in self.others().collect::<Vec<_>>() {
+            out.send(
+                p,
+                TotalMsg::Data {
+                    time,
+                    seq,
+                    payload: payload.clone(),
+                },
+            );
+        }
+        self.queue.insert((time, self.me), (payload, seq));
+        self.drain(out);
     }
 
     /// The Lamport clock.
@@ -197,6 +311,34 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
         }
     }
 
+    /// A `Hello` from `from`: a member catching up. A new incarnation is a new member: its
+    /// stream starts again after `seq`, and nothing it sends can be stamped below `time`.
+    fn on_hello(&mut self, from: NodeId, inc: u64, time: u64, seq: u64, out: &mut EffectsOf<Self>) {
+        if time > self.clock.saturating_add(self.config.max_clock_jump) {
+            let local = self.clock;
+            self.refuse(from, false, Rejection::AbsurdClock { time, local }, out);
+            return;
+        }
+        if self.join.hello(from, inc) == HelloKind::Retry {
+            let s = self.seqs.entry(from).or_insert(0);
+            *s = (*s).max(seq);
+        } else {
+            self.seqs.insert(from, seq);
+            self.cut.remove(&from);
+            self.heard.insert(from, time);
+        }
+        self.clock = self.clock.max(time);
+        // Our answer first: while catching up, its Hello also answers ours.
+        out.send(
+            from,
+            TotalMsg::State {
+                time: self.clock,
+                seq: self.own_seq(),
+            },
+        );
+        self.answer(from, time, seq, out);
+    }
+
     /// Checks a received stamp; `Some(reason)` to reject it.
     fn check_time(&self, time: u64, from: NodeId) -> Option<Rejection> {
         if time > self.clock.saturating_add(self.config.max_clock_jump) {
@@ -217,12 +359,22 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
 {
     type Msg = TotalMsg<T>;
     type Event = BroadcastEvent<T>;
-    type Timer = NoTimer;
+    type Timer = BroadcastTimer;
     type Command = BroadcastCommand<T>;
-    type Error = std::convert::Infallible;
+    type Error = BroadcastError;
 
     fn id(&self) -> NodeId {
         self.me
+    }
+
+    fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
+        if self.join.active() {
+            return;
+        }
+        for p in self.join.missing() {
+            self.hello(p, out);
+        }
+        out.set_timer(BroadcastTimer::JoinRetry, JOIN_RETRY);
     }
 
     fn on_command(
@@ -230,24 +382,18 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
         _now: Duration,
         cmd: BroadcastCommand<T>,
         out: &mut EffectsOf<Self>,
-    ) -> Result<(), Self::Error> {
+    ) -> Result<(), BroadcastError> {
         let BroadcastCommand::Publish(payload) = cmd;
-        self.clock = self.clock.saturating_add(1);
-        let time = self.clock;
-        let seq = self.next_seq(self.me);
-        out.emit(BroadcastEvent::Published { seq });
-        for p in self.others().collect::<Vec<_>>() {
-            out.send(
-                p,
-                TotalMsg::Data {
-                    time,
-                    seq,
-                    payload: payload.clone(),
-                },
-            );
+        if !self.join.active() {
+            if self.pending.len() >= self.config.max_queued {
+                return Err(BroadcastError::Backlog {
+                    queued: self.pending.len(),
+                });
+            }
+            self.pending.push_back(payload);
+            return Ok(());
         }
-        self.queue.insert((time, self.me), (payload, seq));
-        self.drain(out);
+        self.publish(payload, out);
         Ok(())
     }
 
@@ -265,10 +411,32 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
             });
             return;
         }
-        let (time, data) = match &msg {
-            TotalMsg::Data { time, .. } => (*time, true),
-            TotalMsg::Ack { time } => (*time, false),
+        let (time, data) = match msg {
+            TotalMsg::Data { time, .. } => (time, true),
+            TotalMsg::Ack { time } => (time, false),
+            TotalMsg::Hello {
+                incarnation,
+                time,
+                seq,
+            } => {
+                self.on_hello(from, incarnation, time, seq, out);
+                return;
+            }
+            TotalMsg::State { time, seq } => {
+                if time > self.clock.saturating_add(self.config.max_clock_jump) {
+                    let local = self.clock;
+                    self.refuse(from, false, Rejection::AbsurdClock { time, local }, out);
+                    return;
+                }
+                self.answer(from, time, seq, out);
+                return;
+            }
         };
+        if !self.join.active() && self.join.missing().contains(&from) {
+            // Sent before `from` answered our `Hello`: its answer takes its stream from the
+            // broadcast after these on, and its clock past them.
+            return;
+        }
         if data && self.cut.contains(&from) {
             self.refuse(from, data, Rejection::Cut { origin: from }, out);
             return;
@@ -319,23 +487,35 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
                 self.clock = self.clock.max(time);
                 self.heard.insert(from, time);
             }
+            TotalMsg::Hello { .. } | TotalMsg::State { .. } => {}
         }
         self.drain(out);
     }
 
-    fn on_timer(&mut self, _now: Duration, timer: NoTimer, _out: &mut EffectsOf<Self>) {
-        match timer {}
+    fn on_timer(&mut self, now: Duration, timer: BroadcastTimer, out: &mut EffectsOf<Self>) {
+        match timer {
+            BroadcastTimer::JoinRetry => self.on_start(now, out),
+        }
     }
 
     fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
         if self.heard.contains_key(&peer) {
             self.down.insert(peer);
+            if self.join.answered(peer) {
+                self.activate(out);
+            }
             self.drain(out);
         }
     }
 
-    fn on_peer_up(&mut self, _now: Duration, peer: NodeId, _out: &mut EffectsOf<Self>) {
+    fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
+        if !self.heard.contains_key(&peer) {
+            return;
+        }
         self.down.remove(&peer);
+        if self.join.await_again(peer) {
+            self.hello(peer, out);
+        }
     }
 }
 
@@ -346,6 +526,22 @@ mod tests {
     use std::collections::VecDeque;
 
     type Tob = TotalOrderBroadcast<u32>;
+
+    /// `core`, caught up with peers that know nothing yet (the cluster's boot).
+    fn booted(mut core: Tob) -> Tob {
+        let me = core.me;
+        for p in core.members.clone().into_iter().filter(|&p| p != me) {
+            let mut out = EffectsOf::<Tob>::new();
+            core.on_message(
+                Duration::ZERO,
+                p,
+                TotalMsg::State { time: 0, seq: 0 },
+                &mut out,
+            );
+        }
+        assert!(core.is_active());
+        core
+    }
 
     /// A FIFO network of `n` members; returns each member's deliveries and the message count.
     struct Net {
@@ -362,7 +558,7 @@ mod tests {
             Self {
                 nodes: ids
                     .iter()
-                    .map(|&i| Tob::new(i, ids.clone(), TotalConfig::default()).unwrap())
+                    .map(|&i| booted(Tob::new(i, ids.clone(), TotalConfig::default()).unwrap()))
                     .collect(),
                 chans: BTreeMap::new(),
                 delivered: vec![Vec::new(); n as usize],
@@ -475,7 +671,7 @@ mod tests {
     #[test]
     fn absurd_late_and_foreign_stamps_are_rejected_and_change_nothing() {
         let ids = [1, 2, 3];
-        let mut a = Tob::new(1, ids, TotalConfig::default()).unwrap();
+        let mut a = booted(Tob::new(1, ids, TotalConfig::default()).unwrap());
         let before = a.clone();
         let mut out = EffectsOf::<Tob>::new();
         a.on_message(
@@ -535,7 +731,7 @@ mod tests {
     fn a_missing_broadcast_cuts_its_origin_instead_of_being_skipped() {
         // Node 2's first broadcast never reached node 1 (node 1 was not registered yet): its
         // second is refused, not delivered as "the first", and so is everything after it.
-        let mut a = Tob::new(1, [1, 2], TotalConfig::default()).unwrap();
+        let mut a = booted(Tob::new(1, [1, 2], TotalConfig::default()).unwrap());
         let mut out = EffectsOf::<Tob>::new();
         for (time, seq) in [(2, 2), (3, 3)] {
             a.on_message(
@@ -572,7 +768,7 @@ mod tests {
 
     #[test]
     fn a_repeated_broadcast_is_dropped_without_cutting_its_origin() {
-        let mut a = Tob::new(1, [1, 2], TotalConfig::default()).unwrap();
+        let mut a = booted(Tob::new(1, [1, 2], TotalConfig::default()).unwrap());
         let mut out = EffectsOf::<Tob>::new();
         let data = |time, seq| TotalMsg::Data {
             time,
@@ -589,5 +785,60 @@ mod tests {
             .count();
         assert_eq!(rejected, 1, "the repeat only");
         assert_eq!(a.delivered(), 2, "both broadcasts, once each");
+    }
+
+    #[test]
+    fn a_restarted_member_is_a_new_member_not_a_late_one() {
+        // Issue 11: before, a restarted member's clock and numbering started again from 0 and
+        // its peers rejected everything it sent as late.
+        use crate::mutex::test_net::Net;
+        let fresh = |i: NodeId, inc: u64| {
+            Tob::new(i, [1, 2, 3], TotalConfig::default())
+                .unwrap()
+                .with_incarnation(inc)
+        };
+        let mut net = Net::new((1..=3).map(|i| fresh(i, 0)).collect());
+        for v in [1, 2] {
+            net.command(1, BroadcastCommand::Publish(v)).unwrap();
+        }
+        net.command(2, BroadcastCommand::Publish(3)).unwrap();
+        net.run();
+        net.crash(1);
+        net.run();
+        net.down.clear();
+        net.nodes[0] = fresh(1, 7);
+        net.start(1);
+        for p in [2, 3] {
+            let mut out = EffectsOf::<Tob>::new();
+            net.nodes[p as usize - 1].on_peer_up(Duration::ZERO, 1, &mut out);
+            net.absorb(p, out);
+        }
+        net.run();
+        assert!(net.nodes[0].is_active());
+        net.take_events();
+        net.command(1, BroadcastCommand::Publish(4)).unwrap();
+        net.command(3, BroadcastCommand::Publish(5)).unwrap();
+        net.run();
+        let events = net.take_events();
+        assert!(
+            !events
+                .iter()
+                .any(|(_, e)| matches!(e, BroadcastEvent::Rejected { .. })),
+            "{events:?}"
+        );
+        let order = |at: NodeId| -> Vec<(NodeId, u64, u32)> {
+            events
+                .iter()
+                .filter_map(|(n, e)| match e {
+                    BroadcastEvent::Delivered(d) if *n == at => Some((d.from, d.seq, d.payload)),
+                    _ => None,
+                })
+                .collect()
+        };
+        // The newcomer numbers from 1 again (a new member), and everyone delivers the same.
+        assert_eq!(order(1).len(), 2);
+        assert!(order(1).contains(&(1, 1, 4)));
+        assert_eq!(order(1), order(2));
+        assert_eq!(order(2), order(3));
     }
 }

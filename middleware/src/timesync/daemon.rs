@@ -1,7 +1,7 @@
 //! The Berkeley daemon: the pure [`Berkeley`] machine driven by an actor over the network.
 //!
 //! [`BerkeleyCore`] adapts the machine to [`Protocol`], so the generic
-//! [`Driver`](crate::driver::Driver) runs it: messages travel through the driver's links
+//! [`Driver`] runs it: messages travel through the driver's links
 //! (in-process [`LocalLinks`](crate::driver::LocalLinks) or, with
 //! [`start_on_node`](crate::driver::start_on_node), the network), timers are actor timers, and
 //! membership events reach the machine as `handle_member_up/down`. The adapter is a thin shell:

@@ -42,7 +42,7 @@
 mod layer;
 mod writer;
 
-pub use layer::{CausalLayer, CausalLayerBuilder, CausalLogGuard};
+pub use layer::{CausalLayer, CausalLayerBuilder, CausalLogGuard, DEFAULT_BUFFER};
 
 use crate::clock::{HlcTimestamp, ProcessId, VectorClock};
 use std::borrow::Cow;
