@@ -6,3 +6,6 @@ pub mod channels;
 
 #[allow(dead_code)]
 pub mod nodes;
+
+#[allow(dead_code)]
+pub mod harness;

@@ -1,0 +1,551 @@
+//! One stateright environment for the model checks of every sans-IO core: the cores run
+//! unchanged, N of them, and the harness owns their network and the whole fault model, so a
+//! service's model is its cores, its user's operations, what it observes and its properties.
+//!
+//! The environment ([`Faults`], each fault bounded by a count):
+//! * **network**: FIFO channels or an unordered multiset; a message in flight may be
+//!   **duplicated** (`duplicates`);
+//! * **crash-stop** (`crashes`): a member stops, nothing reaches it any more, what it sent is
+//!   still in flight; each survivor declares it down at its own moment. With `partial`, each of
+//!   the crashed member's connections may break with its messages still in it, lost: a crash in
+//!   the middle of a broadcast reaches some members only;
+//! * **crash-recovery** (`restarts`): a crashed member starts again with a fresh core, a new
+//!   incarnation; a survivor that had not noticed the crash sees it down, then up at its own
+//!   moment. What the old incarnation had in flight is lost (its connections broke) unless
+//!   `late_from_old` keeps it in flight, to arrive after the newcomer's first messages;
+//! * **broken connection** (`breaks`): the connection between two live members breaks, what was
+//!   in flight between them is lost, and each sees the other up again at its own moment;
+//! * **false suspicion / partition** (`cuts`): the link between two live members is cut (both
+//!   directions lose everything until the heal), each side declares the other down at its own
+//!   moment, the link heals once both have, and each sees the other up at its own moment;
+//! * **the driver's rule** (`implicit_up`, default on): a message from a live member the
+//!   receiver holds down, on a working link, first tells the core the member is up.
+//!
+//! Timers are not modelled (the cores' retries are for losses the model replaces by an explicit
+//! up notice). With `boot` (default on), the initial state has every core started and the
+//! start-up exchange (`Hello`/`State`) delivered in order: the checks start from a booted
+//! cluster.
+
+use super::channels::Channels;
+use actix_coord::protocol::{Effect, EffectsOf, NodeId, Protocol};
+use stateright::{Checker, HasDiscoveries, Model, Property};
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// Members in every model.
+pub const N: usize = 3;
+
+/// The member id of index `i`.
+pub fn id(i: usize) -> NodeId {
+    i as NodeId + 1
+}
+
+/// The index of member `id`.
+pub fn ix(id: NodeId) -> usize {
+    id as usize - 1
+}
+
+/// What a service's model adds to the harness.
+pub trait Service: Clone + Debug + Eq + Hash + Send + Sync + 'static {
+    /// The core under check.
+    type P: Protocol<Msg = Self::M, Error: Debug>
+        + Clone
+        + Debug
+        + Eq
+        + Hash
+        + Send
+        + Sync
+        + 'static;
+    /// Its messages.
+    type M: Clone + Debug + Eq + Ord + Hash + Send + Sync + 'static;
+    /// What a member's user may do.
+    type Op: Clone + Debug + Eq + Hash + Send + Sync + 'static;
+    /// What the properties read: the run's history so far.
+    type Obs: Clone + Debug + Eq + Hash + Send + Sync + 'static;
+
+    /// Member `i`'s core, incarnation `inc` (0 at the boot).
+    fn core(&self, i: usize, inc: u8) -> Self::P;
+    /// The history at the start.
+    fn obs(&self) -> Self::Obs;
+    /// What the live member `i` may do now.
+    fn ops(&self, w: &World<Self>, i: usize, ops: &mut Vec<Self::Op>);
+    /// Member `i` does `op`: the bookkeeping, and the command its core gets (`None`: none).
+    fn act(
+        &self,
+        w: &mut World<Self>,
+        i: usize,
+        op: &Self::Op,
+    ) -> Option<<Self::P as Protocol>::Command>;
+    /// Member `i`'s core emitted `event`.
+    fn observe(&self, w: &mut World<Self>, i: usize, event: <Self::P as Protocol>::Event);
+    /// Member `i` crashed.
+    fn crashed(&self, _w: &mut World<Self>, _i: usize) {}
+    /// Member `i` restarted (its new core is in place, not started yet).
+    fn restarted(&self, _w: &mut World<Self>, _i: usize) {}
+    /// After every step.
+    fn after(&self, _w: &mut World<Self>) {}
+    /// Seeded bugs on the wire: the message `src` sends `dst` as it travels (`None`: lost).
+    fn wire(&self, _src: usize, _dst: usize, msg: Self::M) -> Option<Self::M> {
+        Some(msg)
+    }
+    /// The properties.
+    fn properties(&self) -> Vec<Property<Harness<Self>>>;
+}
+
+/// The faults a run allows, each bounded.
+#[derive(Clone, Debug)]
+pub struct Faults {
+    /// FIFO channels (otherwise an unordered multiset).
+    pub fifo: bool,
+    /// Crash-stops.
+    pub crashes: u8,
+    /// A crashed member's connections may break with its messages in them.
+    pub partial: bool,
+    /// Restarts of crashed members.
+    pub restarts: u8,
+    /// The only member that may restart (`None`: any).
+    pub restarting: Option<usize>,
+    /// What a crashed incarnation had in flight stays in flight past its restart.
+    pub late_from_old: bool,
+    /// Connections between live members that break.
+    pub breaks: u8,
+    /// Links cut and healed.
+    pub cuts: u8,
+    /// The only link that may be cut (`None`: any).
+    pub cutting: Option<(usize, usize)>,
+    /// Messages duplicated.
+    pub duplicates: u8,
+    /// The driver's implicit-up rule.
+    pub implicit_up: bool,
+    /// Start from a booted cluster.
+    pub boot: bool,
+}
+
+impl Faults {
+    /// No fault, FIFO or not.
+    pub fn none(fifo: bool) -> Self {
+        Self {
+            fifo,
+            crashes: 0,
+            partial: false,
+            restarts: 0,
+            restarting: None,
+            late_from_old: false,
+            breaks: 0,
+            cuts: 0,
+            cutting: None,
+            duplicates: 0,
+            implicit_up: true,
+            boot: true,
+        }
+    }
+}
+
+/// The world of one state: the cores, the network, the fault bookkeeping, the history.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct World<S: Service> {
+    /// The cores, by member index.
+    pub nodes: Vec<S::P>,
+    /// Who runs.
+    pub alive: Vec<bool>,
+    /// Each member's incarnation.
+    pub inc: Vec<u8>,
+    /// Messages in flight.
+    pub net: Channels<S::M>,
+    /// The service's history.
+    pub obs: S::Obs,
+    /// Crashes and suspicions not yet noticed: (observer, peer).
+    pub undetected: BTreeSet<(usize, usize)>,
+    /// Members to be seen up again: (observer, peer).
+    pub unseen: BTreeSet<(usize, usize)>,
+    /// The driver's view: (observer, peer) when observer holds peer down.
+    pub down: BTreeSet<(usize, usize)>,
+    /// Cut links, `(a, b)` with `a < b`.
+    pub cut: BTreeSet<(usize, usize)>,
+    /// Faults so far.
+    pub used: Used,
+}
+
+/// Faults used so far in a state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Used {
+    /// Crashes.
+    pub crashes: u8,
+    /// Restarts.
+    pub restarts: u8,
+    /// Broken connections.
+    pub breaks: u8,
+    /// Cuts.
+    pub cuts: u8,
+    /// Duplicates.
+    pub duplicates: u8,
+}
+
+/// One step of the environment or of a user.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Step<Op, M> {
+    /// Member `.0`'s user does `.1`.
+    Op(usize, Op),
+    /// A message arrives.
+    Deliver {
+        /// Sender.
+        src: usize,
+        /// Receiver.
+        dst: usize,
+        /// The message.
+        msg: M,
+    },
+    /// A message in flight is duplicated.
+    Duplicate {
+        /// Sender.
+        src: usize,
+        /// Receiver.
+        dst: usize,
+        /// The message.
+        msg: M,
+    },
+    /// The member stops.
+    Crash(usize),
+    /// The crashed member starts again with a fresh core.
+    Restart(usize),
+    /// `observer` declares `peer` down.
+    Detect {
+        /// Who.
+        observer: usize,
+        /// Whom.
+        peer: usize,
+    },
+    /// The crashed member `src`'s connection to `dst` breaks with its messages in it.
+    Partial {
+        /// The crashed member.
+        src: usize,
+        /// The receiver.
+        dst: usize,
+    },
+    /// The connection between live members breaks.
+    Break {
+        /// One end.
+        a: usize,
+        /// The other.
+        b: usize,
+    },
+    /// The link between live members is cut.
+    Cut {
+        /// One end.
+        a: usize,
+        /// The other.
+        b: usize,
+    },
+    /// The cut link heals.
+    Heal {
+        /// One end.
+        a: usize,
+        /// The other.
+        b: usize,
+    },
+    /// `observer` sees `peer` up.
+    Up {
+        /// Who.
+        observer: usize,
+        /// Whom.
+        peer: usize,
+    },
+}
+
+/// A service's model under a fault model.
+pub struct Harness<S: Service> {
+    /// The service.
+    pub service: S,
+    /// The faults.
+    pub faults: Faults,
+}
+
+impl<S: Service> Harness<S> {
+    /// The model of `service` under `faults`.
+    pub fn new(service: S, faults: Faults) -> Self {
+        Self { service, faults }
+    }
+
+    /// Effects of member `at` enter the world.
+    pub fn absorb(&self, w: &mut World<S>, at: usize, out: EffectsOf<S::P>) {
+        for e in out {
+            match e {
+                Effect::Send { to, msg } => self.push(w, at, ix(to), msg),
+                Effect::Broadcast(msg) => {
+                    for to in (0..N).filter(|&t| t != at) {
+                        self.push(w, at, to, msg.clone());
+                    }
+                }
+                Effect::SetTimer { .. } | Effect::CancelTimer(_) => {}
+                Effect::Emit(ev) => self.service.observe(w, at, ev),
+            }
+        }
+    }
+
+    fn push(&self, w: &mut World<S>, src: usize, dst: usize, msg: S::M) {
+        if !w.alive[dst] || w.cut.contains(&(src.min(dst), src.max(dst))) {
+            return; // a crashed member, or one cut off, receives nothing
+        }
+        if let Some(msg) = self.service.wire(src, dst, msg) {
+            w.net.push(src, dst, msg);
+        }
+    }
+
+    /// Starts member `i` and delivers, in send order, everything in flight until nothing is.
+    fn boot(&self, w: &mut World<S>, i: usize) {
+        let mut out = EffectsOf::<S::P>::new();
+        w.nodes[i].on_start(Duration::ZERO, &mut out);
+        self.absorb(w, i, out);
+        while let Some((src, dst, msg)) = w.net.deliverable().into_iter().next() {
+            let Some(msg) = w.net.take(src, dst, &msg) else {
+                break;
+            };
+            let mut out = EffectsOf::<S::P>::new();
+            w.nodes[dst].on_message(Duration::ZERO, id(src), msg, &mut out);
+            self.absorb(w, dst, out);
+        }
+    }
+
+    fn peer_down(&self, w: &mut World<S>, observer: usize, peer: usize) {
+        w.down.insert((observer, peer));
+        let mut out = EffectsOf::<S::P>::new();
+        w.nodes[observer].on_peer_down(Duration::ZERO, id(peer), &mut out);
+        self.absorb(w, observer, out);
+    }
+
+    fn peer_up(&self, w: &mut World<S>, observer: usize, peer: usize) {
+        w.unseen.remove(&(observer, peer));
+        w.down.remove(&(observer, peer));
+        let mut out = EffectsOf::<S::P>::new();
+        w.nodes[observer].on_peer_up(Duration::ZERO, id(peer), &mut out);
+        self.absorb(w, observer, out);
+    }
+
+    /// Whether a state has nothing left to do.
+    pub fn terminal(&self, w: &World<S>) -> bool {
+        let mut next = Vec::new();
+        self.actions(w, &mut next);
+        next.is_empty()
+    }
+}
+
+impl<S: Service> Model for Harness<S> {
+    type State = World<S>;
+    type Action = Step<S::Op, S::M>;
+
+    fn init_states(&self) -> Vec<World<S>> {
+        let mut w = World {
+            nodes: (0..N).map(|i| self.service.core(i, 0)).collect(),
+            alive: vec![true; N],
+            inc: vec![0; N],
+            net: Channels::new(self.faults.fifo),
+            obs: self.service.obs(),
+            undetected: BTreeSet::new(),
+            unseen: BTreeSet::new(),
+            down: BTreeSet::new(),
+            cut: BTreeSet::new(),
+            used: Used::default(),
+        };
+        if self.faults.boot {
+            for i in 0..N {
+                self.boot(&mut w, i);
+            }
+        }
+        self.service.after(&mut w);
+        vec![w]
+    }
+
+    fn actions(&self, w: &World<S>, actions: &mut Vec<Self::Action>) {
+        let f = &self.faults;
+        let mut ops = Vec::new();
+        for i in (0..N).filter(|&i| w.alive[i]) {
+            ops.clear();
+            self.service.ops(w, i, &mut ops);
+            actions.extend(ops.drain(..).map(|op| Step::Op(i, op)));
+            if w.used.crashes < f.crashes {
+                actions.push(Step::Crash(i));
+            }
+        }
+        if w.used.restarts < f.restarts {
+            for i in (0..N).filter(|&i| !w.alive[i] && f.restarting.is_none_or(|r| r == i)) {
+                actions.push(Step::Restart(i));
+            }
+        }
+        for (src, dst, msg) in w.net.deliverable() {
+            if w.used.duplicates < f.duplicates {
+                actions.push(Step::Duplicate {
+                    src,
+                    dst,
+                    msg: msg.clone(),
+                });
+            }
+            actions.push(Step::Deliver { src, dst, msg });
+        }
+        for &(observer, peer) in &w.undetected {
+            actions.push(Step::Detect { observer, peer });
+        }
+        if f.partial {
+            for src in (0..N).filter(|&s| !w.alive[s]) {
+                for dst in (0..N).filter(|&d| w.alive[d] && w.net.has(src, d)) {
+                    actions.push(Step::Partial { src, dst });
+                }
+            }
+        }
+        for a in (0..N).filter(|&a| w.alive[a]) {
+            for b in (a + 1..N).filter(|&b| w.alive[b]) {
+                let linked = !w.cut.contains(&(a, b));
+                if w.used.breaks < f.breaks && linked {
+                    actions.push(Step::Break { a, b });
+                }
+                if w.used.cuts < f.cuts && linked && f.cutting.is_none_or(|c| c == (a, b)) {
+                    actions.push(Step::Cut { a, b });
+                }
+                if !linked && w.down.contains(&(a, b)) && w.down.contains(&(b, a)) {
+                    actions.push(Step::Heal { a, b });
+                }
+            }
+        }
+        for &(observer, peer) in &w.unseen {
+            if !w.cut.contains(&(observer.min(peer), observer.max(peer))) {
+                actions.push(Step::Up { observer, peer });
+            }
+        }
+    }
+
+    fn next_state(&self, last: &World<S>, step: Self::Action) -> Option<World<S>> {
+        let mut w = last.clone();
+        let now = Duration::ZERO;
+        let mut out = EffectsOf::<S::P>::new();
+        match step {
+            Step::Op(i, op) => {
+                if let Some(cmd) = self.service.act(&mut w, i, &op) {
+                    // A refused command changes nothing in the core; the service saw it.
+                    let _ = w.nodes[i].on_command(now, cmd, &mut out);
+                    self.absorb(&mut w, i, out);
+                }
+            }
+            Step::Deliver { src, dst, msg } => {
+                let msg = w.net.take(src, dst, &msg)?;
+                // The rule needs a live link: a crashed member's last messages do not bring it
+                // back up.
+                if self.faults.implicit_up && w.alive[src] && w.down.contains(&(dst, src)) {
+                    self.peer_up(&mut w, dst, src);
+                }
+                w.nodes[dst].on_message(now, id(src), msg, &mut out);
+                self.absorb(&mut w, dst, out);
+            }
+            Step::Duplicate { src, dst, msg } => {
+                w.used.duplicates += 1;
+                w.net.push(src, dst, msg);
+            }
+            Step::Crash(i) => {
+                w.alive[i] = false;
+                w.used.crashes += 1;
+                w.net.drop_to(i);
+                w.undetected.retain(|&(o, p)| o != i && p != i);
+                w.unseen.retain(|&(o, p)| o != i && p != i);
+                w.down.retain(|&(o, _)| o != i);
+                w.cut.retain(|&(a, b)| a != i && b != i);
+                for o in (0..N).filter(|&o| w.alive[o] && !w.down.contains(&(o, i))) {
+                    w.undetected.insert((o, i));
+                }
+                self.service.crashed(&mut w, i);
+            }
+            Step::Restart(i) => {
+                w.used.restarts += 1;
+                w.alive[i] = true;
+                w.inc[i] += 1;
+                if !self.faults.late_from_old {
+                    w.net.drop_from(i);
+                }
+                w.nodes[i] = self.service.core(i, w.inc[i]);
+                w.down.retain(|&(o, _)| o != i);
+                for o in (0..N).filter(|&o| o != i) {
+                    if !w.alive[o] {
+                        // The newcomer's failure detector declares the dead member down.
+                        w.undetected.insert((i, o));
+                    } else {
+                        // A survivor that had not noticed the crash sees the new
+                        // incarnation's connection replace the old one: down, then up.
+                        if w.undetected.remove(&(o, i)) {
+                            self.peer_down(&mut w, o, i);
+                        }
+                        w.unseen.insert((o, i));
+                    }
+                }
+                self.service.restarted(&mut w, i);
+                w.nodes[i].on_start(now, &mut out);
+                self.absorb(&mut w, i, out);
+            }
+            Step::Detect { observer, peer } => {
+                w.undetected.remove(&(observer, peer));
+                self.peer_down(&mut w, observer, peer);
+            }
+            Step::Partial { src, dst } => w.net.drop_channel(src, dst),
+            Step::Break { a, b } => {
+                w.used.breaks += 1;
+                w.net.drop_between(a, b);
+                w.unseen.insert((a, b));
+                w.unseen.insert((b, a));
+            }
+            Step::Cut { a, b } => {
+                w.used.cuts += 1;
+                w.cut.insert((a, b));
+                w.net.drop_between(a, b);
+                w.unseen.remove(&(a, b));
+                w.unseen.remove(&(b, a));
+                for (o, p) in [(a, b), (b, a)] {
+                    if !w.down.contains(&(o, p)) {
+                        w.undetected.insert((o, p));
+                    }
+                }
+            }
+            Step::Heal { a, b } => {
+                w.cut.remove(&(a, b));
+                w.unseen.insert((a, b));
+                w.unseen.insert((b, a));
+            }
+            Step::Up { observer, peer } => self.peer_up(&mut w, observer, peer),
+        }
+        self.service.after(&mut w);
+        Some(w)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        self.service.properties()
+    }
+}
+
+/// Checks `model` exhaustively (breadth first), printing its state count and time.
+pub fn check<S: Service>(name: &str, model: Harness<S>) -> impl Checker<Harness<S>> {
+    let t = Instant::now();
+    let checker = model.checker().spawn_bfs().join();
+    println!(
+        "{name}: {} unique states, depth {}, {:.2?}",
+        checker.unique_state_count(),
+        checker.max_depth(),
+        t.elapsed()
+    );
+    checker
+}
+
+/// Searches `model` for a counterexample to `property`, prints it, returns its length; panics
+/// when there is none.
+pub fn counterexample<S: Service>(model: Harness<S>, property: &'static str) -> usize {
+    let c = model
+        .checker()
+        .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([property])))
+        .spawn_bfs()
+        .join();
+    let path = c
+        .discovery(property)
+        .unwrap_or_else(|| panic!("no counterexample to {property}"));
+    let actions = path.into_actions();
+    println!("counterexample to {property} ({} steps):", actions.len());
+    for a in &actions {
+        println!("  {a:?}");
+    }
+    actions.len()
+}
