@@ -393,7 +393,7 @@ impl<P: Core> Service for Bcast<P> {
         }
     }
 
-    fn wire(&self, _: usize, _: usize, mut msg: P::M) -> Option<P::M> {
+    fn wire(&self, _: &W<P>, _: usize, _: usize, mut msg: P::M) -> Option<P::M> {
         if self.blind_incarnations {
             P::blind(&mut msg);
         }

@@ -87,7 +87,7 @@ pub trait Service: Clone + Debug + Eq + Hash + Send + Sync + 'static {
     /// After every step.
     fn after(&self, _w: &mut World<Self>) {}
     /// Seeded bugs on the wire: the message `src` sends `dst` as it travels (`None`: lost).
-    fn wire(&self, _src: usize, _dst: usize, msg: Self::M) -> Option<Self::M> {
+    fn wire(&self, _w: &World<Self>, _src: usize, _dst: usize, msg: Self::M) -> Option<Self::M> {
         Some(msg)
     }
     /// The properties.
@@ -121,6 +121,9 @@ pub struct Faults {
     pub implicit_up: bool,
     /// Start from a booted cluster.
     pub boot: bool,
+    /// Crashes and cuts are declared (off only for a seeded bug: a failure detector that never
+    /// fires).
+    pub detect: bool,
 }
 
 impl Faults {
@@ -139,6 +142,7 @@ impl Faults {
             duplicates: 0,
             implicit_up: true,
             boot: true,
+            detect: true,
         }
     }
 }
@@ -288,7 +292,7 @@ impl<S: Service> Harness<S> {
         if !w.alive[dst] || w.cut.contains(&(src.min(dst), src.max(dst))) {
             return; // a crashed member, or one cut off, receives nothing
         }
-        if let Some(msg) = self.service.wire(src, dst, msg) {
+        if let Some(msg) = self.service.wire(w, src, dst, msg) {
             w.net.push(src, dst, msg);
         }
     }
@@ -383,8 +387,10 @@ impl<S: Service> Model for Harness<S> {
             }
             actions.push(Step::Deliver { src, dst, msg });
         }
-        for &(observer, peer) in &w.undetected {
-            actions.push(Step::Detect { observer, peer });
+        if f.detect {
+            for &(observer, peer) in &w.undetected {
+                actions.push(Step::Detect { observer, peer });
+            }
         }
         if f.partial {
             for src in (0..N).filter(|&s| !w.alive[s]) {
@@ -421,8 +427,8 @@ impl<S: Service> Model for Harness<S> {
         match step {
             Step::Op(i, op) => {
                 if let Some(cmd) = self.service.act(&mut w, i, &op) {
-                    // A refused command changes nothing in the core; the service saw it.
-                    let _ = w.nodes[i].on_command(now, cmd, &mut out);
+                    // A command the core refuses is not a step of the run.
+                    w.nodes[i].on_command(now, cmd, &mut out).ok()?;
                     self.absorb(&mut w, i, out);
                 }
             }
