@@ -30,6 +30,10 @@
 //! The finding: Lamport's algorithm breaks exclusion on a non-FIFO network (the checker finds a
 //! counterexample), Ricart–Agrawala does not.
 //!
+//! The model runs on the shared harness (`support/harness.rs`: network, crashes, partial
+//! broadcasts, atomic restarts, cuts, the driver's implicit-up rule); moved onto it, every run
+//! explores exactly the states it explored before (the same pinned counts).
+//!
 //! Run with `cargo test -p actix-coord --test model_mutex -- --nocapture` to see state counts and
 //! times.
 
@@ -37,17 +41,15 @@ use actix_coord::mutex::{
     Fence, LamportMsg, LamportMutex, LockCommand, LockEvent, RaMsg, RicartAgrawala, SkMsg,
     SuzukiKasami,
 };
-use actix_coord::protocol::{Effect, EffectsOf, NodeId, Protocol};
+use actix_coord::protocol::{EffectsOf, NodeId, Protocol};
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Property};
 mod support;
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::time::{Duration, Instant};
-use support::channels::Channels;
-
-const N: usize = 3;
+use std::time::Duration;
+use support::harness::{self, Faults, Harness, N, Service, Step, World, id, ix};
 
 /// A lock core the model can drive.
 trait Core:
@@ -172,20 +174,14 @@ impl Core for SuzukiKasami {
     }
 }
 
+/// The history the properties read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct State<P: Core> {
-    nodes: Vec<P>,
-    alive: Vec<bool>,
+struct History {
     /// Requests each node may still make.
     left: Vec<u8>,
     waiting: Vec<bool>,
     /// The fence of the current ownership, per node.
     holding: Vec<Option<Fence>>,
-    /// Messages in flight per (src, dst) channel, in send order (FIFO) or sorted (unordered).
-    net: Channels<P::M>,
-    /// Crash notifications not yet delivered: (observer, crashed).
-    undetected: BTreeSet<(usize, usize)>,
-    crashes: u8,
     last_fence: Option<Fence>,
     fence_violation: bool,
     /// Elected-leader runs: leader changes not yet delivered, (observer, new leader).
@@ -194,72 +190,23 @@ struct State<P: Core> {
     regenerations: u8,
     /// Elected-leader runs: a node regenerated a token while it did not lead in its own view.
     regenerated_by_non_leader: bool,
-    /// Restarts so far (the n-th restarted member is incarnation n).
-    restarts: u8,
-    /// A member not yet seen up again after a healed cut: (observer, peer). Each side sees
-    /// the other (`MemberUp`) at its own moment, before or after the other's first messages.
-    bounced: BTreeSet<(usize, usize)>,
-    /// Links cut (a false suspicion or a partition), as `(a, b)` with `a < b`: nothing passes.
-    cut: BTreeSet<(usize, usize)>,
-    /// Cuts so far.
-    cuts: u8,
-    /// The shell's view (the driver's `down` set): (observer, peer) when observer has peer down.
-    sees_down: BTreeSet<(usize, usize)>,
     /// Every fence granted so far, and whether one was granted twice.
     fences: BTreeSet<Fence>,
     fence_reused: bool,
 }
 
+/// What a member's user (or, for `Elect`, the election beside the lock) does.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Action<M> {
-    Acquire(usize),
-    Release(usize),
-    Cancel(usize),
-    Deliver {
-        src: usize,
-        dst: usize,
-        msg: M,
-    },
-    Crash(usize),
-    Detect {
-        observer: usize,
-        crashed: usize,
-    },
-    Elect {
-        observer: usize,
-        leader: NodeId,
-    },
-    /// The member crashes and restarts at once with empty state, a new incarnation; what was
-    /// in flight to and from it is lost (its connections broke).
-    Restart(usize),
-    /// The connection from the crashed member `src` to `dst` breaks: what of its messages had
-    /// not arrived is lost (a crash in the middle of a broadcast reaches some members only).
-    Break {
-        src: usize,
-        dst: usize,
-    },
-    /// `observer` sees `peer` up again (`MemberUp`) after a healed cut.
-    Bounce {
-        observer: usize,
-        peer: usize,
-    },
-    /// The link between the live members `a` and `b` breaks, though both run: each will
-    /// declare the other down (a false suspicion; a partition of one link). What was in flight
-    /// between them is lost, and so is whatever they send each other until the heal.
-    Cut {
-        a: usize,
-        b: usize,
-    },
-    /// The cut link works again (once both sides have declared each other down); each side
-    /// sees the other up at its own moment.
-    Heal {
-        a: usize,
-        b: usize,
-    },
+enum Op {
+    Acquire,
+    Release,
+    Cancel,
+    /// The election's verdict reaches this member.
+    Elect(NodeId),
 }
 
 /// A bug seeded on purpose, to show that the checker finds what it must find.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Seeded {
     /// A restarted member takes part at once, as if every peer had answered that it knew
     /// nothing (the behaviour before issue 11: no catching up).
@@ -275,196 +222,75 @@ enum Seeded {
     FenceWithoutEpoch,
 }
 
-type Cond<P> = fn(&MutexModel<P>, &State<P>) -> bool;
+type W<P> = World<Lock<P>>;
+type H<P> = Harness<Lock<P>>;
+type Cond<P> = fn(&H<P>, &W<P>) -> bool;
 
-struct MutexModel<P: Core> {
-    fifo: bool,
+/// A lock service in the harness: members acquire a bounded number of times, release when
+/// they hold, and optionally cancel a pending wait.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Lock<P: Core> {
     requests: u8,
     /// Only nodes `0..requesters` make requests; the others only answer.
     requesters: usize,
     cancel: bool,
-    max_crashes: u8,
     /// Recovery decided by an elected leader, the highest live id (as bully elects), each
     /// survivor learning of a new leader at its own moment.
     elected: bool,
-    /// Restarts allowed.
-    max_restarts: u8,
-    /// The member that may restart (`None`: any).
-    restarting: Option<usize>,
-    /// Links that may be cut (false suspicions, partitions), each healed later.
-    max_cuts: u8,
-    /// The link that may be cut (`None`: any).
-    cutting: Option<(usize, usize)>,
+    /// Links may be cut (the exclusion properties give way to the fence's).
+    cuts: bool,
     seeded: Option<Seeded>,
-    extra: Vec<(Expectation, &'static str, Cond<P>)>,
+    extra: Vec<(ExpectationKind, &'static str, Cond<P>)>,
+    _core: std::marker::PhantomData<P>,
 }
 
-impl<P: Core> MutexModel<P> {
-    fn new(fifo: bool, requests: u8) -> Self {
-        Self {
-            fifo,
-            requests,
-            requesters: N,
-            cancel: false,
-            max_crashes: 0,
-            elected: false,
-            max_restarts: 0,
-            restarting: None,
-            max_cuts: 0,
-            cutting: None,
-            seeded: None,
-            extra: vec![],
-        }
-    }
-    fn with_restarts(mut self, k: u8) -> Self {
-        self.max_restarts = k;
-        self
-    }
-    /// Only member `id` restarts (keeps the state space within the CI budget).
-    fn restarting(mut self, id: NodeId) -> Self {
-        self.restarting = Some(Self::ix(id));
-        self
-    }
-    /// Up to `k` links cut and healed (false suspicion, partition of one link).
-    fn with_cuts(mut self, k: u8) -> Self {
-        self.max_cuts = k;
-        self
-    }
-    /// Only the link between members `a` and `b` is cut (keeps the state space within the CI
-    /// budget).
-    fn cutting(mut self, a: NodeId, b: NodeId) -> Self {
-        let (a, b) = (Self::ix(a), Self::ix(b));
-        self.cutting = Some((a.min(b), a.max(b)));
-        self
-    }
-    fn with_seeded_bug(mut self, bug: Seeded) -> Self {
-        self.seeded = Some(bug);
-        self
-    }
-    fn with_elected_leader(mut self) -> Self {
-        self.elected = true;
-        self
-    }
-    fn with_requesters(mut self, k: usize) -> Self {
-        self.requesters = k;
-        self
-    }
-    fn with_cancel(mut self) -> Self {
-        self.cancel = true;
-        self
-    }
-    fn with_crashes(mut self, k: u8) -> Self {
-        self.max_crashes = k;
-        self
-    }
-    fn with_property(mut self, e: Expectation, name: &'static str, c: Cond<P>) -> Self {
-        self.extra.push((e, name, c));
-        self
-    }
+/// [`Expectation`] with `Eq + Hash`, for the service's derive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum ExpectationKind {
+    Always,
+    Sometimes,
+    Eventually,
+}
 
-    fn id(i: usize) -> NodeId {
-        i as NodeId + 1
-    }
-    fn ix(id: NodeId) -> usize {
-        id as usize - 1
-    }
-
-    fn absorb(&self, s: &mut State<P>, from: usize, out: EffectsOf<P>) {
-        for e in out {
-            match e {
-                Effect::Send { to, msg } => self.push(s, from, Self::ix(to), msg),
-                Effect::Broadcast(msg) => {
-                    for to in (0..N).filter(|&t| t != from) {
-                        self.push(s, from, to, msg.clone());
-                    }
-                }
-                Effect::SetTimer { .. } | Effect::CancelTimer(_) => {}
-                Effect::Emit(ev) => match ev {
-                    LockEvent::Granted { fence } => {
-                        let fence = match self.seeded {
-                            Some(Seeded::FenceWithoutEpoch) => P::without_epoch(fence),
-                            _ => fence,
-                        };
-                        if s.last_fence.is_some_and(|l| fence <= l) {
-                            s.fence_violation = true;
-                        }
-                        if self.max_cuts > 0 {
-                            s.fence_reused |= !s.fences.insert(fence);
-                        }
-                        s.last_fence = Some(fence);
-                        s.holding[from] = Some(fence);
-                        s.waiting[from] = false;
-                    }
-                    LockEvent::Released { .. } | LockEvent::Lost { .. } => s.holding[from] = None,
-                    LockEvent::Cancelled => s.waiting[from] = false,
-                },
-            }
-        }
-    }
-
-    fn push(&self, s: &mut State<P>, src: usize, dst: usize, msg: P::M) {
-        if self.seeded == Some(Seeded::NoState) && P::is_state(&msg) && s.restarts > 0 {
-            return;
-        }
-        if s.alive[dst] && !s.cut.contains(&(src.min(dst), src.max(dst))) {
-            s.net.push(src, dst, msg); // a crashed node, or one cut off, receives nothing
-        }
-    }
-
-    /// Delivers, in send order, every message to or from `i` until none is left (the
-    /// newcomer's catch-up); the others stay in flight.
-    fn settle(&self, s: &mut State<P>, i: usize) {
-        loop {
-            let next = s
-                .net
-                .deliverable()
-                .into_iter()
-                .find(|(src, dst, _)| *src == i || *dst == i);
-            let Some((src, dst, msg)) = next else { return };
-            let Some(msg) = s.net.take(src, dst, &msg) else {
-                return;
-            };
-            let mut out = EffectsOf::<P>::new();
-            s.nodes[dst].on_message(Duration::ZERO, Self::id(src), msg, &mut out);
-            self.absorb(s, dst, out);
-        }
-    }
-
+impl<P: Core> Lock<P> {
     /// Live members inside a critical section.
-    fn holders(s: &State<P>) -> usize {
+    fn holders(w: &W<P>) -> usize {
         (0..N)
-            .filter(|&i| s.alive[i] && s.holding[i].is_some())
+            .filter(|&i| w.alive[i] && w.obs.holding[i].is_some())
             .count()
     }
 
-    fn all_done(s: &State<P>) -> bool {
-        (0..N).all(|i| !s.alive[i] || (s.left[i] == 0 && !s.waiting[i] && s.holding[i].is_none()))
+    fn all_done(w: &W<P>) -> bool {
+        let h = &w.obs;
+        (0..N).all(|i| !w.alive[i] || (h.left[i] == 0 && !h.waiting[i] && h.holding[i].is_none()))
     }
 }
 
-impl<P: Core> Model for MutexModel<P> {
-    type State = State<P>;
-    type Action = Action<P::M>;
+impl<P: Core> Service for Lock<P> {
+    type P = P;
+    type M = P::M;
+    type Op = Op;
+    type Obs = History;
 
-    fn init_states(&self) -> Vec<State<P>> {
-        let ids: Vec<NodeId> = (0..N).map(Self::id).collect();
-        let nodes = if self.elected {
+    fn core(&self, i: usize, inc: u8) -> P {
+        let ids: Vec<NodeId> = (0..N).map(id).collect();
+        if inc > 0 {
+            return P::make(id(i), &ids).incarnation(u64::from(inc));
+        }
+        if self.elected {
             // Settled: every node recognises the highest id.
-            ids.iter()
-                .map(|&i| {
-                    let mut c = P::make_elected(i, &ids);
-                    let mut out = EffectsOf::<P>::new();
-                    c.tell_leader(Self::id(N - 1), &mut out);
-                    assert!(out.is_empty());
-                    c
-                })
-                .collect()
+            let mut c = P::make_elected(id(i), &ids);
+            let mut out = EffectsOf::<P>::new();
+            c.tell_leader(id(N - 1), &mut out);
+            assert!(out.is_empty());
+            c
         } else {
-            ids.iter().map(|&i| P::make(i, &ids)).collect()
-        };
-        let mut s = State {
-            nodes,
-            alive: vec![true; N],
+            P::make(id(i), &ids)
+        }
+    }
+
+    fn obs(&self) -> History {
+        History {
             left: (0..N)
                 .map(|i| {
                     if i < self.requesters {
@@ -476,265 +302,155 @@ impl<P: Core> Model for MutexModel<P> {
                 .collect(),
             waiting: vec![false; N],
             holding: vec![None; N],
-            net: Channels::new(self.fifo),
-            undetected: BTreeSet::new(),
-            crashes: 0,
             last_fence: None,
             fence_violation: false,
             unelected: BTreeSet::new(),
             regenerations: 0,
             regenerated_by_non_leader: false,
-            restarts: 0,
-            bounced: BTreeSet::new(),
-            cut: BTreeSet::new(),
-            cuts: 0,
-            sees_down: BTreeSet::new(),
             fences: BTreeSet::new(),
             fence_reused: false,
-        };
-        // Cluster boot: every member catches up with the others (delivered in send order).
-        for i in 0..N {
-            let mut out = EffectsOf::<P>::new();
-            s.nodes[i].on_start(Duration::ZERO, &mut out);
-            self.absorb(&mut s, i, out);
         }
-        while let Some((src, dst, msg)) = s.net.deliverable().into_iter().next() {
-            let msg = s.net.take(src, dst, &msg).unwrap();
-            let mut out = EffectsOf::<P>::new();
-            s.nodes[dst].on_message(Duration::ZERO, Self::id(src), msg, &mut out);
-            self.absorb(&mut s, dst, out);
-        }
-        vec![s]
     }
 
-    fn actions(&self, s: &State<P>, actions: &mut Vec<Action<P::M>>) {
-        for i in (0..N).filter(|&i| s.alive[i]) {
-            if s.left[i] > 0 && !s.waiting[i] && s.holding[i].is_none() {
-                actions.push(Action::Acquire(i));
-            }
-            if s.holding[i].is_some() {
-                actions.push(Action::Release(i));
-            }
-            if self.cancel && s.waiting[i] {
-                actions.push(Action::Cancel(i));
-            }
-            if s.crashes < self.max_crashes {
-                actions.push(Action::Crash(i));
-            }
-            // A restart happens between exchanges (nothing in flight), which keeps the state
-            // space within the CI budget; what it interrupts is the member's own state: a wait,
-            // a critical section, an idle token.
-            if s.restarts < self.max_restarts
-                && self.restarting.is_none_or(|r| r == i)
-                && s.net.is_empty()
-                && s.cut.is_empty()
-                && s.bounced.is_empty()
-            {
-                actions.push(Action::Restart(i));
+    fn ops(&self, w: &W<P>, i: usize, ops: &mut Vec<Op>) {
+        let h = &w.obs;
+        if h.left[i] > 0 && !h.waiting[i] && h.holding[i].is_none() {
+            ops.push(Op::Acquire);
+        }
+        if h.holding[i].is_some() {
+            ops.push(Op::Release);
+        }
+        if self.cancel && h.waiting[i] {
+            ops.push(Op::Cancel);
+        }
+        for &(o, leader) in &h.unelected {
+            if o == i {
+                ops.push(Op::Elect(leader));
             }
         }
-        if s.cuts < self.max_cuts {
-            for a in (0..N).filter(|&a| s.alive[a]) {
-                for b in (a + 1..N).filter(|&b| s.alive[b] && !s.cut.contains(&(a, b))) {
-                    if self.cutting.is_some_and(|c| c != (a, b)) {
-                        continue;
-                    }
-                    actions.push(Action::Cut { a, b });
+    }
+
+    fn act(&self, w: &mut W<P>, i: usize, op: &Op) -> Option<LockCommand> {
+        let h = &mut w.obs;
+        match *op {
+            Op::Acquire => {
+                h.left[i] -= 1;
+                h.waiting[i] = true;
+                Some(LockCommand::Acquire)
+            }
+            Op::Release => Some(LockCommand::Release),
+            Op::Cancel => Some(LockCommand::Cancel),
+            Op::Elect(leader) => {
+                h.unelected.remove(&(i, leader));
+                let mut out = EffectsOf::<P>::new();
+                w.nodes[i].tell_leader(leader, &mut out);
+                harness::absorb(self, w, i, out);
+                None
+            }
+        }
+    }
+
+    fn observe(&self, w: &mut W<P>, at: usize, ev: LockEvent) {
+        let h = &mut w.obs;
+        match ev {
+            LockEvent::Granted { fence } => {
+                let fence = match self.seeded {
+                    Some(Seeded::FenceWithoutEpoch) => P::without_epoch(fence),
+                    _ => fence,
+                };
+                if h.last_fence.is_some_and(|l| fence <= l) {
+                    h.fence_violation = true;
+                }
+                if self.cuts {
+                    h.fence_reused |= !h.fences.insert(fence);
+                }
+                h.last_fence = Some(fence);
+                h.holding[at] = Some(fence);
+                h.waiting[at] = false;
+            }
+            LockEvent::Released { .. } | LockEvent::Lost { .. } => h.holding[at] = None,
+            LockEvent::Cancelled => h.waiting[at] = false,
+        }
+    }
+
+    fn crashed(&self, w: &mut W<P>, i: usize) {
+        w.obs.holding[i] = None;
+        w.obs.waiting[i] = false;
+        // Bully elects the highest live id; each survivor hears of it at its own moment.
+        let highest = (0..N).rev().find(|&o| w.alive[o]);
+        if let (true, Some(top)) = (self.elected, highest)
+            && top < i
+        {
+            let leader = id(top);
+            let alive = w.alive.clone();
+            let h = &mut w.obs;
+            h.unelected.retain(|&(o, _)| alive[o]);
+            for o in (0..N).filter(|&o| alive[o]) {
+                h.unelected.retain(|&(p, _)| p != o);
+                h.unelected.insert((o, leader));
+            }
+        }
+    }
+
+    fn restarted(&self, w: &mut W<P>, i: usize) {
+        let h = &mut w.obs;
+        if h.waiting[i] || h.holding[i].is_some() {
+            h.left[i] += 1; // its user asks again after the restart
+        }
+        h.holding[i] = None;
+        h.waiting[i] = false;
+        if self.seeded == Some(Seeded::NoCatchUp) {
+            for o in (0..N).filter(|&o| o != i) {
+                let mut out = EffectsOf::<P>::new();
+                let m = P::empty_state(id(o));
+                w.nodes[i].on_message(Duration::ZERO, id(o), m, &mut out);
+                harness::absorb(self, w, i, out);
+            }
+            // ... and its user asks at once, with what it knows: nothing.
+            if w.obs.left[i] > 0 {
+                w.obs.left[i] -= 1;
+                w.obs.waiting[i] = true;
+                let mut out = EffectsOf::<P>::new();
+                if w.nodes[i]
+                    .on_command(Duration::ZERO, LockCommand::Acquire, &mut out)
+                    .is_ok()
+                {
+                    harness::absorb(self, w, i, out);
                 }
             }
         }
-        for &(a, b) in &s.cut {
-            if !s.undetected.contains(&(a, b)) && !s.undetected.contains(&(b, a)) {
-                actions.push(Action::Heal { a, b });
-            }
-        }
-        for &(observer, peer) in s.bounced.iter().filter(|&&(o, _)| s.alive[o]) {
-            actions.push(Action::Bounce { observer, peer });
-        }
-        for src in (0..N).filter(|&i| !s.alive[i]) {
-            for dst in (0..N).filter(|&d| s.net.has(src, d)) {
-                actions.push(Action::Break { src, dst });
-            }
-        }
-        for (src, dst, msg) in s.net.deliverable() {
-            actions.push(Action::Deliver { src, dst, msg });
-        }
-        for &(observer, crashed) in &s.undetected {
-            actions.push(Action::Detect { observer, crashed });
-        }
-        for &(observer, leader) in &s.unelected {
-            actions.push(Action::Elect { observer, leader });
-        }
     }
 
-    fn next_state(&self, last: &State<P>, action: Action<P::M>) -> Option<State<P>> {
-        let mut s = last.clone();
-        let now = Duration::ZERO;
-        let mut out = EffectsOf::<P>::new();
+    fn stepped(&self, before: &W<P>, step: &Step<Op, P::M>, w: &mut W<P>) {
         // A token that appears at a node without a token message delivered there was
         // regenerated (whatever message completed the recovery).
-        let receiver = match &action {
-            Action::Deliver { dst, msg, .. } if P::carries_token(msg) => Some(*dst),
+        let receiver = match step {
+            Step::Deliver { dst, msg, .. } if P::carries_token(msg) => Some(*dst),
             _ => None,
         };
-        let had: Vec<bool> = s.nodes.iter().map(P::has_token).collect();
-        match action {
-            Action::Acquire(i) => {
-                s.left[i] -= 1;
-                s.waiting[i] = true;
-                s.nodes[i]
-                    .on_command(now, LockCommand::Acquire, &mut out)
-                    .ok()?;
-                self.absorb(&mut s, i, out);
-            }
-            Action::Release(i) => {
-                s.nodes[i]
-                    .on_command(now, LockCommand::Release, &mut out)
-                    .ok()?;
-                self.absorb(&mut s, i, out);
-            }
-            Action::Cancel(i) => {
-                s.nodes[i]
-                    .on_command(now, LockCommand::Cancel, &mut out)
-                    .ok()?;
-                self.absorb(&mut s, i, out);
-            }
-            Action::Deliver { src, dst, msg } => {
-                let msg = s.net.take(src, dst, &msg)?;
-                // The driver: a message from a member it has down, on a live link (not a
-                // crashed member's late message), means the member is back; the core is told before it gets the message.
-                if self.seeded != Some(Seeded::NoImplicitUp)
-                    && s.alive[src]
-                    && s.sees_down.remove(&(dst, src))
-                {
-                    s.bounced.remove(&(dst, src));
-                    let mut up = EffectsOf::<P>::new();
-                    s.nodes[dst].on_peer_up(now, Self::id(src), &mut up);
-                    self.absorb(&mut s, dst, up);
-                }
-                s.nodes[dst].on_message(now, Self::id(src), msg, &mut out);
-                self.absorb(&mut s, dst, out);
-            }
-            Action::Crash(i) => {
-                s.alive[i] = false;
-                s.crashes += 1;
-                s.holding[i] = None;
-                s.waiting[i] = false;
-                s.net.drop_to(i);
-                s.undetected.retain(|&(o, _)| o != i);
-                for o in (0..N).filter(|&o| s.alive[o]) {
-                    s.undetected.insert((o, i));
-                }
-                // Bully elects the highest live id; each survivor hears of it at its own moment.
-                let highest = (0..N).rev().find(|&o| s.alive[o]);
-                if self.elected && highest < Some(i) {
-                    let leader = Self::id(highest?);
-                    s.unelected.retain(|&(o, _)| s.alive[o]);
-                    for o in (0..N).filter(|&o| s.alive[o]) {
-                        s.unelected.retain(|&(p, _)| p != o);
-                        s.unelected.insert((o, leader));
-                    }
-                }
-            }
-            Action::Detect { observer, crashed } => {
-                s.undetected.remove(&(observer, crashed));
-                s.sees_down.insert((observer, crashed));
-                s.nodes[observer].on_peer_down(now, Self::id(crashed), &mut out);
-                self.absorb(&mut s, observer, out);
-            }
-            Action::Elect { observer, leader } => {
-                s.unelected.remove(&(observer, leader));
-                s.nodes[observer].tell_leader(leader, &mut out);
-                self.absorb(&mut s, observer, out);
-            }
-            Action::Restart(i) => {
-                // Atomic, between exchanges: the old incarnation dies (what was in flight to
-                // and from it is lost, every peer sees its connection break), the new one
-                // starts and catches up (every message of the catch-up delivered in send
-                // order), then every peer sees it up again.
-                s.restarts += 1;
-                if s.waiting[i] || s.holding[i].is_some() {
-                    s.left[i] += 1; // its user asks again after the restart
-                }
-                let ids: Vec<NodeId> = (0..N).map(Self::id).collect();
-                s.nodes[i] = P::make(Self::id(i), &ids).incarnation(u64::from(s.restarts));
-                s.holding[i] = None;
-                s.waiting[i] = false;
-                s.net.drop_to(i);
-                s.net.drop_from(i);
-                s.undetected.retain(|&(o, _)| o != i);
-                let observers: Vec<usize> = (0..N).filter(|&o| o != i && s.alive[o]).collect();
-                for &o in &observers {
-                    let mut down = EffectsOf::<P>::new();
-                    s.nodes[o].on_peer_down(now, Self::id(i), &mut down);
-                    self.absorb(&mut s, o, down);
-                }
-                if self.seeded == Some(Seeded::NoCatchUp) {
-                    for o in (0..N).filter(|&o| o != i) {
-                        let mut out = EffectsOf::<P>::new();
-                        let m = P::empty_state(Self::id(o));
-                        s.nodes[i].on_message(now, Self::id(o), m, &mut out);
-                        self.absorb(&mut s, i, out);
-                    }
-                    // ... and its user asks at once, with what it knows: nothing.
-                    if s.left[i] > 0 {
-                        s.left[i] -= 1;
-                        s.waiting[i] = true;
-                        let mut out = EffectsOf::<P>::new();
-                        s.nodes[i]
-                            .on_command(now, LockCommand::Acquire, &mut out)
-                            .ok()?;
-                        self.absorb(&mut s, i, out);
-                    }
-                }
-                let mut start = EffectsOf::<P>::new();
-                s.nodes[i].on_start(now, &mut start);
-                self.absorb(&mut s, i, start);
-                for &o in &observers {
-                    let mut up = EffectsOf::<P>::new();
-                    s.nodes[o].on_peer_up(now, Self::id(i), &mut up);
-                    self.absorb(&mut s, o, up);
-                }
-                self.settle(&mut s, i);
-            }
-            Action::Bounce { observer, peer } => {
-                s.bounced.remove(&(observer, peer));
-                if s.sees_down.remove(&(observer, peer)) {
-                    s.nodes[observer].on_peer_up(now, Self::id(peer), &mut out);
-                    self.absorb(&mut s, observer, out);
-                }
-            }
-            Action::Break { src, dst } => s.net.drop_channel(src, dst),
-            Action::Cut { a, b } => {
-                s.cut.insert((a, b));
-                s.cuts += 1;
-                s.net.drop_between(a, b);
-                s.undetected.insert((a, b));
-                s.undetected.insert((b, a));
-            }
-            Action::Heal { a, b } => {
-                s.cut.remove(&(a, b));
-                s.bounced.insert((a, b));
-                s.bounced.insert((b, a));
+        for i in (0..N).filter(|&i| w.alive[i] && Some(i) != receiver) {
+            if !before.nodes[i].has_token() && w.nodes[i].has_token() {
+                w.obs.regenerations += 1;
+                w.obs.regenerated_by_non_leader |= self.elected && !w.nodes[i].leads();
             }
         }
-        for i in (0..N).filter(|&i| s.alive[i] && Some(i) != receiver) {
-            if !had[i] && s.nodes[i].has_token() {
-                s.regenerations += 1;
-                s.regenerated_by_non_leader |= self.elected && !s.nodes[i].leads();
-            }
-        }
-        Some(s)
     }
 
-    fn properties(&self) -> Vec<Property<Self>> {
-        let mut ps = if self.max_cuts == 0 {
+    fn wire(&self, w: &W<P>, _: usize, _: usize, msg: P::M) -> Option<P::M> {
+        if self.seeded == Some(Seeded::NoState) && P::is_state(&msg) && w.used.restarts > 0 {
+            return None;
+        }
+        Some(msg)
+    }
+
+    fn properties(&self) -> Vec<Property<H<P>>> {
+        let mut ps = if !self.cuts {
             vec![
-                Property::always("mutual exclusion", |_: &Self, s: &State<P>| {
-                    Self::holders(s) <= 1
+                Property::always("mutual exclusion", |_: &H<P>, w: &W<P>| {
+                    Self::holders(w) <= 1
                 }),
-                Property::always("fences increase", |_: &Self, s: &State<P>| {
-                    !s.fence_violation
+                Property::always("fences increase", |_: &H<P>, w: &W<P>| {
+                    !w.obs.fence_violation
                 }),
             ]
         } else {
@@ -742,49 +458,129 @@ impl<P: Core> Model for MutexModel<P> {
             // or leases): mutual exclusion is guarded by the fence, which must name one
             // ownership (the resource refuses the lower one, and an equal one from another).
             vec![
-                Property::sometimes("two holders", |_: &Self, s: &State<P>| Self::holders(s) > 1),
-                Property::always("fences name one ownership", |_: &Self, s: &State<P>| {
-                    !s.fence_reused
+                Property::sometimes("two holders", |_: &H<P>, w: &W<P>| Self::holders(w) > 1),
+                Property::always("fences name one ownership", |_: &H<P>, w: &W<P>| {
+                    !w.obs.fence_reused
                 }),
             ]
         };
         ps.extend([
-            Property::always("no deadlock", |m: &Self, s: &State<P>| {
-                let mut next = vec![];
-                m.actions(s, &mut next);
-                !next.is_empty() || Self::all_done(s)
+            Property::always("no deadlock", |m: &H<P>, w: &W<P>| {
+                !m.terminal(w) || Self::all_done(w)
             }),
-            Property::eventually("every request granted", |_: &Self, s: &State<P>| {
-                Self::all_done(s)
+            Property::eventually("every request granted", |_: &H<P>, w: &W<P>| {
+                Self::all_done(w)
             }),
-            Property::sometimes("a lock is granted", |_: &Self, s: &State<P>| {
-                s.holding.iter().any(Option::is_some)
+            Property::sometimes("a lock is granted", |_: &H<P>, w: &W<P>| {
+                w.obs.holding.iter().any(Option::is_some)
             }),
         ]);
-        for (expectation, name, condition) in &self.extra {
+        for &(kind, name, condition) in &self.extra {
+            let expectation = match kind {
+                ExpectationKind::Always => Expectation::Always,
+                ExpectationKind::Sometimes => Expectation::Sometimes,
+                ExpectationKind::Eventually => Expectation::Eventually,
+            };
             ps.push(Property {
-                expectation: expectation.clone(),
+                expectation,
                 name,
-                condition: *condition,
+                condition,
             });
         }
         ps
     }
 }
 
-fn check<P: Core>(name: &str, model: MutexModel<P>) -> impl Checker<MutexModel<P>> {
-    let t = Instant::now();
-    let checker = model.checker().spawn_bfs().join();
-    println!(
-        "{name}: {} unique states, depth {}, {:.2?}",
-        checker.unique_state_count(),
-        checker.max_depth(),
-        t.elapsed()
-    );
-    checker
+/// A run's settings: the lock service's and the faults.
+struct MutexModel<P: Core> {
+    service: Lock<P>,
+    faults: Faults,
 }
 
-fn one_valid_token(_: &MutexModel<SuzukiKasami>, s: &State<SuzukiKasami>) -> bool {
+impl<P: Core> MutexModel<P> {
+    fn new(fifo: bool, requests: u8) -> Self {
+        let mut faults = Faults::none(fifo);
+        // Every crash may cut a broadcast short; restarts are atomic, between exchanges.
+        faults.partial = true;
+        faults.atomic_restart = true;
+        Self {
+            service: Lock {
+                requests,
+                requesters: N,
+                cancel: false,
+                elected: false,
+                cuts: false,
+                seeded: None,
+                extra: vec![],
+                _core: std::marker::PhantomData,
+            },
+            faults,
+        }
+    }
+    fn with_restarts(mut self, k: u8) -> Self {
+        self.faults.restarts = k;
+        self
+    }
+    /// Only member `id` restarts (keeps the state space within the CI budget).
+    fn restarting(mut self, member: NodeId) -> Self {
+        self.faults.restarting = Some(ix(member));
+        self
+    }
+    /// Up to `k` links cut and healed (false suspicion, partition of one link).
+    fn with_cuts(mut self, k: u8) -> Self {
+        self.faults.cuts = k;
+        self.service.cuts = k > 0;
+        self
+    }
+    /// Only the link between members `a` and `b` is cut (keeps the state space within the CI
+    /// budget).
+    fn cutting(mut self, a: NodeId, b: NodeId) -> Self {
+        let (a, b) = (ix(a), ix(b));
+        self.faults.cutting = Some((a.min(b), a.max(b)));
+        self
+    }
+    fn with_seeded_bug(mut self, bug: Seeded) -> Self {
+        self.service.seeded = Some(bug);
+        if bug == Seeded::NoImplicitUp {
+            self.faults.implicit_up = false;
+        }
+        self
+    }
+    fn with_elected_leader(mut self) -> Self {
+        self.service.elected = true;
+        self
+    }
+    fn with_requesters(mut self, k: usize) -> Self {
+        self.service.requesters = k;
+        self
+    }
+    fn with_cancel(mut self) -> Self {
+        self.service.cancel = true;
+        self
+    }
+    fn with_crashes(mut self, k: u8) -> Self {
+        self.faults.crashes = k;
+        self
+    }
+    fn with_property(mut self, e: Expectation, name: &'static str, c: Cond<P>) -> Self {
+        let kind = match e {
+            Expectation::Always => ExpectationKind::Always,
+            Expectation::Sometimes => ExpectationKind::Sometimes,
+            Expectation::Eventually => ExpectationKind::Eventually,
+        };
+        self.service.extra.push((kind, name, c));
+        self
+    }
+    fn build(self) -> H<P> {
+        Harness::new(self.service, self.faults)
+    }
+}
+
+fn check<P: Core>(name: &str, model: MutexModel<P>) -> impl Checker<H<P>> {
+    harness::check(name, model.build())
+}
+
+fn one_valid_token(_: &H<SuzukiKasami>, s: &W<SuzukiKasami>) -> bool {
     // A token is valid if a live node holds it, or if it is in flight to a live node that would
     // accept it (its epoch is not older than the node's).
     let held = (0..N)
@@ -803,8 +599,8 @@ fn one_valid_token(_: &MutexModel<SuzukiKasami>, s: &State<SuzukiKasami>) -> boo
     held + in_flight <= 1
 }
 
-fn only_the_leader_regenerates(_: &MutexModel<SuzukiKasami>, s: &State<SuzukiKasami>) -> bool {
-    !s.regenerated_by_non_leader
+fn only_the_leader_regenerates(_: &H<SuzukiKasami>, s: &W<SuzukiKasami>) -> bool {
+    !s.obs.regenerated_by_non_leader
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -826,6 +622,7 @@ fn lamport_is_safe_and_live_on_fifo_channels() {
 fn lamport_breaks_exclusion_without_fifo() {
     let c = MutexModel::<LamportMutex>::new(false, 1)
         .with_requesters(2)
+        .build()
         .checker()
         .finish_when(HasDiscoveries::AnyOf(BTreeSet::from(["mutual exclusion"])))
         .spawn_bfs()
@@ -956,10 +753,10 @@ fn suzuki_kasami_never_two_valid_tokens_with_a_crash() {
             .with_crashes(1)
             .with_property(Expectation::Always, "one valid token", one_valid_token)
             .with_property(Expectation::Always, "at most two regenerations", |_, s| {
-                s.regenerations <= 2
+                s.obs.regenerations <= 2
             })
             .with_property(Expectation::Sometimes, "two regenerations", |_, s| {
-                s.regenerations == 2
+                s.obs.regenerations == 2
             }),
     );
     c.assert_properties();
@@ -983,13 +780,13 @@ fn suzuki_kasami_elected_leader_never_two_valid_tokens_with_a_crash() {
                 only_the_leader_regenerates,
             )
             .with_property(Expectation::Always, "at most two regenerations", |_, s| {
-                s.regenerations <= 2
+                s.obs.regenerations <= 2
             })
             .with_property(Expectation::Sometimes, "two regenerations", |_, s| {
-                s.regenerations == 2
+                s.obs.regenerations == 2
             })
             .with_property(Expectation::Sometimes, "a token is regenerated", |_, s| {
-                s.regenerations > 0
+                s.obs.regenerations > 0
             }),
     );
     c.assert_properties();
@@ -1030,6 +827,7 @@ fn suzuki_kasami_crash_twice_each() {
 /// Finds a counterexample to `property` in `model`, and prints it.
 fn counterexample<P: Core>(name: &str, property: &'static str, model: MutexModel<P>) -> usize {
     let c = model
+        .build()
         .checker()
         .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([property])))
         .spawn_bfs()

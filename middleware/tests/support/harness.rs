@@ -12,7 +12,9 @@
 //! * **crash-recovery** (`restarts`): a crashed member starts again with a fresh core, a new
 //!   incarnation; a survivor that had not noticed the crash sees it down, then up at its own
 //!   moment. What the old incarnation had in flight is lost (its connections broke) unless
-//!   `late_from_old` keeps it in flight, to arrive after the newcomer's first messages;
+//!   `late_from_old` keeps it in flight, to arrive after the newcomer's first messages. With
+//!   `atomic_restart`, a live member restarts in one step between exchanges instead (smaller
+//!   state spaces);
 //! * **broken connection** (`breaks`): the connection between two live members breaks, what was
 //!   in flight between them is lost, and each sees the other up again at its own moment;
 //! * **false suspicion / partition** (`cuts`): the link between two live members is cut (both
@@ -82,10 +84,19 @@ pub trait Service: Clone + Debug + Eq + Hash + Send + Sync + 'static {
     fn observe(&self, w: &mut World<Self>, i: usize, event: <Self::P as Protocol>::Event);
     /// Member `i` crashed.
     fn crashed(&self, _w: &mut World<Self>, _i: usize) {}
-    /// Member `i` restarted (its new core is in place, not started yet).
+    /// Member `i` restarted (its new core is in place, not started yet; a hook may drive it,
+    /// with [`absorb`] for its effects).
     fn restarted(&self, _w: &mut World<Self>, _i: usize) {}
     /// After every step.
     fn after(&self, _w: &mut World<Self>) {}
+    /// After every step, with the state before it and the step.
+    fn stepped(
+        &self,
+        _before: &World<Self>,
+        _step: &Step<Self::Op, Self::M>,
+        _w: &mut World<Self>,
+    ) {
+    }
     /// Seeded bugs on the wire: the message `src` sends `dst` as it travels (`None`: lost).
     fn wire(&self, _w: &World<Self>, _src: usize, _dst: usize, msg: Self::M) -> Option<Self::M> {
         Some(msg)
@@ -109,6 +120,11 @@ pub struct Faults {
     pub restarting: Option<usize>,
     /// What a crashed incarnation had in flight stays in flight past its restart.
     pub late_from_old: bool,
+    /// Restarts are of live members, atomic and between exchanges (nothing in flight, no cut):
+    /// the old incarnation dies, every peer sees it down, the new one starts and its
+    /// catching-up is delivered in send order, every peer sees it up. Smaller state spaces
+    /// than a crash followed by a restart; what it interrupts is the member's own state.
+    pub atomic_restart: bool,
     /// Connections between live members that break.
     pub breaks: u8,
     /// Links cut and healed.
@@ -136,6 +152,7 @@ impl Faults {
             restarts: 0,
             restarting: None,
             late_from_old: false,
+            atomic_restart: false,
             breaks: 0,
             cuts: 0,
             cutting: None,
@@ -258,6 +275,32 @@ pub enum Step<Op, M> {
     },
 }
 
+/// Effects of member `at` enter the world: messages into the network (through
+/// [`Service::wire`]), events to [`Service::observe`]; timers are not modelled.
+pub fn absorb<S: Service>(service: &S, w: &mut World<S>, at: usize, out: EffectsOf<S::P>) {
+    for e in out {
+        match e {
+            Effect::Send { to, msg } => push(service, w, at, ix(to), msg),
+            Effect::Broadcast(msg) => {
+                for to in (0..N).filter(|&t| t != at) {
+                    push(service, w, at, to, msg.clone());
+                }
+            }
+            Effect::SetTimer { .. } | Effect::CancelTimer(_) => {}
+            Effect::Emit(ev) => service.observe(w, at, ev),
+        }
+    }
+}
+
+fn push<S: Service>(service: &S, w: &mut World<S>, src: usize, dst: usize, msg: S::M) {
+    if !w.alive[dst] || w.cut.contains(&(src.min(dst), src.max(dst))) {
+        return; // a crashed member, or one cut off, receives nothing
+    }
+    if let Some(msg) = service.wire(w, src, dst, msg) {
+        w.net.push(src, dst, msg);
+    }
+}
+
 /// A service's model under a fault model.
 pub struct Harness<S: Service> {
     /// The service.
@@ -274,37 +317,39 @@ impl<S: Service> Harness<S> {
 
     /// Effects of member `at` enter the world.
     pub fn absorb(&self, w: &mut World<S>, at: usize, out: EffectsOf<S::P>) {
-        for e in out {
-            match e {
-                Effect::Send { to, msg } => self.push(w, at, ix(to), msg),
-                Effect::Broadcast(msg) => {
-                    for to in (0..N).filter(|&t| t != at) {
-                        self.push(w, at, to, msg.clone());
-                    }
-                }
-                Effect::SetTimer { .. } | Effect::CancelTimer(_) => {}
-                Effect::Emit(ev) => self.service.observe(w, at, ev),
-            }
-        }
+        absorb(&self.service, w, at, out);
     }
 
-    fn push(&self, w: &mut World<S>, src: usize, dst: usize, msg: S::M) {
-        if !w.alive[dst] || w.cut.contains(&(src.min(dst), src.max(dst))) {
-            return; // a crashed member, or one cut off, receives nothing
+    /// The cluster's boot: every member starts, then everything in flight is delivered, in
+    /// send order, until nothing is.
+    fn boot(&self, w: &mut World<S>) {
+        for i in 0..N {
+            let mut out = EffectsOf::<S::P>::new();
+            w.nodes[i].on_start(Duration::ZERO, &mut out);
+            self.absorb(w, i, out);
         }
-        if let Some(msg) = self.service.wire(w, src, dst, msg) {
-            w.net.push(src, dst, msg);
-        }
-    }
-
-    /// Starts member `i` and delivers, in send order, everything in flight until nothing is.
-    fn boot(&self, w: &mut World<S>, i: usize) {
-        let mut out = EffectsOf::<S::P>::new();
-        w.nodes[i].on_start(Duration::ZERO, &mut out);
-        self.absorb(w, i, out);
         while let Some((src, dst, msg)) = w.net.deliverable().into_iter().next() {
             let Some(msg) = w.net.take(src, dst, &msg) else {
                 break;
+            };
+            let mut out = EffectsOf::<S::P>::new();
+            w.nodes[dst].on_message(Duration::ZERO, id(src), msg, &mut out);
+            self.absorb(w, dst, out);
+        }
+    }
+
+    /// Delivers, in send order, every message to or from `i` until none is left (a newcomer's
+    /// catching-up); the others stay in flight.
+    fn settle(&self, w: &mut World<S>, i: usize) {
+        loop {
+            let next = w
+                .net
+                .deliverable()
+                .into_iter()
+                .find(|(src, dst, _)| *src == i || *dst == i);
+            let Some((src, dst, msg)) = next else { return };
+            let Some(msg) = w.net.take(src, dst, &msg) else {
+                return;
             };
             let mut out = EffectsOf::<S::P>::new();
             w.nodes[dst].on_message(Duration::ZERO, id(src), msg, &mut out);
@@ -353,9 +398,7 @@ impl<S: Service> Model for Harness<S> {
             used: Used::default(),
         };
         if self.faults.boot {
-            for i in 0..N {
-                self.boot(&mut w, i);
-            }
+            self.boot(&mut w);
         }
         self.service.after(&mut w);
         vec![w]
@@ -373,7 +416,15 @@ impl<S: Service> Model for Harness<S> {
             }
         }
         if w.used.restarts < f.restarts {
-            for i in (0..N).filter(|&i| !w.alive[i] && f.restarting.is_none_or(|r| r == i)) {
+            let quiet = w.net.is_empty() && w.cut.is_empty() && w.unseen.is_empty();
+            for i in (0..N).filter(|&i| {
+                f.restarting.is_none_or(|r| r == i)
+                    && if f.atomic_restart {
+                        w.alive[i] && quiet
+                    } else {
+                        !w.alive[i]
+                    }
+            }) {
                 actions.push(Step::Restart(i));
             }
         }
@@ -422,6 +473,7 @@ impl<S: Service> Model for Harness<S> {
 
     fn next_state(&self, last: &World<S>, step: Self::Action) -> Option<World<S>> {
         let mut w = last.clone();
+        let taken = step.clone();
         let now = Duration::ZERO;
         let mut out = EffectsOf::<S::P>::new();
         match step {
@@ -458,6 +510,29 @@ impl<S: Service> Model for Harness<S> {
                     w.undetected.insert((o, i));
                 }
                 self.service.crashed(&mut w, i);
+            }
+            Step::Restart(i) if self.faults.atomic_restart => {
+                w.used.restarts += 1;
+                w.inc[i] += 1;
+                w.nodes[i] = self.service.core(i, w.inc[i]);
+                w.net.drop_to(i);
+                w.net.drop_from(i);
+                w.undetected.retain(|&(o, _)| o != i);
+                let observers: Vec<usize> = (0..N).filter(|&o| o != i && w.alive[o]).collect();
+                for &o in &observers {
+                    let mut down = EffectsOf::<S::P>::new();
+                    w.nodes[o].on_peer_down(now, id(i), &mut down);
+                    self.absorb(&mut w, o, down);
+                }
+                self.service.restarted(&mut w, i);
+                w.nodes[i].on_start(now, &mut out);
+                self.absorb(&mut w, i, out);
+                for &o in &observers {
+                    let mut up = EffectsOf::<S::P>::new();
+                    w.nodes[o].on_peer_up(now, id(i), &mut up);
+                    self.absorb(&mut w, o, up);
+                }
+                self.settle(&mut w, i);
             }
             Step::Restart(i) => {
                 w.used.restarts += 1;
@@ -516,6 +591,7 @@ impl<S: Service> Model for Harness<S> {
             Step::Up { observer, peer } => self.peer_up(&mut w, observer, peer),
         }
         self.service.after(&mut w);
+        self.service.stepped(last, &taken, &mut w);
         Some(w)
     }
 
