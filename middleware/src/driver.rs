@@ -179,7 +179,7 @@ impl PeerWire for crate::election::BullyMsg {
     const TAG: &'static str = "actix_coord.bully.v1";
 }
 impl PeerWire for crate::mutex::LamportMsg {
-    const TAG: &'static str = "actix_coord.lamport_mutex.v2";
+    const TAG: &'static str = "actix_coord.lamport_mutex.v3";
 }
 impl PeerWire for crate::mutex::RaMsg {
     const TAG: &'static str = "actix_coord.ricart_agrawala.v2";

@@ -562,6 +562,11 @@ impl<P: Core> MutexModel<P> {
         self.faults.crashes = k;
         self
     }
+    /// Up to `k` messages in flight are duplicated.
+    fn with_duplicates(mut self, k: u8) -> Self {
+        self.faults.duplicates = k;
+        self
+    }
     fn with_property(mut self, e: Expectation, name: &'static str, c: Cond<P>) -> Self {
         let kind = match e {
             Expectation::Always => ExpectationKind::Always,
@@ -582,21 +587,26 @@ fn check<P: Core>(name: &str, model: MutexModel<P>) -> impl Checker<H<P>> {
 
 fn one_valid_token(_: &H<SuzukiKasami>, s: &W<SuzukiKasami>) -> bool {
     // A token is valid if a live node holds it, or if it is in flight to a live node that would
-    // accept it (its epoch is not older than the node's).
+    // accept it: its epoch is not older than the node's, and it is newer than the last token
+    // the node received (copies of one token to one node count once).
     let held = (0..N)
         .filter(|&i| s.alive[i] && s.nodes[i].token().is_some())
         .count();
-    let in_flight = s
+    let in_flight: BTreeSet<_> = s
         .net
         .iter()
         .filter(|(_, dst, _)| s.alive[*dst])
-        .map(|(_, dst, m)| (dst, m))
-        .filter(|(dst, m)| match m {
-            SkMsg::Token(t) => t.epoch >= s.nodes[*dst].epoch(),
-            _ => false,
+        .filter_map(|(_, dst, m)| match m {
+            SkMsg::Token(t)
+                if t.epoch >= s.nodes[dst].epoch()
+                    && (t.epoch, t.hop) > s.nodes[dst].last_token() =>
+            {
+                Some((dst, t.epoch, t.hop))
+            }
+            _ => None,
         })
-        .count();
-    held + in_flight <= 1
+        .collect();
+    held + in_flight.len() <= 1
 }
 
 fn only_the_leader_regenerates(_: &H<SuzukiKasami>, s: &W<SuzukiKasami>) -> bool {
@@ -648,7 +658,7 @@ fn lamport_cancelled_waits_withdraw() {
             .with_cancel(),
     );
     c.assert_properties();
-    assert_eq!(c.unique_state_count(), 55929);
+    assert_eq!(c.unique_state_count(), 55_990);
 }
 
 #[test]
@@ -660,7 +670,7 @@ fn lamport_survives_a_detected_crash() {
             .with_crashes(1),
     );
     c.assert_properties();
-    assert_eq!(c.unique_state_count(), 48_778);
+    assert_eq!(c.unique_state_count(), 49_685);
 }
 
 /// 1 005 268 states, about 40 s in debug (more with other tests running):
@@ -818,6 +828,53 @@ fn suzuki_kasami_crash_twice_each() {
     );
     c.assert_properties();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Duplication: a message delivered twice (a retransmission below the cores, a replayed frame).
+
+/// A duplicated request arriving after its release (or a duplicated release after the next
+/// request) must not resurrect (or withdraw) a request.
+#[test]
+fn lamport_survives_duplicated_messages() {
+    let c = check(
+        "lamport fifo, 2 requesters x1, 1 duplicate",
+        MutexModel::<LamportMutex>::new(true, 1)
+            .with_requesters(2)
+            .with_duplicates(1),
+    );
+    c.assert_properties();
+    assert_eq!(c.unique_state_count(), LAMPORT_DUPLICATE);
+}
+
+#[test]
+fn ricart_agrawala_survives_duplicated_messages() {
+    let c = check(
+        "ricart-agrawala unordered, 2 requesters x1 + cancel, 1 duplicate",
+        MutexModel::<RicartAgrawala>::new(false, 1)
+            .with_requesters(2)
+            .with_cancel()
+            .with_duplicates(1),
+    );
+    c.assert_properties();
+    assert_eq!(c.unique_state_count(), RA_DUPLICATE);
+}
+
+#[test]
+fn suzuki_kasami_survives_duplicated_messages() {
+    let c = check(
+        "suzuki-kasami unordered, 3 requesters x1 + cancel, 1 duplicate",
+        MutexModel::<SuzukiKasami>::new(false, 1)
+            .with_cancel()
+            .with_duplicates(1)
+            .with_property(Expectation::Always, "one valid token", one_valid_token),
+    );
+    c.assert_properties();
+    assert_eq!(c.unique_state_count(), SK_DUPLICATE);
+}
+
+const LAMPORT_DUPLICATE: usize = 66_488;
+const RA_DUPLICATE: usize = 11_605;
+const SK_DUPLICATE: usize = 31_447;
 
 // ---------------------------------------------------------------------------------------------
 // Crash-recovery (issue 11): a member restarts with empty state as a new incarnation, what was
@@ -1052,7 +1109,7 @@ fn lamport_false_suspicion_then_heal() {
     assert_eq!(c.unique_state_count(), LAMPORT_CUT);
 }
 
-/// Any link cut: 2 719 179 states, about 90 s in debug.
+/// Any link cut: 2 719 179 states (before the release named its request), about 90 s in debug.
 #[test]
 #[ignore = "long: about 90 s in debug"]
 fn lamport_false_suspicion_of_any_link_then_heal() {
@@ -1092,7 +1149,7 @@ fn suzuki_kasami_false_suspicion_then_heal() {
     assert_eq!(c.unique_state_count(), SK_CUT);
 }
 
-const LAMPORT_CUT: usize = 1_342_151;
+const LAMPORT_CUT: usize = 1_389_831;
 const RA_CUT: usize = 114_650;
 const SK_CUT: usize = 167_566;
 

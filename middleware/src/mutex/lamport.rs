@@ -60,6 +60,9 @@ pub enum LamportMsg {
     Release {
         /// Lamport time of the release.
         time: u64,
+        /// Lamport time of the request released: only that request (or an older one) is
+        /// dropped, so a release delivered twice cannot withdraw the sender's next request.
+        request: u64,
     },
     /// The sender (re)started with empty state, as incarnation `incarnation`, and is catching
     /// up: the receiver forgets a previous incarnation's request, re-sends its own outstanding
@@ -94,6 +97,9 @@ pub struct LamportMutex {
     last_heard: BTreeMap<NodeId, u64>,
     /// Our own pending or granted request.
     mine: Option<LamportTimestamp>,
+    /// The newest request each peer released: a request that is not newer is a duplicate
+    /// delivered late, and is dropped.
+    released: BTreeMap<NodeId, u64>,
     state: LockState,
     join: Join,
 }
@@ -118,6 +124,7 @@ impl LamportMutex {
             clock: LamportClock::new(),
             queue: BTreeSet::new(),
             last_heard: BTreeMap::new(),
+            released: BTreeMap::new(),
             mine: None,
             state: LockState::Idle,
             join: Join::new(0, peers),
@@ -218,7 +225,10 @@ impl LamportMutex {
         };
         self.queue.remove(&stamp);
         let time = self.clock.tick();
-        out.broadcast(LamportMsg::Release { time });
+        out.broadcast(LamportMsg::Release {
+            time,
+            request: stamp.time,
+        });
     }
 
     // Rule 5.
@@ -314,7 +324,7 @@ impl Protocol for LamportMutex {
         let time = match msg {
             LamportMsg::Request { time }
             | LamportMsg::Ack { time }
-            | LamportMsg::Release { time }
+            | LamportMsg::Release { time, .. }
             | LamportMsg::Hello { time, .. }
             | LamportMsg::State { time } => time,
         };
@@ -327,6 +337,7 @@ impl Protocol for LamportMutex {
             // A new member under an old id: its predecessor's request is void.
             self.drop_request_of(from);
             self.last_heard.remove(&from);
+            self.released.remove(&from);
         }
         let heard = self.last_heard.entry(from).or_insert(0);
         *heard = (*heard).max(time);
@@ -342,15 +353,22 @@ impl Protocol for LamportMutex {
             }
             // Rule 2.
             LamportMsg::Request { time } => {
-                self.drop_request_of(from); // one request per process
-                self.queue.insert(request_stamp(time, from));
-                let ack = self.clock.tick();
-                out.send(from, LamportMsg::Ack { time: ack });
+                if self.released.get(&from).is_some_and(|&r| time <= r) {
+                    // A duplicate of a request already released, delivered late: dropped.
+                } else {
+                    self.drop_request_of(from); // one request per process
+                    self.queue.insert(request_stamp(time, from));
+                    let ack = self.clock.tick();
+                    out.send(from, LamportMsg::Ack { time: ack });
+                }
             }
             LamportMsg::Ack { .. } => {}
             // Rule 4.
-            LamportMsg::Release { .. } => {
-                self.drop_request_of(from);
+            LamportMsg::Release { request, .. } => {
+                self.queue
+                    .retain(|s| s.process.node != from || s.time > request);
+                let r = self.released.entry(from).or_insert(0);
+                *r = (*r).max(request);
             }
         }
         self.try_enter(out);
@@ -427,6 +445,54 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_request_delivered_again_after_its_release_is_dropped() {
+        // Found by the model check with duplication: before, the late copy put the released
+        // request back in the queue, ahead of the next waiter, which waited for ever.
+        let mut net = net(3);
+        net.command(1, LockCommand::Acquire).unwrap();
+        let request = net.queue.iter().find(|(_, to, _)| *to == 2).cloned();
+        net.run();
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.command(1, LockCommand::Release).unwrap();
+        // Node 2's requests and node 1's releases arrive; the acknowledgements to node 2 are
+        // still in flight when a copy of node 1's (released) request reaches node 2.
+        for _ in 0..4 {
+            net.step();
+        }
+        assert!(
+            net.queue
+                .iter()
+                .all(|(_, to, m)| *to == 2 && matches!(m, LamportMsg::Ack { .. })),
+            "{:?}",
+            net.queue
+        );
+        net.queue
+            .push_front(request.expect("node 1's request to node 2"));
+        net.run();
+        let g = granted(&net.take_events());
+        assert!(g.iter().any(|&(n, _)| n == 2), "{g:?}");
+    }
+
+    #[test]
+    fn a_release_delivered_again_after_the_next_request_keeps_that_request() {
+        let mut net = net(3);
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.run();
+        net.command(1, LockCommand::Release).unwrap();
+        let release = net.queue.iter().find(|(_, to, _)| *to == 2).cloned();
+        net.run();
+        // Node 1 asks again; a copy of its first release reaches node 2 after the new request.
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.run();
+        net.queue.push_back(release.expect("the release to node 2"));
+        net.run();
+        assert!(
+            net.nodes[1].queue.iter().any(|s| s.process.node == 1),
+            "node 1's new request is still queued at node 2"
+        );
     }
 
     #[test]

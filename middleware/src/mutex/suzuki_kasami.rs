@@ -415,6 +415,12 @@ impl SuzukiKasami {
         self.epoch
     }
 
+    /// The newest token this node received, as `(epoch, hop)`: a token that is not newer is a
+    /// duplicate (or superseded) and is dropped.
+    pub fn last_token(&self) -> (Epoch, u64) {
+        self.last_token
+    }
+
     /// How many tokens this node regenerated (the initial token kept at cluster boot is not
     /// one).
     pub fn regenerations(&self) -> u64 {
