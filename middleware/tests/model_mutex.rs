@@ -562,6 +562,11 @@ impl<P: Core> MutexModel<P> {
         self.faults.crashes = k;
         self
     }
+    /// Only member `id` crashes (keeps the state space within the CI budget).
+    fn crashing(mut self, member: NodeId) -> Self {
+        self.faults.crashing = Some(ix(member));
+        self
+    }
     /// Up to `k` messages in flight are duplicated.
     fn with_duplicates(mut self, k: u8) -> Self {
         self.faults.duplicates = k;
@@ -969,7 +974,7 @@ fn ricart_agrawala_cancel_then_request_again() {
 
 const LAMPORT_RESTART: usize = 22_826;
 const RA_RESTART: usize = 6_783;
-const SK_RESTART: usize = 1_725;
+const SK_RESTART: usize = 2_123;
 const SK_CANCEL_TWICE: usize = 9_299;
 const RA_CANCEL_TWICE: usize = 1_524_823;
 
@@ -1137,8 +1142,36 @@ fn ricart_agrawala_false_suspicion_then_heal() {
 /// Found the starvation fixed by `SuzukiKasami::ask_again` (21 steps): a regeneration on one
 /// side of the cut counted the other side's wait as served, and the waiter, having opened a
 /// higher epoch of its own, re-sent its old request number, ignored for ever.
+///
+/// In the suite: the links 1–3 and 2–3 (one side keeps deciding). The link 1–2 (each side
+/// decides: two recoveries race, in rising epochs, through member 3) is 809 183 states since
+/// the fixes of the cut-and-crash run (13 s in release, about a minute in debug): ignored,
+/// with any link (833 978 states), in `suzuki_kasami_false_suspicion_of_any_link_then_heal`.
 #[test]
 fn suzuki_kasami_false_suspicion_then_heal() {
+    for ((a, b), count) in [((1, 3), SK_CUT_13), ((2, 3), SK_CUT_23)] {
+        let name = format!("suzuki-kasami unordered, 2 requesters x1, link {a}-{b} cut and healed");
+        let c = check(
+            &name,
+            MutexModel::<SuzukiKasami>::new(false, 1)
+                .with_requesters(2)
+                .with_cuts(1)
+                .cutting(a, b),
+        );
+        for p in [
+            "fences name one ownership",
+            "no deadlock",
+            "every request granted",
+        ] {
+            assert!(c.discovery(p).is_none(), "{name}: {p}");
+        }
+        assert_eq!(c.unique_state_count(), count, "{name}");
+    }
+}
+
+#[test]
+#[ignore = "long: cargo test --release -p actix-coord --test model_mutex -- --ignored suzuki_kasami_false_suspicion_of_any"]
+fn suzuki_kasami_false_suspicion_of_any_link_then_heal() {
     let c = check(
         "suzuki-kasami unordered, 2 requesters x1, any link cut and healed",
         MutexModel::<SuzukiKasami>::new(false, 1)
@@ -1151,10 +1184,61 @@ fn suzuki_kasami_false_suspicion_then_heal() {
 
 const LAMPORT_CUT: usize = 1_389_831;
 const RA_CUT: usize = 114_650;
-const SK_CUT: usize = 167_566;
+const SK_CUT: usize = 833_978;
+const SK_CUT_13: usize = 23_153;
+const SK_CUT_23: usize = 2_135;
 
 /// Seeded bug: a shell that hands over a message from a member it has down without telling the
 /// core it is up first (the driver before the fix) starves a waiter after the heal.
+/// A cut and a crash in one run. Found two Suzuki–Kasami bugs, both fixed:
+/// * fence reuse: after a heal the holder took the probe's epoch for its token, entered and died
+///   before its answer arrived; the prober regenerated in that same epoch and issued the dead
+///   holder's fence again (`a_holder_that_took_the_probes_epoch_and_died_inside_…`). A
+///   regenerated token now has an epoch of its own;
+/// * deadlock: a member that adopted a newer epoch ignored an older recovery's probe, whose
+///   leader waited for ever; it now answers with its epoch, and the decider starts over above
+///   it when that epoch's leader is gone (`a_probe_of_an_older_epoch_is_answered_…`).
+///
+/// Link 1–2 cut, member 1 (the first holder) crashing: 3 566 667 states, 68 s in release; any
+/// link and any member: 18 972 043 states, 472 s in release. Too large for the suite: the two
+/// unit tests named above keep the fixes in CI.
+#[test]
+#[ignore = "long: cargo test --release -p actix-coord --test model_mutex -- --ignored suzuki_kasami_false_suspicion_and"]
+fn suzuki_kasami_false_suspicion_and_a_crash() {
+    check(
+        "suzuki-kasami unordered, 2 requesters x1, link 1-2 cut and healed, member 1 crashes",
+        MutexModel::<SuzukiKasami>::new(false, 1)
+            .with_requesters(2)
+            .with_cuts(1)
+            .cutting(1, 2)
+            .with_crashes(1)
+            .crashing(1),
+    )
+    .assert_properties();
+    check(
+        "suzuki-kasami unordered, 2 requesters x1, any link cut and healed, 1 crash",
+        MutexModel::<SuzukiKasami>::new(false, 1)
+            .with_requesters(2)
+            .with_cuts(1)
+            .with_crashes(1),
+    )
+    .assert_properties();
+}
+
+/// Ricart–Agrawala with a cut and a crash: 1 517 201 states, 14 s in release.
+#[test]
+#[ignore = "long: cargo test --release -p actix-coord --test model_mutex -- --ignored ricart_agrawala_false_suspicion_and"]
+fn ricart_agrawala_false_suspicion_and_a_crash() {
+    check(
+        "ricart-agrawala unordered, 2 requesters x1, any link cut and healed, 1 crash",
+        MutexModel::<RicartAgrawala>::new(false, 1)
+            .with_requesters(2)
+            .with_cuts(1)
+            .with_crashes(1),
+    )
+    .assert_properties();
+}
+
 #[test]
 fn seeded_no_implicit_up_breaks_liveness_after_a_heal() {
     counterexample(

@@ -1475,7 +1475,7 @@ mod tests {
             vec![(
                 3,
                 Epoch {
-                    round: 1,
+                    round: 2,
                     leader: 3
                 }
             )]

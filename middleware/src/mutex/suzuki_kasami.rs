@@ -547,7 +547,15 @@ impl SuzukiKasami {
             self.ask_again(out);
             return;
         }
-        // Nobody has it: regenerate in the new epoch.
+        // Nobody has it: regenerate, in an epoch of its own. The probe's epoch is not enough:
+        // a member that had the token may have taken that epoch for it on the probe and died
+        // (or been cut off) inside before its answer arrived; in the probe's epoch the
+        // regenerated token would issue that member's fence again.
+        let epoch = Epoch {
+            round: rec.epoch.round.saturating_add(1),
+            leader: self.me,
+        };
+        self.adopt(epoch);
         let mut ln = self.rn.clone();
         let mut queue = VecDeque::new();
         for (&node, &(requests, waiting)) in &rec.answers {
@@ -562,11 +570,11 @@ impl SuzukiKasami {
                 queue.push_back(p);
             }
         }
-        self.last_token = (rec.epoch, 0);
+        self.last_token = (epoch, 0);
         self.sent_token_to = None;
         self.regenerated += 1;
         self.token = Some(Token {
-            epoch: rec.epoch,
+            epoch,
             seq: 0,
             hop: 0,
             ln,
@@ -943,7 +951,23 @@ impl Protocol for SuzukiKasami {
             SkMsg::Token(token) => self.receive_token(token, out),
             // Recovery step 2.
             SkMsg::Probe { epoch } => {
-                if epoch.leader != from || epoch < self.epoch {
+                if epoch.leader != from {
+                    return;
+                }
+                if epoch < self.epoch {
+                    // A recovery older than an epoch we adopted: its leader waits for our
+                    // answer. Tell it the newer epoch (it starts over above it if that epoch's
+                    // leader is gone).
+                    let i = self.ix(self.me).unwrap_or(0);
+                    out.send(
+                        from,
+                        SkMsg::ProbeReply {
+                            epoch: self.epoch,
+                            has_token: self.token.is_some(),
+                            requests: self.rn[i],
+                            waiting: self.waiting(),
+                        },
+                    );
                     return;
                 }
                 self.adopt(epoch);
@@ -983,6 +1007,16 @@ impl Protocol for SuzukiKasami {
                 requests,
                 waiting,
             } => {
+                if epoch > self.epoch && self.recovery.is_some() {
+                    // Our probe was of an older epoch than one the peer adopted: ours is void.
+                    // If the newer epoch's leader is gone, its recovery will not finish: the
+                    // decider starts one above it.
+                    self.superseded(epoch, out);
+                    if self.token.is_none() && self.decides() && self.down.contains(&epoch.leader) {
+                        self.start_recovery(out);
+                    }
+                    return;
+                }
                 let Some(rec) = self.recovery.as_mut() else {
                     return;
                 };
@@ -1222,11 +1256,12 @@ mod tests {
         net.crash(2);
         net.run();
         let g = granted(&net.take_events());
-        assert_eq!(g, vec![(3, make_fence(1, 1, 1))]);
+        // The probe opened epoch (1, 1); the regenerated token has an epoch of its own, (2, 1).
+        assert_eq!(g, vec![(3, make_fence(2, 1, 1))]);
         assert_eq!(
             net.nodes[2].epoch(),
             Epoch {
-                round: 1,
+                round: 2,
                 leader: 1
             }
         );
@@ -1309,7 +1344,7 @@ mod tests {
             Some(&LockEvent::Lost { fence: old[0].1 })
         );
         assert!(!net.nodes[1].is_held());
-        assert_eq!(net.nodes[1].epoch().round, 1);
+        assert_eq!(net.nodes[1].epoch().round, 2);
     }
 
     #[test]
@@ -1360,7 +1395,7 @@ mod tests {
         detect(&mut net, 1, 3);
         detect(&mut net, 2, 3);
         net.run();
-        assert_eq!(net.nodes[0].epoch().round, 1, "1 regenerated");
+        assert_eq!(net.nodes[0].epoch().round, 2, "1 regenerated");
         net.down.retain(|&d| d != 3);
         net.take_events();
         let mut out = EffectsOf::<SuzukiKasami>::new();
@@ -1411,6 +1446,101 @@ mod tests {
             .collect()
     }
 
+    /// Delivers the first message in flight from `from` to `to` that `pick` selects.
+    fn deliver(net: &mut Net<SuzukiKasami>, from: NodeId, to: NodeId, pick: fn(&SkMsg) -> bool) {
+        let at = net
+            .queue
+            .iter()
+            .position(|(f, t, m)| *f == from && *t == to && pick(m))
+            .unwrap_or_else(|| panic!("a message {from} -> {to} in {:?}", net.queue));
+        let (f, t, m) = net.queue.remove(at).unwrap();
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        net.nodes[t as usize - 1].on_message(Duration::ZERO, f, m, &mut out);
+        net.absorb(t, out);
+    }
+
+    #[test]
+    fn a_holder_that_took_the_probes_epoch_and_died_inside_is_succeeded_by_a_higher_fence() {
+        // Found by the model check with a cut and a crash in one run: 1 holds the token, 1 and
+        // 2 are cut apart; 2 probes in epoch (1, 2); after the heal 1 takes that epoch for its
+        // token, enters, and dies before its answer arrives. 2 regenerated in the probe's epoch
+        // and issued 1's fence again; the regenerated token now has an epoch of its own.
+        let mut net = net(3);
+        let cut = |net: &mut Net<SuzukiKasami>| {
+            net.queue
+                .retain(|(f, t, _)| !matches!((f, t), (1, 2) | (2, 1)));
+        };
+        net.command(2, LockCommand::Acquire).unwrap();
+        cut(&mut net);
+        detect(&mut net, 1, 2);
+        detect(&mut net, 2, 1);
+        cut(&mut net);
+        deliver(&mut net, 2, 3, |m| matches!(m, SkMsg::Request { .. }));
+        deliver(&mut net, 2, 3, |m| matches!(m, SkMsg::Probe { .. }));
+        // The link heals: 2 sees 1 up and probes it too; 1 answers that it has the token.
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        net.nodes[1].on_peer_up(Duration::ZERO, 1, &mut out);
+        net.absorb(2, out);
+        // The probe reaches 1, whose driver first tells it 2 is up (a message from a member
+        // it has down, on a live link).
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        net.nodes[0].on_peer_up(Duration::ZERO, 2, &mut out);
+        net.absorb(1, out);
+        deliver(&mut net, 2, 1, |m| matches!(m, SkMsg::Probe { .. }));
+        net.command(1, LockCommand::Acquire).unwrap();
+        let first = granted(&net.take_events());
+        assert_eq!(first.len(), 1, "1 enters with its token: {first:?}");
+        // 1 dies inside; 2 hears 3's answer, then learns 1 is down before 1's answer arrives.
+        deliver(&mut net, 3, 2, |m| matches!(m, SkMsg::ProbeReply { .. }));
+        net.down.push(1);
+        net.queue.retain(|(f, _, _)| *f != 1);
+        detect(&mut net, 2, 1);
+        detect(&mut net, 3, 1);
+        net.run();
+        let next = granted(&net.take_events());
+        assert!(
+            matches!(next.as_slice(), &[(2, f)] if f > first[0].1),
+            "2 is granted with a higher fence than 1's: {next:?} after {first:?}"
+        );
+    }
+
+    #[test]
+    fn a_probe_of_an_older_epoch_is_answered_and_the_decider_starts_over() {
+        // Found by the model check with a cut and a crash in one run: 3 adopted 2's recovery
+        // epoch (1, 2); 2 died; 1's own recovery had opened the older epoch (1, 1), whose probe
+        // 3 ignored: 1 waited for ever.
+        let mut net = net(3);
+        net.command(2, LockCommand::Acquire).unwrap();
+        net.run();
+        net.command(1, LockCommand::Acquire).unwrap();
+        net.run();
+        // 2 releases; the token to 1 is lost as the link 1-2 is cut.
+        net.command(2, LockCommand::Release).unwrap();
+        net.queue
+            .retain(|(f, t, _)| !matches!((f, t), (1, 2) | (2, 1)));
+        detect(&mut net, 2, 1);
+        detect(&mut net, 1, 2);
+        net.queue
+            .retain(|(f, t, _)| !matches!((f, t), (1, 2) | (2, 1)));
+        // 3 hears 2's probe first, then 1's (older) one; 2 dies before hearing back.
+        deliver(
+            &mut net,
+            2,
+            3,
+            |m| matches!(m, SkMsg::Probe { epoch } if epoch.leader == 2),
+        );
+        net.down.push(2);
+        net.queue.retain(|(f, t, _)| *f != 2 && *t != 2);
+        detect(&mut net, 3, 2);
+        net.run();
+        let g = granted(&net.take_events());
+        assert!(
+            g.iter().any(|&(n, _)| n == 1),
+            "1 is granted: {g:?}, {:?}",
+            net.nodes[0]
+        );
+    }
+
     #[test]
     fn the_elected_leader_regenerates_and_the_lowest_live_node_does_not() {
         let mut net = elected_net(3, 3);
@@ -1422,10 +1552,11 @@ mod tests {
         assert_eq!(granted(&net.take_events()), vec![(2, make_fence(0, 1, 1))]);
         net.crash(2);
         net.run();
-        // Node 3 (the leader) opened epoch (1, 3) and regenerated; node 1 got the new token.
-        assert_eq!(granted(&net.take_events()), vec![(1, make_fence(1, 3, 1))]);
+        // Node 3 (the leader) probed in epoch (1, 3) and regenerated in (2, 3); node 1 got the
+        // new token.
+        assert_eq!(granted(&net.take_events()), vec![(1, make_fence(2, 3, 1))]);
         let e = Epoch {
-            round: 1,
+            round: 2,
             leader: 3,
         };
         assert_eq!((net.nodes[0].epoch(), net.nodes[2].epoch()), (e, e));
@@ -1481,7 +1612,7 @@ mod tests {
             net.run();
             assert_eq!(
                 granted(&net.take_events()),
-                vec![(1, make_fence(1, 2, 1))],
+                vec![(1, make_fence(2, 2, 1))],
                 "leader first: {leader_first}"
             );
             assert_eq!(net.nodes[0].epoch().leader, 2);
@@ -1518,11 +1649,19 @@ mod tests {
         );
         net.run();
         assert_eq!(holders(&net), vec![3]);
-        let e = Epoch {
+        // Node 1 took the probe's epoch; the regenerated token has the next one.
+        let probe = Epoch {
             round: 2,
             leader: 3,
         };
-        assert_eq!((net.nodes[0].epoch(), net.nodes[2].epoch()), (e, e));
+        let regenerated = Epoch {
+            round: 3,
+            leader: 3,
+        };
+        assert_eq!(
+            (net.nodes[0].epoch(), net.nodes[2].epoch()),
+            (probe, regenerated)
+        );
     }
 
     #[test]

@@ -112,6 +112,8 @@ pub struct Faults {
     pub fifo: bool,
     /// Crash-stops.
     pub crashes: u8,
+    /// The only member that may crash (`None`: any).
+    pub crashing: Option<usize>,
     /// A crashed member's connections may break with its messages in them.
     pub partial: bool,
     /// Restarts of crashed members.
@@ -148,6 +150,7 @@ impl Faults {
         Self {
             fifo,
             crashes: 0,
+            crashing: None,
             partial: false,
             restarts: 0,
             restarting: None,
@@ -411,7 +414,7 @@ impl<S: Service> Model for Harness<S> {
             ops.clear();
             self.service.ops(w, i, &mut ops);
             actions.extend(ops.drain(..).map(|op| Step::Op(i, op)));
-            if w.used.crashes < f.crashes {
+            if w.used.crashes < f.crashes && f.crashing.is_none_or(|c| c == i) {
                 actions.push(Step::Crash(i));
             }
         }
