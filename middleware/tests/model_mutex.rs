@@ -888,21 +888,8 @@ const SK_DUPLICATE: usize = 31_447;
 
 /// Finds a counterexample to `property` in `model`, and prints it.
 fn counterexample<P: Core>(name: &str, property: &'static str, model: MutexModel<P>) -> usize {
-    let c = model
-        .build()
-        .checker()
-        .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([property])))
-        .spawn_bfs()
-        .join();
-    let path = c
-        .discovery(property)
-        .unwrap_or_else(|| panic!("{name}: the seeded bug breaks {property:?}"));
-    let actions = path.into_actions();
-    println!("{name}: {property:?} broken in {} steps:", actions.len());
-    for a in &actions {
-        println!("  {a:?}");
-    }
-    actions.len()
+    println!("{name}:");
+    harness::counterexample(model.build(), property)
 }
 
 #[test]

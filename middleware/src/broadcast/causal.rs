@@ -642,13 +642,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
     ) -> Result<(), BroadcastError> {
         let BroadcastCommand::Publish(payload) = cmd;
         if !self.join.active() {
-            if self.pending.len() >= self.config.max_held {
-                return Err(BroadcastError::Backlog {
-                    queued: self.pending.len(),
-                });
-            }
-            self.pending.push_back(payload);
-            return Ok(());
+            return super::keep_waiting(&mut self.pending, self.config.max_held, payload);
         }
         self.publish(payload, out);
         Ok(())

@@ -77,6 +77,21 @@ pub enum BroadcastError {
     },
 }
 
+/// A publication made while the member catches up waits in `pending`, at most `cap` of them.
+pub(crate) fn keep_waiting<T>(
+    pending: &mut std::collections::VecDeque<T>,
+    cap: usize,
+    payload: T,
+) -> Result<(), BroadcastError> {
+    if pending.len() >= cap {
+        return Err(BroadcastError::Backlog {
+            queued: pending.len(),
+        });
+    }
+    pending.push_back(payload);
+    Ok(())
+}
+
 /// What the local user asks a broadcast member.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum BroadcastCommand<T> {

@@ -385,13 +385,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
     ) -> Result<(), BroadcastError> {
         let BroadcastCommand::Publish(payload) = cmd;
         if !self.join.active() {
-            if self.pending.len() >= self.config.max_queued {
-                return Err(BroadcastError::Backlog {
-                    queued: self.pending.len(),
-                });
-            }
-            self.pending.push_back(payload);
-            return Ok(());
+            return super::keep_waiting(&mut self.pending, self.config.max_queued, payload);
         }
         self.publish(payload, out);
         Ok(())
