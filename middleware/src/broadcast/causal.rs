@@ -197,7 +197,8 @@ pub struct CausalBroadcast<T> {
     superseded: BTreeMap<NodeId, Vec<u64>>,
 }
 
-/// How many succeeded incarnations of each member a [`CausalBroadcast`] remembers.
+/// How many succeeded incarnations of each member a broadcast member (causal or total order)
+/// remembers, to drop their broadcasts still in flight.
 pub const MAX_SUPERSEDED: usize = 16;
 
 impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast<T> {

@@ -34,8 +34,9 @@
 //! peer delivered before answering, and takes each peer's stream from the broadcast after the
 //! count in its answer (what a peer sent it before answering is dropped). It then announces its
 //! clock (an `Ack`), so nobody waits for it below that. A peer that meets a new incarnation
-//! takes it as a new member: its numbering starts again from what the `Hello` says, and its
-//! earlier stream's refusal (`Cut`) is forgotten. A timestamp more than [`TotalConfig::max_clock_jump`] ahead of
+//! takes it as a new member: its numbering starts again from what the `Hello` says, its
+//! earlier stream's refusal (`Cut`) is forgotten, and a broadcast of the earlier incarnation
+//! still in flight is dropped (each carries its origin's incarnation). A timestamp more than [`TotalConfig::max_clock_jump`] ahead of
 //! the local clock is rejected as [`Rejection::AbsurdClock`] (it would otherwise drag every clock
 //! along). The queue holds at most [`TotalConfig::max_queued`] messages; beyond that a new one is
 //! rejected ([`Rejection::BufferFull`]).
@@ -78,6 +79,9 @@ pub enum TotalMsg<T> {
         /// Its number among the origin's broadcasts (1, 2, ...): a receiver that finds one
         /// missing refuses the rest ([`Rejection::Gap`]).
         seq: u64,
+        /// The origin's incarnation: a broadcast of an incarnation its receiver knows was
+        /// succeeded by another arrives too late, and is dropped.
+        incarnation: u64,
         /// The application's payload.
         payload: T,
     },
@@ -129,6 +133,9 @@ pub struct TotalOrderBroadcast<T> {
     join: Join,
     /// While catching up: the publications waiting for it to end, at most `max_queued`.
     pending: VecDeque<T>,
+    /// Per member: its incarnations known to have been succeeded, latest last (at most
+    /// [`MAX_SUPERSEDED`](super::MAX_SUPERSEDED)).
+    superseded: BTreeMap<NodeId, Vec<u64>>,
 }
 
 impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroadcast<T> {
@@ -166,6 +173,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
             delivered: 0,
             join: Join::new(0, peers),
             pending: VecDeque::new(),
+            superseded: BTreeMap::new(),
         })
     }
 
@@ -238,6 +246,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
                 TotalMsg::Data {
                     time,
                     seq,
+                    incarnation: self.join.inc,
                     payload: payload.clone(),
                 },
             );
@@ -319,7 +328,17 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
             self.refuse(from, false, Rejection::AbsurdClock { time, local }, out);
             return;
         }
-        if self.join.hello(from, inc) == HelloKind::Retry {
+        let previous = self.join.known.get(&from).copied();
+        let kind = self.join.hello(from, inc);
+        if let (HelloKind::New, Some(old)) = (kind, previous) {
+            let list = self.superseded.entry(from).or_default();
+            list.retain(|&i| i != inc && i != old);
+            list.push(old);
+            if list.len() > super::MAX_SUPERSEDED {
+                list.remove(0);
+            }
+        }
+        if kind == HelloKind::Retry {
             let s = self.seqs.entry(from).or_insert(0);
             *s = (*s).max(seq);
         } else {
@@ -406,7 +425,20 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
             return;
         }
         let (time, data) = match msg {
-            TotalMsg::Data { time, .. } => (time, true),
+            TotalMsg::Data {
+                time, incarnation, ..
+            } => {
+                if self
+                    .superseded
+                    .get(&from)
+                    .is_some_and(|old| old.contains(&incarnation))
+                {
+                    // From an incarnation that has since restarted, delivered late (what we
+                    // took of it before its successor's `Hello` is counted in our answer).
+                    return;
+                }
+                (time, true)
+            }
             TotalMsg::Ack { time } => (time, false),
             TotalMsg::Hello {
                 incarnation,
@@ -440,7 +472,9 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
             return;
         }
         match msg {
-            TotalMsg::Data { time, seq, payload } => {
+            TotalMsg::Data {
+                time, seq, payload, ..
+            } => {
                 let expected = self.seqs.get(&from).copied().unwrap_or(0) + 1;
                 if seq < expected {
                     // A repeat of one already received: dropped, the stream goes on.
@@ -672,6 +706,7 @@ mod tests {
             Duration::ZERO,
             3,
             TotalMsg::Data {
+                incarnation: 0,
                 time: u64::MAX,
                 seq: 1,
                 payload: 0,
@@ -684,6 +719,7 @@ mod tests {
             Duration::ZERO,
             2,
             TotalMsg::Data {
+                incarnation: 0,
                 time: 3,
                 seq: 1,
                 payload: 0,
@@ -695,6 +731,7 @@ mod tests {
             Duration::ZERO,
             2,
             TotalMsg::Data {
+                incarnation: 0,
                 time: 6,
                 seq: 2,
                 payload: 0,
@@ -732,6 +769,7 @@ mod tests {
                 Duration::ZERO,
                 2,
                 TotalMsg::Data {
+                    incarnation: 0,
                     time,
                     seq,
                     payload: 7,
@@ -765,6 +803,7 @@ mod tests {
         let mut a = booted(Tob::new(1, [1, 2], TotalConfig::default()).unwrap());
         let mut out = EffectsOf::<Tob>::new();
         let data = |time, seq| TotalMsg::Data {
+            incarnation: 0,
             time,
             seq,
             payload: 7,
@@ -834,5 +873,52 @@ mod tests {
         assert!(order(1).contains(&(1, 1, 4)));
         assert_eq!(order(1), order(2));
         assert_eq!(order(2), order(3));
+    }
+
+    #[test]
+    fn a_broadcast_of_a_succeeded_incarnation_delivered_late_is_dropped() {
+        // Found by the model check with a restart and a duplicate: a copy of the crashed
+        // incarnation's broadcast, arriving after its successor's `Hello`, was taken as the
+        // successor's first, whose real first was then refused as a repeat.
+        use crate::mutex::test_net::Net;
+        let fresh = |i: NodeId, inc: u64| {
+            Tob::new(i, [1, 2, 3], TotalConfig::default())
+                .unwrap()
+                .with_incarnation(inc)
+        };
+        let mut net = Net::new((1..=3).map(|i| fresh(i, 0)).collect());
+        net.command(1, BroadcastCommand::Publish(1)).unwrap();
+        let late = net
+            .queue
+            .iter()
+            .find(|(_, to, m)| *to == 3 && matches!(m, TotalMsg::Data { .. }))
+            .cloned()
+            .expect("node 1's broadcast to node 3");
+        net.run();
+        net.crash(1);
+        net.run();
+        net.down.clear();
+        net.nodes[0] = fresh(1, 7);
+        net.start(1);
+        for p in [2, 3] {
+            let mut out = EffectsOf::<Tob>::new();
+            net.nodes[p as usize - 1].on_peer_up(Duration::ZERO, 1, &mut out);
+            net.absorb(p, out);
+        }
+        net.run();
+        net.queue.push_back(late);
+        net.run();
+        net.take_events();
+        net.command(1, BroadcastCommand::Publish(2)).unwrap();
+        net.run();
+        let at_3: Vec<_> = net
+            .take_events()
+            .into_iter()
+            .filter_map(|(n, e)| match e {
+                BroadcastEvent::Delivered(d) if n == 3 => Some(d.payload),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(at_3, [2]);
     }
 }
