@@ -580,11 +580,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
             });
             return;
         }
-        if self
-            .superseded
-            .get(&msg.origin)
-            .is_some_and(|old| old.contains(&msg.incarnation))
-        {
+        if super::is_superseded(&self.superseded, msg.origin, msg.incarnation) {
             // From an incarnation that has since restarted: what its successor's peers
             // accepted of it before they answered its `Hello` is already counted in its floor,
             // so a late one must not be taken.
@@ -670,12 +666,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
                 let previous = self.join.known.get(&from).copied();
                 if self.join.hello(from, incarnation) == HelloKind::New {
                     if let Some(old) = previous {
-                        let list = self.superseded.entry(from).or_default();
-                        list.retain(|&i| i != incarnation && i != old);
-                        list.push(old);
-                        if list.len() > MAX_SUPERSEDED {
-                            list.remove(0);
-                        }
+                        super::supersede(&mut self.superseded, from, old, incarnation);
                     }
                     // A new incarnation keeps none of its predecessor's broadcasts: asking it
                     // again is allowed (its answer, or its floor, settles what is missing).

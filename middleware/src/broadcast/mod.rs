@@ -92,6 +92,33 @@ pub(crate) fn keep_waiting<T>(
     Ok(())
 }
 
+/// `from`'s incarnation `old` was succeeded: remember it (at most [`MAX_SUPERSEDED`] per
+/// member, the oldest forgotten first), so its broadcasts still in flight can be dropped.
+pub(crate) fn supersede(
+    superseded: &mut std::collections::BTreeMap<NodeId, Vec<u64>>,
+    from: NodeId,
+    old: u64,
+    new: u64,
+) {
+    let list = superseded.entry(from).or_default();
+    list.retain(|&i| i != new && i != old);
+    list.push(old);
+    if list.len() > MAX_SUPERSEDED {
+        list.remove(0);
+    }
+}
+
+/// Whether `incarnation` of `from` is known to have been succeeded.
+pub(crate) fn is_superseded(
+    superseded: &std::collections::BTreeMap<NodeId, Vec<u64>>,
+    from: NodeId,
+    incarnation: u64,
+) -> bool {
+    superseded
+        .get(&from)
+        .is_some_and(|old| old.contains(&incarnation))
+}
+
 /// What the local user asks a broadcast member.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum BroadcastCommand<T> {

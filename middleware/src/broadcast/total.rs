@@ -331,12 +331,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
         let previous = self.join.known.get(&from).copied();
         let kind = self.join.hello(from, inc);
         if let (HelloKind::New, Some(old)) = (kind, previous) {
-            let list = self.superseded.entry(from).or_default();
-            list.retain(|&i| i != inc && i != old);
-            list.push(old);
-            if list.len() > super::MAX_SUPERSEDED {
-                list.remove(0);
-            }
+            super::supersede(&mut self.superseded, from, old, inc);
         }
         if kind == HelloKind::Retry {
             let s = self.seqs.entry(from).or_insert(0);
@@ -428,11 +423,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
             TotalMsg::Data {
                 time, incarnation, ..
             } => {
-                if self
-                    .superseded
-                    .get(&from)
-                    .is_some_and(|old| old.contains(&incarnation))
-                {
+                if super::is_superseded(&self.superseded, from, incarnation) {
                     // From an incarnation that has since restarted, delivered late (what we
                     // took of it before its successor's `Hello` is counted in our answer).
                     return;
@@ -820,26 +811,20 @@ mod tests {
         assert_eq!(a.delivered(), 2, "both broadcasts, once each");
     }
 
-    #[test]
-    fn a_restarted_member_is_a_new_member_not_a_late_one() {
-        // Issue 11: before, a restarted member's clock and numbering started again from 0 and
-        // its peers rejected everything it sent as late.
-        use crate::mutex::test_net::Net;
-        let fresh = |i: NodeId, inc: u64| {
-            Tob::new(i, [1, 2, 3], TotalConfig::default())
-                .unwrap()
-                .with_incarnation(inc)
-        };
-        let mut net = Net::new((1..=3).map(|i| fresh(i, 0)).collect());
-        for v in [1, 2] {
-            net.command(1, BroadcastCommand::Publish(v)).unwrap();
-        }
-        net.command(2, BroadcastCommand::Publish(3)).unwrap();
-        net.run();
+    /// Member `i` of a group of three, incarnation `inc`.
+    fn fresh_member(i: NodeId, inc: u64) -> Tob {
+        Tob::new(i, [1, 2, 3], TotalConfig::default())
+            .unwrap()
+            .with_incarnation(inc)
+    }
+
+    /// Member 1 crashes (everyone notices) and `newcomer` starts in its place; the others see
+    /// it up, and the catching-up runs to its end.
+    fn restart_node_1(net: &mut crate::mutex::test_net::Net<Tob>, newcomer: Tob) {
         net.crash(1);
         net.run();
         net.down.clear();
-        net.nodes[0] = fresh(1, 7);
+        net.nodes[0] = newcomer;
         net.start(1);
         for p in [2, 3] {
             let mut out = EffectsOf::<Tob>::new();
@@ -847,6 +832,20 @@ mod tests {
             net.absorb(p, out);
         }
         net.run();
+    }
+
+    #[test]
+    fn a_restarted_member_is_a_new_member_not_a_late_one() {
+        // Issue 11: before, a restarted member's clock and numbering started again from 0 and
+        // its peers rejected everything it sent as late.
+        let fresh = fresh_member;
+        let mut net = crate::mutex::test_net::Net::new((1..=3).map(|i| fresh(i, 0)).collect());
+        for v in [1, 2] {
+            net.command(1, BroadcastCommand::Publish(v)).unwrap();
+        }
+        net.command(2, BroadcastCommand::Publish(3)).unwrap();
+        net.run();
+        restart_node_1(&mut net, fresh(1, 7));
         assert!(net.nodes[0].is_active());
         net.take_events();
         net.command(1, BroadcastCommand::Publish(4)).unwrap();
@@ -880,13 +879,8 @@ mod tests {
         // Found by the model check with a restart and a duplicate: a copy of the crashed
         // incarnation's broadcast, arriving after its successor's `Hello`, was taken as the
         // successor's first, whose real first was then refused as a repeat.
-        use crate::mutex::test_net::Net;
-        let fresh = |i: NodeId, inc: u64| {
-            Tob::new(i, [1, 2, 3], TotalConfig::default())
-                .unwrap()
-                .with_incarnation(inc)
-        };
-        let mut net = Net::new((1..=3).map(|i| fresh(i, 0)).collect());
+        let fresh = fresh_member;
+        let mut net = crate::mutex::test_net::Net::new((1..=3).map(|i| fresh(i, 0)).collect());
         net.command(1, BroadcastCommand::Publish(1)).unwrap();
         let late = net
             .queue
@@ -895,17 +889,7 @@ mod tests {
             .cloned()
             .expect("node 1's broadcast to node 3");
         net.run();
-        net.crash(1);
-        net.run();
-        net.down.clear();
-        net.nodes[0] = fresh(1, 7);
-        net.start(1);
-        for p in [2, 3] {
-            let mut out = EffectsOf::<Tob>::new();
-            net.nodes[p as usize - 1].on_peer_up(Duration::ZERO, 1, &mut out);
-            net.absorb(p, out);
-        }
-        net.run();
+        restart_node_1(&mut net, fresh(1, 7));
         net.queue.push_back(late);
         net.run();
         net.take_events();
