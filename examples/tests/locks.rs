@@ -66,6 +66,8 @@ impl Proc {
         cmd.args(["--secret", "lock test secret"])
             .arg("--log-dir")
             .arg(logs)
+            .arg("--state-dir")
+            .arg(dir.join(format!("state{id}")))
             .args(["--workload", "counter", "--lock", algorithm])
             .args(["--iterations", &iterations.to_string()])
             .arg("--resource")
@@ -412,18 +414,18 @@ fn check_log(run: &Run, sections: usize) -> Vec<Regenerated> {
     check_log_with(&run.dir, sections, None).0
 }
 
-/// [`check_log`] with `suspected` a node falsely suspected on purpose: sections concurrent with
-/// one of its own are counted (the fence, not the lock, guards the resource then) instead of
-/// failing the check; any other two concurrent sections still fail it. Returns the
-/// regenerations and the number of concurrent pairs.
-fn check_log_with(
-    dir: &Path,
-    sections: usize,
-    suspected: Option<u32>,
-) -> (Vec<Regenerated>, usize) {
+/// The merged logs of a run (a killed node's last line may be cut: it is dropped). A restarted
+/// member's second log is in `restarted/`; with its `--state-dir`, its processes are of a new
+/// incarnation, with ids and names of their own.
+fn read_logs(dir: &Path) -> causal_log::Log {
     let mut paths = Vec::new();
-    for i in 1..=NODES {
-        let p = dir.join(format!("node{i}.jsonl"));
+    let files = (1..=NODES).flat_map(|i| {
+        [
+            dir.join(format!("node{i}.jsonl")),
+            dir.join("restarted").join(format!("node{i}.jsonl")),
+        ]
+    });
+    for p in files {
         let text = std::fs::read_to_string(&p).unwrap_or_default();
         let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
         if whole.len() != text.len() {
@@ -433,7 +435,19 @@ fn check_log_with(
             paths.push(p);
         }
     }
-    let log = causal_log::Log::read_paths(&paths).unwrap();
+    causal_log::Log::read_paths(&paths).unwrap()
+}
+
+/// [`check_log`] with `suspected` a node falsely suspected on purpose: sections concurrent with
+/// one of its own are counted (the fence, not the lock, guards the resource then) instead of
+/// failing the check; any other two concurrent sections still fail it. Returns the
+/// regenerations and the number of concurrent pairs.
+fn check_log_with(
+    dir: &Path,
+    sections: usize,
+    suspected: Option<u32>,
+) -> (Vec<Regenerated>, usize) {
+    let log = read_logs(dir);
     let report = log.check();
     let guarded = |f: &&causal_log::Finding| {
         suspected.is_some()
@@ -712,7 +726,13 @@ const STOPPED: Duration = Duration::from_secs(3);
 /// exits 0, the counter is the number of accepted writes, the tokens strictly increase in value
 /// order, no write was refused, and no two sections (both incarnations included) overlap in
 /// real time.
-fn restart_run(algorithm: &str) {
+///
+/// With `keep_state`, the restart finds its predecessor's `--state-dir` and is incarnation 1,
+/// and the merged logs of both incarnations must check as one run. Without it (the folder is
+/// lost before the restart), the restart is incarnation 0 again, its processes reuse their
+/// predecessor's ids and names, and the log check must find the collision: the check of the
+/// first case can fail.
+fn restart_run(algorithm: &str, keep_state: bool) {
     let _one = serial();
     let t = Instant::now();
     let victim = 3;
@@ -725,6 +745,9 @@ fn restart_run(algorithm: &str) {
     let v = (victim - 1) as usize;
     run.procs[v].expect_line("holding 10", Duration::from_secs(120));
     let killed_at = run.procs[v].kill();
+    if !keep_state {
+        std::fs::remove_dir_all(run.dir.join(format!("state{victim}"))).unwrap();
+    }
     let restarted_logs = run.dir.join("restarted");
     let mut second = Proc::spawn(
         victim,
@@ -755,12 +778,36 @@ fn restart_run(algorithm: &str) {
     let mut all: Vec<Proc> = std::mem::take(&mut run.procs);
     all.push(second);
     check_counter_of(&run.dir, &all, total, None);
-    // The merged causal logs are not checked here: the restarted process reuses its
-    // predecessor's process ids (node, index) and names, so the two incarnations' vector-clock
-    // entries merge and the strict rules (counters, recomputed clocks) cannot hold across the
-    // restart. The sections' real-time order above is the check of mutual exclusion.
+    // The merged causal logs of both incarnations, checked as one run: the restarted process
+    // is incarnation 1 (its `--state-dir` says so), so its ids and names are its own. The
+    // killed process's last lines may be lost: only the others' sections are counted.
+    let restarted_log =
+        std::fs::read_to_string(restarted_logs.join(format!("node{victim}.jsonl"))).unwrap();
+    if !keep_state {
+        assert!(!restarted_log.contains(&format!("\"process\":\"{victim}~")));
+        let report = read_logs(&run.dir).check();
+        let first = report.errors().next().map(ToString::to_string);
+        assert!(
+            first.is_some(),
+            "two incarnations with the same ids, and the merged logs check"
+        );
+        eprintln!(
+            "{algorithm}: restart without its state folder: the log check finds {} errors, first: {}",
+            report.errors().count(),
+            first.unwrap_or_default()
+        );
+        let _ = std::fs::remove_dir_all(&run.dir);
+        return;
+    }
+    let logged = survivors + u64::from(RESTART_ITERATIONS);
+    let (_, concurrent) = check_log_with(&run.dir, logged as usize, None);
+    assert_eq!(concurrent, 0);
+    assert!(
+        restarted_log.contains(&format!("\"process\":\"{victim}~1.")),
+        "the restarted process's ids carry its incarnation"
+    );
     eprintln!(
-        "{algorithm}: node {victim} killed holding its 10th section and restarted: {total} accepted writes, {} sections timed, none overlapping, {:.1} s",
+        "{algorithm}: node {victim} killed holding its 10th section and restarted: {total} accepted writes, {} sections timed, none overlapping, merged logs of both incarnations check, {:.1} s",
         sections.len(),
         t.elapsed().as_secs_f64()
     );
@@ -843,17 +890,24 @@ fn stop_run(algorithm: &str) {
 
 #[test]
 fn lamport_holder_killed_then_restarted() {
-    restart_run("lamport");
+    restart_run("lamport", true);
 }
 
 #[test]
 fn ricart_agrawala_holder_killed_then_restarted() {
-    restart_run("ricart-agrawala");
+    restart_run("ricart-agrawala", true);
 }
 
 #[test]
 fn suzuki_kasami_holder_killed_then_restarted() {
-    restart_run("suzuki-kasami");
+    restart_run("suzuki-kasami", true);
+}
+
+/// The seeded case of the restart runs: a restart that lost its state folder reuses its
+/// predecessor's process ids, and the merged logs' check finds it.
+#[test]
+fn a_restart_without_its_state_folder_makes_the_merged_logs_fail_their_check() {
+    restart_run("ricart-agrawala", false);
 }
 
 #[test]

@@ -81,6 +81,13 @@ struct Args {
     /// Where to write `node<ID>.jsonl` and `node<ID>.log`.
     #[arg(long)]
     log_dir: PathBuf,
+    /// Folder for this member's persisted state: its incarnation count. With it, a restarted
+    /// member takes the next incarnation by itself, so its processes' ids and log names
+    /// (`node3~1.1`, `main@3~1`) never collide with its predecessor's and the logs of both
+    /// check as one run. Held locked while the node runs: a second process with the same
+    /// folder is refused. Without it every start is incarnation 0.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
     /// What to do.
     #[arg(long, value_enum, default_value = "ping")]
     workload: Workload,
@@ -291,6 +298,20 @@ fn main() {
     }
     let args = Args::parse();
     let name = format!("node{}", args.id);
+    // First thing, before any process exists: their ids carry the incarnation.
+    let _incarnation = match &args.state_dir {
+        None => None,
+        Some(dir) => match intercept::Incarnation::claim(dir, args.id) {
+            Ok(inc) => {
+                intercept::set_incarnation(inc.number());
+                Some(inc)
+            }
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                std::process::exit(2);
+            }
+        },
+    };
     let (layer, guard) = match CausalLayer::builder()
         .jsonl_path(args.log_dir.join(format!("{name}.jsonl")))
         .shiviz_path(args.log_dir.join(format!("{name}.log")))

@@ -9,13 +9,18 @@
 //! # Vector clock
 //! `n` (varint), then `n` entries in increasing [`ProcessId`] order. An entry is a header varint
 //! `h` whose two low bits say how the id follows from the previous entry's id
-//! (`(node, local)`; before the first entry the previous node is "-1" and local 0):
+//! (`(node, local)`, where `local` is [`ProcessId::wire_local`]: the incarnation in the high 32
+//! bits, the local index in the low 32, so a first incarnation's ids cost what they always did;
+//! before the first entry the previous node is "-1" and local 0):
 //!
 //! | tag | id | extra |
 //! |---|---|---|
 //! | 0 | same node, `local = prev.local + 1 + (h >> 2)` | — |
 //! | 1 | `node = prev.node + 1 + (h >> 2)`, same local | — |
 //! | 2 | `node = prev.node + 1 + (h >> 2)` | `local` varint |
+//! | 3 | same node, `h == 3` | `local` varint, above `prev.local` |
+//!
+//! (Tag 3 is only needed between incarnations 2^30 apart, where tag 0's delta does not fit.)
 //!
 //! followed by the counter (varint, `1..=MAX_ACCEPTED_COUNTER`). Processes numbered densely on one node,
 //! or one process per node with equal local indices, cost one header byte each: a 64-entry clock
@@ -43,9 +48,12 @@ pub enum DecodeError {
     /// A process id part does not fit in 32 bits.
     #[error("process id part {0} does not fit in 32 bits")]
     IdOutOfRange(u64),
-    /// An entry header has an unknown tag, or tag 0 on the first entry.
+    /// An entry header has an unknown tag, or tag 0 or 3 on the first entry.
     #[error("bad vector clock entry tag {0}")]
     BadTag(u8),
+    /// An entry's id is not above the previous entry's (entries are sorted and distinct).
+    #[error("vector clock entries out of order")]
+    NotIncreasing,
     /// More entries than the input or the limit allows.
     #[error("vector clock claims {0} entries")]
     TooManyEntries(u64),
@@ -156,7 +164,7 @@ impl Decode for u64 {
 impl Encode for ProcessId {
     fn encode(&self, out: &mut Vec<u8>) {
         put_varint(out, u64::from(self.node));
-        put_varint(out, u64::from(self.local));
+        put_varint(out, self.wire_local());
     }
 }
 
@@ -167,7 +175,8 @@ fn get_u32(input: &mut &[u8]) -> Result<u32, DecodeError> {
 
 impl Decode for ProcessId {
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
-        Ok(ProcessId::new(get_u32(input)?, get_u32(input)?))
+        let node = get_u32(input)?;
+        Ok(ProcessId::from_wire(node, get_varint(input)?))
     }
 }
 
@@ -190,19 +199,27 @@ impl Decode for HlcTimestamp {
 impl Encode for VectorClock {
     fn encode(&self, out: &mut Vec<u8>) {
         put_varint(out, self.len() as u64);
-        let (mut prev_node, mut prev_local): (i64, u32) = (-1, 0);
+        let (mut prev_node, mut prev_local): (i64, u64) = (-1, 0);
         for (i, (p, c)) in self.iter().enumerate() {
-            let node = i64::from(p.node);
+            let (node, local) = (i64::from(p.node), p.wire_local());
             if i > 0 && node == prev_node {
-                put_varint(out, u64::from(p.local - prev_local - 1) << 2); // tag 0
-            } else if p.local == prev_local {
+                // Entries are sorted and distinct: `local > prev_local`. The delta of two
+                // incarnations may need 62 bits or more: then the id is written out (tag 3).
+                let delta = local - prev_local - 1;
+                if delta < 1 << 62 {
+                    put_varint(out, delta << 2); // tag 0
+                } else {
+                    put_varint(out, 3); // tag 3
+                    put_varint(out, local);
+                }
+            } else if local == prev_local {
                 put_varint(out, (((node - prev_node - 1) as u64) << 2) | 1);
             } else {
                 put_varint(out, (((node - prev_node - 1) as u64) << 2) | 2);
-                put_varint(out, u64::from(p.local));
+                put_varint(out, local);
             }
             put_varint(out, c);
-            (prev_node, prev_local) = (node, p.local);
+            (prev_node, prev_local) = (node, local);
         }
     }
 }
@@ -222,7 +239,10 @@ impl Decode for VectorClock {
             let (node, local) = match tag {
                 0 if i > 0 => (
                     prev_node,
-                    prev_local.saturating_add(1).saturating_add(delta),
+                    prev_local
+                        .checked_add(1)
+                        .and_then(|l| l.checked_add(delta))
+                        .ok_or(DecodeError::NotIncreasing)?,
                 ),
                 1 | 2 => {
                     let node = (prev_node as u64).wrapping_add(1).saturating_add(delta);
@@ -233,15 +253,21 @@ impl Decode for VectorClock {
                     };
                     (node as i64, local)
                 }
+                3 if i > 0 && delta == 0 => {
+                    let local = get_varint(input)?;
+                    if local <= prev_local {
+                        return Err(DecodeError::NotIncreasing);
+                    }
+                    (prev_node, local)
+                }
                 _ => return Err(DecodeError::BadTag(tag)),
             };
             let node32 = u32::try_from(node).map_err(|_| DecodeError::IdOutOfRange(node as u64))?;
-            let local32 = u32::try_from(local).map_err(|_| DecodeError::IdOutOfRange(local))?;
             let c = get_varint(input)?;
             if c == 0 || c > MAX_ACCEPTED_COUNTER {
                 return Err(DecodeError::CounterOutOfRange(c));
             }
-            entries.push((ProcessId::new(node32, local32), c));
+            entries.push((ProcessId::from_wire(node32, local), c));
             (prev_node, prev_local) = (node, local);
         }
         Ok(VectorClock::from_sorted_unchecked(entries))
@@ -320,6 +346,51 @@ mod tests {
         assert_eq!(
             VectorClock::from_bytes(&[0, 7]),
             Err(DecodeError::TrailingBytes(1))
+        );
+    }
+
+    #[test]
+    fn incarnations_round_trip_and_cost_nothing_in_the_first() {
+        let first = VectorClock::from_entries([(ProcessId::new(3, 1), 5)]).unwrap();
+        let later = VectorClock::from_entries([(ProcessId::of(3, 1, 1), 5)]).unwrap();
+        assert_eq!(first.to_bytes(), vec![1, 2 | (3 << 2), 1, 5]);
+        assert_eq!(VectorClock::from_bytes(&later.to_bytes()), Ok(later));
+        // Two incarnations of one node side by side, near and far apart (tag 0, tag 3).
+        for far in [1, 1 << 29, 1 << 30, u32::MAX] {
+            let v = VectorClock::from_entries([
+                (ProcessId::new(2, 4), 1),
+                (ProcessId::of(2, 0, u32::MAX), 2),
+                (ProcessId::of(2, far, 0), 3),
+                (ProcessId::of(2, far, u32::MAX), 4),
+                (ProcessId::of(7, far, 9), 5),
+            ])
+            .unwrap();
+            assert_eq!(VectorClock::from_bytes(&v.to_bytes()), Ok(v), "{far}");
+        }
+        let mut one = Vec::new();
+        ProcessId::of(4, 6, 2).encode(&mut one);
+        assert_eq!(ProcessId::decode(&mut &one[..]), Ok(ProcessId::of(4, 6, 2)));
+    }
+
+    #[test]
+    fn entries_out_of_order_are_refused() {
+        // Tag 3 repeating the previous id; tag 0 running past the largest id; tag 3 first.
+        assert_eq!(
+            VectorClock::from_bytes(&[2, 2, 5, 1, 3, 5, 1]),
+            Err(DecodeError::NotIncreasing)
+        );
+        let mut big = vec![2, 2];
+        put_varint(&mut big, u64::MAX);
+        big.push(1);
+        big.push(0);
+        big.push(1);
+        assert_eq!(
+            VectorClock::from_bytes(&big),
+            Err(DecodeError::NotIncreasing)
+        );
+        assert_eq!(
+            VectorClock::from_bytes(&[1, 3, 1, 1]),
+            Err(DecodeError::BadTag(3))
         );
     }
 }

@@ -42,40 +42,82 @@ use std::fmt;
 
 /// Identity of one process in Lamport's sense: one causal actor instance.
 ///
-/// `node` names the OS process or machine (the cluster member), `local` the actor within it.
-/// Ids are ordered by `(node, local)`; that order breaks ties in [`LamportTimestamp`].
-/// `local == 0` is reserved for a node's *external* process, which stamps messages sent from
-/// outside any actor.
+/// `node` names the cluster member, `incarnation` the OS process's life as that member (0 for
+/// its first start, 1 after its first restart, …), `local` the actor within it. A restarted
+/// member is a new process in Lamport's sense: with its incarnation in every id, its vector-clock
+/// entries and log names never collide with its predecessor's (see
+/// [`intercept::set_incarnation`](crate::intercept::set_incarnation)).
+///
+/// Ids are ordered by `(node, incarnation, local)`; that order breaks ties in
+/// [`LamportTimestamp`]. `local == 0` is reserved for a node's *external* process, which stamps
+/// messages sent from outside any actor.
+///
+/// Shown as `node.local` in the first incarnation and `node~incarnation.local` after a restart:
+///
+/// ```
+/// use actix_coord::clock::ProcessId;
+///
+/// assert_eq!(ProcessId::new(3, 1).to_string(), "3.1");
+/// assert_eq!(ProcessId::of(3, 2, 1).to_string(), "3~2.1");
+/// assert!(ProcessId::new(3, 9) < ProcessId::of(3, 1, 1));
+/// ```
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 pub struct ProcessId {
     /// Cluster member (node) id.
     pub node: u32,
-    /// Index of the process within its node.
+    /// The member's incarnation: 0 at its first start, one more at each restart.
+    pub incarnation: u32,
+    /// Index of the process within its node's incarnation.
     pub local: u32,
 }
 
 impl ProcessId {
-    /// A process id from its node and local index.
+    /// A process id of a node's first incarnation from its node and local index.
     pub const fn new(node: u32, local: u32) -> Self {
-        Self { node, local }
+        Self::of(node, 0, local)
     }
 
-    /// The external process of `node`: the one that stamps sends made outside any actor.
+    /// A process id from its node, the node's incarnation and the local index.
+    pub const fn of(node: u32, incarnation: u32, local: u32) -> Self {
+        Self {
+            node,
+            incarnation,
+            local,
+        }
+    }
+
+    /// The external process of `node`'s first incarnation: the one that stamps sends made
+    /// outside any actor.
     pub const fn external(node: u32) -> Self {
-        Self { node, local: 0 }
+        Self::of(node, 0, 0)
     }
 
     /// Whether this is a node's external process.
     pub const fn is_external(&self) -> bool {
         self.local == 0
     }
+
+    /// Incarnation and local index in one integer, as the wire carries them:
+    /// `incarnation << 32 | local`. Increasing with the id's order within a node.
+    pub const fn wire_local(&self) -> u64 {
+        ((self.incarnation as u64) << 32) | self.local as u64
+    }
+
+    /// The id of `node` whose [`wire_local`](Self::wire_local) is `wire_local`.
+    pub const fn from_wire(node: u32, wire_local: u64) -> Self {
+        Self::of(node, (wire_local >> 32) as u32, wire_local as u32)
+    }
 }
 
 impl fmt::Display for ProcessId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.node, self.local)
+        if self.incarnation == 0 {
+            write!(f, "{}.{}", self.node, self.local)
+        } else {
+            write!(f, "{}~{}.{}", self.node, self.incarnation, self.local)
+        }
     }
 }
 

@@ -143,7 +143,7 @@ impl CausalBuilder {
         mb: Mailbox<A>,
     ) -> CausalContext<A> {
         let node = self.node.unwrap_or_else(process::default_node);
-        let id = ProcessId::new(node, process::next_local());
+        let id = process::fresh_id(node);
         let name = match &self.name {
             Some(n) => process::unique_name(n),
             None => process::unique_name(&process::default_name::<A>()),

@@ -195,7 +195,7 @@ impl ExplicitProcess {
 
 /// A new process cell: a fresh id on `node`, `name` made unique, registered for logs.
 pub(crate) fn new_cell(node: u32, name: &str, clocks: ClockSet) -> Shared {
-    let id = ProcessId::new(node, process::next_local());
+    let id = process::fresh_id(node);
     let name = process::unique_name(name);
     crate::trace::register_name(id, name.clone());
     Rc::new(ProcessCell::new(ProcessState::new(id, name, clocks)))

@@ -35,6 +35,7 @@
 mod context;
 mod explicit;
 mod future;
+mod incarnation;
 mod labels;
 pub(crate) mod process;
 mod recipient;
@@ -74,9 +75,10 @@ pub use future::{InProcess, InProcessExt};
 /// ```
 pub type ContextOf<A> = <A as actix::Actor>::Context;
 
+pub use incarnation::{Incarnation, IncarnationError};
 pub use process::{
     ClockSet, Clocks, MergeError, Stamp, current_clocks, current_process, default_node,
-    in_causal_actor, physical_now_ms, receive_stamp, set_default_node, set_external_name,
-    set_max_offset_ms, set_time_source, stamp_send,
+    in_causal_actor, incarnation, physical_now_ms, receive_stamp, set_default_node,
+    set_external_name, set_incarnation, set_max_offset_ms, set_time_source, stamp_send,
 };
 pub use recipient::{CausalRecipient, RecipientContext};

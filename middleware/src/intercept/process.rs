@@ -630,10 +630,42 @@ pub fn default_node() -> u32 {
     DEFAULT_NODE.load(Ordering::Relaxed)
 }
 
+static INCARNATION: AtomicU32 = AtomicU32::new(0);
+
+/// Sets this OS process's incarnation: 0 (the default) at a member's first start, one more at
+/// each restart. It goes into the id of every process started afterwards
+/// ([`ProcessId::incarnation`]) and, when not 0, into its name (`lock~2`), so that a restarted
+/// member's vector-clock entries and log names never collide with its predecessor's and the
+/// logs of both can be merged and checked as one run.
+///
+/// Set it once, first thing, before starting actors or sending: processes already started keep
+/// their ids. [`Incarnation::claim`](super::Incarnation::claim) keeps the count in a file, so that
+/// nobody has to.
+///
+/// ```
+/// use actix_coord::intercept::{incarnation, set_incarnation};
+///
+/// set_incarnation(2);
+/// assert_eq!(incarnation(), 2);
+/// ```
+pub fn set_incarnation(incarnation: u32) {
+    INCARNATION.store(incarnation, Ordering::Relaxed);
+}
+
+/// This OS process's incarnation (see [`set_incarnation`]).
+pub fn incarnation() -> u32 {
+    INCARNATION.load(Ordering::Relaxed)
+}
+
 /// A fresh local index, unique within this OS process (so several nodes in one OS process never
 /// share a process id).
 pub(crate) fn next_local() -> u32 {
     NEXT_LOCAL.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A fresh process id on `node`, in this OS process's incarnation.
+pub(crate) fn fresh_id(node: u32) -> ProcessId {
+    ProcessId::of(node, incarnation(), next_local())
 }
 
 /// Per type-name instance counters, for default names `Type#k`.
@@ -656,8 +688,9 @@ pub(crate) fn default_name<A>() -> String {
     format!("{short}#{}", next_type_index(short))
 }
 
-/// The name of a new local process: `name` made fit for logs ([`sanitize_name`]) and unique
-/// within this OS process. The first process to ask for a name gets it as it is; each later one
+/// The name of a new local process: `name` made fit for logs ([`sanitize_name`]), marked with
+/// the incarnation when it is not 0 (`name~2`), and unique within this OS process. The first
+/// process to ask for a name gets it as it is; each later one
 /// gets the first free of `name#2`, `name#3`, … (so `with_name("Session")` three times gives
 /// `Session`, `Session#2`, `Session#3`). Names are never given back: a process started after
 /// another one stopped does not take its name either, since its counters start again at 1.
@@ -669,7 +702,10 @@ pub(crate) fn unique_name(name: &str) -> Arc<str> {
         next_suffix: HashMap<Arc<str>, u32>,
     }
     static TAKEN: OnceLock<Mutex<Taken>> = OnceLock::new();
-    let base = sanitize_name(name);
+    let base = match incarnation() {
+        0 => sanitize_name(name),
+        k => sanitize_name(&format!("{name}~{k}")),
+    };
     let mut taken = TAKEN
         .get_or_init(Default::default)
         .lock()
@@ -767,7 +803,7 @@ pub(crate) fn external_process(node: u32) -> Arc<Mutex<ProcessState>> {
             } else {
                 format!("{base}@{node}")
             };
-            let id = ProcessId::external(node);
+            let id = ProcessId::of(node, incarnation(), 0);
             let name = unique_name(&name);
             trace::register_name(id, name.clone());
             Arc::new(Mutex::new(ProcessState::new(id, name, ClockSet::ALL)))
