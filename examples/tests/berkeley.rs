@@ -118,6 +118,7 @@ const STEADY_MAX: i64 = 3 * MS;
 fn five_processes_with_one_second_skews_sync_within_a_millisecond_and_survive_the_master() {
     let dir = std::env::temp_dir().join(format!("actix-coord-berkeley-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let _removed = support::RemovedOnSuccess(dir.clone());
     let skews_ms = [-1000i64, 600, -350, 1000, 250];
     let drifts_ppm = [200.0, -200.0, 120.0, -80.0, 150.0];
     let ids: Vec<u32> = (1..=5).collect();

@@ -13,6 +13,8 @@
 //! Every wait is a deadline on an event (a line received, a stream closed); the heartbeat is
 //! shortened through `ChatConfig` (50 ms pings, 300 ms timeout), so the test takes about a second.
 
+#[allow(dead_code)] // only `RemovedOnSuccess` is used here
+mod support;
 use actix_coord::trace::CausalLayer;
 use awc::ws::{Frame, Message};
 use examples::ws_chat::{self, ChatConfig};
@@ -125,6 +127,7 @@ impl Client {
 fn three_clients_chat_one_is_dropped_by_the_heartbeat_and_the_log_shows_causality() {
     let dir = std::env::temp_dir().join(format!("actix-coord-ws-chat-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let _removed = support::RemovedOnSuccess(dir.clone());
     std::fs::create_dir_all(&dir).unwrap();
     let jsonl = dir.join("ws_chat.jsonl");
     let (layer, guard) = CausalLayer::builder()
@@ -288,6 +291,7 @@ fn three_clients_chat_one_is_dropped_by_the_heartbeat_and_the_log_shows_causalit
 fn the_binary_prints_its_bound_address_and_serves_it() {
     use std::io::BufRead;
     let dir = std::env::temp_dir().join(format!("actix-coord-ws-bin-{}", std::process::id()));
+    let _removed = support::RemovedOnSuccess(dir.clone());
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ws_chat"))
         .arg("--out")
         .arg(&dir)

@@ -11,6 +11,8 @@
 //! actix-web-actors' `ws::start` — does not compile: see the `compile_fail` example in
 //! `actix_coord::ws`.)
 
+#[allow(dead_code)] // only `RemovedOnSuccess` is used here
+mod support;
 use actix::prelude::*;
 use actix_coord::intercept::{CausalContext, CausalRecipient, ExplicitProcess};
 use actix_coord::trace::CausalLayer;
@@ -104,6 +106,7 @@ async fn route(
 fn a_session_sending_outside_its_process_scope_is_reported_and_check_fails() {
     let dir = std::env::temp_dir().join(format!("actix-coord-ws-unscoped-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let _removed = support::RemovedOnSuccess(dir.clone());
     std::fs::create_dir_all(&dir).unwrap();
     let jsonl = dir.join("unscoped.jsonl");
     let (layer, guard) = CausalLayer::builder().jsonl_path(&jsonl).build().unwrap();

@@ -567,6 +567,16 @@ impl<P: Core> MutexModel<P> {
         self.faults.crashing = Some(ix(member));
         self
     }
+    /// One member crashes and later restarts (not atomic: the survivors go on meanwhile, a cut
+    /// may overlap the restart, and the crashed incarnation's messages still in flight arrive
+    /// after the newcomer's first with `late`).
+    fn crash_then_restart(mut self, late: bool) -> Self {
+        self.faults.atomic_restart = false;
+        self.faults.crashes = 1;
+        self.faults.restarts = 1;
+        self.faults.late_from_old = late;
+        self
+    }
     /// Up to `k` messages in flight are duplicated.
     fn with_duplicates(mut self, k: u8) -> Self {
         self.faults.duplicates = k;
@@ -1324,4 +1334,52 @@ fn explore() {
         "sk" => go!(SuzukiKasami),
         _ => go!(RicartAgrawala),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A crash, then a restart while the others go on, with a link cut that may overlap it.
+
+/// Ricart–Agrawala: a member crashes and restarts (its old messages may arrive late) while a
+/// link between the others may be cut and healed around the restart.
+#[test]
+#[ignore = "long: run in release"]
+fn ricart_agrawala_crash_then_restart_during_a_cut() {
+    let c = check(
+        "ricart-agrawala unordered, 2 requesters x1 + cancel, crash then restart, 1 cut",
+        MutexModel::<RicartAgrawala>::new(false, 1)
+            .with_requesters(2)
+            .with_cancel()
+            .crash_then_restart(true)
+            .with_cuts(1),
+    );
+    c.assert_properties();
+}
+
+/// Lamport: the same.
+#[test]
+#[ignore = "long: run in release"]
+fn lamport_crash_then_restart_during_a_cut() {
+    let c = check(
+        "lamport fifo, 2 requesters x1, crash then restart, 1 cut",
+        MutexModel::<LamportMutex>::new(true, 1)
+            .with_requesters(2)
+            .crash_then_restart(true)
+            .with_cuts(1),
+    );
+    c.assert_properties();
+}
+
+/// Suzuki–Kasami: the same, with its token property.
+#[test]
+#[ignore = "long: run in release"]
+fn suzuki_kasami_crash_then_restart_during_a_cut() {
+    let c = check(
+        "suzuki-kasami unordered, 2 requesters x1, crash then restart, 1 cut",
+        MutexModel::<SuzukiKasami>::new(false, 1)
+            .with_requesters(2)
+            .crash_then_restart(true)
+            .with_cuts(1)
+            .with_property(Expectation::Always, "one valid token", one_valid_token),
+    );
+    c.assert_properties();
 }

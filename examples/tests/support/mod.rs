@@ -64,3 +64,16 @@ impl Members {
         (child, out)
     }
 }
+
+/// Removes a test's folder when the test ends well; a failed test keeps it for inspection.
+#[derive(Debug)]
+#[allow(dead_code)] // not every test file keeps a folder
+pub struct RemovedOnSuccess(pub std::path::PathBuf);
+
+impl Drop for RemovedOnSuccess {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
