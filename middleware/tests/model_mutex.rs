@@ -1337,49 +1337,80 @@ fn explore() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A crash, then a restart while the others go on, with a link cut that may overlap it.
+// A crash, then a restart while the others go on (not atomic: the newcomer's catching-up
+// interleaves with the survivors' requests, grants and releases). With a link cut on top the
+// state space outgrows 16 GiB at N = 3; see docs/faults.md.
 
-/// Ricart–Agrawala: a member crashes and restarts (its old messages may arrive late) while a
-/// link between the others may be cut and healed around the restart.
+/// Ricart–Agrawala: member 3 crashes and restarts while members 1 and 2 each take the lock.
 #[test]
-#[ignore = "long: run in release"]
-fn ricart_agrawala_crash_then_restart_during_a_cut() {
+#[ignore = "long: about 30 s in release"]
+fn ricart_agrawala_crash_then_restart_while_others_go_on() {
     let c = check(
-        "ricart-agrawala unordered, 2 requesters x1 + cancel, crash then restart, 1 cut",
+        "ricart-agrawala unordered, 2 requesters x1, member 3 crashes then restarts",
         MutexModel::<RicartAgrawala>::new(false, 1)
             .with_requesters(2)
-            .with_cancel()
-            .crash_then_restart(true)
-            .with_cuts(1),
+            .crash_then_restart(false)
+            .crashing(3)
+            .restarting(3),
     );
     c.assert_properties();
 }
 
-/// Lamport: the same.
+/// Lamport: the same, FIFO, with member 1 alone taking the lock (two requesters outgrow
+/// 16 GiB).
 #[test]
-#[ignore = "long: run in release"]
-fn lamport_crash_then_restart_during_a_cut() {
+fn lamport_crash_then_restart_while_others_go_on() {
     let c = check(
-        "lamport fifo, 2 requesters x1, crash then restart, 1 cut",
+        "lamport fifo, 1 requester x1, member 3 crashes then restarts",
         MutexModel::<LamportMutex>::new(true, 1)
-            .with_requesters(2)
-            .crash_then_restart(true)
-            .with_cuts(1),
+            .with_requesters(1)
+            .crash_then_restart(false)
+            .crashing(3)
+            .restarting(3),
     );
     c.assert_properties();
+    assert_eq!(c.unique_state_count(), 40_469);
 }
 
 /// Suzuki–Kasami: the same, with its token property.
 #[test]
-#[ignore = "long: run in release"]
-fn suzuki_kasami_crash_then_restart_during_a_cut() {
+#[ignore = "very long: about 6 min in release, 14 GiB"]
+fn suzuki_kasami_crash_then_restart_while_others_go_on() {
     let c = check(
-        "suzuki-kasami unordered, 2 requesters x1, crash then restart, 1 cut",
+        "suzuki-kasami unordered, 2 requesters x1, member 3 crashes then restarts",
         MutexModel::<SuzukiKasami>::new(false, 1)
             .with_requesters(2)
-            .crash_then_restart(true)
-            .with_cuts(1)
+            .crash_then_restart(false)
+            .crashing(3)
+            .restarting(3)
             .with_property(Expectation::Always, "one valid token", one_valid_token),
     );
     c.assert_properties();
+}
+
+/// Ricart–Agrawala and Suzuki–Kasami, in CI: member 3 crashes and restarts while member 1
+/// takes the lock.
+#[test]
+fn ra_and_sk_crash_then_restart_while_one_member_takes_the_lock() {
+    let ra = check(
+        "ricart-agrawala unordered, 1 requester x1, member 3 crashes then restarts",
+        MutexModel::<RicartAgrawala>::new(false, 1)
+            .with_requesters(1)
+            .crash_then_restart(false)
+            .crashing(3)
+            .restarting(3),
+    );
+    ra.assert_properties();
+    assert_eq!(ra.unique_state_count(), 17_310);
+    let sk = check(
+        "suzuki-kasami unordered, 1 requester x1, member 3 crashes then restarts",
+        MutexModel::<SuzukiKasami>::new(false, 1)
+            .with_requesters(1)
+            .crash_then_restart(false)
+            .crashing(3)
+            .restarting(3)
+            .with_property(Expectation::Always, "one valid token", one_valid_token),
+    );
+    sk.assert_properties();
+    assert_eq!(sk.unique_state_count(), 171);
 }
