@@ -567,15 +567,14 @@ impl<P: Core> MutexModel<P> {
         self.faults.crashing = Some(ix(member));
         self
     }
-    /// One member crashes and later restarts (not atomic: the survivors go on meanwhile, a cut
-    /// may overlap the restart, and the crashed incarnation's messages still in flight arrive
-    /// after the newcomer's first with `late`).
-    fn crash_then_restart(mut self, late: bool) -> Self {
+    /// Member `id` crashes and later restarts, once (not atomic: the survivors go on
+    /// meanwhile; what the crashed incarnation had in flight is lost).
+    fn crash_then_restart(mut self, member: NodeId) -> Self {
         self.faults.atomic_restart = false;
         self.faults.crashes = 1;
         self.faults.restarts = 1;
-        self.faults.late_from_old = late;
-        self
+        self.faults.late_from_old = false;
+        self.crashing(member).restarting(member)
     }
     /// Up to `k` messages in flight are duplicated.
     fn with_duplicates(mut self, k: u8) -> Self {
@@ -1349,9 +1348,7 @@ fn ricart_agrawala_crash_then_restart_while_others_go_on() {
         "ricart-agrawala unordered, 2 requesters x1, member 3 crashes then restarts",
         MutexModel::<RicartAgrawala>::new(false, 1)
             .with_requesters(2)
-            .crash_then_restart(false)
-            .crashing(3)
-            .restarting(3),
+            .crash_then_restart(3),
     );
     c.assert_properties();
 }
@@ -1364,9 +1361,7 @@ fn lamport_crash_then_restart_while_others_go_on() {
         "lamport fifo, 1 requester x1, member 3 crashes then restarts",
         MutexModel::<LamportMutex>::new(true, 1)
             .with_requesters(1)
-            .crash_then_restart(false)
-            .crashing(3)
-            .restarting(3),
+            .crash_then_restart(3),
     );
     c.assert_properties();
     assert_eq!(c.unique_state_count(), 40_469);
@@ -1380,9 +1375,7 @@ fn suzuki_kasami_crash_then_restart_while_others_go_on() {
         "suzuki-kasami unordered, 2 requesters x1, member 3 crashes then restarts",
         MutexModel::<SuzukiKasami>::new(false, 1)
             .with_requesters(2)
-            .crash_then_restart(false)
-            .crashing(3)
-            .restarting(3)
+            .crash_then_restart(3)
             .with_property(Expectation::Always, "one valid token", one_valid_token),
     );
     c.assert_properties();
@@ -1396,9 +1389,7 @@ fn ra_and_sk_crash_then_restart_while_one_member_takes_the_lock() {
         "ricart-agrawala unordered, 1 requester x1, member 3 crashes then restarts",
         MutexModel::<RicartAgrawala>::new(false, 1)
             .with_requesters(1)
-            .crash_then_restart(false)
-            .crashing(3)
-            .restarting(3),
+            .crash_then_restart(3),
     );
     ra.assert_properties();
     assert_eq!(ra.unique_state_count(), 17_310);
@@ -1406,9 +1397,7 @@ fn ra_and_sk_crash_then_restart_while_one_member_takes_the_lock() {
         "suzuki-kasami unordered, 1 requester x1, member 3 crashes then restarts",
         MutexModel::<SuzukiKasami>::new(false, 1)
             .with_requesters(1)
-            .crash_then_restart(false)
-            .crashing(3)
-            .restarting(3)
+            .crash_then_restart(3)
             .with_property(Expectation::Always, "one valid token", one_valid_token),
     );
     sk.assert_properties();
