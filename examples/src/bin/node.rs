@@ -83,7 +83,7 @@ struct Args {
     log_dir: PathBuf,
     /// Folder for this member's persisted state: its incarnation count. With it, a restarted
     /// member takes the next incarnation by itself, so its processes' ids and log names
-    /// (`node3~1.1`, `main@3~1`) never collide with its predecessor's and the logs of both
+    /// (`3~1.4`, `main@3~1`) never collide with its predecessor's and the logs of both
     /// check as one run. Held locked while the node runs: a second process with the same
     /// folder is refused. Without it every start is incarnation 0.
     #[arg(long)]
