@@ -29,7 +29,7 @@
 
 use actix_coord::election::{Bully, BullyConfig, BullyEvent, BullyMsg, BullyTimer, Role, Term};
 use actix_coord::protocol::{Effect, EffectsOf, NodeId, Protocol};
-use stateright::{Checker, Model, Property};
+use stateright::{Checker, HasDiscoveries, Model, Property};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
@@ -83,6 +83,21 @@ struct BullyModel {
     max_round: u64,
     /// Start from the cluster settled under its first leader (explored from boot otherwise).
     settled: bool,
+    /// A bug put in on purpose, to show that a property's check can fail.
+    seeded: Option<Seeded>,
+}
+
+/// Bugs put in on purpose: each breaks one property, and its test shows the check finding it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seeded {
+    /// Members 2 and 3 are both configured as id 3: two nodes lead the same term.
+    SharedId,
+    /// A node that gets a leader message of a term older than the one it knows forgets its
+    /// state (a fresh core) before taking it: it goes back to an older term.
+    ForgetsTermOnStaleLeader,
+    /// Member 1 drops every `Coordinator` and `Heartbeat` it gets: it never recognises a
+    /// leader, so the cluster never stabilises.
+    DeafMember1,
 }
 
 impl BullyModel {
@@ -95,7 +110,11 @@ impl BullyModel {
 
     fn fresh(&self, i: usize) -> Bully {
         let members: Vec<NodeId> = (0..self.n).map(Self::id).collect();
-        Bully::new(Self::id(i), members, self.cfg.clone()).unwrap()
+        let id = match self.seeded {
+            Some(Seeded::SharedId) if i + 2 == self.n => Self::id(i + 1),
+            _ => Self::id(i),
+        };
+        Bully::new(id, members, self.cfg.clone()).unwrap()
     }
 
     fn absorb(&self, s: &mut State, from: usize, out: EffectsOf<Bully>) {
@@ -118,6 +137,16 @@ impl BullyModel {
                         // Terms are ballots: a term can only be led by the node it names, so
                         // checking that settles "at most one leader per term".
                         if l == Self::id(from) && term.leader != l {
+                            s.violation = Some("one leader per term");
+                        }
+                        // And directly: no other node leads this term now.
+                        let other = s.nodes.iter().enumerate().any(|(j, n)| {
+                            j != from
+                                && n.as_ref().is_some_and(|n| {
+                                    matches!(n.role(), Role::Leader { term: t, .. } if *t == term)
+                                })
+                        });
+                        if other && s.nodes[from].as_ref().is_some_and(Bully::is_leader) {
                             s.violation = Some("one leader per term");
                         }
                         if let Some((prev_l, prev_t)) = s.last_seen[from] {
@@ -271,6 +300,20 @@ impl Model for BullyModel {
         let actor = match action {
             Action::Deliver { src, dst, msg } => {
                 Self::take(&mut s, src, dst, &msg)?;
+                let leader_term = match &msg {
+                    BullyMsg::Coordinator { term } | BullyMsg::Heartbeat { term } => Some(*term),
+                    _ => None,
+                };
+                match (self.seeded, leader_term) {
+                    (Some(Seeded::DeafMember1), Some(_)) if dst == 0 => return Some(s),
+                    (Some(Seeded::ForgetsTermOnStaleLeader), Some(t))
+                        if s.nodes[dst].as_ref()?.known_term() > t =>
+                    {
+                        s.nodes[dst] = Some(self.fresh(dst));
+                        s.timers[dst].clear();
+                    }
+                    _ => {}
+                }
                 s.nodes[dst]
                     .as_mut()?
                     .on_message(now, Self::id(src), msg, &mut out);
@@ -490,6 +533,7 @@ fn model(n: usize, crashes: u8, restarts: u8, drops: u8) -> BullyModel {
         max_drops: drops,
         max_round: 8,
         settled: false,
+        seeded: None,
     }
 }
 
@@ -609,4 +653,53 @@ fn explore() {
     if std::env::var("LIVE").is_ok() {
         println!("reachable {}", check_stabilises(&m));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeded bugs: each property's check can fail.
+
+/// Searches `m` for a counterexample to `property`; returns its length; panics without one.
+fn counterexample(m: BullyModel, property: &'static str) -> usize {
+    let c = m
+        .checker()
+        .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([property])))
+        .spawn_bfs()
+        .join();
+    let path = c
+        .discovery(property)
+        .unwrap_or_else(|| panic!("no counterexample to {property}"));
+    let actions = path.into_actions();
+    println!("counterexample to {property} ({} steps):", actions.len());
+    for a in &actions {
+        println!("  {a:?}");
+    }
+    actions.len()
+}
+
+fn seeded(bug: Seeded, crashes: u8, restarts: u8, drops: u8) -> BullyModel {
+    BullyModel {
+        seeded: Some(bug),
+        ..model(3, crashes, restarts, drops)
+    }
+}
+
+#[test]
+fn seeded_shared_id_gives_two_leaders_one_term() {
+    let steps = counterexample(seeded(Seeded::SharedId, 0, 0, 0), "one leader per term");
+    assert!(steps > 0);
+}
+
+#[test]
+fn seeded_forgetting_the_term_on_a_stale_leader_message_goes_back_a_term() {
+    let steps = counterexample(
+        seeded(Seeded::ForgetsTermOnStaleLeader, 1, 1, 1),
+        "terms increase",
+    );
+    assert!(steps > 0);
+}
+
+#[test]
+#[should_panic(expected = "unstable")]
+fn seeded_deaf_member_never_stabilises() {
+    check_stabilises(&seeded(Seeded::DeafMember1, 0, 0, 0));
 }
