@@ -27,7 +27,7 @@
 
 use actix_coord::election::{Bully, BullyConfig, BullyEvent, BullyMsg, BullyTimer, Role, Term};
 use actix_coord::protocol::{Effect, EffectsOf, NodeId, Protocol};
-use stateright::{Checker, Model, Property};
+use stateright::{Checker, HasDiscoveries, Model, Property};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,18 @@ struct BullyModel {
     max_depth: usize,
     /// Timers fire only when no message is in flight.
     synchronous: bool,
+    /// A bug put in on purpose, to show that a property's check can fail.
+    seeded: Option<Seeded>,
+}
+
+/// Bugs put in on purpose: each breaks one property, and its test shows the check finding it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seeded {
+    /// Members 2 and 3 are both configured as id 3.
+    SharedId,
+    /// A node that gets a leader message of a term older than the one it knows forgets its
+    /// state (a fresh core) before taking it.
+    ForgetsTermOnStaleLeader,
 }
 
 impl BullyModel {
@@ -84,7 +96,11 @@ impl BullyModel {
     }
 
     fn fresh(&self, i: usize) -> Bully {
-        Bully::new(Self::id(i), self.members(), self.cfg.clone()).expect("valid config")
+        let id = match self.seeded {
+            Some(Seeded::SharedId) if i + 2 == self.n => Self::id(i + 1),
+            _ => Self::id(i),
+        };
+        Bully::new(id, self.members(), self.cfg.clone()).expect("valid config")
     }
 
     /// Runs `f` on live node `i` and applies its effects.
@@ -94,8 +110,10 @@ impl BullyModel {
             return;
         };
         f(node, &mut out);
+        // The leader is the member slot, not the id it was configured with: two slots with
+        // one id leading one term are two leaders.
         if let Role::Leader { term, .. } = node.role() {
-            s.led.insert((*term, node.id()));
+            s.led.insert((*term, Self::id(i)));
         }
         for e in out {
             match e {
@@ -188,6 +206,15 @@ impl Model for BullyModel {
         match action {
             Action::Deliver(src, dst, msg) => {
                 s.net.remove(&(src, dst, msg.clone()));
+                if let (
+                    Some(Seeded::ForgetsTermOnStaleLeader),
+                    BullyMsg::Coordinator { term } | BullyMsg::Heartbeat { term },
+                ) = (self.seeded, &msg)
+                    && s.nodes[dst].as_ref()?.known_term() > *term
+                {
+                    s.nodes[dst] = Some(self.fresh(dst));
+                    s.timers[dst].clear();
+                }
                 let from = Self::id(src);
                 self.with(&mut s, dst, |b, out| b.on_message(ZERO, from, msg, out));
             }
@@ -268,6 +295,7 @@ fn model(n: usize, cfg: BullyConfig) -> BullyModel {
         max_round: 3,
         max_depth: 16,
         synchronous: true,
+        seeded: None,
     }
 }
 
@@ -290,6 +318,7 @@ fn explore() {
         max_round: v[4],
         max_depth: v[5] as usize,
         synchronous: v[6] == 1,
+        seeded: None,
     };
     check_safety("explore", m);
 }
@@ -376,6 +405,46 @@ fn n4_exhaustive_and_asynchronous_timers() {
             ..model(3, BullyConfig::default())
         },
     );
+}
+
+/// Searches `m` (to its depth) for a counterexample to `property`; returns its length.
+fn counterexample(m: BullyModel, property: &'static str) -> usize {
+    let depth = m.max_depth;
+    let c = m
+        .checker()
+        .target_max_depth(depth)
+        .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([property])))
+        .spawn_bfs()
+        .join();
+    let path = c
+        .discovery(property)
+        .unwrap_or_else(|| panic!("no counterexample to {property}"));
+    let actions = path.into_actions();
+    println!("counterexample to {property} ({} steps):", actions.len());
+    for a in &actions {
+        println!("  {a:?}");
+    }
+    actions.len()
+}
+
+/// The checks can fail: two members configured with one id lead one term.
+#[test]
+fn seeded_shared_id_gives_two_leaders_one_term() {
+    let m = BullyModel {
+        seeded: Some(Seeded::SharedId),
+        ..model(3, BullyConfig::default())
+    };
+    assert!(counterexample(m, "one leader per term") > 0);
+}
+
+/// The checks can fail: a node that forgets its term on a stale leader message goes back.
+#[test]
+fn seeded_forgetting_the_term_on_a_stale_leader_message_goes_back_a_term() {
+    let m = BullyModel {
+        seeded: Some(Seeded::ForgetsTermOnStaleLeader),
+        ..model(3, BullyConfig::default())
+    };
+    assert!(counterexample(m, "terms increase") > 0);
 }
 
 // ---------------------------------------------------------------------------------------------
