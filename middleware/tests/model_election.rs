@@ -493,6 +493,8 @@ struct Sim {
     seq: u64,
     rng: Rng,
     loss_per_mille: u64,
+    /// Seeded bug: this member drops every `Coordinator` and `Heartbeat` it gets.
+    deaf: Option<usize>,
 }
 
 impl Sim {
@@ -507,6 +509,7 @@ impl Sim {
             seq: 0,
             rng: Rng(seed),
             loss_per_mille: 0,
+            deaf: None,
         };
         for i in 0..n {
             s.boot(i);
@@ -585,6 +588,8 @@ impl Sim {
         };
         self.now = at;
         match ev {
+            Ev::Msg(_, j, BullyMsg::Coordinator { .. } | BullyMsg::Heartbeat { .. })
+                if self.deaf == Some(j) => {}
             Ev::Msg(i, j, msg) => {
                 let from = i as NodeId + 1;
                 self.with(j, |b, now, out| b.on_message(now, from, msg, out));
@@ -630,7 +635,19 @@ impl Sim {
 
 /// 2 s of random faults, then none: the system must be stable within `settle`, and stay so.
 fn faults_then_stable(n: usize, cfg: BullyConfig, seed: u64, settle: Duration) {
+    faults_then_stable_deaf(n, cfg, seed, settle, None);
+}
+
+/// [`faults_then_stable`] with member `deaf` (a seeded bug) deaf to leader messages.
+fn faults_then_stable_deaf(
+    n: usize,
+    cfg: BullyConfig,
+    seed: u64,
+    settle: Duration,
+    deaf: Option<usize>,
+) {
     let mut sim = Sim::new(n, cfg, seed);
+    sim.deaf = deaf;
     let mut t = Duration::ZERO;
     let fault_end = Duration::from_secs(2);
     while t < fault_end {
@@ -673,6 +690,20 @@ fn faults_then_stable(n: usize, cfg: BullyConfig, seed: u64, settle: Duration) {
         sim.stable(),
         Some(view),
         "N={n} seed {seed}: changed after stabilising"
+    );
+}
+
+/// The liveness check can fail: with member 1 deaf to leader messages (a seeded bug) the
+/// cluster never stabilises, and the check says so.
+#[test]
+#[should_panic(expected = "not stable")]
+fn seeded_deaf_member_is_never_stable() {
+    faults_then_stable_deaf(
+        3,
+        BullyConfig::default(),
+        0,
+        Duration::from_secs(3),
+        Some(0),
     );
 }
 
