@@ -130,7 +130,14 @@ fn check_after_kill_9_warns_of_the_crash_gap_and_still_finds_an_overlap() {
         .collect();
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let victim_file = std::fs::read(&paths[v]).unwrap();
-    let torn = !victim_file.is_empty() && !victim_file.ends_with(b"\n");
+    // Torn: the file ends in the middle of a line. A cut that falls between a line's last
+    // character and its newline (the writer's buffer flushed just before the `\n`) leaves a
+    // whole line without its newline: that one is read, and nothing is torn.
+    let tail = &victim_file[victim_file
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1)..];
+    let torn = !tail.is_empty() && serde_json::from_slice::<serde_json::Value>(tail).is_err();
 
     // What the killed node's file lacks, found independently through the library.
     let log = causal_log::Log::read_paths(&paths).unwrap();
