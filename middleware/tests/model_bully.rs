@@ -27,9 +27,12 @@
 //!
 //! Run with `cargo test -p actix-coord --test model_bully -- --nocapture` for counts and times.
 
+mod support;
+use support::harness;
+
 use actix_coord::election::{Bully, BullyConfig, BullyEvent, BullyMsg, BullyTimer, Role, Term};
 use actix_coord::protocol::{Effect, EffectsOf, NodeId, Protocol};
-use stateright::{Checker, HasDiscoveries, Model, Property};
+use stateright::{Checker, Model, Property};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
@@ -660,20 +663,7 @@ fn explore() {
 
 /// Searches `m` for a counterexample to `property`; returns its length; panics without one.
 fn counterexample(m: BullyModel, property: &'static str) -> usize {
-    let c = m
-        .checker()
-        .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([property])))
-        .spawn_bfs()
-        .join();
-    let path = c
-        .discovery(property)
-        .unwrap_or_else(|| panic!("no counterexample to {property}"));
-    let actions = path.into_actions();
-    println!("counterexample to {property} ({} steps):", actions.len());
-    for a in &actions {
-        println!("  {a:?}");
-    }
-    actions.len()
+    harness::search(m, property, None).len()
 }
 
 fn seeded(bug: Seeded, crashes: u8, restarts: u8, drops: u8) -> BullyModel {

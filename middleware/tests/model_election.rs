@@ -25,9 +25,12 @@
 //! and times. The larger exhaustive runs are `#[ignore]`d:
 //! `cargo test --release -p actix-coord --test model_election -- --ignored --nocapture`.
 
+mod support;
+use support::harness;
+
 use actix_coord::election::{Bully, BullyConfig, BullyEvent, BullyMsg, BullyTimer, Role, Term};
 use actix_coord::protocol::{Effect, EffectsOf, NodeId, Protocol};
-use stateright::{Checker, HasDiscoveries, Model, Property};
+use stateright::{Checker, Model, Property};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -410,21 +413,7 @@ fn n4_exhaustive_and_asynchronous_timers() {
 /// Searches `m` (to its depth) for a counterexample to `property`; returns its length.
 fn counterexample(m: BullyModel, property: &'static str) -> usize {
     let depth = m.max_depth;
-    let c = m
-        .checker()
-        .target_max_depth(depth)
-        .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([property])))
-        .spawn_bfs()
-        .join();
-    let path = c
-        .discovery(property)
-        .unwrap_or_else(|| panic!("no counterexample to {property}"));
-    let actions = path.into_actions();
-    println!("counterexample to {property} ({} steps):", actions.len());
-    for a in &actions {
-        println!("  {a:?}");
-    }
-    actions.len()
+    harness::search(m, property, Some(depth)).len()
 }
 
 /// The checks can fail: two members configured with one id lead one term.

@@ -619,8 +619,22 @@ pub fn check<S: Service>(name: &str, model: Harness<S>) -> impl Checker<Harness<
 /// Searches `model` for a counterexample to `property`, prints it, returns its length; panics
 /// when there is none.
 pub fn counterexample<S: Service>(model: Harness<S>, property: &'static str) -> usize {
-    let c = model
-        .checker()
+    search(model, property, None).len()
+}
+
+/// Searches any model breadth first (to `depth` steps, when given) for a counterexample to
+/// `property`, prints it and returns its steps; panics when there is none.
+pub fn search<M>(model: M, property: &'static str, depth: Option<usize>) -> Vec<M::Action>
+where
+    M: Model + Send + Sync + 'static,
+    M::State: Hash + Eq + Send + Sync + Debug + Clone,
+    M::Action: Eq + Debug + Clone,
+{
+    let mut checker = model.checker();
+    if let Some(depth) = depth {
+        checker = checker.target_max_depth(depth);
+    }
+    let c = checker
         .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([property])))
         .spawn_bfs()
         .join();
@@ -632,5 +646,5 @@ pub fn counterexample<S: Service>(model: Harness<S>, property: &'static str) -> 
     for a in &actions {
         println!("  {a:?}");
     }
-    actions.len()
+    actions
 }
