@@ -45,6 +45,7 @@ trait Core:
         Event = BroadcastEvent<MsgId>,
         Msg = <Self as Core>::M,
         Error: Debug,
+        Timer: Ord + Hash + Send + Sync,
     > + Clone
     + Debug
     + Eq

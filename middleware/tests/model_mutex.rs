@@ -53,8 +53,12 @@ use support::harness::{self, Faults, Harness, N, Service, Step, World, id, ix};
 
 /// A lock core the model can drive.
 trait Core:
-    Protocol<Command = LockCommand, Event = LockEvent, Msg = <Self as Core>::M>
-    + Clone
+    Protocol<
+        Command = LockCommand,
+        Event = LockEvent,
+        Msg = <Self as Core>::M,
+        Timer: Ord + Hash + Send + Sync,
+    > + Clone
     + Debug
     + Eq
     + Hash
@@ -421,7 +425,7 @@ impl<P: Core> Service for Lock<P> {
         }
     }
 
-    fn stepped(&self, before: &W<P>, step: &Step<Op, P::M>, w: &mut W<P>) {
+    fn stepped(&self, before: &W<P>, step: &harness::StepOf<Self>, w: &mut W<P>) {
         // A token that appears at a node without a token message delivered there was
         // regenerated (whatever message completed the recovery).
         let receiver = match step {

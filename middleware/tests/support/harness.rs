@@ -23,21 +23,40 @@
 //! * **the driver's rule** (`implicit_up`, default on): a message from a live member the
 //!   receiver holds down, on a working link, first tells the core the member is up.
 //!
-//! Timers are not modelled (the cores' retries are for losses the model replaces by an explicit
-//! up notice). With `boot` (default on), the initial state has every core started and the
-//! start-up exchange (`Hello`/`State`) delivered in order: the checks start from a booted
-//! cluster.
+//! Timers ([`Timers`]) are not modelled by default (the lock cores' retries are for losses the
+//! model replaces by an explicit up notice). A timed service (the election) chooses
+//! [`Timers::Deadlines`]: discrete-event time under the synchrony assumption its algorithm
+//! needs (messages take no time: timers fire only when nothing is in flight, the earliest
+//! deadline first, each armed timer keeping the time left before it expires, so the state space
+//! stays finite although heartbeats go on for ever), or [`Timers::Any`]: any armed timer at any
+//! moment (every timing, every false timeout). [`Service::may_fire`] adds a service's own rule
+//! (the election's heartbeats wait for the failure detector's pending verdicts).
+//!
+//! With `boot` (default on), the initial state has every core started and the start-up exchange
+//! (`Hello`/`State`) delivered in order, with a timed service's earliest timers firing until
+//! [`Service::booted`] holds: the checks start from a booted cluster. Without it, every core is
+//! started and the start-up itself is explored.
+//!
+//! [`Harness::members`] sets N (3 by default). [`stabilises`] is the liveness search for
+//! services that never reach a terminal state (heartbeats): no reachable state is stuck
+//! unstable, and no cycle is made only of unstable states.
 
 use super::channels::Channels;
 use actix_coord::protocol::{Effect, EffectsOf, NodeId, Protocol};
 use stateright::{Checker, HasDiscoveries, Model, Property};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Debug;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
-/// Members in every model.
+/// Members in a model, unless [`Harness::members`] says otherwise.
 pub const N: usize = 3;
+
+/// A core's timer type.
+pub type TimerOf<S> = <<S as Service>::P as Protocol>::Timer;
+
+/// A step of a service's model.
+pub type StepOf<S> = Step<<S as Service>::Op, <S as Service>::M, TimerOf<S>>;
 
 /// The member id of index `i`.
 pub fn id(i: usize) -> NodeId {
@@ -52,7 +71,7 @@ pub fn ix(id: NodeId) -> usize {
 /// What a service's model adds to the harness.
 pub trait Service: Clone + Debug + Eq + Hash + Send + Sync + 'static {
     /// The core under check.
-    type P: Protocol<Msg = Self::M, Error: Debug>
+    type P: Protocol<Msg = Self::M, Error: Debug, Timer: Ord + Hash + Send + Sync>
         + Clone
         + Debug
         + Eq
@@ -90,12 +109,19 @@ pub trait Service: Clone + Debug + Eq + Hash + Send + Sync + 'static {
     /// After every step.
     fn after(&self, _w: &mut World<Self>) {}
     /// After every step, with the state before it and the step.
-    fn stepped(
-        &self,
-        _before: &World<Self>,
-        _step: &Step<Self::Op, Self::M>,
-        _w: &mut World<Self>,
-    ) {
+    fn stepped(&self, _before: &World<Self>, _step: &StepOf<Self>, _w: &mut World<Self>) {}
+    /// Whether member `i`'s `timer`, next to expire, may fire now (a service's own timing rule).
+    fn may_fire(&self, _w: &World<Self>, _i: usize, _timer: &TimerOf<Self>) -> bool {
+        true
+    }
+    /// Whether the boot is over (checked when nothing is in flight; timed services fire their
+    /// earliest timers until it holds).
+    fn booted(&self, _w: &World<Self>) -> bool {
+        true
+    }
+    /// Whether a state is inside the model's bounds (states outside are not expanded).
+    fn within(&self, _w: &World<Self>) -> bool {
+        true
     }
     /// Seeded bugs on the wire: the message `src` sends `dst` as it travels (`None`: lost).
     fn wire(&self, _w: &World<Self>, _src: usize, _dst: usize, msg: Self::M) -> Option<Self::M> {
@@ -103,6 +129,22 @@ pub trait Service: Clone + Debug + Eq + Hash + Send + Sync + 'static {
     }
     /// The properties.
     fn properties(&self) -> Vec<Property<Harness<Self>>>;
+}
+
+/// How the harness models the cores' timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timers {
+    /// Not modelled: arming a timer does nothing.
+    Ignored,
+    /// Discrete-event time under synchrony: a timer fires only when nothing is in flight, the
+    /// earliest deadline first; firing one takes the time left off every other.
+    Deadlines,
+    /// Any armed timer may fire at any moment (with `synchronous`: only when nothing is in
+    /// flight), in any order.
+    Any {
+        /// Timers wait for the network to be empty.
+        synchronous: bool,
+    },
 }
 
 /// The faults a run allows, each bounded.
@@ -142,6 +184,8 @@ pub struct Faults {
     /// Crashes and cuts are declared (off only for a seeded bug: a failure detector that never
     /// fires).
     pub detect: bool,
+    /// How timers fire.
+    pub timers: Timers,
 }
 
 impl Faults {
@@ -163,6 +207,7 @@ impl Faults {
             implicit_up: true,
             boot: true,
             detect: true,
+            timers: Timers::Ignored,
         }
     }
 }
@@ -190,6 +235,28 @@ pub struct World<S: Service> {
     pub cut: BTreeSet<(usize, usize)>,
     /// Faults so far.
     pub used: Used,
+    /// Armed timers by member, with the time left before each expires (`None`: timers are not
+    /// modelled).
+    pub timers: Option<Vec<BTreeMap<TimerOf<S>, Duration>>>,
+}
+
+impl<S: Service> World<S> {
+    /// Members in the model.
+    pub fn n(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The failure detector has nothing left to say: no crash or cut undeclared, nobody to be
+    /// seen up again, no cut link.
+    pub fn detector_quiet(&self) -> bool {
+        self.undetected.is_empty() && self.unseen.is_empty() && self.cut.is_empty()
+    }
+
+    fn clear_timers(&mut self, i: usize) {
+        if let Some(t) = &mut self.timers {
+            t[i].clear();
+        }
+    }
 }
 
 /// Faults used so far in a state.
@@ -209,9 +276,11 @@ pub struct Used {
 
 /// One step of the environment or of a user.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Step<Op, M> {
+pub enum Step<Op, M, T> {
     /// Member `.0`'s user does `.1`.
     Op(usize, Op),
+    /// Member `.0`'s timer `.1` fires.
+    Timer(usize, T),
     /// A message arrives.
     Deliver {
         /// Sender.
@@ -279,17 +348,26 @@ pub enum Step<Op, M> {
 }
 
 /// Effects of member `at` enter the world: messages into the network (through
-/// [`Service::wire`]), events to [`Service::observe`]; timers are not modelled.
+/// [`Service::wire`]), timers into its table (when modelled), events to [`Service::observe`].
 pub fn absorb<S: Service>(service: &S, w: &mut World<S>, at: usize, out: EffectsOf<S::P>) {
     for e in out {
         match e {
             Effect::Send { to, msg } => push(service, w, at, ix(to), msg),
             Effect::Broadcast(msg) => {
-                for to in (0..N).filter(|&t| t != at) {
+                for to in (0..w.n()).filter(|&t| t != at) {
                     push(service, w, at, to, msg.clone());
                 }
             }
-            Effect::SetTimer { .. } | Effect::CancelTimer(_) => {}
+            Effect::SetTimer { timer, after } => {
+                if let Some(t) = &mut w.timers {
+                    t[at].insert(timer, after);
+                }
+            }
+            Effect::CancelTimer(timer) => {
+                if let Some(t) = &mut w.timers {
+                    t[at].remove(&timer);
+                }
+            }
             Effect::Emit(ev) => service.observe(w, at, ev),
         }
     }
@@ -310,12 +388,24 @@ pub struct Harness<S: Service> {
     pub service: S,
     /// The faults.
     pub faults: Faults,
+    /// Members.
+    pub n: usize,
 }
 
 impl<S: Service> Harness<S> {
-    /// The model of `service` under `faults`.
+    /// The model of `service` under `faults`, [`N`] members.
     pub fn new(service: S, faults: Faults) -> Self {
-        Self { service, faults }
+        Self {
+            service,
+            faults,
+            n: N,
+        }
+    }
+
+    /// With `n` members.
+    pub fn members(mut self, n: usize) -> Self {
+        self.n = n;
+        self
     }
 
     /// Effects of member `at` enter the world.
@@ -323,22 +413,83 @@ impl<S: Service> Harness<S> {
         absorb(&self.service, w, at, out);
     }
 
-    /// The cluster's boot: every member starts, then everything in flight is delivered, in
-    /// send order, until nothing is.
+    /// The cluster's boot: everything in flight is delivered, in send order, until nothing
+    /// is; then, for a timed service not yet [booted](Service::booted), its earliest timer
+    /// fires, and so on.
     fn boot(&self, w: &mut World<S>) {
-        for i in 0..N {
-            let mut out = EffectsOf::<S::P>::new();
-            w.nodes[i].on_start(Duration::ZERO, &mut out);
-            self.absorb(w, i, out);
+        for _ in 0..100_000 {
+            if let Some((src, dst, msg)) = w.net.deliverable().into_iter().next() {
+                let Some(msg) = w.net.take(src, dst, &msg) else {
+                    break;
+                };
+                let mut out = EffectsOf::<S::P>::new();
+                w.nodes[dst].on_message(Duration::ZERO, id(src), msg, &mut out);
+                self.absorb(w, dst, out);
+            } else if self.service.booted(w) {
+                return;
+            } else if let Some(Step::Timer(i, t)) = self.timer_steps(w).into_iter().next() {
+                self.fire(w, i, t);
+            } else {
+                panic!("the boot is stuck: nothing in flight, no timer, not booted");
+            }
         }
-        while let Some((src, dst, msg)) = w.net.deliverable().into_iter().next() {
-            let Some(msg) = w.net.take(src, dst, &msg) else {
-                break;
-            };
-            let mut out = EffectsOf::<S::P>::new();
-            w.nodes[dst].on_message(Duration::ZERO, id(src), msg, &mut out);
-            self.absorb(w, dst, out);
+        assert!(self.service.booted(w), "the boot does not end");
+    }
+
+    /// The timers that may fire now.
+    fn timer_steps(&self, w: &World<S>) -> Vec<StepOf<S>> {
+        let Some(timers) = &w.timers else {
+            return Vec::new();
+        };
+        let alive = |i: &usize| w.alive[*i];
+        let mut steps = Vec::new();
+        match self.faults.timers {
+            Timers::Ignored => {}
+            Timers::Deadlines => {
+                if !w.net.is_empty() {
+                    return steps;
+                }
+                let next = (0..w.n())
+                    .filter(alive)
+                    .flat_map(|i| timers[i].values().copied())
+                    .min();
+                for i in (0..w.n()).filter(alive) {
+                    for (t, &left) in &timers[i] {
+                        if Some(left) == next && self.service.may_fire(w, i, t) {
+                            steps.push(Step::Timer(i, t.clone()));
+                        }
+                    }
+                }
+            }
+            Timers::Any { synchronous } => {
+                if synchronous && !w.net.is_empty() {
+                    return steps;
+                }
+                for i in (0..w.n()).filter(alive) {
+                    for t in timers[i].keys() {
+                        if self.service.may_fire(w, i, t) {
+                            steps.push(Step::Timer(i, t.clone()));
+                        }
+                    }
+                }
+            }
         }
+        steps
+    }
+
+    /// Member `i`'s timer `t` fires (with deadlines, the time left comes off every other).
+    fn fire(&self, w: &mut World<S>, i: usize, t: TimerOf<S>) -> Option<()> {
+        let timers = w.timers.as_mut()?;
+        let elapsed = timers[i].remove(&t)?;
+        if self.faults.timers == Timers::Deadlines {
+            for left in timers.iter_mut().flat_map(|m| m.values_mut()) {
+                *left = left.saturating_sub(elapsed);
+            }
+        }
+        let mut out = EffectsOf::<S::P>::new();
+        w.nodes[i].on_timer(Duration::ZERO, t, &mut out);
+        self.absorb(w, i, out);
+        Some(())
     }
 
     /// Delivers, in send order, every message to or from `i` until none is left (a newcomer's
@@ -385,13 +536,14 @@ impl<S: Service> Harness<S> {
 
 impl<S: Service> Model for Harness<S> {
     type State = World<S>;
-    type Action = Step<S::Op, S::M>;
+    type Action = StepOf<S>;
 
     fn init_states(&self) -> Vec<World<S>> {
-        let mut w = World {
-            nodes: (0..N).map(|i| self.service.core(i, 0)).collect(),
-            alive: vec![true; N],
-            inc: vec![0; N],
+        let n = self.n;
+        let mut w: World<S> = World {
+            nodes: (0..n).map(|i| self.service.core(i, 0)).collect(),
+            alive: vec![true; n],
+            inc: vec![0; n],
             net: Channels::new(self.faults.fifo),
             obs: self.service.obs(),
             undetected: BTreeSet::new(),
@@ -399,7 +551,13 @@ impl<S: Service> Model for Harness<S> {
             down: BTreeSet::new(),
             cut: BTreeSet::new(),
             used: Used::default(),
+            timers: (self.faults.timers != Timers::Ignored).then(|| vec![BTreeMap::new(); n]),
         };
+        for i in 0..n {
+            let mut out = EffectsOf::<S::P>::new();
+            w.nodes[i].on_start(Duration::ZERO, &mut out);
+            self.absorb(&mut w, i, out);
+        }
         if self.faults.boot {
             self.boot(&mut w);
         }
@@ -409,8 +567,9 @@ impl<S: Service> Model for Harness<S> {
 
     fn actions(&self, w: &World<S>, actions: &mut Vec<Self::Action>) {
         let f = &self.faults;
+        let n = w.n();
         let mut ops = Vec::new();
-        for i in (0..N).filter(|&i| w.alive[i]) {
+        for i in (0..n).filter(|&i| w.alive[i]) {
             ops.clear();
             self.service.ops(w, i, &mut ops);
             actions.extend(ops.drain(..).map(|op| Step::Op(i, op)));
@@ -420,7 +579,7 @@ impl<S: Service> Model for Harness<S> {
         }
         if w.used.restarts < f.restarts {
             let quiet = w.net.is_empty() && w.cut.is_empty() && w.unseen.is_empty();
-            for i in (0..N).filter(|&i| {
+            for i in (0..n).filter(|&i| {
                 f.restarting.is_none_or(|r| r == i)
                     && if f.atomic_restart {
                         w.alive[i] && quiet
@@ -431,6 +590,7 @@ impl<S: Service> Model for Harness<S> {
                 actions.push(Step::Restart(i));
             }
         }
+        actions.extend(self.timer_steps(w));
         for (src, dst, msg) in w.net.deliverable() {
             if w.used.duplicates < f.duplicates {
                 actions.push(Step::Duplicate {
@@ -447,14 +607,14 @@ impl<S: Service> Model for Harness<S> {
             }
         }
         if f.partial {
-            for src in (0..N).filter(|&s| !w.alive[s]) {
-                for dst in (0..N).filter(|&d| w.alive[d] && w.net.has(src, d)) {
+            for src in (0..n).filter(|&s| !w.alive[s]) {
+                for dst in (0..n).filter(|&d| w.alive[d] && w.net.has(src, d)) {
                     actions.push(Step::Partial { src, dst });
                 }
             }
         }
-        for a in (0..N).filter(|&a| w.alive[a]) {
-            for b in (a + 1..N).filter(|&b| w.alive[b]) {
+        for a in (0..n).filter(|&a| w.alive[a]) {
+            for b in (a + 1..n).filter(|&b| w.alive[b]) {
                 let linked = !w.cut.contains(&(a, b));
                 if w.used.breaks < f.breaks && linked {
                     actions.push(Step::Break { a, b });
@@ -487,6 +647,7 @@ impl<S: Service> Model for Harness<S> {
                     self.absorb(&mut w, i, out);
                 }
             }
+            Step::Timer(i, t) => self.fire(&mut w, i, t)?,
             Step::Deliver { src, dst, msg } => {
                 let msg = w.net.take(src, dst, &msg)?;
                 // The rule needs a live link: a crashed member's last messages do not bring it
@@ -504,12 +665,13 @@ impl<S: Service> Model for Harness<S> {
             Step::Crash(i) => {
                 w.alive[i] = false;
                 w.used.crashes += 1;
+                w.clear_timers(i);
                 w.net.drop_to(i);
                 w.undetected.retain(|&(o, p)| o != i && p != i);
                 w.unseen.retain(|&(o, p)| o != i && p != i);
                 w.down.retain(|&(o, _)| o != i);
                 w.cut.retain(|&(a, b)| a != i && b != i);
-                for o in (0..N).filter(|&o| w.alive[o] && !w.down.contains(&(o, i))) {
+                for o in (0..w.n()).filter(|&o| w.alive[o] && !w.down.contains(&(o, i))) {
                     w.undetected.insert((o, i));
                 }
                 self.service.crashed(&mut w, i);
@@ -518,10 +680,11 @@ impl<S: Service> Model for Harness<S> {
                 w.used.restarts += 1;
                 w.inc[i] += 1;
                 w.nodes[i] = self.service.core(i, w.inc[i]);
+                w.clear_timers(i);
                 w.net.drop_to(i);
                 w.net.drop_from(i);
                 w.undetected.retain(|&(o, _)| o != i);
-                let observers: Vec<usize> = (0..N).filter(|&o| o != i && w.alive[o]).collect();
+                let observers: Vec<usize> = (0..w.n()).filter(|&o| o != i && w.alive[o]).collect();
                 for &o in &observers {
                     let mut down = EffectsOf::<S::P>::new();
                     w.nodes[o].on_peer_down(now, id(i), &mut down);
@@ -545,8 +708,9 @@ impl<S: Service> Model for Harness<S> {
                     w.net.drop_from(i);
                 }
                 w.nodes[i] = self.service.core(i, w.inc[i]);
+                w.clear_timers(i);
                 w.down.retain(|&(o, _)| o != i);
-                for o in (0..N).filter(|&o| o != i) {
+                for o in (0..w.n()).filter(|&o| o != i) {
                     if !w.alive[o] {
                         // The newcomer's failure detector declares the dead member down.
                         w.undetected.insert((i, o));
@@ -598,6 +762,10 @@ impl<S: Service> Model for Harness<S> {
         Some(w)
     }
 
+    fn within_boundary(&self, w: &World<S>) -> bool {
+        self.service.within(w)
+    }
+
     fn properties(&self) -> Vec<Property<Self>> {
         self.service.properties()
     }
@@ -647,4 +815,109 @@ where
         println!("  {a:?}");
     }
     actions
+}
+
+/// The liveness search for models that never reach a terminal state: every reachable state is
+/// inside the model's bounds, no terminal state is unstable, and no cycle is made only of
+/// unstable states (stateright's `eventually` ignores runs that end in a cycle). Faults are
+/// bounded, so every infinite run eventually runs fault-free; with this, it then reaches a
+/// stable state. Returns the number of reachable states; panics with the cycle (one line per
+/// state, by `summary`) or the stuck state otherwise.
+pub fn stabilises<M>(
+    model: &M,
+    stable: impl Fn(&M::State) -> bool,
+    summary: impl Fn(&M::State) -> String,
+) -> usize
+where
+    M: Model,
+    M::State: Hash,
+{
+    // 1. Reachable states, numbered; 64-bit fingerprints stand for states, as in stateright.
+    let fp = |s: &M::State| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        s.hash(&mut h);
+        h.finish()
+    };
+    let mut index: HashMap<u64, usize> = HashMap::new();
+    let mut states: Vec<M::State> = vec![];
+    let mut succ: Vec<Vec<usize>> = vec![];
+    let mut queue = VecDeque::new();
+    for s in model.init_states() {
+        if index.insert(fp(&s), states.len()).is_none() {
+            queue.push_back(states.len());
+            states.push(s);
+        }
+    }
+    while let Some(i) = queue.pop_front() {
+        assert!(
+            model.within_boundary(&states[i]),
+            "a bound is reached: raise it ({})",
+            summary(&states[i])
+        );
+        let mut next = vec![];
+        for t in model.next_states(&states[i]) {
+            let f = fp(&t);
+            let j = match index.get(&f) {
+                Some(&j) => j,
+                None => {
+                    let j = states.len();
+                    index.insert(f, j);
+                    states.push(t);
+                    queue.push_back(j);
+                    j
+                }
+            };
+            next.push(j);
+        }
+        while succ.len() <= i {
+            succ.push(vec![]);
+        }
+        succ[i] = next;
+    }
+    succ.resize(states.len(), vec![]);
+    let stable: Vec<bool> = states.iter().map(&stable).collect();
+    // 2. Terminal states are stable.
+    for (i, next) in succ.iter().enumerate() {
+        assert!(
+            !next.is_empty() || stable[i],
+            "stuck unstable: {}",
+            summary(&states[i])
+        );
+    }
+    // 3. The unstable subgraph is acyclic (iterative DFS: 0 white, 1 grey, 2 black).
+    let mut colour = vec![0u8; states.len()];
+    for root in (0..states.len()).filter(|&i| !stable[i]) {
+        if colour[root] != 0 {
+            continue;
+        }
+        let mut stack = vec![(root, 0usize)];
+        colour[root] = 1;
+        while let Some(&mut (v, ref mut k)) = stack.last_mut() {
+            if let Some(&w) = succ[v].get(*k) {
+                *k += 1;
+                if stable[w] {
+                    continue;
+                }
+                match colour[w] {
+                    0 => {
+                        colour[w] = 1;
+                        stack.push((w, 0));
+                    }
+                    1 => {
+                        let at = stack.iter().position(|&(x, _)| x == w).unwrap_or(0);
+                        let cycle: Vec<String> = stack[at..]
+                            .iter()
+                            .map(|&(x, _)| summary(&states[x]))
+                            .collect();
+                        panic!("a run can stay unstable for ever:\n{}", cycle.join("\n"));
+                    }
+                    _ => {}
+                }
+            } else {
+                colour[v] = 2;
+                stack.pop();
+            }
+        }
+    }
+    states.len()
 }

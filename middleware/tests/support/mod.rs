@@ -9,3 +9,6 @@ pub mod nodes;
 
 #[allow(dead_code)]
 pub mod harness;
+
+#[allow(dead_code)]
+pub mod election;
