@@ -1,283 +1,62 @@
-//! Issue 5, model checking of the bully core ([`Bully`], run unchanged), N = 3 and N = 4, with
-//! crashes, restarts (with no memory) and message loss.
+//! Issue 5, model checking of the bully core ([`Bully`], run unchanged), N = 3 and N = 4, on the
+//! shared harness (`support::harness`, the service in `support::election`) with crashes,
+//! restarts (a fresh core, a new incarnation), broken connections and partitions healed.
 //!
-//! **Safety (stateright), every run up to a depth (16 steps for N = 3, 12 with quorum, 10 for
-//! N = 4; exhaustive runs are `#[ignore]`d).** The network is an unordered set of messages in flight
-//! (a duplicate of a message already in flight merges with it: one more way to lose messages);
-//! the checker may drop any message up to a budget, crash and restart nodes up to a budget
-//! (survivors are told at once through `on_peer_down` / `on_peer_up`), and fire any armed timer at
-//! any moment, which also models every false suspicion and every timing. Terms are bounded
-//! (states whose known round exceeds a limit are not expanded) so the space is finite.
-//! * `one leader per term` (always): no two nodes ever lead in the same term, and the leader of
-//!   a term is the node the term names;
-//! * `terms increase` (always): the leader a node recognises changes only to a higher term
-//!   (within one incarnation of the node);
-//! * `elected` (sometimes): a leader is elected (the model is not vacuous).
+//! **Safety (stateright), every run up to a depth (exhaustive runs are `#[ignore]`d).** Any
+//! armed timer may fire at any moment ([`Timers::Any`]; with `synchronous`, only when no
+//! message is in flight), which also models every false timeout and every timing; a partition
+//! may last as long as the run. Terms are bounded (states whose known round exceeds a limit are
+//! not expanded) so the space is finite.
+//! * `one leader per term` (always): no two members ever lead in the same term, and the leader
+//!   of a term is the member the term names;
+//! * `terms increase` (always): the leader a member recognises changes only to a higher term
+//!   (within one incarnation of the member);
+//! * `stable` (sometimes): the model is not vacuous.
 //!
 //! **Liveness, by seeded simulation with time.** Liveness needs the synchrony the algorithm
-//! assumes (timeouts longer than round trips), which an untimed model does not have. A
-//! discrete-event simulation (latency 1–5 ms, timers at their deadlines) runs 2 s of random
-//! crashes, restarts and message loss, then no more faults: within 3 s (plus the hold-down,
-//! with one) exactly one node leads, the highest live id, and every live node recognises it
-//! with its term. Many seeds for N = 3 and 4, with and without hold-down and quorum.
+//! assumes (timeouts longer than round trips), which an untimed model does not have (the timed
+//! exhaustive check is `model_bully`). A discrete-event simulation (latency 1–5 ms, timers at
+//! their deadlines) runs 2 s of random crashes, restarts and message loss, then no more faults:
+//! within 3 s (plus the hold-down, with one) exactly one node leads, the highest live id, and
+//! every live node recognises it with its term. Many seeds for N = 3 and 4, with and without
+//! hold-down and quorum.
 //!
 //! Run with `cargo test -p actix-coord --test model_election -- --nocapture` for state counts
 //! and times. The larger exhaustive runs are `#[ignore]`d:
 //! `cargo test --release -p actix-coord --test model_election -- --ignored --nocapture`.
 
 mod support;
-use support::harness;
+use support::election::{self, Election, Seeded};
+use support::harness::{self, Harness, Timers};
 
-use actix_coord::election::{Bully, BullyConfig, BullyEvent, BullyMsg, BullyTimer, Role, Term};
+use actix_coord::election::{Bully, BullyConfig, BullyMsg, BullyTimer, Term};
 use actix_coord::protocol::{Effect, EffectsOf, NodeId, Protocol};
-use stateright::{Checker, Model, Property};
-use std::collections::{BTreeMap, BTreeSet};
+use stateright::{Checker, Model};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------------
-// Safety: exhaustive.
+// Safety: every run to a depth.
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct State {
-    /// `None` while crashed.
-    nodes: Vec<Option<Bully>>,
-    timers: Vec<BTreeSet<BullyTimer>>,
-    net: BTreeSet<(usize, usize, BullyMsg)>,
-    crashes: u8,
-    restarts: u8,
-    drops: u8,
-    /// Ghost: every (term, node) that ever led.
-    led: BTreeSet<(Term, NodeId)>,
-    /// Ghost: per node (this incarnation), the last recognised leader.
-    last_seen: Vec<Option<(NodeId, Term)>>,
-    /// Ghost: a recognised leader went to a lower term.
-    went_back: bool,
+/// `n` members with `cfg`: a crash, a restart, a broken connection and a partition, timers at
+/// any moment once nothing is in flight, rounds up to 3, runs of up to `depth` steps.
+fn model(n: usize, cfg: BullyConfig) -> Harness<Election> {
+    let mut e = Election::new(n, cfg);
+    e.max_round = 3;
+    let mut h = e.under(election::faults(
+        1,
+        1,
+        1,
+        1,
+        Timers::Any { synchronous: true },
+    ));
+    h.faults.boot = false;
+    h
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Action {
-    Deliver(usize, usize, BullyMsg),
-    Drop(usize, usize, BullyMsg),
-    Fire(usize, BullyTimer),
-    Crash(usize),
-    Restart(usize),
-}
-
-#[derive(Clone)]
-struct BullyModel {
-    n: usize,
-    cfg: BullyConfig,
-    max_crashes: u8,
-    max_restarts: u8,
-    max_drops: u8,
-    max_round: u64,
-    /// Explore runs of at most this many steps.
-    max_depth: usize,
-    /// Timers fire only when no message is in flight.
-    synchronous: bool,
-    /// A bug put in on purpose, to show that a property's check can fail.
-    seeded: Option<Seeded>,
-}
-
-/// Bugs put in on purpose: each breaks one property, and its test shows the check finding it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Seeded {
-    /// Members 2 and 3 are both configured as id 3.
-    SharedId,
-    /// A node that gets a leader message of a term older than the one it knows forgets its
-    /// state (a fresh core) before taking it.
-    ForgetsTermOnStaleLeader,
-}
-
-impl BullyModel {
-    fn id(i: usize) -> NodeId {
-        i as NodeId + 1
-    }
-
-    fn members(&self) -> Vec<NodeId> {
-        (0..self.n).map(Self::id).collect()
-    }
-
-    fn fresh(&self, i: usize) -> Bully {
-        let id = match self.seeded {
-            Some(Seeded::SharedId) if i + 2 == self.n => Self::id(i + 1),
-            _ => Self::id(i),
-        };
-        Bully::new(id, self.members(), self.cfg.clone()).expect("valid config")
-    }
-
-    /// Runs `f` on live node `i` and applies its effects.
-    fn with(&self, s: &mut State, i: usize, f: impl FnOnce(&mut Bully, &mut EffectsOf<Bully>)) {
-        let mut out = EffectsOf::<Bully>::new();
-        let Some(node) = s.nodes[i].as_mut() else {
-            return;
-        };
-        f(node, &mut out);
-        // The leader is the member slot, not the id it was configured with: two slots with
-        // one id leading one term are two leaders.
-        if let Role::Leader { term, .. } = node.role() {
-            s.led.insert((*term, Self::id(i)));
-        }
-        for e in out {
-            match e {
-                Effect::Send { to, msg } => {
-                    let j = to as usize - 1;
-                    if s.nodes[j].is_some() {
-                        s.net.insert((i, j, msg));
-                    }
-                }
-                Effect::Broadcast(msg) => {
-                    for j in (0..self.n).filter(|&j| j != i && s.nodes[j].is_some()) {
-                        s.net.insert((i, j, msg.clone()));
-                    }
-                }
-                Effect::SetTimer { timer, .. } => {
-                    s.timers[i].insert(timer);
-                }
-                Effect::CancelTimer(timer) => {
-                    s.timers[i].remove(&timer);
-                }
-                Effect::Emit(BullyEvent::LeaderChanged { leader, term }) => {
-                    if let Some(l) = leader {
-                        if let Some((_, old)) = s.last_seen[i]
-                            && term < old
-                        {
-                            s.went_back = true;
-                        }
-                        s.last_seen[i] = Some((l, term));
-                    }
-                }
-            }
-        }
-    }
-}
-
-const ZERO: Duration = Duration::ZERO;
-
-impl Model for BullyModel {
-    type State = State;
-    type Action = Action;
-
-    fn init_states(&self) -> Vec<State> {
-        let mut s = State {
-            nodes: (0..self.n).map(|i| Some(self.fresh(i))).collect(),
-            timers: vec![BTreeSet::new(); self.n],
-            net: BTreeSet::new(),
-            crashes: 0,
-            restarts: 0,
-            drops: 0,
-            led: BTreeSet::new(),
-            last_seen: vec![None; self.n],
-            went_back: false,
-        };
-        for i in 0..self.n {
-            self.with(&mut s, i, |b, out| b.on_start(ZERO, out));
-        }
-        vec![s]
-    }
-
-    fn actions(&self, s: &State, actions: &mut Vec<Action>) {
-        for (src, dst, msg) in &s.net {
-            actions.push(Action::Deliver(*src, *dst, msg.clone()));
-            if s.drops < self.max_drops {
-                actions.push(Action::Drop(*src, *dst, msg.clone()));
-            }
-        }
-        for (i, ts) in s.timers.iter().enumerate() {
-            for t in ts {
-                // Synchrony, as the algorithm assumes: a message is delivered (or lost) before
-                // any timeout expires, so timers fire only when nothing is in flight; in which
-                // order they fire is left open. A false suspicion is still possible: a
-                // follower's leader timeout may fire between two heartbeats.
-                if self.synchronous && !s.net.is_empty() {
-                    continue;
-                }
-                actions.push(Action::Fire(i, *t));
-            }
-        }
-        for i in 0..self.n {
-            match s.nodes[i] {
-                Some(_) if s.crashes < self.max_crashes => actions.push(Action::Crash(i)),
-                None if s.restarts < self.max_restarts => actions.push(Action::Restart(i)),
-                _ => {}
-            }
-        }
-    }
-
-    fn next_state(&self, last: &State, action: Action) -> Option<State> {
-        let mut s = last.clone();
-        match action {
-            Action::Deliver(src, dst, msg) => {
-                s.net.remove(&(src, dst, msg.clone()));
-                if let (
-                    Some(Seeded::ForgetsTermOnStaleLeader),
-                    BullyMsg::Coordinator { term } | BullyMsg::Heartbeat { term },
-                ) = (self.seeded, &msg)
-                    && s.nodes[dst].as_ref()?.known_term() > *term
-                {
-                    s.nodes[dst] = Some(self.fresh(dst));
-                    s.timers[dst].clear();
-                }
-                let from = Self::id(src);
-                self.with(&mut s, dst, |b, out| b.on_message(ZERO, from, msg, out));
-            }
-            Action::Drop(src, dst, msg) => {
-                s.net.remove(&(src, dst, msg));
-                s.drops += 1;
-            }
-            Action::Fire(i, t) => {
-                s.timers[i].remove(&t);
-                self.with(&mut s, i, |b, out| b.on_timer(ZERO, t, out));
-            }
-            Action::Crash(i) => {
-                s.nodes[i] = None;
-                s.timers[i].clear();
-                s.net.retain(|(_, d, _)| *d != i);
-                s.last_seen[i] = None;
-                s.crashes += 1;
-                let id = Self::id(i);
-                for j in 0..self.n {
-                    self.with(&mut s, j, |b, out| b.on_peer_down(ZERO, id, out));
-                }
-            }
-            Action::Restart(i) => {
-                s.nodes[i] = Some(self.fresh(i));
-                s.restarts += 1;
-                let id = Self::id(i);
-                for j in (0..self.n).filter(|&j| j != i) {
-                    self.with(&mut s, j, |b, out| b.on_peer_up(ZERO, id, out));
-                }
-                self.with(&mut s, i, |b, out| b.on_start(ZERO, out));
-            }
-        }
-        Some(s)
-    }
-
-    fn within_boundary(&self, s: &State) -> bool {
-        s.nodes
-            .iter()
-            .flatten()
-            .all(|b| b.known_term().round <= self.max_round)
-    }
-
-    fn properties(&self) -> Vec<Property<Self>> {
-        vec![
-            Property::always("one leader per term", |_, s: &State| {
-                let mut by_term: BTreeMap<Term, NodeId> = BTreeMap::new();
-                s.led.iter().all(|&(t, l)| {
-                    t.leader == l && by_term.insert(t, l).is_none_or(|other| other == l)
-                })
-            }),
-            Property::always("terms increase", |_, s: &State| !s.went_back),
-            Property::sometimes("elected", |_, s: &State| !s.led.is_empty()),
-        ]
-    }
-}
-
-fn check_safety(name: &str, model: BullyModel) -> usize {
+fn check_safety(name: &str, h: Harness<Election>, depth: usize) -> usize {
     let t = Instant::now();
-    let depth = model.max_depth;
-    let checker = model.checker().target_max_depth(depth).spawn_bfs().join();
+    let checker = h.checker().target_max_depth(depth).spawn_bfs().join();
     println!(
         "{name}: {} states ({} unique) in {:.2} s",
         checker.state_count(),
@@ -288,47 +67,34 @@ fn check_safety(name: &str, model: BullyModel) -> usize {
     checker.unique_state_count()
 }
 
-fn model(n: usize, cfg: BullyConfig) -> BullyModel {
-    BullyModel {
-        n,
-        cfg,
-        max_crashes: 1,
-        max_restarts: 1,
-        max_drops: 1,
-        max_round: 3,
-        max_depth: 16,
-        synchronous: true,
-        seeded: None,
-    }
-}
-
 /// Budgets from the environment, to explore sizes:
-/// `MODEL_BUDGET=n,crashes,restarts,drops,round cargo test --release --test model_election explore -- --ignored --nocapture`.
+/// `MODEL_BUDGET=n,crashes,restarts,breaks,cuts,round,depth,synchronous cargo test --release --test model_election explore -- --ignored --nocapture`.
 #[test]
 #[ignore = "exploration"]
 fn explore() {
     let v: Vec<u64> = std::env::var("MODEL_BUDGET")
-        .unwrap_or_else(|_| "3,1,0,0,2,12,1".into())
+        .unwrap_or_else(|_| "3,1,0,0,0,2,12,1".into())
         .split(',')
         .filter_map(|x| x.parse().ok())
         .collect();
-    let m = BullyModel {
-        n: v[0] as usize,
-        cfg: BullyConfig::default(),
-        max_crashes: v[1] as u8,
-        max_restarts: v[2] as u8,
-        max_drops: v[3] as u8,
-        max_round: v[4],
-        max_depth: v[5] as usize,
-        synchronous: v[6] == 1,
-        seeded: None,
-    };
-    check_safety("explore", m);
+    let mut e = Election::new(v[0] as usize, BullyConfig::default());
+    e.max_round = v[5];
+    let mut h = e.under(election::faults(
+        v[1] as u8,
+        v[2] as u8,
+        v[3] as u8,
+        v[4] as u8,
+        Timers::Any {
+            synchronous: v[7] == 1,
+        },
+    ));
+    h.faults.boot = false;
+    check_safety("explore", h, v[6] as usize);
 }
 
 #[test]
 fn n3_one_leader_per_term_with_a_crash_a_restart_and_a_lost_message() {
-    check_safety("N=3", model(3, BullyConfig::default()));
+    check_safety("N=3 (depth 13)", model(3, BullyConfig::default()), 13);
 }
 
 #[test]
@@ -337,13 +103,7 @@ fn n3_quorum_one_leader_per_term_with_a_crash_a_restart_and_a_lost_message() {
         quorum: true,
         ..BullyConfig::default()
     };
-    check_safety(
-        "N=3 quorum (depth 12)",
-        BullyModel {
-            max_depth: 12,
-            ..model(3, cfg)
-        },
-    );
+    check_safety("N=3 quorum (depth 11)", model(3, cfg), 11);
 }
 
 #[test]
@@ -352,88 +112,67 @@ fn n3_hold_down_one_leader_per_term_with_a_crash_a_restart_and_a_lost_message() 
         hold_down: Some(Duration::from_secs(1)),
         ..BullyConfig::default()
     };
-    check_safety("N=3 hold-down", model(3, cfg));
+    check_safety("N=3 hold-down (depth 13)", model(3, cfg), 13);
 }
 
 #[test]
 fn n4_one_leader_per_term_with_a_crash_and_a_lost_message() {
-    let m = BullyModel {
-        max_restarts: 0,
-        max_round: 2,
-        max_depth: 10,
-        ..model(4, BullyConfig::default())
-    };
-    check_safety("N=4 (depth 10)", m);
+    let mut h = model(4, BullyConfig::default());
+    h.faults.restarts = 0;
+    h.faults.cuts = 0;
+    h.service.max_round = 2;
+    check_safety("N=4 (depth 9)", h, 9);
 }
 
 #[test]
 #[ignore = "minutes: run with --release -- --ignored"]
 fn n4_exhaustive_and_asynchronous_timers() {
-    // N=4, a crash, a lost message, rounds up to 2, every run (about 1.1 M unique states, 20 s
-    // in release).
     check_safety(
         "N=3 exhaustive",
-        BullyModel {
-            max_depth: usize::MAX,
-            ..model(3, BullyConfig::default())
+        model(3, BullyConfig::default()),
+        usize::MAX,
+    );
+    let mut h = model(4, BullyConfig::default());
+    h.faults.restarts = 0;
+    h.faults.cuts = 0;
+    h.service.max_round = 2;
+    check_safety("N=4 exhaustive", h, usize::MAX);
+    let mut q = model(
+        4,
+        BullyConfig {
+            quorum: true,
+            ..BullyConfig::default()
         },
     );
-    let m = BullyModel {
-        max_restarts: 0,
-        max_round: 2,
-        max_depth: usize::MAX,
-        ..model(4, BullyConfig::default())
-    };
-    check_safety("N=4 exhaustive", m);
-    let q = BullyConfig {
-        quorum: true,
-        ..BullyConfig::default()
-    };
-    check_safety(
-        "N=4 quorum (depth 20)",
-        BullyModel {
-            max_restarts: 0,
-            max_round: 2,
-            max_depth: 20,
-            ..model(4, q)
-        },
-    );
-    // N=3 with timers firing at any moment, even with messages in flight (no synchrony): runs
-    // of up to 10 steps (about 4.3 M unique states).
-    check_safety(
-        "N=3 asynchronous (depth 10)",
-        BullyModel {
-            max_depth: 10,
-            synchronous: false,
-            ..model(3, BullyConfig::default())
-        },
-    );
+    q.faults.restarts = 0;
+    q.faults.cuts = 0;
+    q.service.max_round = 2;
+    check_safety("N=4 quorum (depth 20)", q, 20);
+    // N=3 with timers firing at any moment, even with messages in flight (no synchrony).
+    let mut a = model(3, BullyConfig::default());
+    a.faults.timers = Timers::Any { synchronous: false };
+    check_safety("N=3 asynchronous (depth 10)", a, 10);
 }
 
-/// Searches `m` (to its depth) for a counterexample to `property`; returns its length.
-fn counterexample(m: BullyModel, property: &'static str) -> usize {
-    let depth = m.max_depth;
-    harness::search(m, property, Some(depth)).len()
+/// Searches `h` (to `depth` steps) for a counterexample to `property`; returns its length.
+fn counterexample(h: Harness<Election>, depth: usize, property: &'static str) -> usize {
+    harness::search(h, property, Some(depth)).len()
 }
 
 /// The checks can fail: two members configured with one id lead one term.
 #[test]
 fn seeded_shared_id_gives_two_leaders_one_term() {
-    let m = BullyModel {
-        seeded: Some(Seeded::SharedId),
-        ..model(3, BullyConfig::default())
-    };
-    assert!(counterexample(m, "one leader per term") > 0);
+    let mut h = model(3, BullyConfig::default());
+    h.service.seeded = Some(Seeded::SharedId);
+    assert!(counterexample(h, 16, "one leader per term") > 0);
 }
 
 /// The checks can fail: a node that forgets its term on a stale leader message goes back.
 #[test]
 fn seeded_forgetting_the_term_on_a_stale_leader_message_goes_back_a_term() {
-    let m = BullyModel {
-        seeded: Some(Seeded::ForgetsTermOnStaleLeader),
-        ..model(3, BullyConfig::default())
-    };
-    assert!(counterexample(m, "terms increase") > 0);
+    let mut h = model(3, BullyConfig::default());
+    h.service.seeded = Some(Seeded::ForgetsTermOnStaleLeader);
+    assert!(counterexample(h, 16, "terms increase") > 0);
 }
 
 // ---------------------------------------------------------------------------------------------
