@@ -6,8 +6,10 @@
 //! Every wait is an event with a deadline; nodes bind port 0 (a restarted node rebinds the
 //! address its predecessor was given).
 
+use actix_coord::election::{BullyConfig, Election};
 use actix_coord::mutex::{
-    AcquireError, DistributedLock, Fence, FencedResource, LockAlgorithm, LockGuard, fence_display,
+    AcquireError, DistributedLock, Fence, FencedResource, LockAlgorithm, LockGuard, LockOptions,
+    fence_display,
 };
 use actix_coord::net::Node;
 use std::time::{Duration, Instant};
@@ -269,4 +271,130 @@ async fn suzuki_kasami_restarted_previous_holder_waits_for_the_holder() {
 #[actix_rt::test]
 async fn suzuki_kasami_restarted_waiter_waits_for_the_holder() {
     restarted_member_waits_for_the_holder(LockAlgorithm::SuzukiKasami, Role::Waiter).await;
+}
+
+/// Suzuki–Kasami with an elected recovery leader: this member's election and its lock, which
+/// regenerates a lost token only where that election's leader is.
+fn elected_lock(node: &Node) -> (Election, DistributedLock) {
+    let members = [1, 2, 3];
+    let e = Election::start_on_node(node, "leader", &members, BullyConfig::default()).unwrap();
+    let options = LockOptions::default().with_recovery_leader(e.view());
+    let l = DistributedLock::start_on_node_with(
+        node,
+        LockAlgorithm::SuzukiKasami,
+        "r",
+        &members,
+        options,
+    )
+    .unwrap();
+    (e, l)
+}
+
+/// Waits until every election of `members` recognises `leader`.
+async fn leader_is(members: &[&(Election, DistributedLock)], leader: u32) {
+    for (e, _) in members {
+        let mut w = e.watch();
+        tokio::time::timeout(
+            DEADLINE,
+            w.wait_for(|l| l.is_some_and(|(l, _)| l == leader)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("leader {leader} recognised in time"))
+        .unwrap();
+    }
+}
+
+/// Issue 11, the leader's role (its Why, item 2), on real nodes: Suzuki–Kasami with the elected
+/// recovery leader. The leader (member 3, the highest id) dies inside its critical section and
+/// restarts at once, with empty state, so it wins the election again, possibly within
+/// `leader_settle`. The token it held is recovered in a new epoch, and serves member 1 (waiting
+/// since before the crash) and the restarted leader (asking as soon as it is back) one after
+/// the other: neither enters while the other holds, each is granted, and fences strictly
+/// increase. Every fence goes through a `FencedResource` (`write_by`), so none may be refused.
+#[actix_rt::test]
+async fn suzuki_kasami_restarted_leader_waits_for_the_holder() {
+    let mut nodes = three_nodes().await;
+    let mut members: Vec<_> = nodes.iter().map(elected_lock).collect();
+    leader_is(&members.iter().collect::<Vec<_>>(), 3).await;
+    let resource = std::sync::Arc::new(std::sync::Mutex::new(FencedResource::new(Vec::new())));
+    let g = acquire(&members[2].1, DEADLINE).await;
+    let old = g.fencing_token();
+    write(&resource, 3, old);
+    let waiter = members[0].1.clone();
+    let wait = actix_rt::spawn(async move {
+        let g = waiter.try_acquire(DEADLINE).await;
+        (Instant::now(), g)
+    });
+    std::mem::forget(g); // member 3 dies inside its critical section
+    members[2].1.stop();
+    members[2].0.stop();
+    nodes[2].shutdown();
+    declared_down(&[&nodes[0], &nodes[1]], 3).await;
+    let addr = addr_of(&nodes, 3);
+    nodes[2] = restart_node(3, &addr, &nodes).await;
+    members[2] = elected_lock(&nodes[2]);
+    connected(&nodes[2], &[1, 2]).await;
+    let fresh = members[2].1.clone();
+    let fresh_wait = actix_rt::spawn(async move {
+        let g = fresh.try_acquire(DEADLINE).await;
+        (Instant::now(), g)
+    });
+    // The recovered token serves member 1 and the restarted leader in either order (the
+    // regenerating leader serves its own request first): whoever is first holds, and the other
+    // must not enter until it releases.
+    let mut waits = [(1u32, wait), (3u32, fresh_wait)];
+    let end = Instant::now() + DEADLINE;
+    let first = loop {
+        if let Some(k) = waits.iter().position(|(_, w)| w.is_finished()) {
+            break k;
+        }
+        assert!(
+            Instant::now() < end,
+            "someone granted the recovered token in time"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let [(a, wait_a), (b, wait_b)] = waits;
+    let ((first_id, first_wait), (second_id, second_wait)) = if first == 0 {
+        ((a, wait_a), (b, wait_b))
+    } else {
+        ((b, wait_b), (a, wait_a))
+    };
+    let (_, g1) = first_wait.await.unwrap();
+    let g1 = g1.unwrap_or_else(|e| panic!("member {first_id} granted the recovered token: {e}"));
+    let fence1 = g1.fencing_token();
+    write(&resource, first_id, fence1);
+    assert!(
+        fence1 > old,
+        "{} after {}",
+        fence_display(fence1),
+        fence_display(old)
+    );
+    // Give a wrong grant the time to show (the check is the order of events below).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !second_wait.is_finished(),
+        "member {second_id} entered while member {first_id} holds {}",
+        fence_display(fence1)
+    );
+    let released = Instant::now();
+    g1.release().await.unwrap();
+    let (granted, g2) = second_wait.await.unwrap();
+    let g2 = g2.unwrap_or_else(|e| panic!("member {second_id} granted after the release: {e}"));
+    assert!(granted >= released);
+    let fence2 = g2.fencing_token();
+    write(&resource, second_id, fence2);
+    assert!(fence2 > fence1);
+    leader_is(&members.iter().collect::<Vec<_>>(), 3).await;
+    let regenerations: Vec<u64> = members.iter().map(|(_, l)| l.regenerations()).collect();
+    println!(
+        "suzuki-kasami restarted leader: fences n3 {} n{first_id} {} n{second_id} {}; regenerations {regenerations:?}; granted {:?} after the release",
+        fence_display(old),
+        fence_display(fence1),
+        fence_display(fence2),
+        granted.saturating_duration_since(released)
+    );
+    for n in &nodes {
+        n.shutdown();
+    }
 }
