@@ -342,7 +342,7 @@ async fn suzuki_kasami_restarted_leader_waits_for_the_holder() {
     // The recovered token serves member 1 and the restarted leader in either order (the
     // regenerating leader serves its own request first): whoever is first holds, and the other
     // must not enter until it releases.
-    let mut waits = [(1u32, wait), (3u32, fresh_wait)];
+    let waits = [(1u32, wait), (3u32, fresh_wait)];
     let end = Instant::now() + DEADLINE;
     let first = loop {
         if let Some(k) = waits.iter().position(|(_, w)| w.is_finished()) {
