@@ -64,7 +64,12 @@
 //!
 //! The properties bite: with the band wider than the falseticker's distance, or a master that
 //! adjusts anyway when no majority agrees (a faulty average in the test), the checker finds a
-//! counterexample.
+//! counterexample to `no adjustment without a majority`; a master that averages the
+//! falseticker in, to `a falseticker never drags a correct clock`; a machine that steps at every
+//! correction, to `steps only first`; one that slews at twice its rate, to `slew rate and
+//! frequency within bounds`; a node that forgets what it applied when its master changes, to
+//! `each adjustment applied once, in round order`. (`no stale or duplicate reply used` has no
+//! seeded bug: the machine's reply checks cannot be switched off from outside it.)
 //!
 //! Run with `cargo test -p actix-coord --test model_berkeley -- --nocapture` for state counts
 //! and times; the larger runs are `#[ignore]`d:
@@ -218,6 +223,16 @@ enum Mutant {
     /// When a round ends without a majority, the master adjusts its members anyway, to the plain
     /// mean of the offsets it measured (a faulty average with no majority check).
     AdjustWithoutMajority,
+    /// When a round ends with a majority, the master also sends its members the plain mean of
+    /// every offset it measured, the falseticker's included (no fault-tolerant average).
+    PlainMean,
+    /// Every correction is a step, not only the first (a slew becomes a step).
+    StepEveryCorrection,
+    /// Slews at twice the configured rate.
+    FastSlew,
+    /// A node forgets everything when its master changes (a fresh machine, the same
+    /// incarnation): the last round it applied per master is lost.
+    ForgetsOnMasterChange,
 }
 
 /// Clock offsets (ms) of nodes 1, 2, 3 and whether each is a falseticker.
@@ -445,7 +460,17 @@ impl BerkeleyModel {
                         self.apply(s, i, delta_ns);
                     }
                 }
+                Act::Slew { delta_ns, .. }
+                    if self.mutant == Some(Mutant::StepEveryCorrection) && !s.read[i] =>
+                {
+                    queue.push_front(Act::Step { delta_ns });
+                }
                 Act::Slew { delta_ns, rate_ppm } => {
+                    let rate_ppm = if self.mutant == Some(Mutant::FastSlew) {
+                        2.0 * rate_ppm
+                    } else {
+                        rate_ppm
+                    };
                     if rate_ppm != self.cfg.slew_rate_ppm
                         || rate_ppm > SLEW_CAP_PPM
                         || rate_ppm <= 0.0
@@ -478,6 +503,9 @@ impl BerkeleyModel {
             } => {
                 if self.majority_agrees(s, i, round) {
                     s.agreed.insert((i, s.inc[i], round));
+                    if self.mutant == Some(Mutant::PlainMean) {
+                        self.adjust_anyway(s, i, round);
+                    }
                 } else {
                     Self::violate(s, V_MAJORITY);
                 }
@@ -557,7 +585,7 @@ impl BerkeleyModel {
             >= needed
     }
 
-    /// The broken master of [`Mutant::AdjustWithoutMajority`].
+    /// The broken master of [`Mutant::AdjustWithoutMajority`] and [`Mutant::PlainMean`].
     fn adjust_anyway(&self, s: &mut State, m: usize, round: u64) {
         let Some(open) = s.open[m].clone() else {
             return;
@@ -619,7 +647,16 @@ impl BerkeleyModel {
         let Some(node) = &s.nodes[i] else { return };
         let highest = node.members().chain([node.id()]).max();
         if highest != node.master() {
+            self.forget_if_mutant(s, i);
             self.call(s, i, None, |b, now| b.handle_leader(now, highest));
+        }
+    }
+
+    /// [`Mutant::ForgetsOnMasterChange`]: node `i` starts over with a fresh machine (its armed
+    /// timers stay armed, for the shell does not know).
+    fn forget_if_mutant(&self, s: &mut State, i: usize) {
+        if self.mutant == Some(Mutant::ForgetsOnMasterChange) && s.nodes[i].is_some() {
+            s.nodes[i] = Some(self.fresh(i));
         }
     }
 
@@ -807,6 +844,7 @@ impl Model for BerkeleyModel {
             }
             Action::SetMaster(i, j) => {
                 s.leader_changes += 1;
+                self.forget_if_mutant(&mut s, i);
                 self.call(&mut s, i, None, |b, now| b.handle_leader(now, Some(id(j))));
             }
             Action::Crash(i) => {
@@ -1080,6 +1118,44 @@ fn adjusting_without_a_majority_is_caught() {
     let mut m = BerkeleyModel::new(&[NO_MAJORITY]).late(0);
     m.mutant = Some(Mutant::AdjustWithoutMajority);
     counterexample(m, "no adjustment without a majority");
+}
+
+/// A master that averages every offset in, the falseticker's too: a correct clock is dragged
+/// by the falseticker.
+#[test]
+fn a_plain_mean_drags_a_correct_clock() {
+    let mut m = BerkeleyModel::new(&[ONE_FALSETICKER]).late(0);
+    m.mutant = Some(Mutant::PlainMean);
+    counterexample(m, "a falseticker never drags a correct clock");
+}
+
+/// A machine that steps at every correction, not only the first.
+#[test]
+fn stepping_at_every_correction_is_caught() {
+    let mut m = BerkeleyModel::new(&[ALL_GOOD]).late(0).rounds(2);
+    m.mutant = Some(Mutant::StepEveryCorrection);
+    counterexample(m, "steps only first, never on a read clock");
+}
+
+/// A machine that slews faster than it is configured to.
+#[test]
+fn a_slew_at_twice_the_rate_is_caught() {
+    let mut m = BerkeleyModel::new(&[ALL_GOOD]).late(0).rounds(2);
+    m.mutant = Some(Mutant::FastSlew);
+    counterexample(m, "slew rate and frequency within bounds");
+}
+
+/// A node that forgets what it applied when its master changes (the model's earlier finding,
+/// put back on purpose): a duplicate `Adjust` is applied twice.
+#[test]
+fn forgetting_the_last_round_on_a_master_change_is_caught() {
+    let mut m = BerkeleyModel::new(&[ALL_GOOD])
+        .dups(1)
+        .leader_changes(2)
+        .set_master_at(&[0])
+        .late(0);
+    m.mutant = Some(Mutant::ForgetsOnMasterChange);
+    counterexample(m, "each adjustment applied once, in round order");
 }
 
 // ---------------------------------------------------------------------------------------------
