@@ -10,7 +10,7 @@ use super::wire::{
 use crate::clock::{DEFAULT_MAX_OFFSET_MS, ProcessId};
 use crate::intercept::{self, Stamp};
 use actix::Addr;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, SplitStream, StreamExt};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -1421,6 +1421,9 @@ fn run_connection(inner: Arc<Inner>, conn: ConnHandle, framed: Conn, rx: mpsc::R
     tokio::spawn(reader(inner, conn, stream));
 }
 
+/// The writer's frame arena: room for a batch of small frames.
+const ARENA: usize = 16 * 1024;
+
 async fn writer(
     inner: Arc<Inner>,
     conn: ConnHandle,
@@ -1433,7 +1436,11 @@ async fn writer(
     hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let name_of = |p: ProcessId| crate::trace::process_name(p);
     let cancel = conn.0.cancel.clone();
+    // One encoding buffer, and one arena the frames are cut from: the codec copies each frame
+    // into its own buffer and drops it, so the arena's room is reclaimed in place and a frame
+    // costs no allocation once the connection is warm.
     let mut buf = Vec::with_capacity(256);
+    let mut arena = BytesMut::with_capacity(ARENA);
     'outer: loop {
         let first = tokio::select! {
             biased;
@@ -1508,7 +1515,9 @@ async fn writer(
                 buf.clear();
                 frame.encode_into(&mut buf);
             }
-            let out = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(256)));
+            arena.reserve(buf.len().max(ARENA / 4));
+            arena.extend_from_slice(&buf);
+            let out = arena.split().freeze();
             if sink.feed(out).await.is_err() {
                 break 'outer;
             }
