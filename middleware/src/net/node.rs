@@ -1557,6 +1557,7 @@ async fn writer(
 }
 
 async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: SplitStream<Conn>) {
+    let mut targets = crate::net::wire::TargetCache::new();
     let mut st = ReaderState {
         dec: VectorDecoder::new(),
         in_flight: Arc::new(Semaphore::new(inner.cfg.max_in_flight)),
@@ -1590,7 +1591,7 @@ async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: SplitStream<Con
             Ok(Some(Ok(b))) => b.freeze(),
         };
         inner.count(&inner.stats.frames_in);
-        let frame = match Frame::decode(&bytes) {
+        let frame = match Frame::decode_with(&bytes, &mut targets) {
             Ok(f) => f,
             Err(e) => {
                 inner.count(&inner.stats.decode_errors);

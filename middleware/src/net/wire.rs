@@ -260,13 +260,18 @@ fn take<const N: usize>(input: &mut &[u8]) -> Result<[u8; N], WireError> {
 }
 
 fn take_str(input: &mut &[u8], max: usize) -> Result<String, WireError> {
+    take_str_ref(input, max).map(str::to_owned)
+}
+
+/// A length-prefixed UTF-8 string, borrowed from the input.
+fn take_str_ref<'a>(input: &mut &'a [u8], max: usize) -> Result<&'a str, WireError> {
     let len = get_varint(input)?;
     if len > max as u64 || len > input.len() as u64 {
         return Err(WireError::BadName);
     }
     let (s, rest) = input.split_at(len as usize);
     *input = rest;
-    String::from_utf8(s.to_vec()).map_err(|_| WireError::BadName)
+    std::str::from_utf8(s).map_err(|_| WireError::BadName)
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -455,6 +460,19 @@ impl Frame {
     /// # Errors
     /// A [`WireError`] saying what is malformed.
     pub fn decode(body: &Bytes) -> Result<Frame, WireError> {
+        Self::decode_inner(body, None)
+    }
+
+    /// [`decode`](Self::decode), with the target names a connection's frames name kept in
+    /// `targets`: a frame that names one of them again shares it instead of allocating.
+    ///
+    /// # Errors
+    /// A [`WireError`] saying what is malformed.
+    pub fn decode_with(body: &Bytes, targets: &mut TargetCache) -> Result<Frame, WireError> {
+        Self::decode_inner(body, Some(targets))
+    }
+
+    fn decode_inner(body: &Bytes, targets: Option<&mut TargetCache>) -> Result<Frame, WireError> {
         let mut input: &[u8] = body;
         let kind = take_u8(&mut input)?;
         let seq = get_varint(&mut input)?;
@@ -467,7 +485,11 @@ impl Frame {
             }
             1 | 2 => {
                 let corr = get_varint(&mut input)?;
-                let target = Arc::from(take_str(&mut input, MAX_TARGET_LEN)?);
+                let name = take_str_ref(&mut input, MAX_TARGET_LEN)?;
+                let target = match targets {
+                    Some(cache) => cache.get(name),
+                    None => Arc::from(name),
+                };
                 let tag = u64::from_le_bytes(take::<8>(&mut input)?);
                 let stamp = decode_stamp(&mut input)?;
                 let payload = body.slice(body.len() - input.len()..);
@@ -504,6 +526,37 @@ impl Frame {
             seq,
             body: body_out,
         })
+    }
+}
+
+/// The target names one connection's reader met last (at most [`TargetCache::CAPACITY`], the
+/// most recent first), shared by the frames that name them again.
+#[derive(Debug, Default)]
+pub struct TargetCache {
+    names: Vec<Arc<str>>,
+}
+
+impl TargetCache {
+    /// Names kept.
+    pub const CAPACITY: usize = 8;
+
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `name`, shared with an earlier frame's when it is one of the names kept.
+    pub fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(i) = self.names.iter().position(|n| &**n == name) {
+            self.names[..=i].rotate_right(1);
+            return self.names[0].clone();
+        }
+        let n: Arc<str> = Arc::from(name);
+        if self.names.len() == Self::CAPACITY {
+            self.names.pop();
+        }
+        self.names.insert(0, n.clone());
+        n
     }
 }
 
@@ -764,6 +817,48 @@ impl VectorDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_target_cache_shares_names_and_keeps_the_most_recent() {
+        let mut c = TargetCache::new();
+        let a = c.get("sink");
+        assert!(Arc::ptr_eq(&a, &c.get("sink")));
+        for k in 0..TargetCache::CAPACITY {
+            c.get(&format!("other{k}"));
+        }
+        // "sink" was pushed out by eight newer names: a new allocation, the same text.
+        let b = c.get("sink");
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(&*b, "sink");
+        let f = Frame {
+            seq: 1,
+            body: Body::Message {
+                request: false,
+                corr: 0,
+                target: "sink".into(),
+                tag: 7,
+                stamp: WireStamp {
+                    from: ProcessId::new(1, 1),
+                    lamport: 1,
+                    vector: WireVector::Absent,
+                    hlc: None,
+                    reset: false,
+                    names: Vec::new(),
+                },
+                payload: Bytes::new(),
+            },
+        };
+        let bytes = Bytes::from(f.encode());
+        assert_eq!(Frame::decode_with(&bytes, &mut c), Ok(f));
+        let Ok(Frame {
+            body: Body::Message { target, .. },
+            ..
+        }) = Frame::decode_with(&bytes, &mut c)
+        else {
+            panic!("decodes");
+        };
+        assert!(Arc::ptr_eq(&target, &b));
+    }
     use proptest::prelude::*;
 
     fn p(n: u32, l: u32) -> ProcessId {
