@@ -68,8 +68,8 @@
 //! falseticker in, to `a falseticker never drags a correct clock`; a machine that steps at every
 //! correction, to `steps only first`; one that slews at twice its rate, to `slew rate and
 //! frequency within bounds`; a node that forgets what it applied when its master changes, to
-//! `each adjustment applied once, in round order`. (`no stale or duplicate reply used` has no
-//! seeded bug: the machine's reply checks cannot be switched off from outside it.)
+//! `each adjustment applied once, in round order`; a master that matches replies by member
+//! alone, to `no stale or duplicate reply used`.
 //!
 //! Run with `cargo test -p actix-coord --test model_berkeley -- --nocapture` for state counts
 //! and times; the larger runs are `#[ignore]`d:
@@ -196,6 +196,9 @@ struct State {
     applied: Vec<BTreeSet<(usize, u8, u64)>>,
     violations: u8,
     seen: u8,
+    /// [`Mutant::MatchesRepliesByMember`] only (empty otherwise): per (master, member), the last
+    /// probe the master sent it, `(round, seq, t1)`.
+    last_probe: BTreeMap<(usize, usize), (u64, u32, u64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -233,6 +236,10 @@ enum Mutant {
     /// A node forgets everything when its master changes (a fresh machine, the same
     /// incarnation): the last round it applied per master is lost.
     ForgetsOnMasterChange,
+    /// The master matches replies by member alone: a reply counts as the answer to the last
+    /// probe the master sent that member, whatever round and probe it answers (done by the
+    /// shell, which rewrites the reply's round, probe index and `t1` to that probe's).
+    MatchesRepliesByMember,
 }
 
 /// Clock offsets (ms) of nodes 1, 2, 3 and whether each is a falseticker.
@@ -424,6 +431,11 @@ impl BerkeleyModel {
         while let Some(a) = queue.pop_front() {
             match a {
                 Act::Send { to, msg } => {
+                    if self.mutant == Some(Mutant::MatchesRepliesByMember)
+                        && let BerkeleyMsg::Probe { round, seq, t1 } = msg
+                    {
+                        s.last_probe.insert((i, ix(to)), (round, seq, t1));
+                    }
                     let inc = match msg {
                         BerkeleyMsg::Reply { .. } => tag.expect("a reply answers a probe"),
                         _ => s.inc[i],
@@ -694,6 +706,7 @@ impl Model for BerkeleyModel {
                     applied: vec![BTreeSet::new(); N],
                     violations: 0,
                     seen: 0,
+                    last_probe: BTreeMap::new(),
                 };
                 for i in 0..N {
                     self.call(&mut s, i, None, |b, now| {
@@ -787,9 +800,19 @@ impl Model for BerkeleyModel {
                         t3,
                     } => {
                         let now = Self::now_of(&s, dst);
+                        let msg = match s.last_probe.get(&(dst, src)) {
+                            Some(&(round, seq, t1)) => BerkeleyMsg::Reply {
+                                round,
+                                seq,
+                                t1,
+                                t2,
+                                t3,
+                            },
+                            None => env.msg,
+                        };
                         let node = s.nodes[dst].as_mut().expect("alive");
                         let before = node.clone();
-                        let out = node.handle_message(now, id(src), env.msg);
+                        let out = node.handle_message(now, id(src), msg);
                         if *node == before {
                             s.seen |= S_STALE;
                         } else {
@@ -1156,6 +1179,15 @@ fn forgetting_the_last_round_on_a_master_change_is_caught() {
         .late(0);
     m.mutant = Some(Mutant::ForgetsOnMasterChange);
     counterexample(m, "each adjustment applied once, in round order");
+}
+
+/// A master that matches replies by member alone: a reply of an earlier round, arriving late,
+/// is used as the answer to the current round's probe.
+#[test]
+fn matching_replies_by_member_alone_uses_a_stale_reply() {
+    let mut m = BerkeleyModel::new(&[ALL_GOOD]).late(3).rounds(2);
+    m.mutant = Some(Mutant::MatchesRepliesByMember);
+    counterexample(m, "no stale or duplicate reply used");
 }
 
 // ---------------------------------------------------------------------------------------------
