@@ -1455,6 +1455,8 @@ async fn writer(
             if let Some(o) = &item {
                 conn.dequeued(o);
             }
+            // The payload goes into the frame buffer as it is, not through `Bytes`.
+            let mut payload = Vec::new();
             let body = match item {
                 None => Body::Heartbeat,
                 Some(Outbound::Message {
@@ -1463,30 +1465,36 @@ async fn writer(
                     target,
                     tag,
                     stamp,
-                    payload,
-                }) => Body::Message {
-                    request,
-                    corr,
-                    target,
-                    tag,
-                    stamp: enc.encode(&stamp, &name_of),
-                    payload: Bytes::from(payload),
-                },
+                    payload: p,
+                }) => {
+                    payload = p;
+                    Body::Message {
+                        request,
+                        corr,
+                        target,
+                        tag,
+                        stamp: enc.encode(&stamp, &name_of),
+                        payload: Bytes::new(),
+                    }
+                }
                 Some(Outbound::Reply {
                     corr,
                     stamp,
-                    payload,
-                }) => Body::Reply {
-                    corr,
-                    stamp: enc.encode(&stamp, &name_of),
-                    payload: Bytes::from(payload),
-                },
+                    payload: p,
+                }) => {
+                    payload = p;
+                    Body::Reply {
+                        corr,
+                        stamp: enc.encode(&stamp, &name_of),
+                        payload: Bytes::new(),
+                    }
+                }
                 Some(Outbound::Fail { corr, code }) => Body::Fail { corr, code },
             };
             seq += 1;
             let mut frame = Frame { seq, body };
             buf.clear();
-            frame.encode_into(&mut buf);
+            frame.encode_with_payload(&payload, &mut buf);
             if buf.len() > inner.cfg.max_frame {
                 // Too large for the peer: the stamp state moved on, so restart differences;
                 // the frame's sender learns why (a requester here, or the peer for a reply),

@@ -414,6 +414,17 @@ impl Frame {
 
     /// Appends the frame body to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
+        self.encode_parts(None, out);
+    }
+
+    /// Appends the frame body to `out` with `payload` as the payload of a message or a reply
+    /// (their own `payload` field is not read): the sender's encoded value goes in without
+    /// first becoming [`Bytes`].
+    pub fn encode_with_payload(&self, payload: &[u8], out: &mut Vec<u8>) {
+        self.encode_parts(Some(payload), out);
+    }
+
+    fn encode_parts(&self, payload_here: Option<&[u8]>, out: &mut Vec<u8>) {
         let kind = match &self.body {
             Body::Heartbeat => 0,
             Body::Message { request: false, .. } => 1,
@@ -437,7 +448,7 @@ impl Frame {
                 put_str(out, target);
                 out.extend_from_slice(&tag.to_le_bytes());
                 encode_stamp(out, stamp);
-                out.extend_from_slice(payload);
+                out.extend_from_slice(payload_here.unwrap_or(payload));
             }
             Body::Reply {
                 corr,
@@ -446,7 +457,7 @@ impl Frame {
             } => {
                 put_varint(out, *corr);
                 encode_stamp(out, stamp);
-                out.extend_from_slice(payload);
+                out.extend_from_slice(payload_here.unwrap_or(payload));
             }
             Body::Fail { corr, code } => {
                 put_varint(out, *corr);
@@ -817,6 +828,42 @@ impl VectorDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payload_given_apart_encodes_as_the_frame_with_it() {
+        let stamp = WireStamp {
+            from: ProcessId::new(2, 1),
+            lamport: 9,
+            vector: WireVector::Absent,
+            hlc: None,
+            reset: false,
+            names: Vec::new(),
+        };
+        for body in [
+            Body::Message {
+                request: true,
+                corr: 5,
+                target: "sink".into(),
+                tag: 7,
+                stamp: stamp.clone(),
+                payload: Bytes::from_static(b"abc"),
+            },
+            Body::Reply {
+                corr: 5,
+                stamp,
+                payload: Bytes::from_static(b"abc"),
+            },
+        ] {
+            let whole = Frame { seq: 3, body };
+            let mut empty = whole.clone();
+            if let Body::Message { payload, .. } | Body::Reply { payload, .. } = &mut empty.body {
+                *payload = Bytes::new();
+            }
+            let mut out = Vec::new();
+            empty.encode_with_payload(b"abc", &mut out);
+            assert_eq!(out, whole.encode());
+        }
+    }
 
     #[test]
     fn the_target_cache_shares_names_and_keeps_the_most_recent() {
