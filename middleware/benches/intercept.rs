@@ -9,6 +9,10 @@
 //!
 //! `clock/*`: encode, decode, merge and compare of 16-entry vector clocks.
 //!
+//! After each round-trip configuration, a counting allocator (switched on only while it counts)
+//! prints its allocations per round trip: `(allocs(Go(3000)) - allocs(Go(1000))) / 2000`, so the
+//! `Go` message's own cost cancels out.
+//!
 //! Run: `cargo bench -p actix-coord --bench intercept`; ratios in docs/benchmarks.md.
 
 use actix::prelude::*;
@@ -19,6 +23,29 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
 const ROUND_TRIPS: u64 = 100;
+
+#[path = "support/counting.rs"]
+mod counting;
+
+#[global_allocator]
+static GLOBAL: counting::Counting = counting::Counting;
+
+/// Allocations per round trip of `asker`: the difference of two runs cancels `Go`'s own.
+fn allocations_per_round_trip<A>(sys: &SystemRunner, asker: &Addr<A>) -> f64
+where
+    A: Actor + Handler<Go>,
+    A::Context: actix::dev::ToEnvelope<A, Go>,
+{
+    let mut run = |n: u64| {
+        let ((), allocs, _) = counting::count(|| {
+            sys.block_on(asker.send(Go(n))).unwrap();
+        });
+        allocs
+    };
+    run(10); // warm
+    let (a, b) = (run(1000), run(3000));
+    (b as f64 - a as f64) / 2000.0
+}
 
 #[derive(Message)]
 #[rtype(result = "u64")]
@@ -96,6 +123,7 @@ fn roundtrip(c: &mut Criterion) {
     g.bench_function("plain", |bench| {
         bench.iter(|| sys.block_on(plain_asker.send(Go(ROUND_TRIPS))).unwrap())
     });
+    let mut allocations = vec![("plain", allocations_per_round_trip(&sys, &plain_asker))];
 
     for (name, clocks) in [
         ("lamport", ClockSet::LAMPORT_ONLY),
@@ -125,8 +153,13 @@ fn roundtrip(c: &mut Criterion) {
         g.bench_function(name, |bench| {
             bench.iter(|| sys.block_on(asker.send(Go(ROUND_TRIPS))).unwrap())
         });
+        allocations.push((name, allocations_per_round_trip(&sys, &asker)));
     }
     g.finish();
+    println!("allocations per round trip (counting allocator):");
+    for (name, a) in allocations {
+        println!("  {name:<10} {a:.2}");
+    }
 }
 
 fn clock_ops(c: &mut Criterion) {
