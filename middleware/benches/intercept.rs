@@ -36,7 +36,7 @@ where
     A: Actor + Handler<Go>,
     A::Context: actix::dev::ToEnvelope<A, Go>,
 {
-    let mut run = |n: u64| {
+    let run = |n: u64| {
         let ((), allocs, _) = counting::count(|| {
             sys.block_on(asker.send(Go(n))).unwrap();
         });
