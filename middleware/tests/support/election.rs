@@ -110,6 +110,10 @@ pub struct Election {
     pub max_round: u64,
     /// A bug put in on purpose.
     pub seeded: Option<Seeded>,
+    /// Heartbeats wait for the failure detector (set by [`Election::under`] for
+    /// [`Timers::Deadlines`], the liveness search's timing; with timers at any moment they fire
+    /// whenever they are armed, during a partition too).
+    pub heartbeats_wait: bool,
 }
 
 /// The harness's world for the election.
@@ -123,12 +127,14 @@ impl Election {
             cfg,
             max_round: 8,
             seeded: None,
+            heartbeats_wait: false,
         }
     }
 
     /// This service under `faults` (its `n` members).
-    pub fn under(self, faults: Faults) -> Harness<Self> {
+    pub fn under(mut self, faults: Faults) -> Harness<Self> {
         let n = self.n;
+        self.heartbeats_wait = faults.timers == Timers::Deadlines;
         Harness::new(self, faults).members(n)
     }
 
@@ -255,11 +261,11 @@ impl Service for Election {
         Some(msg)
     }
 
-    /// Heartbeats wait for the failure detector (its verdicts come before the next heartbeat,
-    /// partitions heal within a heartbeat period): without this rule the liveness search
-    /// reports runs that never let the detector speak.
+    /// With deadlines, heartbeats wait for the failure detector (its verdicts come before the
+    /// next heartbeat, partitions heal within a heartbeat period): without this rule the
+    /// liveness search reports runs that never let the detector speak.
     fn may_fire(&self, w: &W, _i: usize, timer: &TimerOf<Self>) -> bool {
-        *timer != BullyTimer::Heartbeat || w.detector_quiet()
+        !self.heartbeats_wait || *timer != BullyTimer::Heartbeat || w.detector_quiet()
     }
 
     fn booted(&self, w: &W) -> bool {
