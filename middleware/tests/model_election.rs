@@ -124,9 +124,10 @@ fn n4_one_leader_per_term_with_a_crash_and_a_lost_message() {
     check_safety("N=4 (depth 9)", h, 9);
 }
 
-/// Larger runs, in release (2026-12-07, 2 cores): N=3 every run (5 887 079 unique states,
-/// 85 s), N=4 without restart or partition to depth 13 (4 572 043, 73 s), and N=3 with timers
-/// firing at any moment, even with messages in flight, to depth 10 (3 228 260, 41 s).
+/// Larger runs, in release (2026-12-07, 2 cores, 306 s in all): N=3 every run (6 688 991
+/// unique states, 109 s), N=4 without restart or partition to depth 13 (4 572 194, 79 s), and
+/// N=3 with timers firing at any moment, even with messages in flight, to depth 10 (6 422 856,
+/// 109 s).
 #[test]
 #[ignore = "minutes: run with --release -- --ignored"]
 fn n4_exhaustive_and_asynchronous_timers() {
