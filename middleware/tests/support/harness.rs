@@ -869,12 +869,10 @@ where
             };
             next.push(j);
         }
-        while succ.len() <= i {
-            succ.push(vec![]);
-        }
-        succ[i] = next;
+        // Breadth first: states leave the queue in the order they were numbered.
+        debug_assert_eq!(succ.len(), i);
+        succ.push(next);
     }
-    succ.resize(states.len(), vec![]);
     let stable: Vec<bool> = states.iter().map(&stable).collect();
     // 2. Terminal states are stable.
     for (i, next) in succ.iter().enumerate() {
