@@ -145,6 +145,8 @@ pub(crate) enum HandshakeError {
 struct Counters {
     frames_in: AtomicU64,
     frames_out: AtomicU64,
+    messages_out: AtomicU64,
+    message_bytes_out: AtomicU64,
     handshake_failures: AtomicU64,
     auth_failures: AtomicU64,
     identity_refused: AtomicU64,
@@ -171,6 +173,13 @@ pub struct NetStats {
     pub frames_in: u64,
     /// Frames sent on established connections.
     pub frames_out: u64,
+    /// Of those, the frames carrying a message, a reply or a failed request's answer (every
+    /// frame but the node's own heartbeats): the protocol traffic of the services on the node.
+    pub messages_out: u64,
+    /// The encoded bytes of the frames counted in `messages_out` (header, stamp, target name
+    /// and payload; without the transport's 4-byte length prefix and the security layer's
+    /// framing and authentication tags).
+    pub message_bytes_out: u64,
     /// Handshakes that failed for any reason (garbage, version, timeout, authentication).
     pub handshake_failures: u64,
     /// Handshakes whose security layer failed: wrong secret (Noise), or a certificate the
@@ -614,6 +623,8 @@ impl Node {
         NetStats {
             frames_in: g(&c.frames_in),
             frames_out: g(&c.frames_out),
+            messages_out: g(&c.messages_out),
+            message_bytes_out: g(&c.message_bytes_out),
             handshake_failures: g(&c.handshake_failures),
             auth_failures: g(&c.auth_failures),
             identity_refused: g(&c.identity_refused),
@@ -1523,6 +1534,7 @@ async fn writer(
                 buf.clear();
                 frame.encode_into(&mut buf);
             }
+            let frame_len = buf.len();
             arena.reserve(buf.len().max(ARENA / 4));
             arena.extend_from_slice(&buf);
             let out = arena.split().freeze();
@@ -1530,6 +1542,13 @@ async fn writer(
                 break 'outer;
             }
             inner.count(&inner.stats.frames_out);
+            if !matches!(frame.body, Body::Heartbeat) {
+                inner.count(&inner.stats.messages_out);
+                inner
+                    .stats
+                    .message_bytes_out
+                    .fetch_add(frame_len as u64, Ordering::Relaxed);
+            }
             batch += 1;
             if batch >= 64 {
                 break;

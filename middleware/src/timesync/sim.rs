@@ -193,6 +193,8 @@ pub struct RoundRecord {
     pub master: NodeId,
     /// The master's round number.
     pub round: u64,
+    /// True time from the round's first probe to its end, in ns.
+    pub duration_ns: u64,
     /// How it ended.
     pub outcome: RoundOutcome,
 }
@@ -278,6 +280,10 @@ pub struct SimReport {
     pub master_changes: Vec<(u64, NodeId)>,
     /// Events processed (deliveries, timers, crashes).
     pub events: u64,
+    /// Berkeley messages sent (probes, replies, adjustments; the election's are not counted).
+    pub messages: u64,
+    /// Mean true time from a round's first probe to its end, over the rounds completed, in ns.
+    pub mean_round_ns: f64,
 }
 
 #[derive(Debug)]
@@ -374,6 +380,9 @@ pub struct Simulation {
     max_observed_slew_ppm: f64,
     max_slew_state_ppm: f64,
     events: u64,
+    messages: u64,
+    /// When each (master, round) sent its first probe, until the round ends.
+    round_start: HashMap<(NodeId, u64), u64>,
 }
 
 /// SplitMix64: derives independent seeds from one.
@@ -510,6 +519,8 @@ impl Simulation {
             max_observed_slew_ppm: 0.0,
             max_slew_state_ppm: 0.0,
             events: 0,
+            messages: 0,
+            round_start: HashMap::new(),
             config,
         };
         for &(node, at) in &sim.config.crashes.clone() {
@@ -870,18 +881,26 @@ impl Simulation {
         match event {
             BerkeleyEvent::RoundComplete {
                 round, excluded, ..
-            } => self.rounds.push(RoundRecord {
-                at_ns,
-                master: i as NodeId,
-                round,
-                outcome: RoundOutcome::Adjusted { excluded },
-            }),
-            BerkeleyEvent::NoMajority { round, .. } => self.rounds.push(RoundRecord {
-                at_ns,
-                master: i as NodeId,
-                round,
-                outcome: RoundOutcome::NoMajority,
-            }),
+            } => {
+                let duration_ns = self.round_duration(i as NodeId, round);
+                self.rounds.push(RoundRecord {
+                    at_ns,
+                    master: i as NodeId,
+                    round,
+                    duration_ns,
+                    outcome: RoundOutcome::Adjusted { excluded },
+                });
+            }
+            BerkeleyEvent::NoMajority { round, .. } => {
+                let duration_ns = self.round_duration(i as NodeId, round);
+                self.rounds.push(RoundRecord {
+                    at_ns,
+                    master: i as NodeId,
+                    round,
+                    duration_ns,
+                    outcome: RoundOutcome::NoMajority,
+                });
+            }
             BerkeleyEvent::Corrected {
                 delta_ns, stepped, ..
             } => {
@@ -896,8 +915,19 @@ impl Simulation {
         }
     }
 
+    /// How long `master`'s `round` took, from its first probe to now.
+    fn round_duration(&mut self, master: NodeId, round: u64) -> u64 {
+        self.round_start
+            .remove(&(master, round))
+            .map_or(0, |t| self.now.saturating_sub(t))
+    }
+
     fn send(&mut self, from: NodeId, to: NodeId, msg: BerkeleyMsg) {
+        if let BerkeleyMsg::Probe { round, .. } = msg {
+            self.round_start.entry((from, round)).or_insert(self.now);
+        }
         if let Some(delay) = self.draw_delay(false, from, to) {
+            self.messages += 1;
             let at = self.now.saturating_add(delay);
             self.schedule(at, Event::Deliver { from, to, msg });
         }
@@ -1045,6 +1075,16 @@ impl Simulation {
             max_slew_state_ppm: self.max_slew_state_ppm,
             master_changes: self.master_changes.clone(),
             events: self.events,
+            messages: self.messages,
+            mean_round_ns: if self.rounds.is_empty() {
+                0.0
+            } else {
+                self.rounds
+                    .iter()
+                    .map(|r| r.duration_ns as f64)
+                    .sum::<f64>()
+                    / self.rounds.len() as f64
+            },
         }
     }
 }
