@@ -9,6 +9,10 @@
 //! * summary after the criterion groups: uncontended acquire latency p50/p99, one member
 //!   acquiring alone (for Suzuki–Kasami the token then stays: 0 messages) and the members taking
 //!   turns one after the other (every acquisition moves the lock to another member);
+//! * against the limit: after each cluster's group, the one-way delay of a frame between
+//!   members 1 and 2 of the same cluster (half the median round trip of 2000 requests to an
+//!   actor that answers at once); a lock needing one message per handoff could reach at best
+//!   `1 / one-way` handoffs per second, and the summary prints the contended median against it;
 //! * etcd (`--features etcd`, which needs `protoc` to build, and an `etcd` binary on `PATH`):
 //!   the same workload against a 3-member etcd cluster on loopback started by the bench, N
 //!   clients through etcd's v3 lock API (`Lock` with a lease per client, then `Get` and `Put`
@@ -20,12 +24,34 @@
 //! Run: `cargo bench -p actix-coord --bench locks`, or with the etcd comparison
 //! `cargo bench -p actix-coord --bench locks --features etcd`.
 
+use actix::prelude::*;
+use actix_coord::intercept::{CausalBuilder, CausalContext};
 use actix_coord::mutex::{DistributedLock, LockAlgorithm};
-use actix_coord::net::Node;
+use actix_coord::net::{Node, RemoteAddr};
+use actix_coord::{remote_actor, remote_message};
 use criterion::{Criterion, Throughput};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+/// What measures the one-message-delay limit: a request answered at once by the peer.
+#[derive(Message, serde::Serialize, serde::Deserialize)]
+#[rtype(result = "u64")]
+struct Ping(u64);
+
+remote_message!(Ping);
+
+struct Echo;
+impl Actor for Echo {
+    type Context = CausalContext<Self>;
+}
+impl Handler<Ping> for Echo {
+    type Result = u64;
+    fn handle(&mut self, m: Ping, _: &mut Self::Context) -> u64 {
+        m.0
+    }
+}
+remote_actor!(Echo: Ping);
 
 struct Cluster {
     nodes: Vec<Node>,
@@ -62,6 +88,10 @@ async fn cluster(algorithm: LockAlgorithm, n: u32) -> Cluster {
     {
         assert!(Instant::now() < deadline, "cluster did not connect");
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for node in &nodes {
+        node.register("echo", CausalBuilder::default().node(node.id()).start(Echo))
+            .unwrap();
     }
     let members: Vec<u32> = (1..=n).collect();
     let resource = format!("bench-{algorithm}");
@@ -105,6 +135,22 @@ impl Cluster {
         assert_eq!(self.counter.get(), before + total, "lost increments");
     }
 
+    /// Half the median round trip of `k` sequential requests between members 1 and 2 (each
+    /// answered at once), over the same links and the same thread as the lock's messages: the
+    /// one-way delay of a frame, so `1 / one_way` is the handoff rate a lock needing one
+    /// message per handoff could reach at best.
+    async fn one_way(&self, k: usize) -> Duration {
+        let to: RemoteAddr<Ping> = RemoteAddr::new(&self.nodes[0], 2, "echo");
+        let mut v = Vec::with_capacity(k);
+        for i in 0..k {
+            let t = Instant::now();
+            let r = to.send(Ping(i as u64)).await.unwrap();
+            v.push(t.elapsed());
+            assert_eq!(r, i as u64);
+        }
+        percentiles(v).0 / 2
+    }
+
     /// Acquire latencies of `k` sequential acquisitions by `who(i)`.
     async fn uncontended(&self, k: usize, who: impl Fn(usize) -> usize) -> Vec<Duration> {
         let mut v = Vec::with_capacity(k);
@@ -140,6 +186,11 @@ struct Row {
     name: &'static str,
     /// Handoffs per second, `total` critical sections with all members contending.
     rate: f64,
+    /// The criterion median of the same, handoffs per second.
+    median_rate: f64,
+    /// One-way frame delay between two members, measured right after (half a request's
+    /// median round trip).
+    one_way: Duration,
     alone: (Duration, Duration),
     turns: (Duration, Duration),
 }
@@ -157,6 +208,27 @@ fn print_rows(rows: &[Row]) {
             r.rate,
             format!("{:?}/{:?}", r.alone.0, r.alone.1),
             format!("{:?}/{:?}", r.turns.0, r.turns.1)
+        );
+    }
+}
+
+/// The contended handoff rate against the one-message-delay limit of the same cluster.
+fn print_limits(rows: &[Row]) {
+    println!(
+        "\n  {:<3} {:<16} {:>18} {:>16} {:>14} {:>10} {:>14}",
+        "N", "algorithm", "handoffs/s (median)", "one-way delay", "limit/s", "ratio", "per handoff"
+    );
+    for r in rows {
+        let limit = 1.0 / r.one_way.as_secs_f64();
+        println!(
+            "  {:<3} {:<16} {:>18.0} {:>16?} {:>14.0} {:>10.3} {:>14?}",
+            r.n,
+            r.name,
+            r.median_rate,
+            r.one_way,
+            limit,
+            r.median_rate / limit,
+            Duration::from_secs_f64(1.0 / r.median_rate),
         );
     }
 }
@@ -184,7 +256,8 @@ fn main() {
                 })
             });
             g.finish();
-            let (rate, alone, turns) = sys.block_on(async {
+            let median_rate = criterion_median_rate(n, a.name());
+            let (rate, alone, turns, one_way) = sys.block_on(async {
                 let total = 2000;
                 let t = Instant::now();
                 cl.contended(total).await;
@@ -192,12 +265,15 @@ fn main() {
                 let alone = percentiles(cl.uncontended(2000, |_| 1).await);
                 let n = cl.locks.len();
                 let turns = percentiles(cl.uncontended(2000, |i| i % n).await);
-                (rate, alone, turns)
+                let one_way = cl.one_way(2000).await;
+                (rate, alone, turns, one_way)
             });
             summary.push(Row {
                 n,
                 name: a.name(),
                 rate,
+                median_rate: median_rate.unwrap_or(rate),
+                one_way,
                 alone,
                 turns,
             });
@@ -206,8 +282,22 @@ fn main() {
     }
     println!("\nsummary (same run, loopback, one process):");
     print_rows(&summary);
+    println!("\nagainst the one-message-delay limit (same cluster, measured after each group):");
+    print_limits(&summary);
     etcd::compare(&sys, &mut c, &summary);
     c.final_summary();
+}
+
+/// Criterion's median for `contended/N={n}/{name}` in handoffs per second, from its estimates
+/// file (`None` when criterion wrote none, e.g. under `--test`).
+fn criterion_median_rate(n: u32, name: &str) -> Option<f64> {
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
+    let path = format!("{dir}/criterion/contended_N={n}/{name}/new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let ns = v["median"]["point_estimate"].as_f64()?;
+    Some(1e9 / ns)
 }
 
 #[cfg(not(feature = "etcd"))]
@@ -286,6 +376,8 @@ mod etcd {
                 n,
                 name: "etcd",
                 rate,
+                median_rate: rate,
+                one_way: Duration::ZERO,
                 alone,
                 turns,
             });
