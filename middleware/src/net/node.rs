@@ -1597,10 +1597,20 @@ async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: SplitStream<Con
     let mut expected = 1u64;
     let cancel = conn.0.cancel.clone();
     let reason = loop {
-        let next = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => break DownReason::Closed,
-            n = tokio::time::timeout(inner.cfg.failure_timeout, stream.next()) => n,
+        // A frame already buffered needs no timer (the peer is plainly alive): only a reader
+        // that has to wait arms the failure detector's deadline, which reads the clock. The
+        // timeout still runs from the moment the reader starts waiting, as before.
+        if cancel.is_cancelled() {
+            break DownReason::Closed;
+        }
+        let ready = futures_util::FutureExt::now_or_never(stream.next());
+        let next = match ready {
+            Some(n) => Ok(n),
+            None => tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break DownReason::Closed,
+                n = tokio::time::timeout(inner.cfg.failure_timeout, stream.next()) => n,
+            },
         };
         let bytes = match next {
             Err(_) => {
