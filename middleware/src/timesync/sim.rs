@@ -881,25 +881,9 @@ impl Simulation {
         match event {
             BerkeleyEvent::RoundComplete {
                 round, excluded, ..
-            } => {
-                let duration_ns = self.round_duration(i as NodeId, round);
-                self.rounds.push(RoundRecord {
-                    at_ns,
-                    master: i as NodeId,
-                    round,
-                    duration_ns,
-                    outcome: RoundOutcome::Adjusted { excluded },
-                });
-            }
+            } => self.end_round(i, round, RoundOutcome::Adjusted { excluded }),
             BerkeleyEvent::NoMajority { round, .. } => {
-                let duration_ns = self.round_duration(i as NodeId, round);
-                self.rounds.push(RoundRecord {
-                    at_ns,
-                    master: i as NodeId,
-                    round,
-                    duration_ns,
-                    outcome: RoundOutcome::NoMajority,
-                });
+                self.end_round(i, round, RoundOutcome::NoMajority);
             }
             BerkeleyEvent::Corrected {
                 delta_ns, stepped, ..
@@ -915,11 +899,20 @@ impl Simulation {
         }
     }
 
-    /// How long `master`'s `round` took, from its first probe to now.
-    fn round_duration(&mut self, master: NodeId, round: u64) -> u64 {
-        self.round_start
+    /// Records the end of master `i`'s `round`, with its duration from its first probe.
+    fn end_round(&mut self, i: usize, round: u64, outcome: RoundOutcome) {
+        let master = i as NodeId;
+        let duration_ns = self
+            .round_start
             .remove(&(master, round))
-            .map_or(0, |t| self.now.saturating_sub(t))
+            .map_or(0, |t| self.now.saturating_sub(t));
+        self.rounds.push(RoundRecord {
+            at_ns: self.elapsed_ns(),
+            master,
+            round,
+            duration_ns,
+            outcome,
+        });
     }
 
     fn send(&mut self, from: NodeId, to: NodeId, msg: BerkeleyMsg) {
