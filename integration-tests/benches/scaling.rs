@@ -9,7 +9,7 @@
 //! machine the daemon runs; a turmoil host shares the process's clock, so it could not show a
 //! precision).
 //!
-//! Run: `cargo bench -p integration-tests --bench scaling` (release; about a minute). It prints
+//! Run: `cargo bench -p integration-tests --bench scaling` (release; a few seconds). It prints
 //! the Markdown tables of `docs/benchmarks.md` and writes the plot to `docs/scaling.svg`, or to
 //! `$SCALING_SVG` when set. `SCALING_N=3,5` limits the sizes.
 
