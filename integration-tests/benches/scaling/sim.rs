@@ -322,7 +322,8 @@ pub fn election_run(seed: u64, n: u32, how: Loss) -> ElectionFigures {
         n,
         to_stable,
         messages: after.0 - before.0,
-        leader: n - 1,
+        // What member 1 recognises (all survivors agree, `all_follow` above).
+        leader: world.lock().unwrap().now[&1].map_or(0, |(l, _)| l),
     }
 }
 
