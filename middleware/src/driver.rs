@@ -153,13 +153,7 @@ where
     }
 }
 
-/// A protocol message type that crosses the network under a fixed wire tag, so that
-/// [`PeerMsg`] of it is a [`RemoteMessage`](crate::net::RemoteMessage) and drivers of it accept
-/// it from other nodes.
-pub trait PeerWire: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {
-    /// The wire tag; the same on every node, different for every protocol.
-    const TAG: &'static str;
-}
+pub use crate::protocol::PeerWire;
 
 impl<M: PeerWire> crate::net::RemoteMessage for PeerMsg<M> {
     const TAG: &'static str = M::TAG;
@@ -173,19 +167,6 @@ where
     fn remote_handlers(h: &mut crate::net::Handlers<Self>) {
         h.accept::<PeerMsg<P::Msg>>();
     }
-}
-
-impl PeerWire for crate::election::BullyMsg {
-    const TAG: &'static str = "actix_coord.bully.v1";
-}
-impl PeerWire for crate::mutex::LamportMsg {
-    const TAG: &'static str = "actix_coord.lamport_mutex.v3";
-}
-impl PeerWire for crate::mutex::RaMsg {
-    const TAG: &'static str = "actix_coord.ricart_agrawala.v2";
-}
-impl PeerWire for crate::mutex::SkMsg {
-    const TAG: &'static str = "actix_coord.suzuki_kasami.v2";
 }
 
 /// Links between drivers on different nodes: every member registers its driver under the same

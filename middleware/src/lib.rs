@@ -22,7 +22,7 @@ pub mod election;
 pub mod intercept;
 pub mod mutex;
 pub mod net;
-pub mod protocol;
+pub use actix_coord_proto::protocol;
 pub mod snapshot;
 pub mod timesync;
 pub mod trace;

@@ -1,23 +1,16 @@
 //! The handle over a broadcast member's driver.
 
 use super::{
-    BroadcastCommand, BroadcastError, BroadcastEvent, CausalBroadcast, Delivery,
+    BroadcastCommand, BroadcastError, BroadcastEvent, CausalBroadcast, Delivery, Payload,
     TotalOrderBroadcast,
 };
 use crate::driver::{Command, Driven, Driver, LocalLinks, Observer, PeerWire};
 use crate::protocol::NodeId;
 use crate::trace::{self, FieldValue};
 use actix::Addr;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::fmt::{self, Debug};
 use std::sync::Arc;
 use tokio::sync::broadcast;
-
-/// What a group can broadcast: anything serde can carry between nodes.
-pub trait Payload: Clone + Debug + Serialize + DeserializeOwned + Send + Unpin + 'static {}
-
-impl<T> Payload for T where T: Clone + Debug + Serialize + DeserializeOwned + Send + Unpin + 'static {}
 
 /// A broadcast core a [`Broadcaster`] can run.
 pub trait BroadcastCore:
@@ -73,12 +66,16 @@ pub enum PublishError {
         /// Publications waiting.
         queued: usize,
     },
+    /// The member refused the publication for another reason of its core.
+    #[error(transparent)]
+    Refused(BroadcastError),
 }
 
 impl From<BroadcastError> for PublishError {
     fn from(e: BroadcastError) -> Self {
         match e {
             BroadcastError::Backlog { queued } => Self::Backlog { queued },
+            other => Self::Refused(other),
         }
     }
 }

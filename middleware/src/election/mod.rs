@@ -22,11 +22,8 @@
 //! ```
 
 mod api;
-mod bully;
 
+pub use actix_coord_proto::election::*;
 pub use api::{
     Changes, Election, ElectionError, LeaderChange, LeaderView, RecvError, StartError, term_number,
-};
-pub use bully::{
-    Bully, BullyCommand, BullyConfig, BullyError, BullyEvent, BullyMsg, BullyTimer, Role, Term,
 };

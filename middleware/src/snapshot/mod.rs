@@ -48,29 +48,14 @@
 //! # });
 //! ```
 
-pub mod chandy_lamport;
+pub use actix_coord_proto::snapshot::*;
 
-pub use chandy_lamport::{
-    Application, ChandyLamport, DONE_MEMORY, GlobalSnapshot, LocalSnapshot, Outbox,
-    SnapshotCommand, SnapshotConfig, SnapshotError, SnapshotEvent, SnapshotId, SnapshotMsg,
-};
-
-use crate::driver::{Command, Driver, Inspect, LocalLinks, PeerWire, Subscribe};
+use crate::driver::{Command, Driver, Inspect, LocalLinks, Subscribe};
 use crate::protocol::NodeId;
 use actix::Addr;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-impl<M, S> PeerWire for SnapshotMsg<M, S>
-where
-    M: Serialize + DeserializeOwned + Send + 'static,
-    S: Serialize + DeserializeOwned + Send + 'static,
-{
-    const TAG: &'static str = "actix_coord.chandy_lamport.v1";
-}
 
 /// An [`Application`] a [`Snapshots`] handle can run: its types can travel between actors and
 /// nodes.

@@ -45,7 +45,7 @@
 //! ```
 
 use crate::clock::physical::{AdjustedClock, HardwareClock, PhysicalClockError};
-use crate::driver::{Command, Driver, PeerWire};
+use crate::driver::{Command, Driver};
 use crate::election::{LeaderView, Term};
 use crate::net::{Node, NodeEvent};
 use crate::protocol::{EffectsOf, NodeId, Protocol};
@@ -184,10 +184,6 @@ impl BerkeleyCore {
             }
         }
     }
-}
-
-impl PeerWire for BerkeleyMsg {
-    const TAG: &'static str = "actix_coord.berkeley.v1";
 }
 
 impl Protocol for BerkeleyCore {

@@ -17,10 +17,6 @@
 //! The clocks these adjust are in [`crate::clock::physical`]; docs/timesync.md has the design,
 //! the simulator's figures and the multi-process ones.
 
-pub mod berkeley;
+pub use actix_coord_proto::timesync::*;
 pub mod daemon;
-pub mod probe;
 pub mod sim;
-
-/// A cluster member's id: the `node` part of a [`crate::clock::ProcessId`].
-pub type NodeId = u32;

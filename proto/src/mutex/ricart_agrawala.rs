@@ -34,7 +34,7 @@ use super::{
     check_fenced_members, request_fence, request_stamp,
 };
 use crate::clock::{LamportClock, LamportTimestamp};
-use crate::protocol::{ConfigError, EffectsOf, NodeId, Protocol, sorted_members};
+use crate::protocol::{ConfigError, EffectsOf, NodeId, PeerWire, Protocol, sorted_members};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -69,6 +69,10 @@ pub enum RaMsg {
         /// Lamport time of the sender.
         time: u64,
     },
+}
+
+impl PeerWire for RaMsg {
+    const TAG: &'static str = "actix_coord.ricart_agrawala.v2";
 }
 
 /// One member of Ricart–Agrawala mutual exclusion for one resource.

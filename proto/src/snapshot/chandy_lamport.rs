@@ -34,7 +34,9 @@
 //! snapshot completes or fails, and no member keeps a place for one that cannot complete. A marker or report of an unknown snapshot from a non-member is rejected; a
 //! report for a snapshot this node did not start is ignored.
 
-use crate::protocol::{ConfigError, EffectsOf, NoTimer, NodeId, Protocol, sorted_members};
+use crate::protocol::{
+    ConfigError, EffectsOf, NoTimer, NodeId, PeerWire, Protocol, sorted_members,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -137,6 +139,14 @@ pub enum SnapshotMsg<M, S> {
     Refused(SnapshotId),
     /// From the initiator: `id` is abandoned; drop its recording.
     Abandon(SnapshotId),
+}
+
+impl<M, S> PeerWire for SnapshotMsg<M, S>
+where
+    M: Serialize + DeserializeOwned + Send + 'static,
+    S: Serialize + DeserializeOwned + Send + 'static,
+{
+    const TAG: &'static str = "actix_coord.chandy_lamport.v1";
 }
 
 /// Commands of [`ChandyLamport`].

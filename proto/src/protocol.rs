@@ -20,8 +20,8 @@
 //! The driver owns the transport, the timers and the membership view, and loops:
 //!
 //! ```
-//! use actix_coord::mutex::{LockCommand, LockEvent, RicartAgrawala};
-//! use actix_coord::protocol::{Effect, Effects, EffectsOf, Protocol};
+//! use actix_coord_proto::mutex::{LockCommand, LockEvent, RicartAgrawala};
+//! use actix_coord_proto::protocol::{Effect, Effects, EffectsOf, Protocol};
 //! use std::time::Duration;
 //!
 //! let now = Duration::ZERO;
@@ -296,6 +296,17 @@ pub enum ConfigError {
     /// Two settings contradict each other.
     #[error("inconsistent configuration: {0}")]
     Inconsistent(&'static str),
+}
+
+/// A core's peer message as it crosses the network, under a fixed wire tag: a shell's
+/// envelope of it is a remote message, and drivers of the core accept it from other nodes.
+///
+/// The tag is the same on every node and different for every protocol; a new encoding of the
+/// message takes a new version suffix (`….v2`), so that nodes of two versions refuse each
+/// other's frames instead of misreading them.
+pub trait PeerWire: Serialize + DeserializeOwned + Send + 'static {
+    /// The wire tag, e.g. `actix_coord.bully.v1`.
+    const TAG: &'static str;
 }
 
 /// Validate a membership: `me` included, no duplicates. Returns the members sorted.

@@ -45,7 +45,9 @@
 //! side of a partition thus never has a leader; during a leader change, two leaders may overlap
 //! for at most a heartbeat period, with different terms.
 
-use crate::protocol::{ConfigError, EffectsOf, NodeId, Protocol, SplitMix64, sorted_members};
+use crate::protocol::{
+    ConfigError, EffectsOf, NodeId, PeerWire, Protocol, SplitMix64, sorted_members,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -169,6 +171,10 @@ pub enum BullyMsg {
         /// The term ended.
         term: Term,
     },
+}
+
+impl PeerWire for BullyMsg {
+    const TAG: &'static str = "actix_coord.bully.v1";
 }
 
 /// Timers of [`Bully`]. A timer that fires when it no longer matters is ignored.

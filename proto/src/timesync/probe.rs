@@ -14,7 +14,7 @@
 //! [`FILTER_LEN`] (8) samples and offers the one with the least delay, as NTP's clock filter does.
 //!
 //! ```
-//! use actix_coord::timesync::probe::{ClockFilter, Sample};
+//! use actix_coord_proto::timesync::probe::{ClockFilter, Sample};
 //!
 //! // The server is 5 ms ahead; 100 µs out, 300 µs back.
 //! let s = Sample::from_timestamps(1_000_000, 6_100_000, 6_100_000, 1_400_000).unwrap();

@@ -45,7 +45,9 @@ use super::{
     BroadcastCommand, BroadcastError, BroadcastEvent, BroadcastTimer, Delivery, JOIN_RETRY,
     Rejection,
 };
-use crate::protocol::{ConfigError, EffectsOf, HelloKind, Join, NodeId, Protocol, sorted_members};
+use crate::protocol::{
+    ConfigError, EffectsOf, HelloKind, Join, NodeId, PeerWire, Protocol, sorted_members,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Debug;
@@ -107,6 +109,10 @@ pub enum TotalMsg<T> {
         /// How many broadcasts the sender has made.
         seq: u64,
     },
+}
+
+impl<T: super::Payload> PeerWire for TotalMsg<T> {
+    const TAG: &'static str = "actix_coord.total_order_broadcast.v3";
 }
 
 /// One member of a total-order broadcast group.

@@ -91,7 +91,7 @@ use super::{
     Fence, HelloKind, JOIN_RETRY, Join, LockCommand, LockError, LockEvent, LockState, LockTimer,
     MAX_FENCE_SEQ, check_fenced_members, make_fence,
 };
-use crate::protocol::{ConfigError, EffectsOf, NodeId, Protocol, sorted_members};
+use crate::protocol::{ConfigError, EffectsOf, NodeId, PeerWire, Protocol, sorted_members};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -193,6 +193,10 @@ pub enum SkMsg {
         /// The incarnations the sender has met: `(member, incarnation)`.
         known: Vec<(NodeId, u64)>,
     },
+}
+
+impl PeerWire for SkMsg {
+    const TAG: &'static str = "actix_coord.suzuki_kasami.v2";
 }
 
 /// Who decides a regeneration.

@@ -13,7 +13,7 @@
 //! ever gave two owners the same fence, the second is refused instead of trusted.
 //!
 //! ```
-//! use actix_coord::mutex::{FenceError, FencedResource};
+//! use actix_coord_proto::mutex::{FenceError, FencedResource};
 //!
 //! let mut counter = FencedResource::new(0u64);
 //! counter.write(1, |v| *v += 1).unwrap();          // owner with token 1
@@ -116,7 +116,7 @@ impl<T> FencedResource<T> {
     /// remember both.
     ///
     /// ```
-    /// use actix_coord::mutex::{FenceError, FencedResource};
+    /// use actix_coord_proto::mutex::{FenceError, FencedResource};
     ///
     /// let mut r = FencedResource::new(0u64);
     /// r.write_by(2, 7, |v| *v += 1).unwrap();

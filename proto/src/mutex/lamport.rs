@@ -38,7 +38,7 @@ use super::{
     check_fenced_members, request_fence, request_stamp,
 };
 use crate::clock::{LamportClock, LamportTimestamp};
-use crate::protocol::{ConfigError, EffectsOf, NodeId, Protocol, sorted_members};
+use crate::protocol::{ConfigError, EffectsOf, NodeId, PeerWire, Protocol, sorted_members};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -80,6 +80,10 @@ pub enum LamportMsg {
         /// Lamport time of the sender.
         time: u64,
     },
+}
+
+impl PeerWire for LamportMsg {
+    const TAG: &'static str = "actix_coord.lamport_mutex.v3";
 }
 
 /// One member of Lamport's mutual exclusion for one resource.

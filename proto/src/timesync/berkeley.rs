@@ -41,7 +41,7 @@
 //! # Driving it
 //!
 //! ```
-//! use actix_coord::timesync::berkeley::{Action, Berkeley, BerkeleyConfig, BerkeleyMsg};
+//! use actix_coord_proto::timesync::berkeley::{Action, Berkeley, BerkeleyConfig, BerkeleyMsg};
 //!
 //! let config = BerkeleyConfig::default();
 //! let mut master = Berkeley::new(config, 2, [1]).unwrap();
@@ -300,6 +300,10 @@ pub enum BerkeleyMsg {
         /// Signed correction in ns: positive means the member's clock is behind.
         delta_ns: i64,
     },
+}
+
+impl crate::protocol::PeerWire for BerkeleyMsg {
+    const TAG: &'static str = "actix_coord.berkeley.v1";
 }
 
 /// The machine's timers. Each is either armed or not; arming one again replaces it.

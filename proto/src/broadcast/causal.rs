@@ -59,7 +59,9 @@ use super::{
     BroadcastCommand, BroadcastError, BroadcastEvent, BroadcastTimer, Delivery, JOIN_RETRY,
     Rejection,
 };
-use crate::protocol::{ConfigError, EffectsOf, HelloKind, Join, NodeId, Protocol, sorted_members};
+use crate::protocol::{
+    ConfigError, EffectsOf, HelloKind, Join, NodeId, PeerWire, Protocol, sorted_members,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Debug;
@@ -143,6 +145,10 @@ pub enum CausalWire<T> {
         /// This incarnation's first broadcast.
         first: u64,
     },
+}
+
+impl<T: super::Payload> PeerWire for CausalWire<T> {
+    const TAG: &'static str = "actix_coord.causal_broadcast.v3";
 }
 
 /// What a member tells one that is catching up ([`CausalWire::Hello`], [`CausalWire::State`]).

@@ -94,7 +94,7 @@ impl VectorClock {
 
     /// [`tick`](Self::tick) with a remembered position of `process`'s entry, checked first:
     /// O(1) for a process ticking its own entry again and again.
-    pub(crate) fn tick_hinted(&mut self, process: ProcessId, hint: &mut usize) -> u64 {
+    pub fn tick_hinted(&mut self, process: ProcessId, hint: &mut usize) -> u64 {
         if let Some(e) = self.entries.get_mut(*hint)
             && e.0 == process
         {

@@ -1,0 +1,381 @@
+//! Distributed mutual exclusion: three sans-IO lock cores and a fenced resource.
+//!
+//! * [`LamportMutex`]: Lamport 1978, request / acknowledge / release, 3(N−1) messages per
+//!   critical section; needs FIFO channels.
+//! * [`RicartAgrawala`]: permission-based, the release folded into deferred replies, 2(N−1)
+//!   messages; no FIFO needed.
+//! * [`SuzukiKasami`]: token-based, N messages (0 when the token is already here); the token
+//!   carries an epoch so that a token regenerated after its holder crashed supersedes the old one.
+//! * [`FencedResource`]: the guard on the protected resource, refusing writes whose fencing token
+//!   is lower than the highest it has seen.
+//!
+//! The three cores implement [`Protocol`](crate::protocol::Protocol) with the same
+//! [`LockCommand`] / [`LockEvent`] / [`LockError`] vocabulary, so one actor shell drives any of
+//! them (the algorithm is a configuration value). Like every core of this crate they perform no
+//! I/O, read no clock and draw no randomness: no actix, tokio, `Instant::now()`,
+//! `SystemTime::now()` or `thread_rng()` inside.
+//!
+//! # Fencing tokens
+//! Every grant carries a [`Fence`] that is strictly greater than the fence of the previous owner
+//! (Chubby sequencers, Kleppmann 2016), shown as `round.opener:seq` ([`fence_display`]).
+//! Lamport and Ricart–Agrawala grant in the total order of request timestamps `(time, node)`, so
+//! the fence *is* the granted request's timestamp `time.node:0` ([`request_fence`]): no extra
+//! field on the wire, and it stays increasing when a holder crashes, since its successor's
+//! request is later in that order. Suzuki–Kasami's fence is the token's epoch `(round, opener)`
+//! and its grant count. The stateright checks verify `fences increase` for all three, with
+//! crashes and restarts.
+//!
+//! # Crash-recovery
+//! Every member starts catching up (cluster boot and restart alike): it takes part only once
+//! every peer has answered its `Hello` with its state; peers treat a new incarnation as a new
+//! member (see [`LockTimer`] and `docs/faults.md`).
+//!
+//! # Faults
+//! On [`Protocol::on_peer_down`](crate::protocol::Protocol::on_peer_down) a core drops the
+//! peer's pending requests and stops waiting for it. **A false suspicion can break mutual
+//! exclusion**: the suspected peer may in fact hold the lock. The fencing token is the guard
+//! against that: the next owner's token is higher, so a [`FencedResource`] that has seen it
+//! refuses the old owner's late writes. See `docs/mutex.md`.
+
+mod any;
+mod fenced;
+mod lamport;
+mod ricart_agrawala;
+mod suzuki_kasami;
+
+pub use any::{AnyLock, AnyLockCommand, AnyLockEvent, AnyLockMsg, LockAlgorithm, UnknownAlgorithm};
+pub use fenced::{FenceError, FencedResource};
+pub use lamport::{LamportMsg, LamportMutex};
+pub use ricart_agrawala::{RaMsg, RicartAgrawala};
+pub use suzuki_kasami::{Epoch, SkMsg, SuzukiKasami, Token};
+
+use crate::clock::{LamportTimestamp, ProcessId};
+use crate::protocol::{ConfigError, NodeId};
+use serde::{Deserialize, Serialize};
+
+/// A fencing token: strictly increasing from one lock owner to the next, one value per
+/// ownership.
+///
+/// A fence packs three parts, compared in this order (so the `u64` order is the fence order):
+///
+/// | bits | part | Lamport, Ricart–Agrawala | Suzuki–Kasami |
+/// |---|---|---|---|
+/// | 63..32 | `round` | the granted request's Lamport time | the token's epoch round |
+/// | 31..24 | `opener` | the requesting member | the member that opened the epoch |
+/// | 23..0 | `seq` | 0 | grants made with the token in its epoch |
+///
+/// `(round, opener)` is an epoch, totally ordered, opened by one member; `seq` counts the grants
+/// in it. People see fences as `round.opener:seq` ([`FenceDisplay`], [`fence_display`]), for
+/// instance `3.1:7`: the seventh grant of the epoch member 1 opened in round 3; logs carry the
+/// number too (field `fence`) so that tools compare them. A part that does not fit saturates
+/// (a Lamport time above 2³² − 1, more than 2²⁴ − 1 grants in one epoch): fences then stop
+/// increasing; lock members must have ids of at most [`MAX_FENCED_MEMBER`] (checked when a lock
+/// core is built).
+pub type Fence = u64;
+
+/// The highest member id a lock accepts: the `opener` part of a [`Fence`] has 8 bits.
+pub const MAX_FENCED_MEMBER: NodeId = 255;
+
+/// The largest `seq` part of a [`Fence`].
+pub const MAX_FENCE_SEQ: u64 = (1 << 24) - 1;
+
+/// The fence `round.opener:seq`, each part saturated to its width.
+pub fn make_fence(round: u64, opener: NodeId, seq: u64) -> Fence {
+    (round.min(u64::from(u32::MAX)) << 32)
+        | (u64::from(opener.min(MAX_FENCED_MEMBER)) << 24)
+        | seq.min(MAX_FENCE_SEQ)
+}
+
+/// The parts `(round, opener, seq)` of a fence.
+pub fn fence_parts(fence: Fence) -> (u64, NodeId, u64) {
+    (
+        fence >> 32,
+        // Eight bits: the cast cannot truncate.
+        ((fence >> 24) & 0xff) as NodeId,
+        fence & MAX_FENCE_SEQ,
+    )
+}
+
+/// A [`Fence`] shown as people read it: `round.opener:seq`, e.g. `3.1:7`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FenceDisplay(pub Fence);
+
+/// The readable form of `fence` (`round.opener:seq`).
+pub fn fence_display(fence: Fence) -> FenceDisplay {
+    FenceDisplay(fence)
+}
+
+impl std::fmt::Display for FenceDisplay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (round, opener, seq) = fence_parts(self.0);
+        write!(f, "{round}.{opener}:{seq}")
+    }
+}
+
+/// A fence that is neither `round.opener:seq` nor a plain number.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a fence: {0:?} (expected round.opener:seq, e.g. 3.1:7, or a number)")]
+pub struct BadFence(pub String);
+
+/// Reads a fence written as `round.opener:seq` (as [`FenceDisplay`] shows it) or as its number.
+///
+/// # Errors
+/// [`BadFence`] for anything else, or parts out of range.
+pub fn parse_fence(s: &str) -> Result<Fence, BadFence> {
+    let bad = || BadFence(s.to_owned());
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    let (epoch, seq) = s.split_once(':').ok_or_else(bad)?;
+    let (round, opener) = epoch.split_once('.').ok_or_else(bad)?;
+    let round: u64 = round.parse().map_err(|_| bad())?;
+    let opener: NodeId = opener.parse().map_err(|_| bad())?;
+    let seq: u64 = seq.parse().map_err(|_| bad())?;
+    if round > u64::from(u32::MAX) || opener > MAX_FENCED_MEMBER || seq > MAX_FENCE_SEQ {
+        return Err(bad());
+    }
+    Ok(make_fence(round, opener, seq))
+}
+
+/// What the local user asks of a lock core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LockCommand {
+    /// Ask for the lock; [`LockEvent::Granted`] follows, now or later.
+    Acquire,
+    /// Leave the critical section; [`LockEvent::Released`] follows at once.
+    Release,
+    /// Withdraw a pending request (a cancelled or timed-out wait); [`LockEvent::Cancelled`]
+    /// follows at once.
+    Cancel,
+}
+
+/// What a lock core tells its local user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LockEvent {
+    /// The lock is held from now on; writes to the protected resource carry `fence`.
+    Granted {
+        /// The fencing token of this ownership.
+        fence: Fence,
+    },
+    /// The lock was released by the local user.
+    Released {
+        /// The fencing token of the ownership that ended.
+        fence: Fence,
+    },
+    /// A pending request was withdrawn.
+    Cancelled,
+    /// Ownership was lost without a release: the core learnt that its lock was superseded
+    /// (Suzuki–Kasami: a newer token epoch while holding). Stop writing.
+    Lost {
+        /// The fencing token of the ownership that was lost.
+        fence: Fence,
+    },
+}
+
+/// Where a lock core stands, from its local user's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum LockState {
+    /// Neither holding nor asking.
+    #[default]
+    Idle,
+    /// A request is pending.
+    Waiting,
+    /// In the critical section.
+    Held {
+        /// The fencing token of this ownership.
+        fence: Fence,
+    },
+}
+
+/// A lock command refused in the current state (nothing changed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LockError {
+    /// `Acquire` while a request is already pending.
+    #[error("a request is already pending")]
+    AlreadyWaiting,
+    /// `Acquire` while already holding the lock (the cores are not re-entrant).
+    #[error("the lock is already held")]
+    AlreadyHeld,
+    /// `Release` while not holding the lock.
+    #[error("the lock is not held")]
+    NotHeld,
+    /// `Cancel` while no request is pending.
+    #[error("no request is pending")]
+    NotWaiting,
+}
+
+/// The local index of the lock process within its node, for [`LamportTimestamp`]s.
+///
+/// Local index 0 is the node's external process (see [`ProcessId::external`]); the lock core is
+/// the one process of its node taking part in the algorithm, so requests are ordered by
+/// `(time, node)` exactly as in the paper's `(T_m, P_i)`.
+pub const LOCK_PROCESS: u32 = 1;
+
+/// The total-order stamp of a request made at Lamport time `time` by member `node`.
+pub fn request_stamp(time: u64, node: NodeId) -> LamportTimestamp {
+    LamportTimestamp::new(time, ProcessId::new(node, LOCK_PROCESS))
+}
+
+/// The fence of a grant to the request stamped `stamp` (Lamport, Ricart–Agrawala):
+/// `time.node:0`, ordered exactly like the stamps while Lamport time stays below 2^32
+/// (beyond, the time saturates and fences stop increasing: 4 billion events on one lock).
+pub fn request_fence(stamp: LamportTimestamp) -> Fence {
+    make_fence(stamp.time, stamp.process.node, 0)
+}
+
+/// The one timer of the lock cores: while a core is catching up, it asks again every
+/// [`JOIN_RETRY`] the peers that have not answered.
+///
+/// A core starts **catching up**: it sends `Hello { incarnation }` to every peer and takes no
+/// part in the algorithm (it answers requests as an idle member, but makes none, grants itself
+/// nothing and passes no token) until every peer not declared down has answered with its state
+/// (`State`). A peer that receives a `Hello` of an incarnation it has not met treats the sender
+/// as a new member: the old incarnation's requests are dropped (as on a crash), and its own
+/// outstanding request and state are re-sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LockTimer {
+    /// Re-send `Hello` to the peers whose state has not arrived.
+    JoinRetry,
+}
+
+/// How often a catching-up lock core asks again ([`LockTimer::JoinRetry`]).
+pub const JOIN_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
+pub(crate) use crate::protocol::{HelloKind, Join};
+
+/// Lock members must fit the fence's `opener` part.
+pub(crate) fn check_fenced_members(members: &[NodeId]) -> Result<(), ConfigError> {
+    if members.iter().any(|&m| m > MAX_FENCED_MEMBER) {
+        return Err(ConfigError::Inconsistent(
+            "lock member ids must be at most 255 (the fence's opener part)",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod test_net {
+    //! A tiny deterministic in-memory network for unit tests: FIFO delivery of everything in
+    //! flight, in send order, counting messages.
+    use crate::protocol::{Effect, EffectsOf, NodeId, Protocol};
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    pub(crate) struct Net<P: Protocol> {
+        pub nodes: Vec<P>,
+        pub queue: VecDeque<(NodeId, NodeId, P::Msg)>,
+        pub events: Vec<(NodeId, P::Event)>,
+        pub sent: usize,
+        pub down: Vec<NodeId>,
+    }
+
+    impl<P: Protocol> Net<P> {
+        /// The nodes, started (each catches up with the others) and settled; the catch-up's
+        /// messages are not counted in `sent`.
+        pub fn new(nodes: Vec<P>) -> Self {
+            let mut net = Self::unstarted(nodes);
+            for i in 0..net.nodes.len() {
+                net.start(net.nodes[i].id());
+            }
+            net.run();
+            net.sent = 0;
+            net.events.clear();
+            net
+        }
+
+        /// The nodes, not started.
+        pub fn unstarted(nodes: Vec<P>) -> Self {
+            Self {
+                nodes,
+                queue: VecDeque::new(),
+                events: Vec::new(),
+                sent: 0,
+                down: Vec::new(),
+            }
+        }
+
+        /// Runs `on_start` of node `id` (a member that starts, or restarts with fresh state).
+        pub fn start(&mut self, id: NodeId) {
+            let i = self.ix(id);
+            let mut out = EffectsOf::<P>::new();
+            self.nodes[i].on_start(Duration::ZERO, &mut out);
+            self.absorb(id, out);
+        }
+
+        fn ix(&self, id: NodeId) -> usize {
+            self.nodes
+                .iter()
+                .position(|n| n.id() == id)
+                .expect("known node")
+        }
+
+        pub fn absorb(&mut self, from: NodeId, mut out: EffectsOf<P>) {
+            let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id()).collect();
+            for e in out.drain() {
+                match e {
+                    Effect::Send { to, msg } => {
+                        self.sent += 1;
+                        self.queue.push_back((from, to, msg));
+                    }
+                    Effect::Broadcast(msg) => {
+                        for &to in ids.iter().filter(|&&i| i != from) {
+                            self.sent += 1;
+                            self.queue.push_back((from, to, msg.clone()));
+                        }
+                    }
+                    Effect::Emit(ev) => self.events.push((from, ev)),
+                    Effect::SetTimer { .. } | Effect::CancelTimer(_) => {}
+                }
+            }
+        }
+
+        pub fn command(&mut self, id: NodeId, cmd: P::Command) -> Result<(), P::Error> {
+            let i = self.ix(id);
+            let mut out = EffectsOf::<P>::new();
+            let r = self.nodes[i].on_command(Duration::ZERO, cmd, &mut out);
+            self.absorb(id, out);
+            r
+        }
+
+        /// Deliver one message; false when nothing is in flight.
+        pub fn step(&mut self) -> bool {
+            let Some((from, to, msg)) = self.queue.pop_front() else {
+                return false;
+            };
+            if self.down.contains(&to) || self.down.contains(&from) {
+                return true;
+            }
+            let i = self.ix(to);
+            let mut out = EffectsOf::<P>::new();
+            self.nodes[i].on_message(Duration::ZERO, from, msg, &mut out);
+            self.absorb(to, out);
+            true
+        }
+
+        pub fn run(&mut self) {
+            while self.step() {}
+        }
+
+        /// Crash `id` and tell every other node.
+        pub fn crash(&mut self, id: NodeId) {
+            self.down.push(id);
+            let ids: Vec<NodeId> = self
+                .nodes
+                .iter()
+                .map(|n| n.id())
+                .filter(|o| !self.down.contains(o))
+                .collect();
+            for o in ids {
+                let i = self.ix(o);
+                let mut out = EffectsOf::<P>::new();
+                self.nodes[i].on_peer_down(Duration::ZERO, id, &mut out);
+                self.absorb(o, out);
+            }
+        }
+
+        pub fn take_events(&mut self) -> Vec<(NodeId, P::Event)> {
+            std::mem::take(&mut self.events)
+        }
+    }
+}
