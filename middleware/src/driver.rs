@@ -26,9 +26,9 @@
 //! ```
 
 use crate::intercept::{CausalBuilder, CausalContext};
-use crate::protocol::{Effect, EffectsOf, NodeId, Protocol};
+use crate::protocol::{Effect, EffectsOf, Membership, NodeId, Protocol};
 use actix::prelude::*;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -258,11 +258,10 @@ pub type Observer<E> = Box<dyn FnMut(&E)>;
 /// The actor that drives a protocol core.
 pub struct Driver<P: Driven> {
     core: P,
-    members: Vec<NodeId>,
+    group: Membership,
     links: Box<dyn Links<P::Msg>>,
     epoch: Instant,
     timers: Vec<(P::Timer, SpawnHandle)>,
-    down: BTreeSet<NodeId>,
     events: broadcast::Sender<P::Event>,
     observer: Option<Observer<P::Event>>,
     out: EffectsOf<P>,
@@ -299,11 +298,10 @@ where
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let driver = Driver {
             core,
-            members: members.to_vec(),
+            group: Membership::including(id, members.iter().copied()),
             links: Box::new(links),
             epoch: Instant::now(),
             timers: Vec::new(),
-            down: BTreeSet::new(),
             events,
             observer,
             out: EffectsOf::<P>::new(),
@@ -325,10 +323,8 @@ where
                     self.links.send(me, to, msg);
                 }
                 Effect::Broadcast(msg) => {
-                    for &to in &self.members {
-                        if to != me && !self.down.contains(&to) {
-                            self.links.send(me, to, msg.clone());
-                        }
+                    for to in self.group.live_peers() {
+                        self.links.send(me, to, msg.clone());
                     }
                 }
                 Effect::SetTimer { timer, after } => {
@@ -387,7 +383,7 @@ where
     fn handle(&mut self, m: PeerMsg<P::Msg>, ctx: &mut Self::Context) {
         // The claimed sender must be a member, and the node the message came from.
         let node = ctx.sender().map(|p| p.node);
-        if !self.members.contains(&m.from) || node != Some(m.from) {
+        if !self.group.is_member(m.from) || node != Some(m.from) {
             tracing::warn!(target: "actix_coord::driver", from = m.from, ?node, "message from a non-member dropped");
             return;
         }
@@ -396,8 +392,8 @@ where
         // peer declared down, on a live link, means it is back. Tell the core first, so that it
         // does not drop what the peer re-sends on seeing us again (each side would drop the
         // other's and a waiter would starve).
-        if self.down.contains(&m.from) && self.links.is_up(m.from) {
-            self.down.remove(&m.from);
+        if self.group.is_down(m.from) && self.links.is_up(m.from) {
+            self.group.set_up(m.from);
             self.core.on_peer_up(now, m.from, &mut self.out);
         }
         self.core.on_message(now, m.from, m.msg, &mut self.out);
@@ -498,10 +494,10 @@ where
     fn handle(&mut self, m: PeerStatus, ctx: &mut Self::Context) {
         let now = self.now();
         match m {
-            PeerStatus::Down(p) if self.members.contains(&p) && self.down.insert(p) => {
+            PeerStatus::Down(p) if self.group.set_down(p) => {
                 self.core.on_peer_down(now, p, &mut self.out)
             }
-            PeerStatus::Up(p) if self.members.contains(&p) && self.down.remove(&p) => {
+            PeerStatus::Up(p) if self.group.is_down(p) && self.group.set_up(p) => {
                 self.core.on_peer_up(now, p, &mut self.out)
             }
             _ => return,

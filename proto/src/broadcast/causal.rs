@@ -60,7 +60,7 @@ use super::{
     Rejection,
 };
 use crate::protocol::{
-    ConfigError, EffectsOf, HelloKind, Join, NodeId, PeerWire, Protocol, sorted_members,
+    ConfigError, EffectsOf, HelloKind, Join, Membership, NodeId, PeerWire, Protocol,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -177,8 +177,7 @@ struct Missing {
 /// One member of a causal broadcast group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CausalBroadcast<T> {
-    me: NodeId,
-    members: Vec<NodeId>,
+    group: Membership,
     config: CausalConfig,
     delivered: Vec<u64>,
     /// Held back: (origin, sequence number) → message.
@@ -217,15 +216,14 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
         members: impl IntoIterator<Item = NodeId>,
         config: CausalConfig,
     ) -> Result<Self, ConfigError> {
-        let members = sorted_members(me, members)?;
+        let group = Membership::new(me, members)?;
         if config.max_held == 0 {
             return Err(ConfigError::Inconsistent("max_held must be positive"));
         }
-        let peers: Vec<NodeId> = members.iter().copied().filter(|&p| p != me).collect();
+        let peers: Vec<NodeId> = group.peers().collect();
         Ok(Self {
-            me,
-            delivered: vec![0; members.len()],
-            members,
+            delivered: vec![0; group.len()],
+            group,
             config,
             held: BTreeMap::new(),
             log: VecDeque::new(),
@@ -266,7 +264,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
 
     /// The members, sorted.
     pub fn members(&self) -> &[NodeId] {
-        &self.members
+        self.group.members()
     }
 
     /// How many messages are held back, waiting for one they depend on.
@@ -275,7 +273,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
     }
 
     fn ix(&self, id: NodeId) -> Option<usize> {
-        self.members.binary_search(&id).ok()
+        self.group.ix(id)
     }
 
     /// How many broadcasts of other members this member lacks after refusing some: per origin
@@ -289,8 +287,8 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
     }
 
     fn send_to_others(&self, except: NodeId, msg: &CausalMsg<T>, out: &mut EffectsOf<Self>) {
-        for &p in &self.members {
-            if p != self.me && p != except {
+        for &p in self.group.members() {
+            if p != self.group.me() && p != except {
                 out.send(p, CausalWire::Data(msg.clone()));
             }
         }
@@ -308,7 +306,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
         }
         m.asked_at = Some(progress);
         out.send(
-            self.members[o],
+            self.group.members()[o],
             CausalWire::Resend {
                 from: self.delivered[o] + 1,
             },
@@ -344,7 +342,9 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
 
     /// A member asks for this member's broadcasts from number `from` on.
     fn resend(&mut self, to: NodeId, from: u64, out: &mut EffectsOf<Self>) {
-        let Some(me) = self.ix(self.me) else { return };
+        let Some(me) = self.ix(self.group.me()) else {
+            return;
+        };
         let last = self.delivered[me];
         let from = from.max(1);
         if from > last {
@@ -353,7 +353,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
         let oldest = self.log.front().map_or(last + 1, |m| m.deps[me]);
         if from < oldest {
             out.emit(BroadcastEvent::Unrecoverable {
-                origin: self.me,
+                origin: self.group.me(),
                 member: to,
                 first: from,
                 below: oldest,
@@ -402,7 +402,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
         if self.join.active() || !self.join.missing().contains(&from) {
             return;
         }
-        if view.delivered.len() != self.members.len() {
+        if view.delivered.len() != self.group.members().len() {
             out.emit(BroadcastEvent::Rejected {
                 from,
                 reason: Rejection::Malformed("view of the wrong length"),
@@ -420,7 +420,9 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
     fn activate(&mut self, out: &mut EffectsOf<Self>) {
         out.cancel_timer(BroadcastTimer::JoinRetry);
         let answers = std::mem::take(&mut self.answers);
-        let Some(me) = self.ix(self.me) else { return };
+        let Some(me) = self.ix(self.group.me()) else {
+            return;
+        };
         // Own numbering goes on after every number an earlier incarnation used that anyone
         // delivered or holds.
         let used = answers.values().map(|v| v.yours).max().unwrap_or(0);
@@ -430,21 +432,21 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
         // asked for again. At the cluster's boot nobody has caught up, and nothing is adopted.
         let active: Vec<&CausalView> = answers.values().filter(|v| v.active).collect();
         if !active.is_empty() {
-            for k in (0..self.members.len()).filter(|&k| k != me) {
+            for k in (0..self.group.members().len()).filter(|&k| k != me) {
                 let common = active.iter().map(|v| v.delivered[k]).min().unwrap_or(0);
                 self.delivered[k] = self.delivered[k].max(common);
             }
             let delivered = &self.delivered;
-            let members = &self.members;
+            let members = self.group.members();
             self.held.retain(|&(origin, seq), _| {
                 members
                     .binary_search(&origin)
                     .is_ok_and(|o| seq > delivered[o])
             });
         }
-        for k in 0..self.members.len() {
-            let p = self.members[k];
-            if p == self.me {
+        for k in 0..self.group.members().len() {
+            let p = self.group.members()[k];
+            if p == self.group.me() {
                 continue;
             }
             if self.floor > 0 {
@@ -476,12 +478,12 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
             return;
         }
         self.floors.insert(o, first);
-        let origin = self.members[o];
+        let origin = self.group.members()[o];
         let have = self.delivered[o];
         if have + 1 < first {
             out.emit(BroadcastEvent::Unrecoverable {
                 origin,
-                member: self.me,
+                member: self.group.me(),
                 first: have + 1,
                 below: first,
             });
@@ -495,7 +497,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
             // never delivered here.
             out.emit(BroadcastEvent::Unrecoverable {
                 origin,
-                member: self.me,
+                member: self.group.me(),
                 first,
                 below: have + 1,
             });
@@ -503,17 +505,19 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
     }
 
     fn publish(&mut self, payload: T, out: &mut EffectsOf<Self>) {
-        let Some(me) = self.ix(self.me) else { return };
+        let Some(me) = self.ix(self.group.me()) else {
+            return;
+        };
         let mut deps = self.delivered.clone();
         deps[me] += 1;
         let msg = CausalMsg {
-            origin: self.me,
+            origin: self.group.me(),
             incarnation: self.join.inc,
             deps,
             payload,
         };
         out.emit(BroadcastEvent::Published { seq: msg.deps[me] });
-        self.send_to_others(self.me, &msg, out);
+        self.send_to_others(self.group.me(), &msg, out);
         if self.config.resend_log > 0 {
             if self.log.len() == self.config.resend_log {
                 self.log.pop_front();
@@ -579,7 +583,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
             });
             return;
         }
-        if msg.deps.len() != self.members.len() {
+        if msg.deps.len() != self.group.members().len() {
             out.emit(BroadcastEvent::Rejected {
                 from,
                 reason: Rejection::Malformed("dependency vector of the wrong length"),
@@ -593,7 +597,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
             return;
         }
         let seq = msg.deps[o];
-        if msg.origin == self.me
+        if msg.origin == self.group.me()
             || seq <= self.delivered[o]
             || self.held.contains_key(&(msg.origin, seq))
         {
@@ -624,7 +628,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
     type Error = BroadcastError;
 
     fn id(&self) -> NodeId {
-        self.me
+        self.group.me()
     }
 
     fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
@@ -658,7 +662,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
         msg: CausalWire<T>,
         out: &mut EffectsOf<Self>,
     ) {
-        let Some(f) = self.ix(from).filter(|_| from != self.me) else {
+        let Some(f) = self.ix(from).filter(|_| from != self.group.me()) else {
             out.emit(BroadcastEvent::Rejected {
                 from,
                 reason: Rejection::NotAMember(from),
@@ -691,7 +695,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
                 if oldest > first {
                     out.emit(BroadcastEvent::Unrecoverable {
                         origin: from,
-                        member: self.me,
+                        member: self.group.me(),
                         first,
                         below: oldest,
                     });
@@ -713,13 +717,13 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
     fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
         // Nothing to release: a held message still depends on what it depends on. A member
         // catching up stops waiting for that peer's answer.
-        if peer != self.me && self.join.answered(peer) {
+        if peer != self.group.me() && self.join.answered(peer) {
             self.activate(out);
         }
     }
 
     fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
-        let Some(p) = self.ix(peer).filter(|_| peer != self.me) else {
+        let Some(p) = self.ix(peer).filter(|_| peer != self.group.me()) else {
             return;
         };
         if !self.join.active() {

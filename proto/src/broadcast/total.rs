@@ -46,7 +46,7 @@ use super::{
     Rejection,
 };
 use crate::protocol::{
-    ConfigError, EffectsOf, HelloKind, Join, NodeId, PeerWire, Protocol, sorted_members,
+    ConfigError, EffectsOf, HelloKind, Join, Membership, NodeId, PeerWire, Protocol,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -118,8 +118,7 @@ impl<T: super::Payload> PeerWire for TotalMsg<T> {
 /// One member of a total-order broadcast group.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TotalOrderBroadcast<T> {
-    me: NodeId,
-    members: Vec<NodeId>,
+    group: Membership,
     config: TotalConfig,
     clock: u64,
     /// Not yet delivered, in delivery order: (time, origin) → (payload, origin's sequence).
@@ -128,7 +127,6 @@ pub struct TotalOrderBroadcast<T> {
     heard: BTreeMap<NodeId, u64>,
     /// Broadcasts received (or sent) per member, numbering each origin's messages.
     seqs: BTreeMap<NodeId, u64>,
-    down: BTreeSet<NodeId>,
     /// Origins one of whose broadcasts this member refused: their later ones are refused too
     /// (they would follow a gap), and they are no longer waited for.
     cut: BTreeSet<NodeId>,
@@ -154,26 +152,20 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
         members: impl IntoIterator<Item = NodeId>,
         config: TotalConfig,
     ) -> Result<Self, ConfigError> {
-        let members = sorted_members(me, members)?;
+        let group = Membership::new(me, members)?;
         if config.max_queued == 0 || config.max_clock_jump == 0 {
             return Err(ConfigError::Inconsistent(
                 "max_queued and max_clock_jump must be positive",
             ));
         }
-        let peers: Vec<NodeId> = members.iter().copied().filter(|&p| p != me).collect();
+        let peers: Vec<NodeId> = group.peers().collect();
         Ok(Self {
-            me,
-            heard: members
-                .iter()
-                .filter(|&&p| p != me)
-                .map(|&p| (p, 0))
-                .collect(),
-            members,
+            heard: group.peers().map(|p| (p, 0)).collect(),
+            group,
             config,
             clock: 0,
             queue: BTreeMap::new(),
             seqs: BTreeMap::new(),
-            down: BTreeSet::new(),
             cut: BTreeSet::new(),
             last: None,
             delivered: 0,
@@ -197,7 +189,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
     }
 
     fn own_seq(&self) -> u64 {
-        self.seqs.get(&self.me).copied().unwrap_or(0)
+        self.seqs.get(&self.group.me()).copied().unwrap_or(0)
     }
 
     fn hello(&self, peer: NodeId, out: &mut EffectsOf<Self>) {
@@ -232,7 +224,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
     fn activate(&mut self, out: &mut EffectsOf<Self>) {
         out.cancel_timer(BroadcastTimer::JoinRetry);
         let time = self.clock;
-        for p in self.others().collect::<Vec<_>>() {
+        for p in self.group.peers().collect::<Vec<_>>() {
             out.send(p, TotalMsg::Ack { time });
         }
         while let Some(payload) = self.pending.pop_front() {
@@ -244,9 +236,9 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
     fn publish(&mut self, payload: T, out: &mut EffectsOf<Self>) {
         self.clock = self.clock.saturating_add(1);
         let time = self.clock;
-        let seq = self.next_seq(self.me);
+        let seq = self.next_seq(self.group.me());
         out.emit(BroadcastEvent::Published { seq });
-        for p in self.others().collect::<Vec<_>>() {
+        for p in self.group.peers().collect::<Vec<_>>() {
             out.send(
                 p,
                 TotalMsg::Data {
@@ -257,7 +249,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
                 },
             );
         }
-        self.queue.insert((time, self.me), (payload, seq));
+        self.queue.insert((time, self.group.me()), (payload, seq));
         self.drain(out);
     }
 
@@ -276,14 +268,6 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
         self.delivered
     }
 
-    fn is_member(&self, id: NodeId) -> bool {
-        self.members.binary_search(&id).is_ok()
-    }
-
-    fn others(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.members.iter().copied().filter(move |&p| p != self.me)
-    }
-
     fn next_seq(&mut self, origin: NodeId) -> u64 {
         let s = self.seqs.entry(origin).or_insert(0);
         *s += 1;
@@ -297,7 +281,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
             let stable = self
                 .heard
                 .iter()
-                .all(|(p, &h)| self.down.contains(p) || self.cut.contains(p) || h >= time);
+                .all(|(p, &h)| self.group.is_down(*p) || self.cut.contains(p) || h >= time);
             if !stable {
                 break;
             }
@@ -384,7 +368,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
     type Error = BroadcastError;
 
     fn id(&self) -> NodeId {
-        self.me
+        self.group.me()
     }
 
     fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
@@ -418,7 +402,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
         msg: TotalMsg<T>,
         out: &mut EffectsOf<Self>,
     ) {
-        if from == self.me || !self.is_member(from) {
+        if from == self.group.me() || !self.group.is_member(from) {
             out.emit(BroadcastEvent::Rejected {
                 from,
                 reason: Rejection::NotAMember(from),
@@ -504,7 +488,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
                 let seq = self.next_seq(from);
                 self.queue.insert((time, from), (payload, seq));
                 let ack = self.clock;
-                for p in self.others().collect::<Vec<_>>() {
+                for p in self.group.peers().collect::<Vec<_>>() {
                     out.send(p, TotalMsg::Ack { time: ack });
                 }
             }
@@ -524,8 +508,8 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
     }
 
     fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
-        if self.heard.contains_key(&peer) {
-            self.down.insert(peer);
+        if self.group.is_peer(peer) {
+            self.group.set_down(peer);
             if self.join.answered(peer) {
                 self.activate(out);
             }
@@ -534,10 +518,9 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
     }
 
     fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
-        if !self.heard.contains_key(&peer) {
+        if !self.group.set_up(peer) {
             return;
         }
-        self.down.remove(&peer);
         if self.join.await_again(peer) {
             self.hello(peer, out);
         }
@@ -554,8 +537,7 @@ mod tests {
 
     /// `core`, caught up with peers that know nothing yet (the cluster's boot).
     fn booted(mut core: Tob) -> Tob {
-        let me = core.me;
-        for p in core.members.clone().into_iter().filter(|&p| p != me) {
+        for p in core.group.peers().collect::<Vec<_>>() {
             let mut out = EffectsOf::<Tob>::new();
             core.on_message(
                 Duration::ZERO,

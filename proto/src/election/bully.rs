@@ -45,9 +45,7 @@
 //! side of a partition thus never has a leader; during a leader change, two leaders may overlap
 //! for at most a heartbeat period, with different terms.
 
-use crate::protocol::{
-    ConfigError, EffectsOf, NodeId, PeerWire, Protocol, SplitMix64, sorted_members,
-};
+use crate::protocol::{ConfigError, EffectsOf, Membership, NodeId, PeerWire, Protocol, SplitMix64};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -260,10 +258,8 @@ enum Passive {
 /// One member of a bully election.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Bully {
-    me: NodeId,
-    members: Vec<NodeId>,
+    group: Membership,
     cfg: BullyConfig,
-    down: BTreeSet<NodeId>,
     role: Role,
     /// The recognised leader and its term.
     leader: Option<(NodeId, Term)>,
@@ -285,11 +281,9 @@ impl Bully {
     ) -> Result<Self, ConfigError> {
         cfg.validate()?;
         Ok(Self {
-            me,
-            members: sorted_members(me, members)?,
+            group: Membership::new(me, members)?,
             rng: SplitMix64::new(cfg.seed ^ u64::from(me)),
             cfg,
-            down: BTreeSet::new(),
             role: Role::Follower,
             leader: None,
             known: Term::default(),
@@ -326,12 +320,8 @@ impl Bully {
         self.known
     }
 
-    fn is_member(&self, p: NodeId) -> bool {
-        p != self.me && self.members.binary_search(&p).is_ok()
-    }
-
     fn majority(&self) -> usize {
-        self.members.len() / 2 + 1
+        self.group.members().len() / 2 + 1
     }
 
     fn set_leader(&mut self, leader: Option<(NodeId, Term)>, out: &mut EffectsOf<Self>) {
@@ -368,12 +358,8 @@ impl Bully {
         self.role = Role::Candidate;
         out.cancel_timer(BullyTimer::Coordinator);
         out.cancel_timer(BullyTimer::LeaderLost);
-        let higher: Vec<NodeId> = self
-            .members
-            .iter()
-            .copied()
-            .filter(|&p| p > self.me && !self.down.contains(&p))
-            .collect();
+        let me = self.group.me();
+        let higher: Vec<NodeId> = self.group.live_peers().filter(|&p| p > me).collect();
         if higher.is_empty() {
             self.win(now, out);
             return;
@@ -388,14 +374,14 @@ impl Bully {
     fn win(&mut self, now: Duration, out: &mut EffectsOf<Self>) {
         let term = Term {
             round: self.known.round + 1,
-            leader: self.me,
+            leader: self.group.me(),
         };
         self.known = term;
         out.cancel_timer(BullyTimer::Answer);
         if self.cfg.quorum {
             self.role = Role::Claiming {
                 term,
-                acks: BTreeSet::from([self.me]),
+                acks: BTreeSet::from([self.group.me()]),
             };
             out.broadcast(BullyMsg::Coordinator { term });
             out.set_timer(BullyTimer::Claim, self.cfg.answer_timeout);
@@ -414,7 +400,7 @@ impl Bully {
         out.cancel_timer(BullyTimer::Claim);
         out.cancel_timer(BullyTimer::LeaderLost);
         out.set_timer(BullyTimer::Heartbeat, self.cfg.heartbeat_every);
-        self.set_leader(Some((self.me, term)), out);
+        self.set_leader(Some((self.group.me(), term)), out);
     }
 
     fn check_claim(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
@@ -475,7 +461,9 @@ impl Bully {
             out.send(from, BullyMsg::Stale { term: self.known });
             return;
         }
-        if from < self.me && self.passive != Passive::HoldDown && self.passive != Passive::Resigned
+        if from < self.group.me()
+            && self.passive != Passive::HoldDown
+            && self.passive != Passive::Resigned
         {
             // A lower node leads: bully it, with a higher term. Its term is at least the newest
             // known, so a leader here is superseded: it steps down first, so that its view
@@ -509,7 +497,7 @@ impl Protocol for Bully {
     type Error = BullyError;
 
     fn id(&self) -> NodeId {
-        self.me
+        self.group.me()
     }
 
     /// A node that (re)starts holds an election, or with a hold-down listens first.
@@ -558,17 +546,17 @@ impl Protocol for Bully {
         msg: BullyMsg,
         out: &mut EffectsOf<Self>,
     ) {
-        if !self.is_member(from) {
+        if !self.group.is_peer(from) {
             return;
         }
         // Hearing from a node proves it is up, whatever the failure detector said last: a node
         // that thinks a returned higher node is still down would otherwise keep winning
         // elections against it, each with a higher term.
-        self.down.remove(&from);
+        self.group.set_up(from);
         match msg {
             // Step 2.
             BullyMsg::Election => {
-                if from > self.me || self.passive != Passive::No {
+                if from > self.group.me() || self.passive != Passive::No {
                     return; // elections go upwards; a passive node does not compete
                 }
                 out.send(from, BullyMsg::Answer);
@@ -579,7 +567,7 @@ impl Protocol for Bully {
                 }
             }
             BullyMsg::Answer => {
-                if from > self.me && self.role == Role::Candidate {
+                if from > self.group.me() && self.role == Role::Candidate {
                     self.role = Role::AwaitingCoordinator;
                     out.cancel_timer(BullyTimer::Answer);
                     out.set_timer(BullyTimer::Coordinator, self.cfg.coordinator_timeout);
@@ -599,17 +587,14 @@ impl Protocol for Bully {
             },
             BullyMsg::Stale { term } => {
                 let leading = self.is_leader() || matches!(self.role, Role::Claiming { .. });
-                if term <= self.known
-                    || !leading
-                    || self.members.binary_search(&term.leader).is_err()
-                {
+                if term <= self.known || !leading || !self.group.is_member(term.leader) {
                     return;
                 }
                 self.known = term;
-                if term.leader > self.me {
+                if term.leader > self.group.me() {
                     // A higher node led more recently than us: it is the rightful leader (a
                     // node believing it down would otherwise out-bid it, term after term).
-                    self.down.remove(&term.leader);
+                    self.group.set_up(term.leader);
                     self.follow(term.leader, term, !self.cfg.quorum, out);
                 } else {
                     // A lower node, or our own previous incarnation (we restarted and forgot).
@@ -682,7 +667,7 @@ impl Protocol for Bully {
                     return;
                 }
                 self.passive = Passive::No;
-                let lower_or_none = self.leader.is_none_or(|(l, _)| l < self.me);
+                let lower_or_none = self.leader.is_none_or(|(l, _)| l < self.group.me());
                 if lower_or_none && !self.in_election() {
                     self.start_election(now, out);
                 }
@@ -699,10 +684,10 @@ impl Protocol for Bully {
     }
 
     fn on_peer_down(&mut self, now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
-        if !self.is_member(peer) {
+        if !self.group.is_peer(peer) {
             return;
         }
-        self.down.insert(peer);
+        self.group.set_down(peer);
         if self.leader.is_some_and(|(l, _)| l == peer) && self.role == Role::Follower {
             self.set_leader(None, out);
             if self.passive != Passive::Resigned {
@@ -712,10 +697,9 @@ impl Protocol for Bully {
     }
 
     fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
-        if !self.is_member(peer) {
+        if !self.group.set_up(peer) {
             return;
         }
-        self.down.remove(&peer);
         if let Role::Leader { term, .. } = self.role {
             out.send(peer, BullyMsg::Coordinator { term });
         }

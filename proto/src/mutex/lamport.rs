@@ -38,7 +38,7 @@ use super::{
     check_fenced_members, request_fence, request_stamp,
 };
 use crate::clock::{LamportClock, LamportTimestamp};
-use crate::protocol::{ConfigError, EffectsOf, NodeId, PeerWire, Protocol, sorted_members};
+use crate::protocol::{ConfigError, EffectsOf, Membership, NodeId, PeerWire, Protocol};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -89,11 +89,7 @@ impl PeerWire for LamportMsg {
 /// One member of Lamport's mutual exclusion for one resource.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LamportMutex {
-    me: NodeId,
-    /// Every configured member, sorted, self included.
-    members: Vec<NodeId>,
-    /// Members declared down.
-    down: BTreeSet<NodeId>,
+    group: Membership,
     clock: LamportClock,
     /// The request queue, ordered by `=>`.
     queue: BTreeSet<LamportTimestamp>,
@@ -118,13 +114,11 @@ impl LamportMutex {
     /// answered its `Hello` (sent by [`Protocol::on_start`]) or been declared down. Its
     /// incarnation is 0; [`with_incarnation`](Self::with_incarnation) sets another.
     pub fn new(me: NodeId, members: impl IntoIterator<Item = NodeId>) -> Result<Self, ConfigError> {
-        let members = sorted_members(me, members)?;
-        check_fenced_members(&members)?;
-        let peers: Vec<NodeId> = members.iter().copied().filter(|&p| p != me).collect();
+        let group = Membership::new(me, members)?;
+        check_fenced_members(group.members())?;
+        let peers: Vec<NodeId> = group.peers().collect();
         Ok(Self {
-            me,
-            members,
-            down: BTreeSet::new(),
+            group,
             clock: LamportClock::new(),
             queue: BTreeSet::new(),
             last_heard: BTreeMap::new(),
@@ -167,17 +161,6 @@ impl LamportMutex {
         self.clock.time()
     }
 
-    fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.members
-            .iter()
-            .copied()
-            .filter(move |&p| p != self.me && !self.down.contains(&p))
-    }
-
-    fn is_peer(&self, p: NodeId) -> bool {
-        p != self.me && self.members.binary_search(&p).is_ok() && !self.down.contains(&p)
-    }
-
     // Rule 1 (made once caught up: until then the wait only records the wish).
     fn request(&mut self, out: &mut EffectsOf<Self>) -> Result<(), LockError> {
         match self.state {
@@ -194,7 +177,7 @@ impl LamportMutex {
 
     fn send_request(&mut self, out: &mut EffectsOf<Self>) {
         let time = self.clock.tick();
-        let stamp = request_stamp(time, self.me);
+        let stamp = request_stamp(time, self.group.me());
         self.queue.insert(stamp);
         self.mine = Some(stamp);
         out.broadcast(LamportMsg::Request { time });
@@ -246,7 +229,7 @@ impl LamportMutex {
                 .get(&p)
                 .is_some_and(|&t| request_stamp(t, p) > mine)
         };
-        if self.peers().all(heard_later) {
+        if self.group.live_peers().all(heard_later) {
             let fence = request_fence(mine);
             self.state = LockState::Held { fence };
             out.emit(LockEvent::Granted { fence });
@@ -266,7 +249,7 @@ impl Protocol for LamportMutex {
     type Error = LockError;
 
     fn id(&self) -> NodeId {
-        self.me
+        self.group.me()
     }
 
     fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
@@ -322,7 +305,7 @@ impl Protocol for LamportMutex {
         msg: LamportMsg,
         out: &mut EffectsOf<Self>,
     ) {
-        if !self.is_peer(from) {
+        if !self.group.is_live_peer(from) {
             return; // unknown, self, or declared down: dropped
         }
         let time = match msg {
@@ -385,10 +368,9 @@ impl Protocol for LamportMutex {
     }
 
     fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
-        if !self.is_peer(peer) {
+        if !self.group.set_down(peer) {
             return;
         }
-        self.down.insert(peer);
         self.last_heard.remove(&peer);
         self.drop_request_of(peer);
         if self.join.answered(peer) {
@@ -398,12 +380,11 @@ impl Protocol for LamportMutex {
     }
 
     fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
-        if peer == self.me || self.members.binary_search(&peer).is_err() {
-            return;
-        }
         // A returning peer starts afresh (it may be a new incarnation): it must hear our
         // outstanding request, pending or granted, and our clock.
-        self.down.remove(&peer);
+        if !self.group.set_up(peer) {
+            return;
+        }
         self.last_heard.remove(&peer);
         self.drop_request_of(peer);
         if self.join.await_again(peer) {

@@ -34,7 +34,7 @@ use super::{
     check_fenced_members, request_fence, request_stamp,
 };
 use crate::clock::{LamportClock, LamportTimestamp};
-use crate::protocol::{ConfigError, EffectsOf, NodeId, PeerWire, Protocol, sorted_members};
+use crate::protocol::{ConfigError, EffectsOf, Membership, NodeId, PeerWire, Protocol};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -78,9 +78,7 @@ impl PeerWire for RaMsg {
 /// One member of Ricart–Agrawala mutual exclusion for one resource.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RicartAgrawala {
-    me: NodeId,
-    members: Vec<NodeId>,
-    down: BTreeSet<NodeId>,
+    group: Membership,
     clock: LamportClock,
     /// Our pending or granted request.
     mine: Option<LamportTimestamp>,
@@ -102,13 +100,11 @@ impl RicartAgrawala {
     /// answered its `Hello` (sent by [`Protocol::on_start`]) or been declared down. Its
     /// incarnation is 0; [`with_incarnation`](Self::with_incarnation) sets another.
     pub fn new(me: NodeId, members: impl IntoIterator<Item = NodeId>) -> Result<Self, ConfigError> {
-        let members = sorted_members(me, members)?;
-        check_fenced_members(&members)?;
-        let peers: Vec<NodeId> = members.iter().copied().filter(|&p| p != me).collect();
+        let group = Membership::new(me, members)?;
+        check_fenced_members(group.members())?;
+        let peers: Vec<NodeId> = group.peers().collect();
         Ok(Self {
-            me,
-            members,
-            down: BTreeSet::new(),
+            group,
             clock: LamportClock::new(),
             mine: None,
             replied: BTreeSet::new(),
@@ -145,10 +141,6 @@ impl RicartAgrawala {
         self.deferred.keys().copied()
     }
 
-    fn is_peer(&self, p: NodeId) -> bool {
-        p != self.me && self.members.binary_search(&p).is_ok() && !self.down.contains(&p)
-    }
-
     // Step 1 (made once caught up: until then the wait only records the wish).
     fn request(&mut self, out: &mut EffectsOf<Self>) -> Result<(), LockError> {
         match self.state {
@@ -165,7 +157,7 @@ impl RicartAgrawala {
 
     fn send_request(&mut self, out: &mut EffectsOf<Self>) {
         let time = self.clock.tick();
-        self.mine = Some(request_stamp(time, self.me));
+        self.mine = Some(request_stamp(time, self.group.me()));
         self.replied.clear();
         out.broadcast(RaMsg::Request { time });
         self.try_enter(out);
@@ -209,11 +201,7 @@ impl RicartAgrawala {
         if self.state != LockState::Waiting || !self.join.active() {
             return;
         }
-        let everyone = self
-            .members
-            .iter()
-            .filter(|&&p| p != self.me && !self.down.contains(&p))
-            .all(|p| self.replied.contains(p));
+        let everyone = self.group.live_peers().all(|p| self.replied.contains(&p));
         if let (true, Some(mine)) = (everyone, self.mine) {
             let fence = request_fence(mine);
             self.state = LockState::Held { fence };
@@ -239,7 +227,7 @@ impl Protocol for RicartAgrawala {
     type Error = LockError;
 
     fn id(&self) -> NodeId {
-        self.me
+        self.group.me()
     }
 
     fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
@@ -284,7 +272,7 @@ impl Protocol for RicartAgrawala {
     }
 
     fn on_message(&mut self, _now: Duration, from: NodeId, msg: RaMsg, out: &mut EffectsOf<Self>) {
-        if !self.is_peer(from) {
+        if !self.group.is_live_peer(from) {
             return;
         }
         match msg {
@@ -350,10 +338,9 @@ impl Protocol for RicartAgrawala {
     }
 
     fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
-        if !self.is_peer(peer) {
+        if !self.group.set_down(peer) {
             return;
         }
-        self.down.insert(peer);
         self.deferred.remove(&peer);
         self.replied.remove(&peer);
         if self.join.answered(peer) {
@@ -363,12 +350,11 @@ impl Protocol for RicartAgrawala {
     }
 
     fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
-        if peer == self.me || self.members.binary_search(&peer).is_err() {
-            return;
-        }
         // A returning peer starts afresh (it may be a new incarnation): it must hear our
         // pending request and our clock.
-        self.down.remove(&peer);
+        if !self.group.set_up(peer) {
+            return;
+        }
         self.deferred.remove(&peer);
         if self.join.await_again(peer) {
             self.hello(peer, out);

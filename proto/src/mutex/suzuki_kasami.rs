@@ -91,7 +91,7 @@ use super::{
     Fence, HelloKind, JOIN_RETRY, Join, LockCommand, LockError, LockEvent, LockState, LockTimer,
     MAX_FENCE_SEQ, check_fenced_members, make_fence,
 };
-use crate::protocol::{ConfigError, EffectsOf, NodeId, PeerWire, Protocol, sorted_members};
+use crate::protocol::{ConfigError, EffectsOf, Membership, NodeId, PeerWire, Protocol};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -225,10 +225,8 @@ struct Recovery {
 /// One member of Suzuki–Kasami mutual exclusion for one resource.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SuzukiKasami {
-    me: NodeId,
-    members: Vec<NodeId>,
-    down: BTreeSet<NodeId>,
-    /// `RN`, indexed like `members`.
+    group: Membership,
+    /// `RN`, indexed like `group.members()`.
     rn: Vec<u64>,
     token: Option<Token>,
     state: LockState,
@@ -268,10 +266,10 @@ impl SuzukiKasami {
     /// # Errors
     /// [`ConfigError`] when the membership is invalid.
     pub fn new(me: NodeId, members: impl IntoIterator<Item = NodeId>) -> Result<Self, ConfigError> {
-        let members = sorted_members(me, members)?;
-        check_fenced_members(&members)?;
-        let peers: Vec<NodeId> = members.iter().copied().filter(|&p| p != me).collect();
-        let first = members[0];
+        let group = Membership::new(me, members)?;
+        check_fenced_members(group.members())?;
+        let peers: Vec<NodeId> = group.peers().collect();
+        let first = group.members()[0];
         let epoch = Epoch {
             round: 0,
             leader: first,
@@ -280,14 +278,12 @@ impl SuzukiKasami {
             epoch,
             seq: 0,
             hop: 0,
-            ln: vec![0; members.len()],
+            ln: vec![0; group.len()],
             queue: VecDeque::new(),
         });
         Ok(Self {
-            rn: vec![0; members.len()],
-            me,
-            members,
-            down: BTreeSet::new(),
+            rn: vec![0; group.len()],
+            group,
             token: None,
             state: LockState::Idle,
             epoch,
@@ -366,7 +362,7 @@ impl SuzukiKasami {
     ///   recovers), so a node that no longer leads never regenerates.
     pub fn set_leader(&mut self, leader: Option<NodeId>, out: &mut EffectsOf<Self>) {
         let leader = leader.filter(|&l| self.ix(l).is_some());
-        let me = self.me;
+        let me = self.group.me();
         let Decider::Elected {
             leader: current,
             asked,
@@ -381,7 +377,7 @@ impl SuzukiKasami {
         if was && !now {
             self.recovery = None;
         }
-        if now && !was && (asked || self.wants_recovery || !self.down.is_empty()) {
+        if now && !was && (asked || self.wants_recovery || !self.group.down().is_empty()) {
             self.start_recovery(out);
         }
     }
@@ -393,9 +389,13 @@ impl SuzukiKasami {
         }
         match self.decider {
             Decider::LowestLive => {
-                self.members.iter().find(|p| !self.down.contains(p)) == Some(&self.me)
+                self.group
+                    .members()
+                    .iter()
+                    .find(|&&p| !self.group.is_down(p))
+                    == Some(&self.group.me())
             }
-            Decider::Elected { leader, .. } => leader == Some(self.me),
+            Decider::Elected { leader, .. } => leader == Some(self.group.me()),
         }
     }
 
@@ -432,25 +432,14 @@ impl SuzukiKasami {
     }
 
     fn ix(&self, id: NodeId) -> Option<usize> {
-        self.members.binary_search(&id).ok()
-    }
-
-    fn is_peer(&self, p: NodeId) -> bool {
-        p != self.me && self.ix(p).is_some() && !self.down.contains(&p)
-    }
-
-    fn live_peers(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.members
-            .iter()
-            .copied()
-            .filter(move |&p| p != self.me && !self.down.contains(&p))
+        self.group.ix(id)
     }
 
     /// Members after `me` in id order, wrapping around (the round-robin order of step 3).
     fn after_me(&self) -> impl Iterator<Item = NodeId> + '_ {
-        let i = self.ix(self.me).unwrap_or(0);
-        let n = self.members.len();
-        (1..n).map(move |k| self.members[(i + k) % n])
+        let i = self.ix(self.group.me()).unwrap_or(0);
+        let n = self.group.members().len();
+        (1..n).map(move |k| self.group.members()[(i + k) % n])
     }
 
     fn enter(&mut self, out: &mut EffectsOf<Self>) {
@@ -474,12 +463,12 @@ impl SuzukiKasami {
                 return;
             };
             self.after_me()
-                .filter(|p| !self.down.contains(p) && !token.queue.contains(p))
+                .filter(|p| !self.group.is_down(*p) && !token.queue.contains(p))
                 .filter(|&p| {
                     // Outstanding: a request newer than the last one served. The paper's
                     // `RN[j] = LN[j] + 1` assumes one request at a time; after a cancelled wait
                     // the next request has `RN[j] = LN[j] + 2` and must count too.
-                    let i = self.members.binary_search(&p).unwrap_or(0);
+                    let i = self.group.ix(p).unwrap_or(0);
                     self.rn[i] > token.ln[i]
                 })
                 .collect()
@@ -488,7 +477,7 @@ impl SuzukiKasami {
             return;
         };
         token.queue.extend(outstanding);
-        token.queue.retain(|p| !self.down.contains(p));
+        token.queue.retain(|&p| !self.group.is_down(p));
         match token.queue.pop_front() {
             Some(next) => {
                 token.hop += 1;
@@ -514,21 +503,21 @@ impl SuzukiKasami {
         self.wants_recovery = false;
         let epoch = Epoch {
             round: self.epoch.round.saturating_add(1),
-            leader: self.me,
+            leader: self.group.me(),
         };
         self.epoch = epoch;
         let mut answers = BTreeMap::new();
-        let own = self.rn[self.ix(self.me).unwrap_or(0)];
-        answers.insert(self.me, (own, self.waiting()));
+        let own = self.rn[self.ix(self.group.me()).unwrap_or(0)];
+        answers.insert(self.group.me(), (own, self.waiting()));
         self.recovery = Some(Recovery {
             epoch,
-            awaiting: self.live_peers().collect(),
+            awaiting: self.group.live_peers().collect(),
             found: false,
             answers,
         });
         // To the live peers only: a peer we think down must not adopt the epoch (if it is alive
         // after all, its old token stays distinguishable from the regenerated one).
-        for p in self.live_peers().collect::<Vec<_>>() {
+        for p in self.group.live_peers().collect::<Vec<_>>() {
             out.send(p, SkMsg::Probe { epoch });
         }
         self.finish_recovery(out);
@@ -557,7 +546,7 @@ impl SuzukiKasami {
         // regenerated token would issue that member's fence again.
         let epoch = Epoch {
             round: rec.epoch.round.saturating_add(1),
-            leader: self.me,
+            leader: self.group.me(),
         };
         self.adopt(epoch);
         let mut ln = self.rn.clone();
@@ -616,7 +605,7 @@ impl SuzukiKasami {
     /// ignored for ever. A request too many costs at most one pass of the token.
     fn ask_again(&mut self, out: &mut EffectsOf<Self>) {
         if self.state == LockState::Waiting && self.token.is_none() && self.join.active() {
-            let me = self.ix(self.me).unwrap_or(0);
+            let me = self.ix(self.group.me()).unwrap_or(0);
             self.rn[me] = self.rn[me].saturating_add(1);
             out.broadcast(SkMsg::Request { n: self.rn[me] });
         }
@@ -638,7 +627,7 @@ impl SuzukiKasami {
 
     fn send_state(&self, peer: NodeId, out: &mut EffectsOf<Self>) {
         let mut known: Vec<(NodeId, u64)> = self.join.known.iter().map(|(&k, &v)| (k, v)).collect();
-        known.push((self.me, self.join.inc));
+        known.push((self.group.me(), self.join.inc));
         out.send(
             peer,
             SkMsg::State {
@@ -655,7 +644,7 @@ impl SuzukiKasami {
     /// Our pending request, again, to `peer` (it may have dropped it).
     fn resend_mine(&self, peer: NodeId, out: &mut EffectsOf<Self>) {
         if self.waiting() && self.token.is_none() {
-            let i = self.ix(self.me).unwrap_or(0);
+            let i = self.ix(self.group.me()).unwrap_or(0);
             out.send(peer, SkMsg::Request { n: self.rn[i] });
         }
     }
@@ -680,7 +669,7 @@ impl SuzukiKasami {
             // the one that decides now.
             self.wants_recovery = true;
         }
-        let me = self.ix(self.me).unwrap_or(0);
+        let me = self.ix(self.group.me()).unwrap_or(0);
         if self.state == LockState::Waiting {
             if self.token.is_some() {
                 self.enter(out);
@@ -692,7 +681,7 @@ impl SuzukiKasami {
             t.ln[me] = t.ln[me].max(self.rn[me]);
             self.pass_token(out);
         }
-        if self.decides() && (self.wants_recovery || !self.down.is_empty()) {
+        if self.decides() && (self.wants_recovery || !self.group.down().is_empty()) {
             self.start_recovery(out);
         }
     }
@@ -759,7 +748,7 @@ impl SuzukiKasami {
     }
 
     fn well_formed(&self, t: &Token) -> bool {
-        t.ln.len() == self.members.len() && t.queue.iter().all(|p| self.ix(*p).is_some())
+        t.ln.len() == self.group.members().len() && t.queue.iter().all(|p| self.ix(*p).is_some())
     }
 
     fn receive_token(&mut self, token: Token, out: &mut EffectsOf<Self>) {
@@ -795,7 +784,7 @@ impl SuzukiKasami {
             self.enter(out);
         } else {
             // A token for a cancelled request: count that request as served and pass it on.
-            let i = self.ix(self.me).unwrap_or(0);
+            let i = self.ix(self.group.me()).unwrap_or(0);
             if let Some(t) = self.token.as_mut() {
                 t.ln[i] = t.ln[i].max(self.rn[i]);
             }
@@ -812,7 +801,7 @@ impl Protocol for SuzukiKasami {
     type Error = LockError;
 
     fn id(&self) -> NodeId {
-        self.me
+        self.group.me()
     }
 
     fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
@@ -843,7 +832,7 @@ impl Protocol for SuzukiKasami {
                     } else if self.token.is_some() {
                         self.enter(out);
                     } else {
-                        let i = self.ix(self.me).unwrap_or(0);
+                        let i = self.ix(self.group.me()).unwrap_or(0);
                         self.rn[i] += 1;
                         out.broadcast(SkMsg::Request { n: self.rn[i] });
                     }
@@ -856,7 +845,7 @@ impl Protocol for SuzukiKasami {
                     return Err(LockError::NotHeld);
                 };
                 self.state = LockState::Idle;
-                let i = self.ix(self.me).unwrap_or(0);
+                let i = self.ix(self.group.me()).unwrap_or(0);
                 if let Some(t) = self.token.as_mut() {
                     t.ln[i] = self.rn[i];
                 }
@@ -878,7 +867,7 @@ impl Protocol for SuzukiKasami {
     }
 
     fn on_message(&mut self, _now: Duration, from: NodeId, msg: SkMsg, out: &mut EffectsOf<Self>) {
-        if !self.is_peer(from) {
+        if !self.group.is_live_peer(from) {
             return;
         }
         let Some(j) = self.ix(from) else { return };
@@ -899,8 +888,10 @@ impl Protocol for SuzukiKasami {
                 ln,
                 known,
             } => {
-                if rn.len() != self.members.len()
-                    || ln.as_ref().is_some_and(|l| l.len() != self.members.len())
+                if rn.len() != self.group.members().len()
+                    || ln
+                        .as_ref()
+                        .is_some_and(|l| l.len() != self.group.members().len())
                 {
                     return; // malformed
                 }
@@ -908,7 +899,7 @@ impl Protocol for SuzukiKasami {
                     // The peer was seen up again: a newer epoch it has seen voids our older
                     // token (it was regenerated while we were cut off, or is being), and it
                     // may have dropped our request.
-                    let me = self.ix(self.me).unwrap_or(0);
+                    let me = self.ix(self.group.me()).unwrap_or(0);
                     if epoch > self.epoch {
                         self.superseded(epoch, out);
                     } else if ln.as_ref().is_some_and(|l| l[me] >= self.rn[me]) {
@@ -924,7 +915,7 @@ impl Protocol for SuzukiKasami {
                     self.join.known.insert(from, incarnation);
                 }
                 for (k, inc) in known {
-                    if k == self.me {
+                    if k == self.group.me() {
                         self.rejoined |= inc != self.join.inc;
                     } else if k != from && self.ix(k).is_some() {
                         self.join.known.entry(k).or_insert(inc);
@@ -933,13 +924,13 @@ impl Protocol for SuzukiKasami {
                 for (mine, theirs) in self.rn.iter_mut().zip(&rn) {
                     *mine = (*mine).max(*theirs);
                 }
-                let me = self.ix(self.me).unwrap_or(0);
+                let me = self.ix(self.group.me()).unwrap_or(0);
                 if let Some(l) = &ln {
                     self.rn[me] = self.rn[me].max(l[me]);
                 }
                 let boot_epoch = Epoch {
                     round: 0,
-                    leader: self.members[0],
+                    leader: self.group.members()[0],
                 };
                 self.token_seen |= ln.is_some() || epoch > boot_epoch;
                 self.adopt(epoch);
@@ -962,7 +953,7 @@ impl Protocol for SuzukiKasami {
                     // A recovery older than an epoch we adopted: its leader waits for our
                     // answer. Tell it the newer epoch (it starts over above it if that epoch's
                     // leader is gone).
-                    let i = self.ix(self.me).unwrap_or(0);
+                    let i = self.ix(self.group.me()).unwrap_or(0);
                     out.send(
                         from,
                         SkMsg::ProbeReply {
@@ -979,7 +970,7 @@ impl Protocol for SuzukiKasami {
                     t.epoch = epoch;
                     self.last_token = (epoch, t.hop);
                 }
-                let i = self.ix(self.me).unwrap_or(0);
+                let i = self.ix(self.group.me()).unwrap_or(0);
                 out.send(
                     from,
                     SkMsg::ProbeReply {
@@ -1016,7 +1007,7 @@ impl Protocol for SuzukiKasami {
                     // If the newer epoch's leader is gone, its recovery will not finish: the
                     // decider starts one above it.
                     self.superseded(epoch, out);
-                    if self.token.is_none() && self.decides() && self.down.contains(&epoch.leader) {
+                    if self.token.is_none() && self.decides() && self.group.is_down(epoch.leader) {
                         self.start_recovery(out);
                     }
                     return;
@@ -1041,10 +1032,9 @@ impl Protocol for SuzukiKasami {
     }
 
     fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
-        if !self.is_peer(peer) {
+        if !self.group.set_down(peer) {
             return;
         }
-        self.down.insert(peer);
         if self.join.answered(peer) {
             self.activated(out);
         }
@@ -1052,10 +1042,9 @@ impl Protocol for SuzukiKasami {
     }
 
     fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
-        if peer == self.me || self.ix(peer).is_none() {
+        if !self.group.set_up(peer) {
             return;
         }
-        self.down.remove(&peer);
         if self.join.await_again(peer) {
             self.hello(peer, out);
         }

@@ -34,9 +34,7 @@
 //! snapshot completes or fails, and no member keeps a place for one that cannot complete. A marker or report of an unknown snapshot from a non-member is rejected; a
 //! report for a snapshot this node did not start is ignored.
 
-use crate::protocol::{
-    ConfigError, EffectsOf, NoTimer, NodeId, PeerWire, Protocol, sorted_members,
-};
+use crate::protocol::{ConfigError, EffectsOf, Membership, NoTimer, NodeId, PeerWire, Protocol};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -240,8 +238,7 @@ type Parts<A> = BTreeMap<NodeId, LocalSnapshot<<A as Application>::State, <A as 
 /// One member running an [`Application`] and taking Chandy–Lamport snapshots of it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ChandyLamport<A: Application> {
-    me: NodeId,
-    members: Vec<NodeId>,
+    group: Membership,
     config: SnapshotConfig,
     app: A,
     recordings: BTreeMap<SnapshotId, Recording<A::State, A::Msg>>,
@@ -251,7 +248,6 @@ pub struct ChandyLamport<A: Application> {
     /// newest [`DONE_MEMORY`] per member.
     done: BTreeSet<SnapshotId>,
     last_started: u64,
-    down: BTreeSet<NodeId>,
 }
 
 type Effects<A> = EffectsOf<ChandyLamport<A>>;
@@ -281,15 +277,13 @@ where
             return Err(ConfigError::Inconsistent("max_active must be positive"));
         }
         Ok(Self {
-            me,
-            members: sorted_members(me, members)?,
+            group: Membership::new(me, members)?,
             config,
             app,
             recordings: BTreeMap::new(),
             collecting: BTreeMap::new(),
             done: BTreeSet::new(),
             last_started: 0,
-            down: BTreeSet::new(),
         })
     }
 
@@ -313,17 +307,9 @@ where
         self.recordings.len() + own_done_recording
     }
 
-    fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.members.iter().copied().filter(move |&p| p != self.me)
-    }
-
-    fn is_peer(&self, id: NodeId) -> bool {
-        id != self.me && self.members.binary_search(&id).is_ok()
-    }
-
     fn flush(&self, outbox: Outbox<A::Msg>, out: &mut Effects<A>) {
         for (to, msg) in outbox.sends {
-            if self.is_peer(to) {
+            if self.group.is_peer(to) {
                 out.send(to, SnapshotMsg::App(msg));
             }
         }
@@ -332,8 +318,8 @@ where
     /// Steps 1 and 2: record the state, send the markers, record the incoming channels
     /// (`except` is the channel the first marker came on: empty).
     fn record(&mut self, id: SnapshotId, except: Option<NodeId>, out: &mut Effects<A>) {
-        let open: BTreeSet<NodeId> = self.peers().filter(|&p| Some(p) != except).collect();
-        let channels = self.peers().map(|p| (p, Vec::new())).collect();
+        let open: BTreeSet<NodeId> = self.group.peers().filter(|&p| Some(p) != except).collect();
+        let channels = self.group.peers().map(|p| (p, Vec::new())).collect();
         self.recordings.insert(
             id,
             Recording {
@@ -343,7 +329,7 @@ where
             },
         );
         out.emit(SnapshotEvent::Recorded(id));
-        for p in self.peers().collect::<Vec<_>>() {
+        for p in self.group.peers().collect::<Vec<_>>() {
             out.send(p, SnapshotMsg::Marker(id));
         }
         self.maybe_finish(id, out);
@@ -358,10 +344,10 @@ where
             return;
         };
         self.finished(id);
-        if id.initiator == self.me {
+        if id.initiator == self.group.me() {
             self.collect(
                 id,
-                self.me,
+                self.group.me(),
                 LocalSnapshot {
                     state: r.state,
                     channels: r.channels,
@@ -384,8 +370,8 @@ where
     fn abandon(&mut self, id: SnapshotId, out: &mut Effects<A>) {
         self.recordings.remove(&id);
         self.finished(id);
-        if id.initiator == self.me && self.collecting.remove(&id).is_some() {
-            for p in self.peers().collect::<Vec<_>>() {
+        if id.initiator == self.group.me() && self.collecting.remove(&id).is_some() {
+            for p in self.group.peers().collect::<Vec<_>>() {
                 out.send(p, SnapshotMsg::Abandon(id));
             }
         }
@@ -412,7 +398,7 @@ where
             return;
         };
         parts.insert(from, part);
-        if parts.len() == self.members.len()
+        if parts.len() == self.group.members().len()
             && let Some(members) = self.collecting.remove(&id)
         {
             out.emit(SnapshotEvent::Complete(GlobalSnapshot { id, members }));
@@ -432,7 +418,7 @@ where
     type Error = SnapshotError;
 
     fn id(&self) -> NodeId {
-        self.me
+        self.group.me()
     }
 
     fn on_command(
@@ -451,7 +437,7 @@ where
                 if number <= self.last_started {
                     return Err(SnapshotError::Reused(number));
                 }
-                if let Some(&d) = self.down.first() {
+                if let Some(&d) = self.group.down().first() {
                     return Err(SnapshotError::MemberDown(d));
                 }
                 if self.active() >= self.config.max_active {
@@ -459,7 +445,7 @@ where
                 }
                 self.last_started = number;
                 let id = SnapshotId {
-                    initiator: self.me,
+                    initiator: self.group.me(),
                     number,
                 };
                 self.collecting.insert(id, BTreeMap::new());
@@ -467,7 +453,7 @@ where
             }
             SnapshotCommand::Abandon { number } => {
                 let id = SnapshotId {
-                    initiator: self.me,
+                    initiator: self.group.me(),
                     number,
                 };
                 self.abandon(id, out);
@@ -477,7 +463,7 @@ where
     }
 
     fn on_message(&mut self, _now: Duration, from: NodeId, msg: Self::Msg, out: &mut Effects<A>) {
-        if !self.is_peer(from) {
+        if !self.group.is_peer(from) {
             out.emit(SnapshotEvent::Rejected {
                 from,
                 reason: "not a member",
@@ -498,7 +484,7 @@ where
                 self.flush(outbox, out);
             }
             SnapshotMsg::Marker(id) => {
-                if !self.is_peer(id.initiator) && id.initiator != self.me {
+                if !self.group.is_peer(id.initiator) && id.initiator != self.group.me() {
                     out.emit(SnapshotEvent::Rejected {
                         from,
                         reason: "marker of a snapshot started by a non-member",
@@ -520,7 +506,7 @@ where
                         reason: "too many snapshots under way",
                     });
                     self.finished(id);
-                    if id.initiator == self.me {
+                    if id.initiator == self.group.me() {
                         self.abandon(id, out);
                     } else {
                         out.send(id.initiator, SnapshotMsg::Refused(id));
@@ -534,14 +520,14 @@ where
                 state,
                 channels,
             } => {
-                if id.initiator != self.me {
+                if id.initiator != self.group.me() {
                     return;
                 }
                 let part = LocalSnapshot { state, channels };
                 self.collect(id, from, part, out);
             }
             SnapshotMsg::Refused(id) => {
-                if id.initiator == self.me && self.collecting.contains_key(&id) {
+                if id.initiator == self.group.me() && self.collecting.contains_key(&id) {
                     self.abandon(id, out);
                     out.emit(SnapshotEvent::Refused { id, by: from });
                 }
@@ -560,10 +546,10 @@ where
     }
 
     fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut Effects<A>) {
-        if !self.is_peer(peer) {
+        if !self.group.is_peer(peer) {
             return;
         }
-        self.down.insert(peer);
+        self.group.set_down(peer);
         for id in std::mem::take(&mut self.collecting).into_keys() {
             out.emit(SnapshotEvent::Aborted { id, down: peer });
         }
@@ -573,7 +559,7 @@ where
     }
 
     fn on_peer_up(&mut self, _now: Duration, peer: NodeId, _out: &mut Effects<A>) {
-        self.down.remove(&peer);
+        self.group.set_up(peer);
     }
 }
 
@@ -729,8 +715,12 @@ mod tests {
                 net.refused
             );
             for n in &net.nodes {
-                assert_eq!(n.recording(), 0, "node {} still records", n.me);
-                assert!(n.collecting.is_empty(), "node {} still collects", n.me);
+                assert_eq!(n.recording(), 0, "node {} still records", n.group.me());
+                assert!(
+                    n.collecting.is_empty(),
+                    "node {} still collects",
+                    n.group.me()
+                );
             }
             refused += net.refused.len();
         }

@@ -63,6 +63,9 @@
 //! other configured member (the shell may skip members it knows to be down), `SetTimer` /
 //! `CancelTimer` arm and disarm one deadline per timer value, and `Emit` reaches the local user.
 
+mod membership;
+pub use membership::Membership;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
@@ -309,22 +312,6 @@ pub trait PeerWire: Serialize + DeserializeOwned + Send + 'static {
     const TAG: &'static str;
 }
 
-/// Validate a membership: `me` included, no duplicates. Returns the members sorted.
-pub(crate) fn sorted_members(
-    me: NodeId,
-    members: impl IntoIterator<Item = NodeId>,
-) -> Result<Vec<NodeId>, ConfigError> {
-    let mut v: Vec<NodeId> = members.into_iter().collect();
-    v.sort_unstable();
-    if let Some(w) = v.windows(2).find(|w| w[0] == w[1]) {
-        return Err(ConfigError::Duplicate(w[0]));
-    }
-    if v.binary_search(&me).is_err() {
-        return Err(ConfigError::NotAMember(me));
-    }
-    Ok(v)
-}
-
 /// Crash-recovery bookkeeping shared by the lock and broadcast cores.
 ///
 /// A core starts **catching up**: it sends `Hello { incarnation }` to every peer and takes no
@@ -424,16 +411,6 @@ impl Join {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn membership_is_validated() {
-        assert_eq!(sorted_members(2, [3, 1, 2]), Ok(vec![1, 2, 3]));
-        assert_eq!(
-            sorted_members(4, [3, 1, 2]),
-            Err(ConfigError::NotAMember(4))
-        );
-        assert_eq!(sorted_members(1, [1, 2, 1]), Err(ConfigError::Duplicate(1)));
-    }
 
     #[test]
     fn splitmix_is_deterministic_and_bounded() {
