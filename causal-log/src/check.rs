@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::model::{HostId, Log, RECEIVE};
+use actix_coord_proto::schema::{ORDER_TOTAL, field, kind};
 
 /// How serious a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -519,9 +520,9 @@ impl Log {
             let mut open: BTreeMap<String, (usize, u32)> = BTreeMap::new();
             for &i in self.host_events(h) {
                 let e = &evs[i];
-                let res = || e.field_str("resource").unwrap_or_default();
+                let res = || e.field_str(field::RESOURCE).unwrap_or_default();
                 match e.kind.as_str() {
-                    "lock.enter" => {
+                    kind::LOCK_ENTER => {
                         let slot = open.entry(res()).or_insert((i, 0));
                         if slot.1 == 0 {
                             slot.0 = i;
@@ -529,7 +530,7 @@ impl Log {
                         }
                         slot.1 += 1;
                     }
-                    "lock.exit" => match open.get_mut(&res()) {
+                    kind::LOCK_EXIT => match open.get_mut(&res()) {
                         Some(slot) if slot.1 > 0 => {
                             slot.1 -= 1;
                             if slot.1 == 0 {
@@ -583,15 +584,15 @@ impl Log {
         // Fencing tokens: the greatest token in each event's causal past, per resource.
         let mut by_res: BTreeMap<String, ()> = BTreeMap::new();
         for e in evs {
-            if e.fields.contains_key("fence") {
-                by_res.insert(e.field_str("resource").unwrap_or_default(), ());
+            if e.fields.contains_key(field::FENCE) {
+                by_res.insert(e.field_str(field::RESOURCE).unwrap_or_default(), ());
             }
         }
         let fenced: Vec<Option<(String, u64)>> = evs
             .iter()
             .map(|e| {
-                let t = e.field_u64("fence")?;
-                Some((e.field_str("resource").unwrap_or_default(), t))
+                let t = e.field_u64(field::FENCE)?;
+                Some((e.field_str(field::RESOURCE).unwrap_or_default(), t))
             })
             .collect();
         for res in by_res.keys() {
@@ -645,10 +646,10 @@ impl Log {
         let mut latest: HashMap<(String, HostId), (u64, usize)> = HashMap::new();
         for &i in self.order() {
             let e = &evs[i];
-            if e.kind != "leader.elected" {
+            if e.kind != kind::LEADER_ELECTED {
                 continue;
             }
-            let Some(term) = e.field_u64("term") else {
+            let Some(term) = e.field_u64(field::TERM) else {
                 out.push(
                     Severity::Warning,
                     Rule::Leader,
@@ -656,7 +657,7 @@ impl Log {
                 );
                 continue;
             };
-            let election = e.field_str("election").unwrap_or_default();
+            let election = e.field_str(field::ELECTION).unwrap_or_default();
             let named = |what: &str| {
                 if election.is_empty() {
                     what.to_owned()
@@ -665,7 +666,7 @@ impl Log {
                 }
             };
             let leader = e
-                .field_str("leader")
+                .field_str(field::LEADER)
                 .unwrap_or_else(|| self.host_name(e.host).to_owned());
             match latest.get(&(election.clone(), e.host)) {
                 Some(&(t, j)) if t > term => out.push(
@@ -673,7 +674,7 @@ impl Log {
                     Rule::Leader,
                     format!(
                         "{} goes back: {} recognises {} after {} recognised {}",
-                        named("term"),
+                        named(field::TERM),
                         self.describe(i),
                         crate::show_term(term),
                         self.describe(j),
@@ -693,7 +694,7 @@ impl Log {
                     Rule::Leader,
                     format!(
                         "two leaders in {} {}: {} elects {l} and {} elects {leader}",
-                        named("term"),
+                        named(field::TERM),
                         crate::show_term(term),
                         self.describe(*j),
                         self.describe(i)
@@ -709,7 +710,7 @@ impl Log {
     fn check_scopes(&self, out: &mut Out) {
         let evs = self.events();
         for &i in self.order() {
-            if evs[i].kind == "scope.unscoped" {
+            if evs[i].kind == kind::SCOPE_UNSCOPED {
                 out.push(
                     Severity::Error,
                     Rule::Scope,
@@ -732,13 +733,13 @@ impl Log {
         let mut next_seq: HashMap<(String, HostId, String), (u64, usize)> = HashMap::new();
         for &i in self.order() {
             let e = &evs[i];
-            if e.kind != "broadcast.deliver" {
+            if e.kind != kind::BROADCAST_DELIVER {
                 continue;
             }
             let (Some(group), Some(from), Some(seq)) = (
-                e.field_str("group"),
-                e.field_str("from"),
-                e.field_u64("seq"),
+                e.field_str(field::GROUP),
+                e.field_str(field::FROM),
+                e.field_u64(field::SEQ),
             ) else {
                 out.push(
                     Severity::Warning,
@@ -750,7 +751,7 @@ impl Log {
                 );
                 continue;
             };
-            let total = e.field_str("order").as_deref() == Some("total");
+            let total = e.field_str(field::ORDER).as_deref() == Some(ORDER_TOTAL);
             let key = (group.clone(), e.host, from.clone());
             let expected = next_seq.get(&key).map_or(1, |&(s, _)| s + 1);
             if seq != expected {

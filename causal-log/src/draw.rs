@@ -20,6 +20,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::model::{Log, RECEIVE, SEND};
+use actix_coord_proto::schema::{field, kind};
 
 /// How to draw.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -248,16 +249,16 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
         let mut sections: Vec<(String, usize, usize)> = Vec::new();
         for &i in seq {
             let e = &evs[i];
-            let r = e.field_str("resource").unwrap_or_default();
+            let r = e.field_str(field::RESOURCE).unwrap_or_default();
             match e.kind.as_str() {
-                "lock.enter" => {
+                kind::LOCK_ENTER => {
                     let s = open.entry(r).or_insert((i, 0));
                     if s.1 == 0 {
                         s.0 = i;
                     }
                     s.1 += 1;
                 }
-                "lock.exit" => {
+                kind::LOCK_EXIT => {
                     if let Some(s) = open.get_mut(&r)
                         && s.1 > 0
                     {
@@ -305,8 +306,8 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
     let mut terms: BTreeMap<u64, usize> = BTreeMap::new();
     for &i in log.order() {
         let e = &evs[i];
-        if e.kind == "leader.elected"
-            && let Some(t) = e.field_u64("term")
+        if e.kind == kind::LEADER_ELECTED
+            && let Some(t) = e.field_u64(field::TERM)
         {
             terms.entry(t).or_insert(i);
         }
@@ -316,7 +317,7 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
     for (t, i) in terms {
         let e = &evs[i];
         let leader = e
-            .field_str("leader")
+            .field_str(field::LEADER)
             .unwrap_or_else(|| log.host_name(e.host).to_owned());
         let xx = x(&l.items[l.item_of[i]]);
         let label = format!("term {} ({leader})", crate::show_term(t));
@@ -395,8 +396,8 @@ pub fn svg(log: &Log, opts: &DrawOptions) -> String {
         let class = match e.kind.as_str() {
             SEND => "send",
             RECEIVE => "receive",
-            k if k.starts_with("lock.") => "lock",
-            k if k.starts_with("leader.") => "leader",
+            k if k.starts_with(kind::LOCK_PREFIX) => "lock",
+            k if k.starts_with(kind::LEADER_PREFIX) => "leader",
             _ => "local",
         };
         let id = log.event_id(i);

@@ -14,6 +14,8 @@
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
+use actix_coord_proto::schema::kind;
+
 struct Rng(u64);
 
 impl Rng {
@@ -127,7 +129,7 @@ pub fn generate(hosts: usize, events: usize, seed: u64) -> String {
             } else {
                 inside = false;
                 let f = format!(r#"{{"fence":{fence},"resource":"r"}}"#);
-                sim.event(h, "lock.exit", "lock.exit r", Link::None, &f);
+                sim.event(h, kind::LOCK_EXIT, "lock.exit r", Link::None, &f);
             }
             continue;
         }
@@ -149,7 +151,7 @@ pub fn generate(hosts: usize, events: usize, seed: u64) -> String {
                     inside = true;
                     left_in_section = rng.below(4);
                     let f = format!(r#"{{"fence":{fence},"resource":"r"}}"#);
-                    sim.event(h, "lock.enter", "lock.enter r", Link::None, &f);
+                    sim.event(h, kind::LOCK_ENTER, "lock.enter r", Link::None, &f);
                 }
             }
         } else if roll < 50 && hosts > 1 && remaining > 2 {
@@ -175,13 +177,19 @@ pub fn generate(hosts: usize, events: usize, seed: u64) -> String {
         } else if roll < 52 && remaining > 1 {
             term += 1;
             let f = format!(r#"{{"leader":"{}","term":{term}}}"#, sim.names[h]);
-            sim.event(h, "leader.elected", "leader.elected", Link::None, &f);
+            sim.event(
+                h,
+                kind::LEADER_ELECTED,
+                kind::LEADER_ELECTED,
+                Link::None,
+                &f,
+            );
         } else if h == holder && !inside && !in_flight && roll < 60 && remaining > 2 {
             fence += 1;
             inside = true;
             left_in_section = rng.below(4);
             let f = format!(r#"{{"fence":{fence},"resource":"r"}}"#);
-            sim.event(h, "lock.enter", "lock.enter r", Link::None, &f);
+            sim.event(h, kind::LOCK_ENTER, "lock.enter r", Link::None, &f);
         } else {
             sim.event(h, "local", "step", Link::None, "");
         }

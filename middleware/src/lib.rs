@@ -8,6 +8,7 @@
 //!   merges them before the handler runs, with no change to handlers.
 //! * `ws` (feature `actix-web`): actix-web-actors' websocket sessions as causal processes.
 //! * [`net`]: nodes and remote actors over authenticated TCP, with clocks on every message.
+//! * [`schema`]: the causal log's event kinds and field names.
 //! * [`trace`]: a `tracing` layer that writes every clock tick as a causal log (ShiViz and JSON
 //!   lines).
 //! * [`snapshot`]: Chandy–Lamport consistent snapshots of a sans-IO application.
@@ -23,6 +24,7 @@ pub mod intercept;
 pub mod mutex;
 pub mod net;
 pub use actix_coord_proto::protocol;
+pub use actix_coord_proto::schema;
 pub mod snapshot;
 pub mod timesync;
 pub mod trace;

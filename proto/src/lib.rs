@@ -10,12 +10,14 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`clock`] | Lamport, vector and hybrid logical clocks, process ids, their varint encoding |
-//! | [`protocol`] | the [`Protocol`] trait a core implements, its [`Effect`]s, [`PeerWire`] tags, membership helpers |
+//! | [`protocol`] | the [`Protocol`] trait a core implements, its [`Effect`]s, [`PeerWire`] tags, [`Membership`] |
 //! | [`mutex`] | Lamport, Ricart–Agrawala and Suzuki–Kasami locks, [`AnyLock`](mutex::AnyLock) over them, fencing tokens and [`FencedResource`](mutex::FencedResource) |
 //! | [`election`] | the bully election ([`Bully`](election::Bully)) |
 //! | [`broadcast`] | causal and total-order broadcast |
 //! | [`snapshot`] | Chandy–Lamport snapshots of an [`Application`](snapshot::Application) |
 //! | [`timesync`] | NTP-style probes and the Berkeley machine |
+//! | `testing` (feature `testing`) | the in-memory networks of the cores' tests and model checks |
+//! | [`schema`] | the causal log's event kinds and field names, shared by the services and `causal-log` |
 //!
 //! How a shell drives a core — the loop of inputs and effects — is in [`protocol`]'s docs.
 #![warn(missing_docs)]
@@ -25,9 +27,13 @@ pub mod clock;
 pub mod election;
 pub mod mutex;
 pub mod protocol;
+pub mod schema;
 pub mod snapshot;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod timesync;
 
 pub use protocol::{
-    ConfigError, Effect, Effects, EffectsOf, NoTimer, NodeId, PeerWire, Protocol, SplitMix64,
+    ConfigError, Effect, Effects, EffectsOf, Membership, NoTimer, NodeId, PeerWire, Protocol,
+    SplitMix64,
 };

@@ -8,6 +8,7 @@ use crate::driver::{Command, Driven, Driver, LocalLinks, Observer, PeerWire};
 use crate::protocol::NodeId;
 use crate::trace::{self, FieldValue};
 use actix::Addr;
+use actix_coord_proto::schema::{self, field, kind};
 use std::fmt::{self, Debug};
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -32,7 +33,7 @@ pub trait BroadcastCore:
 
 impl<T: Payload> BroadcastCore for CausalBroadcast<T> {
     type Payload = T;
-    const ORDER: &'static str = "causal";
+    const ORDER: &'static str = schema::ORDER_CAUSAL;
     fn incarnation(self, incarnation: u64) -> Self {
         self.with_incarnation(incarnation)
     }
@@ -40,7 +41,7 @@ impl<T: Payload> BroadcastCore for CausalBroadcast<T> {
 
 impl<T: Payload> BroadcastCore for TotalOrderBroadcast<T> {
     type Payload = T;
-    const ORDER: &'static str = "total";
+    const ORDER: &'static str = schema::ORDER_TOTAL;
     fn incarnation(self, incarnation: u64) -> Self {
         self.with_incarnation(incarnation)
     }
@@ -133,8 +134,8 @@ impl<P: BroadcastCore> Clone for Broadcaster<P> {
 impl<P: BroadcastCore> Debug for Broadcaster<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broadcaster")
-            .field("group", &self.shared.group)
-            .field("order", &P::ORDER)
+            .field(field::GROUP, &self.shared.group)
+            .field(field::ORDER, &P::ORDER)
             .field("member", &self.shared.me)
             .finish()
     }
@@ -151,24 +152,24 @@ fn observer<T: Payload>(
     let (tx, rx) = broadcast::channel(DELIVERY_BUFFER);
     let observe = move |e: &BroadcastEvent<T>| match e {
         BroadcastEvent::Published { seq } => trace::event(
-            "broadcast.publish",
+            kind::BROADCAST_PUBLISH,
             format!("publish {group}#{seq}"),
             [
-                ("group", FieldValue::from(&*group)),
-                ("order", order.into()),
-                ("seq", (*seq).into()),
+                (field::GROUP, FieldValue::from(&*group)),
+                (field::ORDER, order.into()),
+                (field::SEQ, (*seq).into()),
             ],
         ),
         BroadcastEvent::Delivered(d) => {
             trace::event(
-                "broadcast.deliver",
+                kind::BROADCAST_DELIVER,
                 format!("deliver {group} n{}#{} at {}", d.from, d.seq, d.order),
                 [
-                    ("group", FieldValue::from(&*group)),
-                    ("order", order.into()),
-                    ("from", d.from.into()),
-                    ("seq", d.seq.into()),
-                    ("position", d.order.into()),
+                    (field::GROUP, FieldValue::from(&*group)),
+                    (field::ORDER, order.into()),
+                    (field::FROM, d.from.into()),
+                    (field::SEQ, d.seq.into()),
+                    (field::POSITION, d.order.into()),
                 ],
             );
             let _ = tx.send(d.clone());

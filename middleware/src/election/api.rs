@@ -55,6 +55,7 @@ use crate::driver::{Command, Driver, LocalLinks, Observer};
 use crate::net::{Node, RegisterError};
 use crate::protocol::{ConfigError, NodeId};
 use actix::Addr;
+use actix_coord_proto::schema::{field, kind};
 use tokio::sync::{broadcast, watch};
 
 /// One change of the leader recognised by a node.
@@ -213,15 +214,15 @@ fn observer(
         let BullyEvent::LeaderChanged { leader, term } = *e;
         if let Some(l) = leader {
             let mut fields = vec![
-                ("leader", l.to_string().into()),
-                ("term", term_number(term).into()),
-                ("round", term.round.into()),
+                (field::LEADER, l.to_string().into()),
+                (field::TERM, term_number(term).into()),
+                (field::ROUND, term.round.into()),
             ];
             if let Some(name) = &election {
-                fields.push(("election", name.clone().into()));
+                fields.push((field::ELECTION, name.clone().into()));
             }
             crate::trace::event(
-                "leader.elected",
+                kind::LEADER_ELECTED,
                 format!("leader {l} elected, term {term}"),
                 fields,
             );

@@ -39,6 +39,7 @@ use super::process::{self, ClockSet, Clocks, ProcessCell, ProcessState, Shared, 
 use crate::clock::ProcessId;
 use actix::dev::{MessageResponse, OneshotSender, ToEnvelope};
 use actix::prelude::*;
+use actix_coord_proto::schema::field;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -242,8 +243,11 @@ pub(crate) fn receive_scoped<M, C>(cell: &Shared, stamp: &Stamp) -> ProcessGuard
             UNSCOPED,
             format!("{name} outside its process scope"),
             [
-                ("session", crate::trace::FieldValue::from(&*name)),
-                ("message", super::context::short_type_name::<M>().into()),
+                (field::SESSION, crate::trace::FieldValue::from(&*name)),
+                (
+                    field::MESSAGE,
+                    super::context::short_type_name::<M>().into(),
+                ),
             ],
         );
     }
@@ -252,7 +256,7 @@ pub(crate) fn receive_scoped<M, C>(cell: &Shared, stamp: &Stamp) -> ProcessGuard
 
 /// The kind of the causal-log event that reports a websocket session running outside its
 /// process scope (see [`ExplicitProcess`] and the `ws` module).
-pub const UNSCOPED: &str = "scope.unscoped";
+pub const UNSCOPED: &str = actix_coord_proto::schema::kind::SCOPE_UNSCOPED;
 
 /// Keeps a process current on this thread until dropped.
 pub struct ProcessGuard {

@@ -79,6 +79,7 @@ use crate::election::LeaderView;
 use crate::protocol::{ConfigError, NodeId};
 use crate::trace::{self, FieldValue};
 use actix::prelude::*;
+use actix_coord_proto::schema::{field, kind};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -331,10 +332,10 @@ fn observer(resource: Arc<str>) -> Parts {
     let (tx, events) = broadcast::channel(LOCK_EVENT_BUFFER);
     let regenerations = Arc::new(AtomicU64::new(0));
     let count = regenerations.clone();
-    let res = move || ("resource", FieldValue::from(&*resource));
+    let res = move || (field::RESOURCE, FieldValue::from(&*resource));
     let token = |fence: Fence| {
         (
-            "token",
+            field::TOKEN,
             FieldValue::from(&*fence_display(fence).to_string()),
         )
     };
@@ -343,30 +344,30 @@ fn observer(resource: Arc<str>) -> Parts {
             match lock_event {
                 LockEvent::Granted { fence } => {
                     trace::event(
-                        "lock.enter",
-                        "lock.enter",
-                        [res(), ("fence", fence.into()), token(fence)],
+                        kind::LOCK_ENTER,
+                        kind::LOCK_ENTER,
+                        [res(), (field::FENCE, fence.into()), token(fence)],
                     );
                     held_tx.send_replace(Some(fence));
                 }
                 LockEvent::Released { fence } => {
                     held_tx.send_replace(None);
                     trace::event(
-                        "lock.exit",
-                        "lock.exit",
-                        [res(), ("fence", fence.into()), token(fence)],
+                        kind::LOCK_EXIT,
+                        kind::LOCK_EXIT,
+                        [res(), (field::FENCE, fence.into()), token(fence)],
                     );
                 }
                 LockEvent::Lost { fence } => {
                     held_tx.send_replace(None);
                     trace::event(
-                        "lock.exit",
+                        kind::LOCK_EXIT,
                         "lock.exit (lost)",
                         [
                             res(),
-                            ("fence", fence.into()),
+                            (field::FENCE, fence.into()),
                             token(fence),
-                            ("lost", true.into()),
+                            (field::LOST, true.into()),
                         ],
                     );
                 }
@@ -377,12 +378,12 @@ fn observer(resource: Arc<str>) -> Parts {
         AnyLockEvent::Regenerated { epoch } => {
             count.fetch_add(1, Ordering::Relaxed);
             trace::event(
-                "lock.regenerate",
-                "lock.regenerate",
+                kind::LOCK_REGENERATE,
+                kind::LOCK_REGENERATE,
                 [
                     res(),
-                    ("round", epoch.round.into()),
-                    ("leader", epoch.leader.into()),
+                    (field::ROUND, epoch.round.into()),
+                    (field::LEADER, epoch.leader.into()),
                 ],
             );
         }

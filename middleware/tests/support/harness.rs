@@ -41,8 +41,8 @@
 //! services that never reach a terminal state (heartbeats): no reachable state is stuck
 //! unstable, and no cycle is made only of unstable states.
 
-use super::channels::Channels;
 use actix_coord::protocol::{Effect, EffectsOf, NodeId, Protocol};
+use actix_coord_proto::testing::Channels;
 use stateright::{Checker, HasDiscoveries, Model, Property};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Debug;

@@ -1,8 +1,5 @@
-//! Shared pieces of the tests: the model checks' network, real nodes (each test file includes this with `mod support;`
+//! Shared pieces of the tests: the model checks' harness, real nodes (each test file includes this with `mod support;`
 //! and uses what it needs, hence `dead_code` allowed).
-
-#[allow(dead_code)]
-pub mod channels;
 
 #[allow(dead_code)]
 pub mod nodes;

@@ -755,8 +755,8 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mutex::test_net::Net;
     use crate::protocol::Effect;
+    use crate::testing::Net;
 
     type Cb = CausalBroadcast<String>;
 

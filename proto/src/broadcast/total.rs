@@ -530,8 +530,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Effect;
-    use std::collections::VecDeque;
+    use crate::testing::Net;
 
     type Tob = TotalOrderBroadcast<u32>;
 
@@ -550,129 +549,82 @@ mod tests {
         core
     }
 
-    /// A FIFO network of `n` members; returns each member's deliveries and the message count.
-    struct Net {
-        nodes: Vec<Tob>,
-        /// (from, to) channels, FIFO.
-        chans: BTreeMap<(NodeId, NodeId), VecDeque<TotalMsg<u32>>>,
-        delivered: Vec<Vec<(NodeId, u32)>>,
-        sent: usize,
+    /// `n` booted members on FIFO channels (pick a channel with `step_pick`).
+    fn fifo_net(n: u32) -> Net<Tob> {
+        let ids: Vec<u32> = (1..=n).collect();
+        Net::unstarted(
+            ids.iter()
+                .map(|&i| booted(Tob::new(i, ids.clone(), TotalConfig::default()).unwrap()))
+                .collect(),
+        )
     }
 
-    impl Net {
-        fn new(n: u32) -> Self {
-            let ids: Vec<u32> = (1..=n).collect();
-            Self {
-                nodes: ids
-                    .iter()
-                    .map(|&i| booted(Tob::new(i, ids.clone(), TotalConfig::default()).unwrap()))
-                    .collect(),
-                chans: BTreeMap::new(),
-                delivered: vec![Vec::new(); n as usize],
-                sent: 0,
+    /// Each member's deliveries so far, `(from, payload)`, in member order.
+    fn delivered(net: &Net<Tob>) -> Vec<Vec<(NodeId, u32)>> {
+        let mut out = vec![Vec::new(); net.nodes.len()];
+        for (at, e) in &net.events {
+            if let BroadcastEvent::Delivered(d) = e {
+                out[*at as usize - 1].push((d.from, d.payload));
             }
         }
+        out
+    }
 
-        fn apply(&mut self, at: NodeId, mut out: EffectsOf<Tob>) {
-            for e in out.drain() {
-                match e {
-                    Effect::Send { to, msg } => {
-                        self.sent += 1;
-                        self.chans.entry((at, to)).or_default().push_back(msg);
-                    }
-                    Effect::Emit(BroadcastEvent::Delivered(d)) => {
-                        self.delivered[at as usize - 1].push((d.from, d.payload));
-                    }
-                    Effect::Emit(_) => {}
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-        }
-
-        fn publish(&mut self, at: NodeId, v: u32) {
-            let mut out = EffectsOf::<Tob>::new();
-            self.nodes[at as usize - 1]
-                .on_command(Duration::ZERO, BroadcastCommand::Publish(v), &mut out)
-                .unwrap();
-            self.apply(at, out);
-        }
-
-        /// Delivers one message from channel `k` (in key order) if any; false when idle.
-        fn step(&mut self, pick: usize) -> bool {
-            let keys: Vec<_> = self
-                .chans
-                .iter()
-                .filter(|(_, q)| !q.is_empty())
-                .map(|(k, _)| *k)
-                .collect();
-            if keys.is_empty() {
-                return false;
-            }
-            let (from, to) = keys[pick % keys.len()];
-            let msg = self
-                .chans
-                .get_mut(&(from, to))
-                .unwrap()
-                .pop_front()
-                .unwrap();
-            let mut out = EffectsOf::<Tob>::new();
-            self.nodes[to as usize - 1].on_message(Duration::ZERO, from, msg, &mut out);
-            self.apply(to, out);
-            true
-        }
+    fn publish(net: &mut Net<Tob>, at: NodeId, v: u32) {
+        net.command(at, BroadcastCommand::Publish(v)).unwrap();
     }
 
     #[test]
     fn every_member_delivers_the_same_sequence_under_any_fifo_interleaving() {
         let mut rng = crate::protocol::SplitMix64::new(7);
         for _ in 0..200 {
-            let mut net = Net::new(3);
+            let mut net = fifo_net(3);
             let mut next = 0;
             // Publishes interleaved with deliveries, at random.
-            while next < 6 || net.step(rng.next_u64() as usize) {
+            while next < 6 || net.step_pick(rng.next_u64() as usize) {
                 let publish_now =
-                    rng.next_u64().is_multiple_of(3) || !net.step(rng.next_u64() as usize);
+                    rng.next_u64().is_multiple_of(3) || !net.step_pick(rng.next_u64() as usize);
                 if next < 6 && publish_now {
-                    net.publish((next % 3) + 1, next);
+                    publish(&mut net, (next % 3) + 1, next);
                     next += 1;
                 }
             }
-            assert_eq!(net.delivered[0].len(), 6);
-            assert_eq!(net.delivered[0], net.delivered[1]);
-            assert_eq!(net.delivered[0], net.delivered[2]);
+            assert_eq!(delivered(&net)[0].len(), 6);
+            assert_eq!(delivered(&net)[0], delivered(&net)[1]);
+            assert_eq!(delivered(&net)[0], delivered(&net)[2]);
         }
     }
 
     #[test]
     fn one_broadcast_costs_n_times_n_minus_one_messages() {
         for n in [3u32, 5] {
-            let mut net = Net::new(n);
-            net.publish(1, 42);
-            while net.step(0) {}
+            let mut net = fifo_net(n);
+            publish(&mut net, 1, 42);
+            while net.step_pick(0) {}
             assert_eq!(net.sent as u32, n * (n - 1), "n = {n}");
-            assert!(net.delivered.iter().all(|d| d == &[(1, 42)]));
+            assert!(delivered(&net).iter().all(|d| d == &[(1, 42)]));
         }
     }
 
     #[test]
     fn a_dead_member_is_not_waited_for() {
-        let mut net = Net::new(3);
-        net.publish(1, 1);
+        let mut net = fifo_net(3);
+        publish(&mut net, 1, 1);
         // Node 3 never answers: drop everything to and from it.
         loop {
-            net.chans.retain(|(f, t), _| *f != 3 && *t != 3);
-            if !net.step(0) {
+            net.cut_off(3);
+            if !net.step_pick(0) {
                 break;
             }
         }
-        assert!(net.delivered[0].is_empty(), "still waiting for node 3");
+        assert!(delivered(&net)[0].is_empty(), "still waiting for node 3");
         for at in [1u32, 2] {
             let mut out = EffectsOf::<Tob>::new();
             net.nodes[at as usize - 1].on_peer_down(Duration::ZERO, 3, &mut out);
-            net.apply(at, out);
+            net.absorb(at, out);
         }
-        assert_eq!(net.delivered[0], [(1, 1)]);
-        assert_eq!(net.delivered[1], [(1, 1)]);
+        assert_eq!(delivered(&net)[0], [(1, 1)]);
+        assert_eq!(delivered(&net)[1], [(1, 1)]);
     }
 
     #[test]
@@ -808,7 +760,7 @@ mod tests {
 
     /// Member 1 crashes (everyone notices) and `newcomer` starts in its place; the others see
     /// it up, and the catching-up runs to its end.
-    fn restart_node_1(net: &mut crate::mutex::test_net::Net<Tob>, newcomer: Tob) {
+    fn restart_node_1(net: &mut crate::testing::Net<Tob>, newcomer: Tob) {
         net.crash(1);
         net.run();
         net.down.clear();
@@ -827,7 +779,7 @@ mod tests {
         // Issue 11: before, a restarted member's clock and numbering started again from 0 and
         // its peers rejected everything it sent as late.
         let fresh = fresh_member;
-        let mut net = crate::mutex::test_net::Net::new((1..=3).map(|i| fresh(i, 0)).collect());
+        let mut net = Net::new((1..=3).map(|i| fresh(i, 0)).collect());
         for v in [1, 2] {
             net.command(1, BroadcastCommand::Publish(v)).unwrap();
         }
@@ -868,7 +820,7 @@ mod tests {
         // incarnation's broadcast, arriving after its successor's `Hello`, was taken as the
         // successor's first, whose real first was then refused as a repeat.
         let fresh = fresh_member;
-        let mut net = crate::mutex::test_net::Net::new((1..=3).map(|i| fresh(i, 0)).collect());
+        let mut net = Net::new((1..=3).map(|i| fresh(i, 0)).collect());
         net.command(1, BroadcastCommand::Publish(1)).unwrap();
         let late = net
             .queue

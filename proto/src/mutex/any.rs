@@ -415,6 +415,7 @@ impl Protocol for AnyLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Net;
 
     #[test]
     fn algorithm_names_round_trip() {
@@ -451,97 +452,35 @@ mod tests {
         assert_eq!(l.regenerations(), 0);
     }
 
-    /// A FIFO in-memory network of `AnyLock`s, for unit tests.
-    struct Sim {
-        nodes: Vec<AnyLock>,
-        queue: std::collections::VecDeque<(NodeId, NodeId, AnyLockMsg)>,
-        events: Vec<(NodeId, AnyLockEvent)>,
-        dead: Vec<NodeId>,
+    /// `n` members running `a`, started and caught up.
+    fn lock_net(a: LockAlgorithm, n: u32) -> Net<AnyLock> {
+        Net::new(
+            (1..=n)
+                .map(|i| AnyLock::new(a, i, 1..=n).unwrap())
+                .collect(),
+        )
     }
 
-    impl Sim {
-        fn new(a: LockAlgorithm, n: u32) -> Self {
-            let members: Vec<NodeId> = (1..=n).collect();
-            Sim {
-                nodes: members
-                    .iter()
-                    .map(|&i| AnyLock::new(a, i, members.iter().copied()).unwrap())
-                    .collect(),
-                queue: Default::default(),
-                events: Vec::new(),
-                dead: Vec::new(),
-            }
-            .started()
-        }
+    /// Member `id` runs `c`, then everything in flight is delivered.
+    fn command(net: &mut Net<AnyLock>, id: NodeId, c: LockCommand) {
+        net.command(id, c.into()).unwrap();
+        net.run();
+    }
 
-        /// Every node started and caught up.
-        fn started(mut self) -> Self {
-            for id in 1..=self.nodes.len() as NodeId {
-                let mut out = EffectsOf::<AnyLock>::new();
-                self.nodes[id as usize - 1].on_start(Duration::ZERO, &mut out);
-                self.absorb(id, out);
-            }
-            self.run();
-            self
-        }
-
-        fn absorb(&mut self, from: NodeId, mut out: EffectsOf<AnyLock>) {
-            let n = self.nodes.len() as NodeId;
-            for e in out.drain() {
-                match e {
-                    Effect::Send { to, msg } => self.queue.push_back((from, to, msg)),
-                    Effect::Broadcast(msg) => {
-                        for to in (1..=n).filter(|&t| t != from) {
-                            self.queue.push_back((from, to, msg.clone()));
-                        }
-                    }
-                    Effect::Emit(ev) => self.events.push((from, ev)),
-                    _ => {}
-                }
-            }
-        }
-
-        fn command(&mut self, id: NodeId, c: LockCommand) {
-            let mut out = EffectsOf::<AnyLock>::new();
-            self.nodes[id as usize - 1]
-                .on_command(Duration::ZERO, c.into(), &mut out)
-                .unwrap();
-            self.absorb(id, out);
-            self.run();
-        }
-
-        fn crash(&mut self, id: NodeId) {
-            self.dead.push(id);
-            for o in 1..=self.nodes.len() as NodeId {
-                if !self.dead.contains(&o) {
-                    let mut out = EffectsOf::<AnyLock>::new();
-                    self.nodes[o as usize - 1].on_peer_down(Duration::ZERO, id, &mut out);
-                    self.absorb(o, out);
-                }
-            }
-            self.run();
-        }
-
-        fn run(&mut self) {
-            while let Some((from, to, msg)) = self.queue.pop_front() {
-                if self.dead.contains(&from) || self.dead.contains(&to) {
-                    continue;
-                }
-                let mut out = EffectsOf::<AnyLock>::new();
-                self.nodes[to as usize - 1].on_message(Duration::ZERO, from, msg, &mut out);
-                self.absorb(to, out);
-            }
-        }
+    /// `id` crashes (declared down to the others), then everything in flight is delivered.
+    fn crash(net: &mut Net<AnyLock>, id: NodeId) {
+        net.crash(id);
+        net.run();
     }
 
     #[test]
     fn a_regenerated_token_is_reported_once() {
         // Node 2 holds the token and crashes; node 1 (lowest live) regenerates it for node 3.
-        let mut sim = Sim::new(LockAlgorithm::SuzukiKasami, 3);
-        sim.command(2, LockCommand::Acquire);
-        sim.command(3, LockCommand::Acquire);
+        let mut sim = lock_net(LockAlgorithm::SuzukiKasami, 3);
+        command(&mut sim, 2, LockCommand::Acquire);
+        command(&mut sim, 3, LockCommand::Acquire);
         assert!(sim.nodes[1].is_held());
-        sim.crash(2);
+        crash(&mut sim, 2);
         assert!(sim.nodes[2].is_held());
         assert_eq!(
             sim.nodes
@@ -557,15 +496,15 @@ mod tests {
             .count();
         assert_eq!(regenerated, 1, "{:?}", sim.events);
         // A non-holder's crash regenerates nothing.
-        let mut sim = Sim::new(LockAlgorithm::SuzukiKasami, 3);
-        sim.command(2, LockCommand::Acquire);
-        sim.crash(3);
+        let mut sim = lock_net(LockAlgorithm::SuzukiKasami, 3);
+        command(&mut sim, 2, LockCommand::Acquire);
+        crash(&mut sim, 3);
         assert!(sim.nodes.iter().all(|n| n.regenerations() == 0));
     }
 
     #[test]
     fn with_an_elected_leader_only_the_leader_regenerates() {
-        let mut sim = Sim::new(LockAlgorithm::SuzukiKasami, 3);
+        let mut sim = lock_net(LockAlgorithm::SuzukiKasami, 3);
         for n in &mut sim.nodes {
             *n = n.clone().with_external_leader();
         }
@@ -577,9 +516,9 @@ mod tests {
             assert!(out.is_empty(), "nobody is down: nothing to recover");
             sim.absorb(id, out);
         }
-        sim.command(2, LockCommand::Acquire);
-        sim.command(1, LockCommand::Acquire);
-        sim.crash(2);
+        command(&mut sim, 2, LockCommand::Acquire);
+        command(&mut sim, 1, LockCommand::Acquire);
+        crash(&mut sim, 2);
         assert!(sim.nodes[0].is_held());
         assert_eq!(
             sim.nodes

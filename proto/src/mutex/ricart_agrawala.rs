@@ -365,9 +365,9 @@ impl Protocol for RicartAgrawala {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_net::Net;
     use super::*;
     use crate::mutex::Fence;
+    use crate::testing::Net;
 
     /// The fence of a request made at Lamport time `time` after the start: in a settled
     /// three-node net every clock reads 6 once the members have caught up (two `Hello`s and two

@@ -1057,8 +1057,8 @@ impl Protocol for SuzukiKasami {
 #[cfg(test)]
 mod tests {
     use super::super::fence_parts;
-    use super::super::test_net::Net;
     use super::*;
+    use crate::testing::Net;
 
     fn net(n: u32) -> Net<SuzukiKasami> {
         Net::new(

@@ -566,8 +566,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Effect;
-    use std::collections::VecDeque;
+    use crate::testing::Net;
 
     /// Members hold money and send some of it to each other.
     #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -594,87 +593,46 @@ mod tests {
 
     type Core = ChandyLamport<Bank>;
 
-    struct Net {
-        nodes: Vec<Core>,
-        chans: BTreeMap<(NodeId, NodeId), VecDeque<SnapshotMsg<u64, u64>>>,
-        complete: Vec<GlobalSnapshot<u64, u64>>,
-        refused: Vec<SnapshotId>,
-        sent: usize,
+    /// `n` members with 100 each, on FIFO channels (pick a channel with `step_pick`), counting
+    /// the snapshot's own messages only.
+    fn net(n: u32) -> Net<Core> {
+        let ids: Vec<u32> = (1..=n).collect();
+        let cores = ids
+            .iter()
+            .map(|&i| {
+                Core::new(
+                    i,
+                    ids.clone(),
+                    Bank { balance: 100 },
+                    SnapshotConfig::default(),
+                )
+                .unwrap()
+            })
+            .collect();
+        Net::unstarted(cores)
+            .counting(|m| matches!(m, SnapshotMsg::Marker(_) | SnapshotMsg::Report { .. }))
     }
 
-    impl Net {
-        fn new(n: u32) -> Self {
-            let ids: Vec<u32> = (1..=n).collect();
-            Self {
-                nodes: ids
-                    .iter()
-                    .map(|&i| {
-                        Core::new(
-                            i,
-                            ids.clone(),
-                            Bank { balance: 100 },
-                            SnapshotConfig::default(),
-                        )
-                        .unwrap()
-                    })
-                    .collect(),
-                chans: BTreeMap::new(),
-                complete: Vec::new(),
-                refused: Vec::new(),
-                sent: 0,
-            }
-        }
-        fn apply(&mut self, at: NodeId, mut out: EffectsOf<Core>) {
-            for e in out.drain() {
-                match e {
-                    Effect::Send { to, msg } => {
-                        if matches!(msg, SnapshotMsg::Marker(_) | SnapshotMsg::Report { .. }) {
-                            self.sent += 1;
-                        }
-                        self.chans.entry((at, to)).or_default().push_back(msg);
-                    }
-                    Effect::Emit(SnapshotEvent::Complete(g)) => self.complete.push(g),
-                    Effect::Emit(SnapshotEvent::Refused { id, .. }) => self.refused.push(id),
-                    Effect::Emit(_) => {}
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-        }
-        fn command(&mut self, at: NodeId, cmd: SnapshotCommand<(NodeId, u64)>) {
-            self.try_command(at, cmd).unwrap();
-        }
-        fn try_command(
-            &mut self,
-            at: NodeId,
-            cmd: SnapshotCommand<(NodeId, u64)>,
-        ) -> Result<(), SnapshotError> {
-            let mut out = EffectsOf::<Core>::new();
-            self.nodes[at as usize - 1].on_command(Duration::ZERO, cmd, &mut out)?;
-            self.apply(at, out);
-            Ok(())
-        }
-        fn step(&mut self, pick: usize) -> bool {
-            let keys: Vec<_> = self
-                .chans
-                .iter()
-                .filter(|(_, q)| !q.is_empty())
-                .map(|(k, _)| *k)
-                .collect();
-            if keys.is_empty() {
-                return false;
-            }
-            let (from, to) = keys[pick % keys.len()];
-            let msg = self
-                .chans
-                .get_mut(&(from, to))
-                .unwrap()
-                .pop_front()
-                .unwrap();
-            let mut out = EffectsOf::<Core>::new();
-            self.nodes[to as usize - 1].on_message(Duration::ZERO, from, msg, &mut out);
-            self.apply(to, out);
-            true
-        }
+    /// The snapshots completed so far.
+    fn completed(net: &Net<Core>) -> Vec<GlobalSnapshot<u64, u64>> {
+        net.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                SnapshotEvent::Complete(g) => Some(g.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The snapshots refused so far.
+    fn refused_ids(net: &Net<Core>) -> Vec<SnapshotId> {
+        net.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                SnapshotEvent::Refused { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect()
     }
 
     fn total(g: &GlobalSnapshot<u64, u64>) -> u64 {
@@ -693,26 +651,26 @@ mod tests {
         let mut rng = crate::protocol::SplitMix64::new(5);
         let mut refused = 0;
         for _ in 0..200 {
-            let mut net = Net::new(3);
+            let mut net = net(3);
             for n in &mut net.nodes {
                 n.config.max_active = 1;
             }
             let mut started = 0;
             for at in 1..=3u32 {
                 if net
-                    .try_command(at, SnapshotCommand::Start { number: 1 })
+                    .command(at, SnapshotCommand::Start { number: 1 })
                     .is_ok()
                 {
                     started += 1;
                 }
             }
-            while net.step(rng.next_u64() as usize) {}
+            while net.step_pick(rng.next_u64() as usize) {}
             assert_eq!(
-                net.complete.len() + net.refused.len(),
+                completed(&net).len() + refused_ids(&net).len(),
                 started,
                 "every snapshot ends: {} complete, {:?} refused",
-                net.complete.len(),
-                net.refused
+                completed(&net).len(),
+                refused_ids(&net)
             );
             for n in &net.nodes {
                 assert_eq!(n.recording(), 0, "node {} still records", n.group.me());
@@ -722,7 +680,7 @@ mod tests {
                     n.group.me()
                 );
             }
-            refused += net.refused.len();
+            refused += refused_ids(&net).len();
         }
         assert!(refused > 0, "the schedules made some refusals");
     }
@@ -732,32 +690,33 @@ mod tests {
         let mut rng = crate::protocol::SplitMix64::new(11);
         let mut snapshots = 0;
         for _ in 0..300 {
-            let mut net = Net::new(3);
+            let mut net = net(3);
             let mut number = 0;
             for _ in 0..40 {
                 let at = (rng.next_u64() % 3) as u32 + 1;
                 match rng.next_u64() % 6 {
                     0 => {
                         number += 1;
-                        match net.try_command(at, SnapshotCommand::Start { number }) {
+                        match net.command(at, SnapshotCommand::Start { number }) {
                             Ok(()) | Err(SnapshotError::Busy(_)) => {}
                             Err(e) => panic!("{e}"),
                         }
                     }
                     1 | 2 => {
                         let to = at % 3 + 1;
-                        net.command(at, SnapshotCommand::App((to, rng.next_u64() % 30)));
+                        net.command(at, SnapshotCommand::App((to, rng.next_u64() % 30)))
+                            .unwrap();
                     }
                     _ => {
-                        net.step(rng.next_u64() as usize);
+                        net.step_pick(rng.next_u64() as usize);
                     }
                 }
             }
-            while net.step(rng.next_u64() as usize) {}
-            for g in &net.complete {
+            while net.step_pick(rng.next_u64() as usize) {}
+            for g in &completed(&net) {
                 assert_eq!(total(g), 300, "{g:?}");
             }
-            snapshots += net.complete.len();
+            snapshots += completed(&net).len();
         }
         assert!(snapshots > 300, "{snapshots} snapshots completed");
     }
@@ -765,31 +724,34 @@ mod tests {
     #[test]
     fn a_snapshot_costs_n_times_n_minus_one_markers_and_n_minus_one_reports() {
         for n in [3u32, 5] {
-            let mut net = Net::new(n);
-            net.command(1, SnapshotCommand::Start { number: 1 });
-            while net.step(0) {}
+            let mut net = net(n);
+            net.command(1, SnapshotCommand::Start { number: 1 })
+                .unwrap();
+            while net.step_pick(0) {}
             assert_eq!(net.sent as u32, n * (n - 1) + (n - 1), "n = {n}");
-            assert_eq!(net.complete.len(), 1);
-            assert_eq!(total(&net.complete[0]), u64::from(n) * 100);
+            assert_eq!(completed(&net).len(), 1);
+            assert_eq!(total(&completed(&net)[0]), u64::from(n) * 100);
         }
     }
 
     #[test]
     fn money_in_flight_is_recorded_in_its_channel() {
-        let mut net = Net::new(2);
-        net.command(1, SnapshotCommand::App((2, 30)));
-        net.command(1, SnapshotCommand::Start { number: 1 });
+        let mut net = net(2);
+        net.command(1, SnapshotCommand::App((2, 30))).unwrap();
+        net.command(1, SnapshotCommand::Start { number: 1 })
+            .unwrap();
         // Node 2 records its state on its own: it starts the same snapshot's part when the
         // marker comes, after the 30 (FIFO), so the 30 is in node 2's state, not in flight.
-        while net.step(0) {}
-        let g = &net.complete[0];
+        while net.step_pick(0) {}
+        let g = &completed(&net)[0];
         assert_eq!(g.members[&1].state, 70);
         assert_eq!(g.members[&2].state, 130);
         // Now the other way: node 2 sends 50 while node 1's snapshot is under way.
-        net.command(1, SnapshotCommand::Start { number: 2 });
-        net.command(2, SnapshotCommand::App((1, 50)));
-        while net.step(0) {}
-        let g = &net.complete[1];
+        net.command(1, SnapshotCommand::Start { number: 2 })
+            .unwrap();
+        net.command(2, SnapshotCommand::App((1, 50))).unwrap();
+        while net.step_pick(0) {}
+        let g = &completed(&net)[1];
         assert_eq!(g.in_flight(2, 1), [50]);
         assert_eq!(total(g), 200);
     }
