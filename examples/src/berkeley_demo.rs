@@ -13,6 +13,7 @@ use actix_coord::clock::physical::{
     AdjustedClock, HardwareClock, PhysicalClockError, SimulatedClock, SimulatedClockConfig,
     SystemClock,
 };
+use actix_coord::driver::At;
 use actix_coord::driver::{Command, Driver, LocalLinks, Subscribe};
 use actix_coord::election::{BullyConfig, Election, StartError};
 use actix_coord::protocol::SplitMix64;
@@ -174,7 +175,12 @@ pub async fn run(config: &DemoConfig) -> Result<DemoReport, DemoError> {
     let election_links = LocalLinks::new();
     let mut elections = Vec::new();
     for (&id, d) in ids.iter().zip(&drivers) {
-        let e = Election::start_local(id, &ids, BullyConfig::default(), &election_links)?;
+        let e = Election::start(
+            At::Local(&election_links, id),
+            "election",
+            &ids,
+            BullyConfig::default(),
+        )?;
         follow_election(e.view(), d.clone());
         elections.push(e);
     }

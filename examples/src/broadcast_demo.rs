@@ -19,7 +19,7 @@ use actix_coord::broadcast::{
     Broadcaster, CausalBroadcast, CausalConfig, Deliveries, Delivery, RecvError, TotalConfig,
     TotalOrderBroadcast,
 };
-use actix_coord::driver::LocalLinks;
+use actix_coord::driver::{At, LocalLinks, StartError};
 use actix_coord::protocol::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -49,6 +49,9 @@ pub enum DemoError {
     /// A member could not be built.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A member could not be started.
+    #[error(transparent)]
+    Start(#[from] StartError),
     /// A member stopped or a subscriber fell behind.
     #[error(transparent)]
     Recv(#[from] RecvError),
@@ -96,7 +99,12 @@ pub async fn run() -> Result<DemoReport, DemoError> {
     let mut replicas = Vec::new();
     for id in members {
         let core = TotalOrderBroadcast::new(id, members, TotalConfig::default())?;
-        replicas.push(Broadcaster::start_local(&links, "account", core, &members));
+        replicas.push(Broadcaster::start(
+            At::Local(&links, id),
+            "account",
+            &members,
+            core,
+        )?);
     }
     let mut subs: Vec<_> = replicas.iter().map(|r| r.subscribe()).collect();
     let plan = [
@@ -133,7 +141,12 @@ pub async fn run() -> Result<DemoReport, DemoError> {
     let mut people = Vec::new();
     for id in members {
         let core = CausalBroadcast::new(id, members, CausalConfig::default())?;
-        people.push(Broadcaster::start_local(&links, "chat", core, &members));
+        people.push(Broadcaster::start(
+            At::Local(&links, id),
+            "chat",
+            &members,
+            core,
+        )?);
     }
     let mut at_bob = people[1].subscribe();
     let mut at_cat = people[2].subscribe();

@@ -11,6 +11,7 @@
 //! so the others learn it at once (`MemberDown{Closed}`).
 
 use actix::Arbiter;
+use actix_coord::driver::At;
 use actix_coord::election::{BullyConfig, Changes, Election, StartError, Term};
 use actix_coord::net::{Node, NodeError};
 use std::io::Write;
@@ -88,7 +89,7 @@ async fn start_member(
                 }
             }
             let node = b.start().await?;
-            let e = Election::start_on_node(&node, "election", &members, cfg)?;
+            let e = Election::start(At::Node(&node), "election", &members, cfg)?;
             let changes = e.subscribe();
             Ok::<_, DemoError>((node, e, changes))
         }

@@ -6,7 +6,7 @@
 //! is in flight between branches at the cut — but balances plus the payments recorded in the
 //! channels always do: the cut is consistent.
 
-use actix_coord::driver::LocalLinks;
+use actix_coord::driver::{At, LocalLinks, StartError};
 use actix_coord::protocol::{ConfigError, NodeId, SplitMix64};
 use actix_coord::snapshot::{
     Application, ChandyLamport, GlobalSnapshot, Outbox, SnapshotConfig, Snapshots, TakeError,
@@ -42,6 +42,9 @@ pub enum DemoError {
     /// A branch could not be built.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A branch could not be started.
+    #[error(transparent)]
+    Start(#[from] StartError),
     /// A snapshot or a payment failed.
     #[error(transparent)]
     Take(#[from] TakeError),
@@ -86,7 +89,12 @@ pub async fn run(payments: usize, snapshots: usize) -> Result<Vec<Seen>, DemoErr
             Branch { balance: 10_000 },
             SnapshotConfig::default(),
         )?;
-        branches.push(Snapshots::start_local(&links, "bank", core, &members));
+        branches.push(Snapshots::start(
+            At::Local(&links, id),
+            "bank",
+            &members,
+            core,
+        )?);
     }
     // Each branch pays the next one `payments` times, in its own task...
     let mut payers = Vec::new();

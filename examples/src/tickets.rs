@@ -8,10 +8,9 @@
 //! the pause and sell them twice; with it every seat is sold once. The seat map is a
 //! [`FencedResource`]: a booking with a token lower than the last one accepted is refused.
 
-use actix_coord::driver::LocalLinks;
+use actix_coord::driver::{At, LocalLinks, StartError};
 use actix_coord::mutex::{
-    AcquireError, DistributedLock, Fence, FencedResource, LockAlgorithm, LockSetupError,
-    fence_display,
+    AcquireError, DistributedLock, Fence, FencedResource, LockAlgorithm, fence_display,
 };
 use actix_coord::protocol::SplitMix64;
 use std::fmt::Write as _;
@@ -24,7 +23,7 @@ use std::time::{Duration, Instant};
 pub enum TicketsError {
     /// The lock cluster could not be started.
     #[error(transparent)]
-    Setup(#[from] LockSetupError),
+    Setup(#[from] StartError),
     /// An office could not get the lock.
     #[error("office {office}: {source}")]
     Acquire {
@@ -132,7 +131,8 @@ pub async fn sell(
     let mut tasks = Vec::new();
     let mut locks = Vec::new();
     for &office in &members {
-        let lock = DistributedLock::start_local(&links, algorithm, "concert", office, &members)?;
+        let lock =
+            DistributedLock::start(At::Local(&links, office), "concert", &members, algorithm)?;
         locks.push(lock.clone());
         tasks.push((
             office,

@@ -30,6 +30,7 @@ use actix_coord::broadcast::{
     BroadcastCore, Broadcaster, CausalBroadcast, CausalConfig, RecvError, TotalConfig,
     TotalOrderBroadcast,
 };
+use actix_coord::driver::At;
 use actix_coord::net::{Node, TurmoilTransport};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -165,7 +166,7 @@ fn scenario(seed: u64, kind: Kind, crash: bool) -> (Trace, Vec<u32>, Option<Dura
                             ..CausalConfig::default()
                         };
                         let core = CausalBroadcast::<u64>::new(id, members.clone(), cfg)?;
-                        let b = Broadcaster::start_on_node(&node, "causal", core, &members)?;
+                        let b = Broadcaster::start(At::Node(&node), "causal", &members, core)?;
                         member(b, id, seed, trace).await;
                     }
                     Kind::Total => {
@@ -174,7 +175,7 @@ fn scenario(seed: u64, kind: Kind, crash: bool) -> (Trace, Vec<u32>, Option<Dura
                             members.clone(),
                             TotalConfig::default(),
                         )?;
-                        let b = Broadcaster::start_on_node(&node, "total", core, &members)?;
+                        let b = Broadcaster::start(At::Node(&node), "total", &members, core)?;
                         member(b, id, seed, trace).await;
                     }
                 }

@@ -12,6 +12,7 @@
 //! Every host runs a real `Node` over `TurmoilTransport` with an `Election` on it; time is
 //! simulated and the run is seeded (`the_same_seed_gives_the_same_election_trace`).
 
+use actix_coord::driver::At;
 use actix_coord::election::{BullyConfig, Election, Term};
 use actix_coord::net::{Node, TurmoilTransport};
 use std::collections::BTreeMap;
@@ -88,7 +89,7 @@ fn scenario(seed: u64, quorum: bool) -> Run {
                     seed,
                     ..BullyConfig::default()
                 };
-                let election = Election::start_on_node(&node, "election", &members, cfg)?;
+                let election = Election::start(At::Node(&node), "election", &members, cfg)?;
                 let mut changes = election.subscribe();
                 while let Ok(c) = changes.recv().await {
                     let view = c.leader.map(|l| (l, c.term));

@@ -2,7 +2,7 @@
 //! on real nodes in turmoil.
 //!
 //! Every host runs a real `Node` over `TurmoilTransport` with a `DistributedLock` on it
-//! (`start_on_node`). Each member acquires the lock `K` times; inside the critical section it
+//! (`At::Node`). Each member acquires the lock `K` times; inside the critical section it
 //! increments a shared counter (one `FencedResource` shared by the hosts, standing for the
 //! protected resource) with its guard's fencing token, stays a seeded random moment, and
 //! releases; between acquisitions it thinks a seeded random moment too.
@@ -37,6 +37,7 @@
 //! Each test runs seeds 1–5; `LOCKS_SIM_SEED` runs that one seed instead (to explore), and
 //! `LOCKS_SIM_DUMP` prints the crash runs' writes.
 
+use actix_coord::driver::At;
 use actix_coord::mutex::{DistributedLock, Fence, FencedResource, LockAlgorithm};
 use actix_coord::net::{Node, NodeEvent, TurmoilTransport};
 use actix_coord::protocol::SplitMix64;
@@ -145,7 +146,7 @@ fn scenario(seed: u64, algorithm: LockAlgorithm, n: u32, crash: Option<u32>) -> 
                     }
                 });
                 let members: Vec<u32> = (1..=n).collect();
-                let lock = DistributedLock::start_on_node(&node, algorithm, "counter", &members)?;
+                let lock = DistributedLock::start(At::Node(&node), "counter", &members, algorithm)?;
                 world.lock().unwrap().ready += 1;
                 // Start once every member's lock actor is registered and every peer is
                 // connected: a request sent earlier would be lost, not delayed.

@@ -3,7 +3,7 @@
 //! takes snapshots of the whole bank.
 //!
 //! Every host runs a real `Node` over `TurmoilTransport` with a `Snapshots` member on it
-//! (`start_on_node`) running a small bank `Application`: each branch starts with 100.00 and
+//! (`At::Node`) running a small bank `Application`: each branch starts with 100.00 and
 //! makes `PAYMENTS` payments of random amounts to random peers at random moments. Each branch
 //! also initiates `SNAPSHOTS` snapshots at random moments without waiting for the previous one,
 //! so snapshots of different initiators (and sometimes two of the same one) run concurrently.
@@ -24,6 +24,7 @@
 //! The conservation test runs seeds 1–5; `SNAPSHOT_SIM_SEED` runs that one seed instead (to
 //! explore).
 
+use actix_coord::driver::At;
 use actix_coord::net::{Node, TurmoilTransport};
 use actix_coord::protocol::{NodeId, SplitMix64};
 use actix_coord::snapshot::{
@@ -161,7 +162,7 @@ fn scenario(seed: u64) -> Run {
                     Branch { balance: START },
                     SnapshotConfig::default(),
                 )?;
-                let bank = Snapshots::start_on_node(&node, "bank", core, &members)?;
+                let bank = Snapshots::start(At::Node(&node), "bank", &members, core)?;
                 world.lock().unwrap().ready += 1;
                 // Start once every member is registered and every peer connected: a payment
                 // sent earlier would be lost, not delayed.

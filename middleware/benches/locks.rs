@@ -25,6 +25,7 @@
 //! `cargo bench -p actix-coord --bench locks --features etcd`.
 
 use actix::prelude::*;
+use actix_coord::driver::At;
 use actix_coord::intercept::{CausalBuilder, CausalContext};
 use actix_coord::mutex::{DistributedLock, LockAlgorithm};
 use actix_coord::net::{Node, RemoteAddr};
@@ -97,7 +98,7 @@ async fn cluster(algorithm: LockAlgorithm, n: u32) -> Cluster {
     let resource = format!("bench-{algorithm}");
     let locks = nodes
         .iter()
-        .map(|node| DistributedLock::start_on_node(node, algorithm, &resource, &members).unwrap())
+        .map(|node| DistributedLock::start(At::Node(node), &resource, &members, algorithm).unwrap())
         .collect();
     // Let the lock actors register everywhere before the first request.
     tokio::time::sleep(Duration::from_millis(50)).await;

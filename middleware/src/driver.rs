@@ -251,6 +251,176 @@ where
     Ok(addr)
 }
 
+/// Where a service member runs, and how it reaches its peers.
+///
+/// Every service starts the same way, from one of these: `start(at, name, members, config)`
+/// ([`DistributedLock::start`](crate::mutex::DistributedLock::start),
+/// [`Election::start`](crate::election::Election::start),
+/// [`Broadcaster::start`](crate::broadcast::Broadcaster::start),
+/// [`Snapshots::start`](crate::snapshot::Snapshots::start),
+/// [`timesync::daemon::start`](crate::timesync::daemon::start)).
+///
+/// ```
+/// use actix_coord::driver::{At, LocalLinks, StartError};
+/// use actix_coord::election::{Bully, BullyConfig, Election};
+/// use std::time::Duration;
+///
+/// # actix::System::new().block_on(async {
+/// let links = LocalLinks::<Bully>::new();
+/// let members = [1, 2, 3];
+/// let group: Vec<Election> = members
+///     .iter()
+///     .map(|&me| {
+///         Election::start(At::Local(&links, me), "e", &members, BullyConfig::default()).unwrap()
+///     })
+///     .collect();
+/// let mut w = group[0].watch();
+/// tokio::time::timeout(Duration::from_secs(5), w.wait_for(|l| l.is_some_and(|(id, _)| id == 3)))
+///     .await
+///     .expect("a leader within 5 s")
+///     .unwrap();
+/// // Every service refuses an empty name the same way:
+/// let r = Election::start(At::Local(&links, 1), "", &members, BullyConfig::default());
+/// assert!(matches!(r, Err(StartError::EmptyName)));
+/// # });
+/// ```
+pub enum At<'a, P: Driven> {
+    /// On `node`, as member `node.id()`: the peers are the same service registered under the
+    /// same name on the other members' nodes, and the node's failure detector declares them
+    /// down and up.
+    Node(&'a crate::net::Node),
+    /// In this process, as member `me`: the peers are the members started on the same `links`
+    /// (declare one down by sending the others [`PeerStatus::Down`]).
+    Local(&'a LocalLinks<P>, NodeId),
+}
+
+impl<P: Driven> Clone for At<'_, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P: Driven> Copy for At<'_, P> {}
+
+impl<P: Driven> At<'_, P> {
+    /// The member this one is.
+    pub fn me(&self) -> NodeId {
+        match self {
+            At::Node(node) => node.id(),
+            At::Local(_, me) => *me,
+        }
+    }
+}
+
+impl<P> At<'_, P>
+where
+    P: Driven,
+    P::Msg: PeerWire,
+{
+    /// Starts `core`'s driver as this member of the service `name`: on a node, registered as
+    /// `name`; in this process, on the links. Logged as `name@n<id>`.
+    ///
+    /// # Errors
+    /// [`StartError::EmptyName`], [`StartError::WrongMember`] when `core` is another member,
+    /// [`StartError::Register`] when `name` is taken on the node.
+    pub(crate) fn start(
+        &self,
+        name: &str,
+        core: P,
+        members: &[NodeId],
+        observer: Option<Observer<P::Event>>,
+    ) -> Result<Member<P>, StartError> {
+        if name.is_empty() {
+            return Err(StartError::EmptyName);
+        }
+        if core.id() != self.me() {
+            return Err(StartError::WrongMember {
+                core: core.id(),
+                at: self.me(),
+            });
+        }
+        match *self {
+            At::Node(node) => {
+                let addr = start_on_node(node, name, core, members, observer)?;
+                Ok(Member {
+                    addr,
+                    registration: Registration::Node(node.clone(), name.to_owned()),
+                })
+            }
+            At::Local(links, me) => {
+                let log_name = format!("{name}@n{me}");
+                let addr = Driver::start_named(core, members, links.clone(), observer, &log_name);
+                links.register(me, addr.clone());
+                Ok(Member {
+                    addr,
+                    registration: Registration::Local(links.clone(), me),
+                })
+            }
+        }
+    }
+}
+
+/// A started service member: its driver, and where it is registered.
+pub(crate) struct Member<P: Driven> {
+    /// The driver.
+    pub(crate) addr: Addr<Driver<P>>,
+    registration: Registration<P>,
+}
+
+impl<P: Driven> Clone for Member<P> {
+    fn clone(&self) -> Self {
+        Self {
+            addr: self.addr.clone(),
+            registration: match &self.registration {
+                Registration::Local(links, me) => Registration::Local(links.clone(), *me),
+                Registration::Node(node, name) => Registration::Node(node.clone(), name.clone()),
+            },
+        }
+    }
+}
+
+enum Registration<P: Driven> {
+    Local(LocalLinks<P>, NodeId),
+    Node(crate::net::Node, String),
+}
+
+/// Why a service member did not start (the `start` of every service).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// The service's name (a lock's resource, an election's or a group's name) is empty.
+    #[error("the service name is empty")]
+    EmptyName,
+    /// The membership or the settings are invalid.
+    #[error(transparent)]
+    Config(#[from] crate::protocol::ConfigError),
+    /// The core given is another member than the one it is started as.
+    #[error("the core is member {core}, but it is started as member {at}")]
+    WrongMember {
+        /// The core's id.
+        core: NodeId,
+        /// The placement's member ([`At::me`]).
+        at: NodeId,
+    },
+    /// The name is taken on the node (or invalid).
+    #[error(transparent)]
+    Register(#[from] crate::net::RegisterError),
+}
+
+impl<P: Driven> Member<P> {
+    /// Withdraws the member from its peers' reach and stops its driver.
+    pub(crate) fn stop(&self) {
+        match &self.registration {
+            Registration::Local(links, me) => {
+                links.unregister(*me);
+            }
+            Registration::Node(node, name) => {
+                node.unregister(name);
+            }
+        }
+        self.addr.do_send(Stop);
+    }
+}
+
 /// Something to run on each event, inside the driver (so it is a local event of the driver's
 /// process when it logs): for instance a `lock.enter` semantic event.
 pub type Observer<E> = Box<dyn FnMut(&E)>;
@@ -530,6 +700,30 @@ mod tests {
     use crate::election::{Bully, BullyConfig, BullyEvent};
     use crate::mutex::{LockCommand, LockError, LockEvent, RicartAgrawala};
     use std::time::Duration;
+
+    /// Every service's start refuses the same mistakes with the same error.
+    #[actix_rt::test]
+    async fn services_refuse_an_empty_name_and_a_core_of_another_member() {
+        use crate::broadcast::{Broadcaster, CausalBroadcast, CausalConfig};
+        use crate::mutex::{DistributedLock, LockAlgorithm};
+        let members = [1, 2, 3];
+        let links = LocalLinks::new();
+        let r = DistributedLock::start(At::Local(&links, 1), "", &members, LockAlgorithm::Lamport);
+        assert!(matches!(r, Err(StartError::EmptyName)), "{r:?}");
+        let r = DistributedLock::start(At::Local(&links, 4), "r", &members, LockAlgorithm::Lamport);
+        assert!(matches!(r, Err(StartError::Config(_))), "{r:?}");
+        let links = LocalLinks::<CausalBroadcast<u32>>::new();
+        let core = CausalBroadcast::new(2, members, CausalConfig::default()).unwrap();
+        let r = Broadcaster::start(At::Local(&links, 1), "g", &members, core);
+        assert!(
+            matches!(r, Err(StartError::WrongMember { core: 2, at: 1 })),
+            "{:?}",
+            r.err()
+        );
+        let core = CausalBroadcast::new(2, members, CausalConfig::default()).unwrap();
+        let r = Broadcaster::start(At::Local(&links, 2), "", &members, core);
+        assert!(matches!(r, Err(StartError::EmptyName)), "{:?}", r.err());
+    }
 
     #[actix_rt::test]
     async fn three_bully_drivers_elect_the_highest() {

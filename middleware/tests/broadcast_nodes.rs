@@ -9,6 +9,7 @@ use actix_coord::broadcast::{
     BroadcastCore, Broadcaster, CausalBroadcast, CausalConfig, Deliveries, Delivery, TotalConfig,
     TotalOrderBroadcast,
 };
+use actix_coord::driver::At;
 use actix_coord::driver::Inspect;
 use actix_coord::net::Node;
 use std::time::Instant;
@@ -62,7 +63,7 @@ where
     let mut nodes = three_nodes().await;
     let mut group: Vec<Broadcaster<P>> = nodes
         .iter()
-        .map(|n| Broadcaster::start_on_node(n, "g", make(n.id()), &MEMBERS).unwrap())
+        .map(|n| Broadcaster::start(At::Node(n), "g", &MEMBERS, make(n.id())).unwrap())
         .collect();
     for b in &group {
         caught_up(b, active).await;
@@ -85,7 +86,7 @@ where
     declared_down(&survivors, 3).await;
     nodes[2] = restart_node(3, &addr, &nodes).await;
     connected(&nodes[2], &[1, 2]).await;
-    group[2] = Broadcaster::start_on_node(&nodes[2], "g", make(3), &MEMBERS).unwrap();
+    group[2] = Broadcaster::start(At::Node(&nodes[2]), "g", &MEMBERS, make(3)).unwrap();
     subs[2] = group[2].subscribe();
     caught_up(&group[2], active).await;
     for (i, b) in group.iter().enumerate() {

@@ -6,9 +6,10 @@
 //! Every wait is an event with a deadline; nodes bind port 0 (a restarted node rebinds the
 //! address its predecessor was given).
 
+use actix_coord::driver::At;
 use actix_coord::election::{BullyConfig, Election};
 use actix_coord::mutex::{
-    AcquireError, DistributedLock, Fence, FencedResource, LockAlgorithm, LockGuard, LockOptions,
+    AcquireError, DistributedLock, Fence, FencedResource, LockAlgorithm, LockConfig, LockGuard,
     fence_display,
 };
 use actix_coord::net::Node;
@@ -17,7 +18,7 @@ mod support;
 use support::nodes::{DEADLINE, addr_of, connected, declared_down, restart_node, three_nodes};
 
 fn lock(node: &Node, algorithm: LockAlgorithm) -> DistributedLock {
-    DistributedLock::start_on_node(node, algorithm, "r", &[1, 2, 3]).unwrap()
+    DistributedLock::start(At::Node(node), "r", &[1, 2, 3], algorithm).unwrap()
 }
 
 async fn acquire(l: &DistributedLock, within: Duration) -> LockGuard {
@@ -277,16 +278,9 @@ async fn suzuki_kasami_restarted_waiter_waits_for_the_holder() {
 /// regenerates a lost token only where that election's leader is.
 fn elected_lock(node: &Node) -> (Election, DistributedLock) {
     let members = [1, 2, 3];
-    let e = Election::start_on_node(node, "leader", &members, BullyConfig::default()).unwrap();
-    let options = LockOptions::default().with_recovery_leader(e.view());
-    let l = DistributedLock::start_on_node_with(
-        node,
-        LockAlgorithm::SuzukiKasami,
-        "r",
-        &members,
-        options,
-    )
-    .unwrap();
+    let e = Election::start(At::Node(node), "leader", &members, BullyConfig::default()).unwrap();
+    let config = LockConfig::new(LockAlgorithm::SuzukiKasami).with_recovery_leader(e.view());
+    let l = DistributedLock::start(At::Node(node), "r", &members, config).unwrap();
     (e, l)
 }
 

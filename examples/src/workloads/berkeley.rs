@@ -28,6 +28,7 @@ use crate::workloads::election::ElectionArgs;
 use actix_coord::clock::physical::{
     AdjustedClock, HardwareClock, PhysicalTime, SimulatedClock, SimulatedClockConfig, SystemClock,
 };
+use actix_coord::driver::At;
 use actix_coord::election::Election;
 use actix_coord::intercept;
 use actix_coord::net::Node;
@@ -202,7 +203,7 @@ pub async fn run(node: &Node, peers: &[u32], args: &BerkeleyArgs, election: &Ele
     let rule = match args.master {
         MasterChoice::HighestLive => MasterRule::HighestLive,
         MasterChoice::Elected => {
-            match Election::start_on_node(node, ELECTION_NAME, &members, election.config()) {
+            match Election::start(At::Node(node), ELECTION_NAME, &members, election.config()) {
                 Ok(e) => MasterRule::Elected(e.view()),
                 Err(e) => {
                     eprintln!("node{me}: election: {e}");
@@ -211,7 +212,8 @@ pub async fn run(node: &Node, peers: &[u32], args: &BerkeleyArgs, election: &Ele
             }
         }
     };
-    if let Err(e) = daemon::start_on_node(node, DAEMON_NAME, core, &members, Some(observer), rule) {
+    let config = daemon::DaemonConfig::new(core, rule).with_observer(observer);
+    if let Err(e) = daemon::start(At::Node(node), DAEMON_NAME, &members, config) {
         eprintln!("node{me}: {e}");
         return 2;
     }

@@ -23,7 +23,7 @@
 //! With `--lock suzuki-kasami` the node also runs a member of a bully election (registered as
 //! `election`, settings from the election workload's options: `--answer-ms`, `--quorum`, …) and
 //! gives its [`LeaderView`](actix_coord::election::LeaderView) to the lock
-//! ([`LockOptions::with_recovery_leader`]): a token lost with its holder is regenerated only by
+//! ([`LockConfig::with_recovery_leader`]): a token lost with its holder is regenerated only by
 //! the elected leader. It prints every leader it recognises, `leader L term R` (`leader none
 //! term R` while there is none), and, on the node that regenerates a token,
 //! `regenerated token round R by node L` (then the `lock.regenerate` event of its causal log has
@@ -35,11 +35,12 @@
 
 use actix::prelude::*;
 use actix_coord::clock::physical::{HardwareClock, SystemClock};
+use actix_coord::driver::At;
 use actix_coord::driver::Subscribe;
 use actix_coord::election::{BullyConfig, Election};
 use actix_coord::intercept::{CausalBuilder, CausalContext};
 use actix_coord::mutex::{
-    AnyLockEvent, DistributedLock, Fence, FencedResource, LockAlgorithm, LockOptions,
+    AnyLockEvent, DistributedLock, Fence, FencedResource, LockAlgorithm, LockConfig,
 };
 use actix_coord::net::{Node, RemoteAddr, RemoteError};
 use actix_coord::{remote_actor, remote_message};
@@ -305,7 +306,7 @@ pub fn regenerated_line(round: u32, by: u32) -> String {
 /// Starts this node's election member and prints every leader it recognises, until the
 /// election stops.
 fn start_election(node: &Node, members: &[u32], cfg: BullyConfig) -> Result<Election, String> {
-    let election = Election::start_on_node(node, ELECTION, members, cfg)
+    let election = Election::start(At::Node(node), ELECTION, members, cfg)
         .map_err(|e| format!("election: {e}"))?;
     let mut changes = election.subscribe();
     let now = election.clone();
@@ -376,11 +377,11 @@ pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs, election: Bully
     members.push(me);
     // The election (Suzuki–Kasami only) and the lock actor first, then the sync actor: a peer
     // that reaches our sync actor reaches our lock actor too.
-    let mut options = LockOptions::default();
+    let mut config = LockConfig::new(args.lock);
     let _election = if args.lock == LockAlgorithm::SuzukiKasami {
         match start_election(node, &members, election) {
             Ok(e) => {
-                options = options.with_recovery_leader(e.view());
+                config = config.with_recovery_leader(e.view());
                 Some(e)
             }
             Err(e) => {
@@ -391,14 +392,13 @@ pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs, election: Bully
     } else {
         None
     };
-    let lock =
-        match DistributedLock::start_on_node_with(node, args.lock, RESOURCE, &members, options) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("{name}: {e}");
-                return 2;
-            }
-        };
+    let lock = match DistributedLock::start(At::Node(node), RESOURCE, &members, config) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return 2;
+        }
+    };
     print_regenerations(&lock).await;
     if let Err(e) = node.register("counter-sync", sync) {
         eprintln!("{name}: {e}");

@@ -7,6 +7,7 @@
 //! milliseconds since the Unix epoch (so changes on different processes of one machine compare).
 //! Each recognised leader is also a `leader.elected` event in the node's causal log.
 
+use actix_coord::driver::At;
 use actix_coord::election::{BullyConfig, Election};
 use actix_coord::net::Node;
 use std::io::Write;
@@ -74,7 +75,7 @@ pub fn line(leader: Option<u32>, round: u64, at_ms: u64) -> String {
 pub async fn run(node: &Node, peers: &[u32], args: &ElectionArgs) -> i32 {
     let mut members: Vec<u32> = peers.to_vec();
     members.push(node.id());
-    let election = match Election::start_on_node(node, "election", &members, args.config()) {
+    let election = match Election::start(At::Node(node), "election", &members, args.config()) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("node{}: election: {e}", node.id());

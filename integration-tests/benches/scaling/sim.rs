@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+use actix_coord::driver::At;
 use actix_coord::election::{BullyConfig, Election, Term};
 use actix_coord::mutex::{DistributedLock, LockAlgorithm};
 use actix_coord::net::{NetStats, Node, TurmoilTransport};
@@ -119,7 +120,7 @@ pub fn lock_run(seed: u64, algorithm: LockAlgorithm, n: u32, rounds: u64) -> Loc
             async move {
                 let node = node_builder(id, n, seed).start().await?;
                 let members: Vec<u32> = (1..=n).collect();
-                let lock = DistributedLock::start_on_node(&node, algorithm, "scaling", &members)?;
+                let lock = DistributedLock::start(At::Node(&node), "scaling", &members, algorithm)?;
                 {
                     let mut w = world.lock().unwrap();
                     w.nodes.insert(id, node.clone());
@@ -265,7 +266,7 @@ pub fn election_run(seed: u64, n: u32, how: Loss) -> ElectionFigures {
                     seed,
                     ..BullyConfig::default()
                 };
-                let election = Election::start_on_node(&node, "election", &members, cfg)?;
+                let election = Election::start(At::Node(&node), "election", &members, cfg)?;
                 world.lock().unwrap().nodes.insert(id, node.clone());
                 let mut changes = election.subscribe();
                 while let Ok(c) = changes.recv().await {

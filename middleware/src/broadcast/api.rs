@@ -4,7 +4,7 @@ use super::{
     BroadcastCommand, BroadcastError, BroadcastEvent, CausalBroadcast, Delivery, Payload,
     TotalOrderBroadcast,
 };
-use crate::driver::{Command, Driven, Driver, LocalLinks, Observer, PeerWire};
+use crate::driver::{At, Command, Driven, Driver, Observer, PeerWire, StartError};
 use crate::protocol::NodeId;
 use crate::trace::{self, FieldValue};
 use actix::Addr;
@@ -206,42 +206,29 @@ impl<P: BroadcastCore> Broadcaster<P> {
         }
     }
 
-    /// Starts `core`, a member of `members`, in this process, reaching the other members
-    /// through `links` (and registering itself there). `group` names it in the causal log.
-    /// Call on an actix arbiter.
+    /// Starts `core`, member [`at.me()`](At::me) of `members`, in the group `group` (the same
+    /// name on every member; it names the member in the causal log): on a node, whose
+    /// membership events reach the core, or in this process ([`At::Local`]). Call on an actix
+    /// arbiter.
     ///
     /// Every start is a new incarnation of the member (drawn at random): it catches up with
     /// the members already running before its publications go out (see the cores' docs).
-    pub fn start_local(links: &LocalLinks<P>, group: &str, core: P, members: &[NodeId]) -> Self {
-        let core = core.incarnation(rand::random::<u64>());
-        let me = core.id();
-        let group: Arc<str> = Arc::from(group);
-        let (observe, rx) = observer(group.clone(), P::ORDER);
-        let name = format!("{group}@n{me}");
-        let driver = Driver::start_named(core, members, links.clone(), Some(observe), &name);
-        links.register(me, driver.clone());
-        Self::from_parts(me, group, driver, rx)
-    }
-
-    /// Starts `core` on `node` (whose id must be the core's), registered as `group`; every
-    /// member does the same with the same `group`. Membership events of the node reach the
-    /// core. Call on an actix arbiter. Every start is a new incarnation, as with
-    /// [`start_local`](Self::start_local).
     ///
     /// # Errors
-    /// `group` is already registered on `node`.
-    pub fn start_on_node(
-        node: &crate::net::Node,
+    /// [`StartError::EmptyName`], [`StartError::WrongMember`] when `core` is another member
+    /// than `at`'s, [`StartError::Register`] when `group` is taken on the node.
+    pub fn start(
+        at: At<'_, P>,
         group: &str,
-        core: P,
         members: &[NodeId],
-    ) -> Result<Self, crate::net::RegisterError> {
+        core: P,
+    ) -> Result<Self, StartError> {
+        let me = at.me();
         let core = core.incarnation(rand::random::<u64>());
-        let me = core.id();
         let group_name: Arc<str> = Arc::from(group);
         let (observe, rx) = observer(group_name.clone(), P::ORDER);
-        let driver = crate::driver::start_on_node(node, group, core, members, Some(observe))?;
-        Ok(Self::from_parts(me, group_name, driver, rx))
+        let member = at.start(group, core, members, Some(observe))?;
+        Ok(Self::from_parts(me, group_name, member.addr, rx))
     }
 
     /// This member's id.
@@ -303,6 +290,7 @@ impl<P: BroadcastCore> Broadcaster<P> {
 mod tests {
     use super::super::{CausalConfig, TotalConfig};
     use super::*;
+    use crate::driver::LocalLinks;
     use std::time::Duration;
 
     async fn take<T: Clone>(d: &mut Deliveries<T>, n: usize) -> Vec<Delivery<T>> {
@@ -325,7 +313,7 @@ mod tests {
             .iter()
             .map(|&id| {
                 let core = TotalOrderBroadcast::new(id, members, TotalConfig::default()).unwrap();
-                Broadcaster::start_local(&links, "log", core, &members)
+                Broadcaster::start(At::Local(&links, id), "log", &members, core).unwrap()
             })
             .collect();
         let mut subs: Vec<_> = group.iter().map(|g| g.subscribe()).collect();
@@ -356,7 +344,7 @@ mod tests {
             .iter()
             .map(|&id| {
                 let core = CausalBroadcast::new(id, members, CausalConfig::default()).unwrap();
-                Broadcaster::start_local(&links, "chat", core, &members)
+                Broadcaster::start(At::Local(&links, id), "chat", &members, core).unwrap()
             })
             .collect();
         let mut subs: Vec<_> = group.iter().map(|g| g.subscribe()).collect();
@@ -384,7 +372,7 @@ mod tests {
             .map(|n| {
                 let core = TotalOrderBroadcast::<u64>::new(n.id(), members, TotalConfig::default())
                     .unwrap();
-                Broadcaster::start_on_node(n, "log", core, &members).unwrap()
+                Broadcaster::start(At::Node(n), "log", &members, core).unwrap()
             })
             .collect();
         let mut subs: Vec<_> = group.iter().map(|g| g.subscribe()).collect();

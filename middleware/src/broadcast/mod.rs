@@ -4,7 +4,7 @@
 //! Both are sans-IO [`Protocol`](crate::protocol::Protocol) cores run by the generic
 //! [`Driver`](crate::driver::Driver) (in one process over
 //! [`LocalLinks`](crate::driver::LocalLinks), or across nodes with
-//! [`Broadcaster::start_on_node`]), and share one interface: the command
+//! [`Broadcaster::start`] with [`At::Node`](crate::driver::At::Node)), and share one interface: the command
 //! [`BroadcastCommand::Publish`], the events [`BroadcastEvent`], and the handle [`Broadcaster`]
 //! whose [`subscribe`](Broadcaster::subscribe) yields every [`Delivery`] in the group's order.
 //!
@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use actix_coord::broadcast::{Broadcaster, CausalBroadcast, CausalConfig};
-//! use actix_coord::driver::LocalLinks;
+//! use actix_coord::driver::{At, LocalLinks};
 //!
 //! # actix::System::new().block_on(async {
 //! let links = LocalLinks::<CausalBroadcast<String>>::new();
@@ -30,7 +30,7 @@
 //!     .iter()
 //!     .map(|&id| {
 //!         let core = CausalBroadcast::new(id, members, CausalConfig::default()).unwrap();
-//!         Broadcaster::start_local(&links, "chat", core, &members)
+//!         Broadcaster::start(At::Local(&links, id), "chat", &members, core).unwrap()
 //!     })
 //!     .collect();
 //! let mut at_3 = group[2].subscribe();

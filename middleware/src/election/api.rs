@@ -1,5 +1,5 @@
 //! The election as a service: an [`Election`] handle over a [`Driver`] of [`Bully`], in one
-//! process ([`Election::start_local`]) or on a [`Node`] ([`Election::start_on_node`]).
+//! process or on a [`Node`](crate::net::Node) ([`Election::start`] with an [`At`]).
 //!
 //! The handle answers "who leads, in which term" without a round trip (a `tokio::sync::watch`
 //! updated by the driver itself), offers `resign` / `campaign`, and two ways to observe:
@@ -12,11 +12,11 @@
 //! Other services ask the election through a [`LeaderView`] (`Send + Sync + Clone`, no actix):
 //! the Berkeley daemon polls clocks only while `view.is_leader()`, and a Suzuki–Kasami lock
 //! started with
-//! [`LockOptions::with_recovery_leader`](crate::mutex::LockOptions::with_recovery_leader)
+//! [`LockConfig::with_recovery_leader`](crate::mutex::LockConfig::with_recovery_leader)
 //! regenerates a lost token only on the elected leader (see `docs/election.md`).
 //!
 //! ```
-//! use actix_coord::driver::LocalLinks;
+//! use actix_coord::driver::{At, LocalLinks};
 //! use actix_coord::election::{BullyConfig, Election};
 //! use std::time::Duration;
 //!
@@ -25,7 +25,7 @@
 //! let members = [1, 2, 3];
 //! let nodes: Vec<Election> = members
 //!     .iter()
-//!     .map(|&id| Election::start_local(id, &members, BullyConfig::default(), &links).unwrap())
+//!     .map(|&id| Election::start(At::Local(&links, id), "election", &members, BullyConfig::default()).unwrap())
 //!     .collect();
 //! // Wait (with a deadline) until node 1 recognises node 3.
 //! let mut w = nodes[0].watch();
@@ -51,9 +51,8 @@
 //! ```
 
 use super::{Bully, BullyCommand, BullyConfig, BullyError, BullyEvent, Term};
-use crate::driver::{Command, Driver, LocalLinks, Observer};
-use crate::net::{Node, RegisterError};
-use crate::protocol::{ConfigError, NodeId};
+use crate::driver::{At, Command, Driver, Member, Observer};
+use crate::protocol::NodeId;
 use actix::Addr;
 use actix_coord_proto::schema::{field, kind};
 use tokio::sync::{broadcast, watch};
@@ -67,16 +66,7 @@ pub struct LeaderChange {
     pub term: Term,
 }
 
-/// Why an election could not be started.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum StartError {
-    /// The membership or the settings are invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The name is taken on the node (or invalid).
-    #[error(transparent)]
-    Register(#[from] RegisterError),
-}
+pub use crate::driver::StartError;
 
 /// Why a command ([`Election::resign`], [`Election::campaign`]) failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -174,16 +164,8 @@ impl LeaderView {
 #[derive(Clone)]
 pub struct Election {
     view: LeaderView,
-    driver: Addr<Driver<Bully>>,
+    member: Member<Bully>,
     changes: broadcast::Sender<LeaderChange>,
-    registration: Registration,
-}
-
-/// Where a member is registered, to unregister it when it stops.
-#[derive(Clone)]
-enum Registration {
-    Local(LocalLinks<Bully>, NodeId),
-    Node(Node, String),
 }
 
 impl std::fmt::Debug for Election {
@@ -251,51 +233,27 @@ impl Election {
         )
     }
 
-    /// Starts member `id` of `members` in this process, reaching the others through `links`
-    /// (and registering itself there). Call on an actix arbiter.
+    /// Starts member [`at.me()`](At::me) of the election `name` (the same name on every
+    /// member) among `members`: on a node, whose failure detector's verdicts reach the core, or
+    /// in this process ([`At::Local`]). Call on an actix arbiter.
     ///
     /// # Errors
-    /// [`StartError::Config`] for an invalid membership or settings.
-    pub fn start_local(
-        id: NodeId,
-        members: &[NodeId],
-        cfg: BullyConfig,
-        links: &LocalLinks<Bully>,
-    ) -> Result<Self, StartError> {
-        let core = Bully::new(id, members.iter().copied(), cfg)?;
-        let (obs, view, changes) = Self::parts(id, None);
-        let driver = Driver::start(core, members, links.clone(), Some(obs));
-        links.register(id, driver.clone());
-        Ok(Self {
-            view,
-            driver,
-            changes,
-            registration: Registration::Local(links.clone(), id),
-        })
-    }
-
-    /// Starts this node's member of the election `name` (the same name on every member) on
-    /// `node`, whose id is the member id. Membership events of the node reach the core as
-    /// failure-detector verdicts. Call on an actix arbiter.
-    ///
-    /// # Errors
-    /// [`StartError::Config`] for an invalid membership or settings, [`StartError::Register`]
-    /// when `name` is taken on `node`.
-    pub fn start_on_node(
-        node: &Node,
+    /// [`StartError::EmptyName`], [`StartError::Config`] for an invalid membership or settings,
+    /// [`StartError::Register`] when `name` is taken on the node.
+    pub fn start(
+        at: At<'_, Bully>,
         name: &str,
         members: &[NodeId],
         cfg: BullyConfig,
     ) -> Result<Self, StartError> {
-        let id = node.id();
-        let core = Bully::new(id, members.iter().copied(), cfg)?;
-        let (obs, view, changes) = Self::parts(id, Some(name));
-        let driver = crate::driver::start_on_node(node, name, core, members, Some(obs))?;
+        let me = at.me();
+        let core = Bully::new(me, members.iter().copied(), cfg)?;
+        let (obs, view, changes) = Self::parts(me, Some(name));
+        let member = at.start(name, core, members, Some(obs))?;
         Ok(Self {
             view,
-            driver,
+            member,
             changes,
-            registration: Registration::Node(node.clone(), name.to_owned()),
         })
     }
 
@@ -308,15 +266,7 @@ impl Election {
     /// subscribers get no more changes. The other members notice as they would a crash (their
     /// failure detector, or the leader timeout) and elect among themselves.
     pub fn stop(&self) {
-        match &self.registration {
-            Registration::Local(links, id) => {
-                links.unregister(*id);
-            }
-            Registration::Node(node, name) => {
-                node.unregister(name);
-            }
-        }
-        self.driver.do_send(crate::driver::Stop);
+        self.member.stop();
     }
 
     /// The leader this node recognises and its term, `None` while there is none. No round trip:
@@ -349,7 +299,8 @@ impl Election {
 
     async fn command(&self, cmd: BullyCommand) -> Result<(), ElectionError> {
         let r = self
-            .driver
+            .member
+            .addr
             .send(Command::<BullyCommand, BullyError>::new(cmd))
             .await
             .map_err(|_| ElectionError::Stopped)?;
@@ -374,7 +325,7 @@ impl Election {
 
     /// The driver actor, for [`Inspect`](crate::driver::Inspect) and the like.
     pub fn driver(&self) -> &Addr<Driver<Bully>> {
-        &self.driver
+        &self.member.addr
     }
 
     /// Where the core stands (for diagnostics).
@@ -382,7 +333,8 @@ impl Election {
     /// # Errors
     /// [`ElectionError::Stopped`] when the election actor is gone.
     pub async fn role(&self) -> Result<super::Role, ElectionError> {
-        self.driver
+        self.member
+            .addr
             .send(crate::driver::Inspect(Box::new(|b: &Bully| {
                 b.role().clone()
             })))
@@ -394,6 +346,7 @@ impl Election {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::driver::LocalLinks;
     use std::time::Duration;
 
     fn members(n: u32) -> Vec<NodeId> {
@@ -415,7 +368,15 @@ mod tests {
         let m = members(3);
         let es: Vec<Election> = m
             .iter()
-            .map(|&id| Election::start_local(id, &m, BullyConfig::default(), &links).unwrap())
+            .map(|&id| {
+                Election::start(
+                    At::Local(&links, id),
+                    "election",
+                    &m,
+                    BullyConfig::default(),
+                )
+                .unwrap()
+            })
             .collect();
         wait_leader(&es[0], 3, Duration::from_secs(5)).await;
         es[2].stop();
@@ -431,7 +392,15 @@ mod tests {
         let m = members(4);
         let es: Vec<Election> = m
             .iter()
-            .map(|&id| Election::start_local(id, &m, BullyConfig::default(), &links).unwrap())
+            .map(|&id| {
+                Election::start(
+                    At::Local(&links, id),
+                    "election",
+                    &m,
+                    BullyConfig::default(),
+                )
+                .unwrap()
+            })
             .collect();
         let mut changes = es[0].subscribe();
         let t1 = wait_leader(&es[0], 4, Duration::from_secs(5)).await;
@@ -474,7 +443,12 @@ mod tests {
         let sys = actix::System::new();
         sys.block_on(async {
             let links = LocalLinks::new();
-            let r = Election::start_local(9, &[1, 2], BullyConfig::default(), &links);
+            let r = Election::start(
+                At::Local(&links, 9),
+                "election",
+                &[1, 2],
+                BullyConfig::default(),
+            );
             assert!(matches!(r, Err(StartError::Config(_))), "{r:?}");
         });
     }

@@ -4,11 +4,11 @@
 //! The algorithm is a configuration value ([`LockAlgorithm`]): [`AnyLock`] is a sans-IO core
 //! that runs [`LamportMutex`], [`RicartAgrawala`] or [`SuzukiKasami`] behind one
 //! [`Protocol`], and a generic [`Driver`] runs it as a causal actor, in process
-//! ([`DistributedLock::start_local`] over [`LocalLinks`]) or across nodes
-//! ([`DistributedLock::start_on_node`]).
+//! ([`At::Local`], over [`LocalLinks`](crate::driver::LocalLinks)) or across nodes
+//! ([`At::Node`]): [`DistributedLock::start`].
 //!
 //! ```
-//! use actix_coord::driver::LocalLinks;
+//! use actix_coord::driver::{At, LocalLinks};
 //! use actix_coord::mutex::{DistributedLock, LockAlgorithm};
 //!
 //! # actix::System::new().block_on(async {
@@ -17,7 +17,7 @@
 //! let locks: Vec<DistributedLock> = members
 //!     .iter()
 //!     .map(|&me| {
-//!         DistributedLock::start_local(&links, LockAlgorithm::RicartAgrawala, "seats", me, &members)
+//!         DistributedLock::start(At::Local(&links, me), "seats", &members, LockAlgorithm::RicartAgrawala)
 //!             .unwrap()
 //!     })
 //!     .collect();
@@ -57,14 +57,13 @@
 //! Members declared down by the node's failure detector are dropped from the algorithm (see
 //! the [module docs](super) on false suspicions). A lost Suzuki–Kasami token is regenerated once,
 //! in a new epoch; tokens of older epochs are rejected. Who decides the regeneration:
-//! * with [`LockOptions::with_recovery_leader`] (this member's
+//! * with [`LockConfig::with_recovery_leader`] (this member's
 //!   [`LeaderView`] of a bully [`Election`](crate::election::Election)), **the elected
 //!   leader** only: a task started with the lock actor sends it every leader the view shows
 //!   ([`AnyLockCommand::Leader`]) until the actor stops, and the core recovers when it leads and
 //!   a peer goes down, or when it becomes the leader while a member is down (see
-//!   [`SuzukiKasami::set_leader`]). [`DistributedLock::start_on_node_with`] and
-//!   [`DistributedLock::start_local_with`] take the options;
-//! * otherwise ([`DistributedLock::start_on_node`], [`DistributedLock::start_local`]) the
+//!   [`SuzukiKasami::set_leader`]);
+//! * otherwise (a [`LockConfig`] without a recovery leader, or a bare [`LockAlgorithm`]) the
 //!   **lowest live member**, a deterministic rule among the survivors that needs no election.
 //!
 //! Either way the regenerating member logs `lock.regenerate`, whose `leader` field is its own
@@ -74,7 +73,7 @@ use super::{
     AnyLock, AnyLockCommand, AnyLockEvent, Fence, LockAlgorithm, LockCommand, LockError, LockEvent,
     fence_display,
 };
-use crate::driver::{Command, Driver, LocalLinks};
+use crate::driver::{At, Command, Driver, Member, StartError};
 use crate::election::LeaderView;
 use crate::protocol::{ConfigError, NodeId};
 use crate::trace::{self, FieldValue};
@@ -85,20 +84,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex as LocalQueue, OwnedMutexGuard, broadcast, watch};
-
-/// Why a lock actor could not be started.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum LockSetupError {
-    /// The resource name is empty.
-    #[error("the resource name is empty")]
-    EmptyResource,
-    /// The membership is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The lock actor's name is already taken on the node.
-    #[error(transparent)]
-    Register(#[from] crate::net::RegisterError),
-}
 
 /// Why an acquisition failed (the request is withdrawn in every case).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -126,21 +111,22 @@ pub enum ReleaseError {
     Stopped,
 }
 
-/// Settings of a lock actor beyond its algorithm and membership, for
-/// [`DistributedLock::start_local_with`] and [`DistributedLock::start_on_node_with`]. The
-/// default is what [`DistributedLock::start_local`] and [`DistributedLock::start_on_node`] use.
+/// How a lock actor runs: its algorithm, and the settings of its token recovery, for
+/// [`DistributedLock::start`].
 ///
 /// ```
 /// use actix_coord::election::LeaderView;
-/// use actix_coord::mutex::LockOptions;
+/// use actix_coord::mutex::{LockAlgorithm, LockConfig};
 ///
-/// fn options(view: LeaderView) -> LockOptions {
-///     LockOptions::default().with_recovery_leader(view)
+/// fn config(view: LeaderView) -> LockConfig {
+///     LockConfig::new(LockAlgorithm::SuzukiKasami).with_recovery_leader(view)
 /// }
 /// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct LockOptions {
+pub struct LockConfig {
+    /// The algorithm.
+    pub algorithm: LockAlgorithm,
     /// Suzuki–Kasami: this member's view of the election whose leader alone regenerates a lost
     /// token. `None` (the default): the lowest live member does. Ignored by Lamport and
     /// Ricart–Agrawala.
@@ -153,20 +139,26 @@ pub struct LockOptions {
     pub leader_settle: Duration,
 }
 
-/// The default of [`LockOptions::leader_settle`]: 1 s, above the bully election's default
+/// The default of [`LockConfig::leader_settle`]: 1 s, above the bully election's default
 /// answer + coordinator timeouts (150 + 300 ms).
 pub const DEFAULT_LEADER_SETTLE: Duration = Duration::from_secs(1);
 
-impl Default for LockOptions {
-    fn default() -> Self {
+impl From<LockAlgorithm> for LockConfig {
+    fn from(algorithm: LockAlgorithm) -> Self {
+        Self::new(algorithm)
+    }
+}
+
+impl LockConfig {
+    /// `algorithm`, the lowest live member regenerating a lost token.
+    pub fn new(algorithm: LockAlgorithm) -> Self {
         Self {
+            algorithm,
             recovery_leader: None,
             leader_settle: DEFAULT_LEADER_SETTLE,
         }
     }
-}
 
-impl LockOptions {
     /// Sets [`leader_settle`](Self::leader_settle).
     pub fn with_leader_settle(mut self, settle: Duration) -> Self {
         self.leader_settle = settle;
@@ -179,13 +171,9 @@ impl LockOptions {
         self
     }
 
-    /// The core for member `me`, set up as these options say.
-    fn core(
-        &self,
-        algorithm: LockAlgorithm,
-        me: NodeId,
-        members: &[NodeId],
-    ) -> Result<AnyLock, ConfigError> {
+    /// The core for member `me`, set up as this says.
+    fn core(&self, me: NodeId, members: &[NodeId]) -> Result<AnyLock, ConfigError> {
+        let algorithm = self.algorithm;
         // A new incarnation at every start: peers that met a previous one forget it.
         let core = AnyLock::new(algorithm, me, members.iter().copied())?
             .with_incarnation(rand::random::<u64>());
@@ -195,14 +183,9 @@ impl LockOptions {
         })
     }
 
-    /// Starts what the options need next to the lock actor `addr`.
-    fn start_helpers(
-        &self,
-        algorithm: LockAlgorithm,
-        addr: &Addr<Driver<AnyLock>>,
-        alive: &watch::Receiver<Option<Fence>>,
-    ) {
-        if let (Some(view), LockAlgorithm::SuzukiKasami) = (&self.recovery_leader, algorithm) {
+    /// Starts what the configuration needs next to the lock actor `addr`.
+    fn start_helpers(&self, addr: &Addr<Driver<AnyLock>>, alive: &watch::Receiver<Option<Fence>>) {
+        if let (Some(view), LockAlgorithm::SuzukiKasami) = (&self.recovery_leader, self.algorithm) {
             follow_leader(view, self.leader_settle, addr.clone(), alive.clone());
         }
     }
@@ -210,7 +193,7 @@ impl LockOptions {
 
 /// Tells the lock actor `addr` every leader `view` shows ([`AnyLockCommand::Leader`]), the
 /// current one first; that this member itself leads only once it has led for `settle` without a
-/// change ([`LockOptions::leader_settle`]). Ends when the lock actor stops (its observer, which
+/// change ([`LockConfig::leader_settle`]). Ends when the lock actor stops (its observer, which
 /// holds the sender of `alive`, is dropped) or the election does (then the lock is told that
 /// nobody leads).
 fn follow_leader(
@@ -260,25 +243,6 @@ async fn stopped<T>(rx: &mut watch::Receiver<T>) {
     while rx.changed().await.is_ok() {}
 }
 
-/// Stops a lock's driver.
-struct StopLock;
-
-impl Message for StopLock {
-    type Result = ();
-}
-
-impl Handler<StopLock> for Driver<AnyLock> {
-    type Result = ();
-    fn handle(&mut self, _: StopLock, ctx: &mut Self::Context) {
-        ctx.stop();
-    }
-}
-
-enum Registration {
-    Local(LocalLinks<AnyLock>),
-    Node(crate::net::Node, String),
-}
-
 struct Shared {
     resource: Arc<str>,
     algorithm: LockAlgorithm,
@@ -290,7 +254,7 @@ struct Shared {
     /// observer, so waits see the channel close when the actor stops.
     events: broadcast::Receiver<LockEvent>,
     regenerations: Arc<AtomicU64>,
-    registration: Registration,
+    member: Member<AnyLock>,
 }
 
 /// A handle on this member's lock actor for one resource. Cheap to clone; every clone shares
@@ -392,159 +356,86 @@ fn observer(resource: Arc<str>) -> Parts {
 }
 
 impl DistributedLock {
-    /// Starts the lock actor of member `me` for `resource` in this process, linked to the other
-    /// members' lock actors through `links` (start one per member, all with the same `links`).
-    /// Call on an actix arbiter.
+    /// Starts member [`at.me()`](At::me)'s lock actor for `resource` among `members`, running
+    /// `config`'s algorithm (a [`LockAlgorithm`] converts). On a node it is registered as
+    /// [`lock_actor_name`]`(resource)` and the node's membership events reach the algorithm (a
+    /// member declared down stops counting); in this process ([`At::Local`]) peers are declared
+    /// down by sending the lock actors [`PeerStatus::Down`](crate::driver::PeerStatus). Every
+    /// member must start the same. Call on an actix arbiter.
     ///
-    /// # Errors
-    /// [`LockSetupError`] for an empty resource name or an invalid membership.
-    pub fn start_local(
-        links: &LocalLinks<AnyLock>,
-        algorithm: LockAlgorithm,
-        resource: &str,
-        me: NodeId,
-        members: &[NodeId],
-    ) -> Result<Self, LockSetupError> {
-        Self::start_local_with(
-            links,
-            algorithm,
-            resource,
-            me,
-            members,
-            LockOptions::default(),
-        )
-    }
-
-    /// [`start_local`](Self::start_local) with [`LockOptions`]; for instance, with
-    /// [`LockOptions::with_recovery_leader`], a lost Suzuki–Kasami token is regenerated only by
-    /// the elected leader (give each member its own node's view: in one process, the
-    /// [`Election::view`](crate::election::Election::view) of the election member with the
-    /// same id). Peers are declared down by sending the lock actors
-    /// [`PeerStatus::Down`](crate::driver::PeerStatus), as for `start_local`.
-    ///
-    /// # Errors
-    /// As [`start_local`](Self::start_local).
-    pub fn start_local_with(
-        links: &LocalLinks<AnyLock>,
-        algorithm: LockAlgorithm,
-        resource: &str,
-        me: NodeId,
-        members: &[NodeId],
-        options: LockOptions,
-    ) -> Result<Self, LockSetupError> {
-        if resource.is_empty() {
-            return Err(LockSetupError::EmptyResource);
-        }
-        let core = options.core(algorithm, me, members)?;
-        let resource: Arc<str> = Arc::from(resource);
-        let (observe, held, events, regenerations) = observer(resource.clone());
-        let name = format!("{}@n{me}", lock_actor_name(&resource));
-        let addr = Driver::start_named(core, members, links.clone(), Some(observe), &name);
-        links.register(me, addr.clone());
-        options.start_helpers(algorithm, &addr, &held);
-        Ok(Self::new(
-            resource,
-            algorithm,
-            me,
-            addr,
-            held,
-            events,
-            regenerations,
-            Registration::Local(links.clone()),
-        ))
-    }
-
-    /// Starts this node's lock actor for `resource` on `node`, registered as
-    /// [`lock_actor_name`]`(resource)`; every member must do the same. Membership events of the
-    /// node reach the algorithm (a member declared down stops counting). Call on an actix
-    /// arbiter.
-    ///
-    /// # Errors
-    /// [`LockSetupError`] for an empty resource name, an invalid membership, or a lock actor of
-    /// that resource already registered on `node`.
-    pub fn start_on_node(
-        node: &crate::net::Node,
-        algorithm: LockAlgorithm,
-        resource: &str,
-        members: &[NodeId],
-    ) -> Result<Self, LockSetupError> {
-        Self::start_on_node_with(node, algorithm, resource, members, LockOptions::default())
-    }
-
-    /// [`start_on_node`](Self::start_on_node) with [`LockOptions`]. With
-    /// [`LockOptions::with_recovery_leader`]`(election.view())` (an
-    /// [`Election`](crate::election::Election) started on the same `node`), a lost
-    /// Suzuki–Kasami token is regenerated only by the elected leader, in a new epoch:
+    /// With [`LockConfig::with_recovery_leader`]`(election.view())` (an
+    /// [`Election`](crate::election::Election) of the same members; in one process, the member
+    /// with the same id), a lost Suzuki–Kasami token is regenerated only by the elected leader,
+    /// in a new epoch:
     ///
     /// ```no_run
+    /// use actix_coord::driver::At;
     /// use actix_coord::election::{BullyConfig, Election};
-    /// use actix_coord::mutex::{DistributedLock, LockAlgorithm, LockOptions};
+    /// use actix_coord::mutex::{DistributedLock, LockAlgorithm, LockConfig};
     /// # async fn f(node: actix_coord::net::Node) -> Result<(), Box<dyn std::error::Error>> {
     /// let members = [1, 2, 3];
-    /// let election = Election::start_on_node(&node, "election", &members, BullyConfig::default())?;
-    /// let lock = DistributedLock::start_on_node_with(
-    ///     &node,
-    ///     LockAlgorithm::SuzukiKasami,
+    /// let election = Election::start(At::Node(&node), "election", &members, BullyConfig::default())?;
+    /// let lock = DistributedLock::start(
+    ///     At::Node(&node),
     ///     "counter",
     ///     &members,
-    ///     LockOptions::default().with_recovery_leader(election.view()),
+    ///     LockConfig::new(LockAlgorithm::SuzukiKasami).with_recovery_leader(election.view()),
     /// )?;
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
-    /// As [`start_on_node`](Self::start_on_node).
-    pub fn start_on_node_with(
-        node: &crate::net::Node,
-        algorithm: LockAlgorithm,
+    /// [`StartError::EmptyName`] for an empty resource name, [`StartError::Config`] for an
+    /// invalid membership, [`StartError::Register`] for a lock actor of that resource already
+    /// registered on the node.
+    pub fn start(
+        at: At<'_, AnyLock>,
         resource: &str,
         members: &[NodeId],
-        options: LockOptions,
-    ) -> Result<Self, LockSetupError> {
+        config: impl Into<LockConfig>,
+    ) -> Result<Self, StartError> {
+        let config = config.into();
         if resource.is_empty() {
-            return Err(LockSetupError::EmptyResource);
+            // Its actor name, `lock/`, is not: refuse the resource itself.
+            return Err(StartError::EmptyName);
         }
-        let me = node.id();
-        let core = options.core(algorithm, me, members)?;
+        let me = at.me();
+        let core = config.core(me, members)?;
         let resource: Arc<str> = Arc::from(resource);
         let (observe, held, events, regenerations) = observer(resource.clone());
-        let name = lock_actor_name(&resource);
-        let addr = crate::driver::start_on_node(node, &name, core, members, Some(observe))?;
-        options.start_helpers(algorithm, &addr, &held);
+        let member = at.start(&lock_actor_name(&resource), core, members, Some(observe))?;
+        config.start_helpers(&member.addr, &held);
         Ok(Self::new(
             resource,
-            algorithm,
+            config.algorithm,
             me,
-            addr,
             held,
             events,
             regenerations,
-            Registration::Node(node.clone(), name),
+            member,
         ))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn new(
         resource: Arc<str>,
         algorithm: LockAlgorithm,
         me: NodeId,
-        addr: Addr<Driver<AnyLock>>,
         held: watch::Receiver<Option<Fence>>,
         events: broadcast::Receiver<LockEvent>,
         regenerations: Arc<AtomicU64>,
-        registration: Registration,
+        member: Member<AnyLock>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 resource,
                 algorithm,
                 me,
-                addr,
+                addr: member.addr.clone(),
                 queue: Arc::new(LocalQueue::new(())),
                 held,
                 events,
                 regenerations,
-                registration,
+                member,
             }),
         }
     }
@@ -667,15 +558,7 @@ impl DistributedLock {
     /// Stops this member's lock actor and unregisters it. Its peers see it as gone only through
     /// the failure detector (when the node itself leaves).
     pub fn stop(&self) {
-        match &self.shared.registration {
-            Registration::Local(links) => {
-                links.unregister(self.shared.me);
-            }
-            Registration::Node(node, name) => {
-                node.unregister(name);
-            }
-        }
-        self.shared.addr.do_send(StopLock);
+        self.shared.member.stop();
     }
 }
 
@@ -767,6 +650,7 @@ impl Drop for LockGuard {
 mod tests {
     use super::*;
     use crate::driver::Inspect;
+    use crate::driver::LocalLinks;
     use crate::mutex::{LockState, SuzukiKasami};
 
     fn cluster(algorithm: LockAlgorithm, n: u32) -> Vec<DistributedLock> {
@@ -774,7 +658,9 @@ mod tests {
         let members: Vec<NodeId> = (1..=n).collect();
         members
             .iter()
-            .map(|&me| DistributedLock::start_local(&links, algorithm, "r", me, &members).unwrap())
+            .map(|&me| {
+                DistributedLock::start(At::Local(&links, me), "r", &members, algorithm).unwrap()
+            })
             .collect()
     }
 
@@ -907,8 +793,13 @@ mod tests {
             let elections: Vec<Election> = members
                 .iter()
                 .map(|&id| {
-                    Election::start_local(id, &members, BullyConfig::default(), &election_links)
-                        .unwrap()
+                    Election::start(
+                        At::Local(&election_links, id),
+                        "election",
+                        &members,
+                        BullyConfig::default(),
+                    )
+                    .unwrap()
                 })
                 .collect();
             let links = LocalLinks::new();
@@ -916,13 +807,11 @@ mod tests {
                 .iter()
                 .map(|&me| {
                     let view = elections[me as usize - 1].view();
-                    DistributedLock::start_local_with(
-                        &links,
-                        LockAlgorithm::SuzukiKasami,
+                    DistributedLock::start(
+                        At::Local(&links, me),
                         "r",
-                        me,
                         &members,
-                        LockOptions::default().with_recovery_leader(view),
+                        LockConfig::new(LockAlgorithm::SuzukiKasami).with_recovery_leader(view),
                     )
                     .unwrap()
                 })

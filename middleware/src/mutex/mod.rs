@@ -11,6 +11,6 @@ mod api;
 
 pub use actix_coord_proto::mutex::*;
 pub use api::{
-    AcquireError, DEFAULT_LEADER_SETTLE, DistributedLock, LOCK_EVENT_BUFFER, LockGuard,
-    LockOptions, LockSetupError, ReleaseError, lock_actor_name,
+    AcquireError, DEFAULT_LEADER_SETTLE, DistributedLock, LOCK_EVENT_BUFFER, LockConfig, LockGuard,
+    ReleaseError, lock_actor_name,
 };

@@ -8,7 +8,7 @@
 //! [`GlobalSnapshot`] — every member's state and the messages that were in flight.
 //!
 //! ```
-//! use actix_coord::driver::LocalLinks;
+//! use actix_coord::driver::{At, LocalLinks};
 //! use actix_coord::protocol::NodeId;
 //! use actix_coord::snapshot::{Application, ChandyLamport, Outbox, SnapshotConfig, Snapshots};
 //!
@@ -37,7 +37,7 @@
 //! let banks: Vec<_> = members.iter().map(|&id| {
 //!     let core = ChandyLamport::new(id, members, Bank { balance: 100 },
 //!                                   SnapshotConfig::default()).unwrap();
-//!     Snapshots::start_local(&links, "bank", core, &members)
+//!     Snapshots::start(At::Local(&links, id), "bank", &members, core).unwrap()
 //! }).collect();
 //! banks[0].command((2, 30)).await.unwrap();
 //! let snapshot = banks[2].take().await.unwrap();
@@ -50,7 +50,7 @@
 
 pub use actix_coord_proto::snapshot::*;
 
-use crate::driver::{Command, Driver, Inspect, LocalLinks, Subscribe};
+use crate::driver::{At, Command, Driver, Inspect, StartError, Subscribe};
 use crate::protocol::NodeId;
 use actix::Addr;
 use std::hash::Hash;
@@ -142,38 +142,23 @@ impl<A: Runnable> std::fmt::Debug for Snapshots<A> {
 }
 
 impl<A: Runnable> Snapshots<A> {
-    /// Starts `core` in this process, reaching the other members through `links` (and
-    /// registering itself there); `group` names it in the causal log. Call on an actix arbiter.
-    pub fn start_local(
-        links: &LocalLinks<ChandyLamport<A>>,
-        group: &str,
-        core: ChandyLamport<A>,
-        members: &[NodeId],
-    ) -> Self {
-        use crate::protocol::Protocol;
-        let me = core.id();
-        let name = format!("{group}@n{me}");
-        let driver = Driver::start_named(core, members, links.clone(), None, &name);
-        links.register(me, driver.clone());
-        Self::new(me, driver)
-    }
-
-    /// Starts `core` on `node` (whose id must be the core's), registered as `group`; every
-    /// member does the same. Membership events of the node reach the core. Call on an actix
+    /// Starts `core`, member [`at.me()`](At::me) of `members`, in the group `group` (the same
+    /// name on every member; it names the member in the causal log): on a node, whose
+    /// membership events reach the core, or in this process ([`At::Local`]). Call on an actix
     /// arbiter.
     ///
     /// # Errors
-    /// `group` is already registered on `node`.
-    pub fn start_on_node(
-        node: &crate::net::Node,
+    /// [`StartError::EmptyName`], [`StartError::WrongMember`] when `core` is another member
+    /// than `at`'s, [`StartError::Register`] when `group` is taken on the node.
+    pub fn start(
+        at: At<'_, ChandyLamport<A>>,
         group: &str,
-        core: ChandyLamport<A>,
         members: &[NodeId],
-    ) -> Result<Self, crate::net::RegisterError> {
-        use crate::protocol::Protocol;
-        let me = core.id();
-        let driver = crate::driver::start_on_node(node, group, core, members, None)?;
-        Ok(Self::new(me, driver))
+        core: ChandyLamport<A>,
+    ) -> Result<Self, StartError> {
+        let me = at.me();
+        let member = at.start(group, core, members, None)?;
+        Ok(Self::new(me, member.addr))
     }
 
     fn new(me: NodeId, driver: Addr<Driver<ChandyLamport<A>>>) -> Self {

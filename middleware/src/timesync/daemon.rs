@@ -2,8 +2,8 @@
 //!
 //! [`BerkeleyCore`] adapts the machine to [`Protocol`], so the generic
 //! [`Driver`] runs it: messages travel through the driver's links
-//! (in-process [`LocalLinks`](crate::driver::LocalLinks) or, with
-//! [`start_on_node`](crate::driver::start_on_node), the network), timers are actor timers, and
+//! (in-process [`LocalLinks`](crate::driver::LocalLinks) or the network; [`start`] takes either
+//! as an [`At`]), timers are actor timers, and
 //! membership events reach the machine as `handle_member_up/down`. The adapter is a thin shell:
 //! one exhaustive `match` over [`Action`]; the clock actions (`Step`, `Slew`, `SetFrequency`)
 //! go to the [`DisciplinedClock`] it owns (an [`AdjustedClock`] over the hardware clock), and a
@@ -12,8 +12,8 @@
 //! ([`DisciplinedClock::sample_ns`], which does not expose it, so the first correction can
 //! still be a step); the driver's own `now` is not used.
 //!
-//! **The master** is named by [`BerkeleyCommand::SetMaster`]. [`start_on_node`] takes a
-//! [`MasterRule`]: [`follow_election`] names the leader of a bully
+//! **The master** is named by [`BerkeleyCommand::SetMaster`]. [`start`]'s [`DaemonConfig`] takes
+//! a [`MasterRule`]: [`follow_election`] names the leader of a bully
 //! [`Election`](crate::election::Election) running on the same nodes (and no master while an
 //! election is under way), so when the master dies the next leader takes over as soon as it is
 //! elected; [`follow_highest_live`] names the highest live node id from the node's membership
@@ -45,7 +45,7 @@
 //! ```
 
 use crate::clock::physical::{AdjustedClock, HardwareClock, PhysicalClockError};
-use crate::driver::{Command, Driver};
+use crate::driver::{At, Command, Driver, StartError};
 use crate::election::{LeaderView, Term};
 use crate::net::{Node, NodeEvent};
 use crate::protocol::{EffectsOf, NodeId, Protocol};
@@ -373,7 +373,7 @@ pub fn follow_election(view: LeaderView, daemon: Addr<Driver<BerkeleyCore>>) {
     });
 }
 
-/// Who names the Berkeley master, for [`start_on_node`].
+/// Who names the Berkeley master, for [`start`].
 #[derive(Clone, Debug)]
 pub enum MasterRule {
     /// The elected leader ([`follow_election`]): the issue's rule, and the one to use whenever
@@ -386,25 +386,62 @@ pub enum MasterRule {
     Manual,
 }
 
-/// Starts a Berkeley daemon on `node`: registers the driver as `name`, forwards membership to
-/// it, and names the master by `rule`. `observer` sees every event inside the driver (before
-/// subscribers), so it misses none.
+/// How a Berkeley daemon runs, for [`start`]: its core, who names its master, and what sees
+/// its events.
+#[non_exhaustive]
+pub struct DaemonConfig {
+    /// The machine over this member's clock.
+    pub core: BerkeleyCore,
+    /// Who names the master.
+    pub master: MasterRule,
+    /// Sees every event inside the driver (before subscribers), so it misses none.
+    pub observer: Option<crate::driver::Observer<BerkeleyEvent>>,
+}
+
+impl DaemonConfig {
+    /// `core`, its master named by `master`, no observer.
+    pub fn new(core: BerkeleyCore, master: MasterRule) -> Self {
+        Self {
+            core,
+            master,
+            observer: None,
+        }
+    }
+
+    /// Sets [`observer`](Self::observer).
+    pub fn with_observer(mut self, observer: crate::driver::Observer<BerkeleyEvent>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+}
+
+/// Starts member [`at.me()`](At::me)'s Berkeley daemon `name` among `members`: on a node it is
+/// registered as `name` and the node's membership reaches it; the master is named by
+/// `config.master`. Call on an actix arbiter.
 ///
 /// # Errors
-/// `name` is already registered on `node`.
-pub fn start_on_node(
-    node: &Node,
+/// [`StartError::EmptyName`]; [`StartError::WrongMember`] when the core is another member
+/// than `at`'s; [`StartError::Config`] for [`MasterRule::HighestLive`] in one process (it
+/// reads a node's membership); [`StartError::Register`] when `name` is taken on the node.
+pub fn start(
+    at: At<'_, BerkeleyCore>,
     name: &str,
-    core: BerkeleyCore,
     members: &[NodeId],
-    observer: Option<crate::driver::Observer<BerkeleyEvent>>,
-    rule: MasterRule,
-) -> Result<Addr<Driver<BerkeleyCore>>, crate::net::RegisterError> {
-    let addr = crate::driver::start_on_node(node, name, core, members, observer)?;
-    match rule {
-        MasterRule::Elected(view) => follow_election(view, addr.clone()),
-        MasterRule::HighestLive => follow_highest_live(node, addr.clone()),
-        MasterRule::Manual => {}
+    config: DaemonConfig,
+) -> Result<Addr<Driver<BerkeleyCore>>, StartError> {
+    if let (MasterRule::HighestLive, At::Local(..)) = (&config.master, at) {
+        return Err(StartError::Config(
+            crate::protocol::ConfigError::Inconsistent(
+                "the highest-live master rule reads a node's membership: start the daemon on a node",
+            ),
+        ));
+    }
+    let member = at.start(name, config.core, members, config.observer)?;
+    let addr = member.addr;
+    match (config.master, at) {
+        (MasterRule::Elected(view), _) => follow_election(view, addr.clone()),
+        (MasterRule::HighestLive, At::Node(node)) => follow_highest_live(node, addr.clone()),
+        (MasterRule::HighestLive, At::Local(..)) | (MasterRule::Manual, _) => {}
     }
     Ok(addr)
 }
@@ -586,7 +623,7 @@ mod tests {
         let mut elections = Vec::new();
         for (n, c) in nodes.iter().zip(&clocks) {
             let rule = if elected {
-                let e = Election::start_on_node(n, "election", &members, BullyConfig::default())
+                let e = Election::start(At::Node(n), "election", &members, BullyConfig::default())
                     .unwrap();
                 let view = e.view();
                 elections.push(e);
@@ -596,7 +633,13 @@ mod tests {
             };
             let m = Berkeley::new(config(200), n.id(), members.iter().copied()).unwrap();
             let core = BerkeleyCore::new(m, c.clone());
-            let d = start_on_node(n, "berkeley", core, &members, None, rule).unwrap();
+            let d = start(
+                At::Node(n),
+                "berkeley",
+                &members,
+                DaemonConfig::new(core, rule),
+            )
+            .unwrap();
             subs.push(d.send(Subscribe::default()).await.unwrap());
         }
         let mut corrections = 0;

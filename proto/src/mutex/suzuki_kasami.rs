@@ -41,7 +41,7 @@
 //! * **the elected leader** ([`SuzukiKasami::with_external_leader`]): the shell tells the core
 //!   who leads with [`SuzukiKasami::set_leader`] (the lock API feeds it from a bully
 //!   [`LeaderView`](crate::election::LeaderView), see
-//!   [`LockOptions`](super::LockOptions)). Only a node that leads in its own view recovers: when
+//!   [`LockConfig`](super::LockConfig)). Only a node that leads in its own view recovers: when
 //!   a peer goes down, and when it *becomes* the leader while it believes a member down (the
 //!   previous leader may have crashed with the token, or before it could regenerate it). A node
 //!   that stops leading abandons its recovery. Nobody regenerates while nobody leads.
