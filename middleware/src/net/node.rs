@@ -26,8 +26,7 @@ use tokio_util::sync::CancellationToken;
 /// registered yet waits for it.
 pub const DEFAULT_REGISTRATION_GRACE: Duration = Duration::from_secs(2);
 
-/// A cluster member's id.
-pub type NodeId = u32;
+pub use crate::protocol::NodeId;
 
 /// What a node tells its subscribers about its peers.
 #[derive(Debug, Clone, PartialEq, Eq)]

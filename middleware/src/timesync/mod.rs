@@ -5,9 +5,9 @@
 //! * [`berkeley`]: the Berkeley time daemon (Gusella & Zatti 1989) as a sans-IO state machine:
 //!   the master polls, averages with falsetickers excluded, and sends each node a signed delta
 //!   to slew by; each node also estimates its frequency error so drift stops accumulating.
-//! * [`sim`]: a virtual-time simulator of a cluster of Berkeley machines over simulated clocks,
-//!   reporting precision, RMS offset, frequency error, time to sync and backward reads.
-//!
+//! * `sim` (feature `sim`): a virtual-time simulator of a cluster of Berkeley machines over
+//!   simulated clocks, reporting precision, RMS offset, frequency error, time to sync and
+//!   backward reads.
 //! * [`daemon`]: the Berkeley daemon as an actor — the machine adapted to
 //!   [`crate::protocol::Protocol`] and run by the generic [`crate::driver::Driver`] over the
 //!   network, disciplining an [`AdjustedClock`](crate::clock::physical::AdjustedClock); the
@@ -19,4 +19,5 @@
 
 pub use actix_coord_proto::timesync::*;
 pub mod daemon;
+#[cfg(any(test, feature = "sim"))]
 pub mod sim;

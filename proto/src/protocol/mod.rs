@@ -72,7 +72,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::time::Duration;
 
-/// Identity of a cluster member (one node, one instance of a core per resource or election).
+/// A cluster member's id: one node, and the `node` part of its processes'
+/// [`ProcessId`](crate::clock::ProcessId)s. The one id type of both crates.
 pub type NodeId = u32;
 
 /// One output of a core.

@@ -36,7 +36,7 @@
 //! `handle_*` methods, and everything the machine wants done comes out as a list of [`Action`]s
 //! — messages to send, timers to arm (as data: [`Timer`]), corrections to apply to the local
 //! clock, and [`BerkeleyEvent`]s to report. The same machine runs in an actor, in the
-//! [simulator](crate::timesync::sim) and in unit tests.
+//! simulator (`actix_coord::timesync::sim`) and in unit tests.
 //!
 //! # Driving it
 //!

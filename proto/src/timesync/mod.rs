@@ -13,5 +13,4 @@
 pub mod berkeley;
 pub mod probe;
 
-/// A cluster member's id: the `node` part of a [`crate::clock::ProcessId`].
-pub type NodeId = u32;
+pub use crate::protocol::NodeId;
