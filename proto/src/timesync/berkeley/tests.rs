@@ -1,4 +1,4 @@
-//! Unit tests of the Berkeley machine: its claims, its refusals, and the seeded bugs the model check finds.
+//! Unit tests of the Berkeley machine.
 
 use super::*;
 
