@@ -539,58 +539,60 @@ fn check<P: Core>(name: &str, model: BroadcastModel<P>) -> impl Checker<H<P>> {
     harness::check(name, model.build())
 }
 
+fn holds<P: Core>(name: &str, model: BroadcastModel<P>, states: Option<usize>) {
+    harness::holds(name, model.build(), states)
+}
+
 fn counterexample<P: Core>(model: BroadcastModel<P>, property: &'static str) -> usize {
     harness::counterexample(model.build(), property)
 }
 
 #[test]
 fn causal_broadcast_keeps_causal_order_on_an_unordered_network() {
-    let c = check(
+    holds(
         "causal, unordered, 2+1+1 publications",
         BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[2, 1, 1]),
+        None,
     );
-    c.assert_properties();
 }
 
 #[test]
 fn causal_broadcast_with_a_crash_keeps_causal_order() {
-    let c = check(
+    holds(
         "causal, unordered, crash, 1+1+1",
         BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[1, 1, 1]).with_crashes(1),
+        None,
     );
-    c.assert_properties();
 }
 
 #[test]
 fn reliable_causal_broadcast_delivers_everything_and_keeps_causal_order() {
-    let c = check(
+    holds(
         "causal + relay, unordered, 1+1+1",
         BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[1, 1, 1]).with_relay(),
+        None,
     );
-    c.assert_properties();
 }
 
 /// A hold-back buffer of one message: refused broadcasts are asked for again (issue 11, Why 7).
 #[test]
 fn causal_broadcast_with_a_one_message_buffer_delivers_everything() {
-    let c = check(
+    holds(
         "causal, unordered, buffer 1, 2+1+1",
         BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[2, 1, 1]).holding(1),
+        Some(CAUSAL_BUFFER_1),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), CAUSAL_BUFFER_1);
 }
 
 /// A connection between live members breaks with broadcasts in flight: they are asked for
 /// again when the members see each other up.
 #[test]
 fn causal_broadcast_recovers_what_a_broken_connection_lost() {
-    let c = check(
+    holds(
         "causal, unordered, 1 broken connection, 2+1+0",
         BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[2, 1, 0]).with_breaks(1),
+        Some(CAUSAL_BREAK),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), CAUSAL_BREAK);
 }
 
 const CAUSAL_BUFFER_1: usize = 39_158;
@@ -605,14 +607,13 @@ const TOTAL_RESTART: usize = 31_307;
 /// duplicates; what it lost in the crash is reported, not waited for.
 #[test]
 fn causal_broadcast_survives_a_restart() {
-    let c = check(
+    holds(
         "causal, unordered, crash + restart, 1+0+0",
         BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[1, 0, 0])
             .with_crashes(1)
             .with_restarts(1),
+        Some(CAUSAL_RESTART),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), CAUSAL_RESTART);
 }
 
 /// A restart and a duplicated message in one run (the catching-up messages included): causal
@@ -675,15 +676,14 @@ fn seeded_blind_to_incarnations_loses_a_restarted_members_broadcast() {
 /// order holds.
 #[test]
 fn total_order_broadcast_survives_a_restart() {
-    let c = check(
+    holds(
         "total, fifo, crash + restart, 1+0+0",
         BroadcastModel::<TotalOrderBroadcast<MsgId>>::new(true, &[1, 0, 0])
             .with_total_order()
             .with_crashes(1)
             .with_restarts(1),
+        Some(TOTAL_RESTART),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), TOTAL_RESTART);
 }
 
 /// Seeded bug: a restarted total-order member that does not catch up stamps its broadcasts
@@ -727,24 +727,22 @@ fn seeded_no_resend_loses_what_a_broken_connection_lost() {
 /// delivered or held; total order: a repeat of a received number).
 #[test]
 fn causal_broadcast_drops_duplicates() {
-    let c = check(
+    holds(
         "causal, unordered, 2 duplicates, 2+1+0",
         BroadcastModel::<CausalBroadcast<MsgId>>::new(false, &[2, 1, 0]).with_duplicates(2),
+        Some(CAUSAL_DUPLICATES),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), CAUSAL_DUPLICATES);
 }
 
 #[test]
 fn total_order_broadcast_drops_duplicates() {
-    let c = check(
+    holds(
         "total, fifo, 1 duplicate, 1+1+0",
         BroadcastModel::<TotalOrderBroadcast<MsgId>>::new(true, &[1, 1, 0])
             .with_total_order()
             .with_duplicates(1),
+        Some(TOTAL_DUPLICATES),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), TOTAL_DUPLICATES);
 }
 
 /// The property bites: a broadcast that delivers on receipt delivers a duplicate twice.
@@ -770,22 +768,22 @@ fn a_naive_broadcast_breaks_causal_order() {
 fn total_order_broadcast_is_totally_and_causally_ordered_on_fifo_channels() {
     // Three concurrent publishers (1+1+1, 217 453 states) and 2+1+0 (135 613) are in
     // `larger_runs`.
-    let c = check(
+    holds(
         "total, fifo, 1+1+0",
         BroadcastModel::<TotalOrderBroadcast<MsgId>>::new(true, &[1, 1, 0]).with_total_order(),
+        None,
     );
-    c.assert_properties();
 }
 
 #[test]
 fn total_order_broadcast_with_a_crash_keeps_the_order() {
-    let c = check(
+    holds(
         "total, fifo, crash, 1+1+0",
         BroadcastModel::<TotalOrderBroadcast<MsgId>>::new(true, &[1, 1, 0])
             .with_total_order()
             .with_crashes(1),
+        None,
     );
-    c.assert_properties();
 }
 
 #[test]

@@ -603,6 +603,10 @@ fn check<P: Core>(name: &str, model: MutexModel<P>) -> impl Checker<H<P>> {
     harness::check(name, model.build())
 }
 
+fn holds<P: Core>(name: &str, model: MutexModel<P>, states: Option<usize>) {
+    harness::holds(name, model.build(), states)
+}
+
 fn one_valid_token(_: &H<SuzukiKasami>, s: &W<SuzukiKasami>) -> bool {
     // A token is valid if a live node holds it, or if it is in flight to a live node that would
     // accept it: its epoch is not older than the node's, and it is newer than the last token
@@ -638,12 +642,11 @@ fn only_the_leader_regenerates(_: &H<SuzukiKasami>, s: &W<SuzukiKasami>) -> bool
 fn lamport_is_safe_and_live_on_fifo_channels() {
     // Two of the three nodes compete (the third only acknowledges); all three competing is the
     // ignored test below.
-    let c = check(
+    holds(
         "lamport fifo, 2 requesters x1",
         MutexModel::<LamportMutex>::new(true, 1).with_requesters(2),
+        Some(2183),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), 2183);
 }
 
 #[test]
@@ -669,26 +672,24 @@ fn lamport_breaks_exclusion_without_fifo() {
 
 #[test]
 fn lamport_cancelled_waits_withdraw() {
-    let c = check(
+    holds(
         "lamport fifo, 2 requesters x1 + cancel",
         MutexModel::<LamportMutex>::new(true, 1)
             .with_requesters(2)
             .with_cancel(),
+        Some(55_990),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), 55_990);
 }
 
 #[test]
 fn lamport_survives_a_detected_crash() {
-    let c = check(
+    holds(
         "lamport fifo, 2 requesters x1, 1 crash",
         MutexModel::<LamportMutex>::new(true, 1)
             .with_requesters(2)
             .with_crashes(1),
+        Some(49_685),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), 49_685);
 }
 
 /// 1 005 268 states, about 40 s in debug (more with other tests running):
@@ -696,11 +697,11 @@ fn lamport_survives_a_detected_crash() {
 #[test]
 #[ignore = "long: about 40 s in debug"]
 fn lamport_three_requesters_fifo() {
-    let c = check(
+    holds(
         "lamport fifo, 3 requesters x1",
         MutexModel::<LamportMutex>::new(true, 1),
+        None,
     );
-    c.assert_properties();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -708,38 +709,34 @@ fn lamport_three_requesters_fifo() {
 
 #[test]
 fn ricart_agrawala_is_safe_and_live_without_fifo() {
-    let c = check(
+    holds(
         "ricart-agrawala unordered, 3 requesters x1",
         MutexModel::<RicartAgrawala>::new(false, 1),
+        Some(7850),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), 7850);
-    let c = check(
+    holds(
         "ricart-agrawala unordered, 2 requesters x2",
         MutexModel::<RicartAgrawala>::new(false, 2).with_requesters(2),
+        Some(2114),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), 2114);
 }
 
 #[test]
 fn ricart_agrawala_cancelled_waits_withdraw() {
-    let c = check(
+    holds(
         "ricart-agrawala unordered, 3 requesters x1 + cancel",
         MutexModel::<RicartAgrawala>::new(false, 1).with_cancel(),
+        Some(102_540),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), 102_540);
 }
 
 #[test]
 fn ricart_agrawala_survives_a_detected_crash() {
-    let c = check(
+    holds(
         "ricart-agrawala unordered, 3 requesters x1, 1 crash",
         MutexModel::<RicartAgrawala>::new(false, 1).with_crashes(1),
+        Some(178_270),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), 178_270);
 }
 
 /// 723 522 states, about 1 min in debug:
@@ -747,11 +744,11 @@ fn ricart_agrawala_survives_a_detected_crash() {
 #[test]
 #[ignore = "long: about 1 min in debug"]
 fn ricart_agrawala_three_requesters_twice() {
-    let c = check(
+    holds(
         "ricart-agrawala unordered, 3 requesters x2",
         MutexModel::<RicartAgrawala>::new(false, 2),
+        None,
     );
-    c.assert_properties();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -759,23 +756,22 @@ fn ricart_agrawala_three_requesters_twice() {
 
 #[test]
 fn suzuki_kasami_is_safe_and_live_without_fifo() {
-    let c = check(
+    holds(
         "suzuki-kasami unordered, 3 requesters x2",
         MutexModel::<SuzukiKasami>::new(false, 2).with_property(
             Expectation::Always,
             "one valid token",
             one_valid_token,
         ),
+        Some(67719),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), 67719);
 }
 
 /// Recovery decided by the lowest live node: one valid token at all times, and a crash costs at
 /// most two regenerations (see the module docs for how two happen).
 #[test]
 fn suzuki_kasami_never_two_valid_tokens_with_a_crash() {
-    let c = check(
+    holds(
         "suzuki-kasami unordered, 3 requesters x1, 1 crash",
         MutexModel::<SuzukiKasami>::new(false, 1)
             .with_crashes(1)
@@ -786,9 +782,8 @@ fn suzuki_kasami_never_two_valid_tokens_with_a_crash() {
             .with_property(Expectation::Sometimes, "two regenerations", |_, s| {
                 s.obs.regenerations == 2
             }),
+        Some(71_977),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), 71_977);
 }
 
 /// Recovery decided by the elected leader (`with_external_leader` + `set_leader`), the leader
@@ -796,7 +791,7 @@ fn suzuki_kasami_never_two_valid_tokens_with_a_crash() {
 /// each survivor learns of the new leader and of the crash in either order.
 #[test]
 fn suzuki_kasami_elected_leader_never_two_valid_tokens_with_a_crash() {
-    let c = check(
+    holds(
         "suzuki-kasami elected leader, unordered, 3 requesters x1, 1 crash",
         MutexModel::<SuzukiKasami>::new(false, 1)
             .with_crashes(1)
@@ -816,21 +811,19 @@ fn suzuki_kasami_elected_leader_never_two_valid_tokens_with_a_crash() {
             .with_property(Expectation::Sometimes, "a token is regenerated", |_, s| {
                 s.obs.regenerations > 0
             }),
+        Some(200_844),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), 200_844);
 }
 
 #[test]
 fn suzuki_kasami_cancelled_waits_pass_the_token_on() {
-    let c = check(
+    holds(
         "suzuki-kasami unordered, 3 requesters x1 + cancel",
         MutexModel::<SuzukiKasami>::new(false, 1)
             .with_cancel()
             .with_property(Expectation::Always, "one valid token", one_valid_token),
+        Some(3381),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), 3381);
 }
 
 /// 11 820 105 states, 2 min 12 s in release (about 25 min in debug; passed on 2026-11-22):
@@ -838,13 +831,13 @@ fn suzuki_kasami_cancelled_waits_pass_the_token_on() {
 #[test]
 #[ignore = "very long: about 2 min in release, 25 min in debug"]
 fn suzuki_kasami_crash_twice_each() {
-    let c = check(
+    holds(
         "suzuki-kasami unordered, 3 requesters x2, 1 crash",
         MutexModel::<SuzukiKasami>::new(false, 2)
             .with_crashes(1)
             .with_property(Expectation::Always, "one valid token", one_valid_token),
+        None,
     );
-    c.assert_properties();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -854,40 +847,37 @@ fn suzuki_kasami_crash_twice_each() {
 /// request) must not resurrect (or withdraw) a request.
 #[test]
 fn lamport_survives_duplicated_messages() {
-    let c = check(
+    holds(
         "lamport fifo, 2 requesters x1, 1 duplicate",
         MutexModel::<LamportMutex>::new(true, 1)
             .with_requesters(2)
             .with_duplicates(1),
+        Some(LAMPORT_DUPLICATE),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), LAMPORT_DUPLICATE);
 }
 
 #[test]
 fn ricart_agrawala_survives_duplicated_messages() {
-    let c = check(
+    holds(
         "ricart-agrawala unordered, 2 requesters x1 + cancel, 1 duplicate",
         MutexModel::<RicartAgrawala>::new(false, 1)
             .with_requesters(2)
             .with_cancel()
             .with_duplicates(1),
+        Some(RA_DUPLICATE),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), RA_DUPLICATE);
 }
 
 #[test]
 fn suzuki_kasami_survives_duplicated_messages() {
-    let c = check(
+    holds(
         "suzuki-kasami unordered, 3 requesters x1 + cancel, 1 duplicate",
         MutexModel::<SuzukiKasami>::new(false, 1)
             .with_cancel()
             .with_duplicates(1)
             .with_property(Expectation::Always, "one valid token", one_valid_token),
+        Some(SK_DUPLICATE),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), SK_DUPLICATE);
 }
 
 const LAMPORT_DUPLICATE: usize = 66_488;
@@ -907,54 +897,50 @@ fn counterexample<P: Core>(name: &str, property: &'static str, model: MutexModel
 
 #[test]
 fn lamport_a_restarted_member_catches_up_before_it_requests() {
-    let c = check(
+    holds(
         "lamport fifo, 2 requesters x1, 1 restart",
         MutexModel::<LamportMutex>::new(true, 1)
             .with_requesters(2)
             .with_restarts(1),
+        Some(LAMPORT_RESTART),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), LAMPORT_RESTART);
 }
 
 #[test]
 fn ricart_agrawala_restart_and_cancelled_waits() {
-    let c = check(
+    holds(
         "ricart-agrawala unordered, 2 requesters x1 + cancel, 1 restart",
         MutexModel::<RicartAgrawala>::new(false, 1)
             .with_requesters(2)
             .with_cancel()
             .with_restarts(1),
+        Some(RA_RESTART),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), RA_RESTART);
 }
 
 #[test]
 fn suzuki_kasami_restart_keeps_one_valid_token() {
-    let c = check(
+    holds(
         "suzuki-kasami unordered, 2 requesters x1, 1 restart",
         MutexModel::<SuzukiKasami>::new(false, 1)
             .with_requesters(2)
             .with_restarts(1)
             .with_property(Expectation::Always, "one valid token", one_valid_token),
+        Some(SK_RESTART),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), SK_RESTART);
 }
 
 /// Cancel and re-request, two requests per member (issue 11, first report).
 #[test]
 fn suzuki_kasami_cancel_then_request_again() {
-    let c = check(
+    holds(
         "suzuki-kasami unordered, 2 requesters x2 + cancel",
         MutexModel::<SuzukiKasami>::new(false, 2)
             .with_requesters(2)
             .with_cancel()
             .with_property(Expectation::Always, "one valid token", one_valid_token),
+        Some(SK_CANCEL_TWICE),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), SK_CANCEL_TWICE);
 }
 
 /// Cancel and re-request, two requests per member, on an unordered network (issue 11, Why 1):
@@ -962,14 +948,13 @@ fn suzuki_kasami_cancel_then_request_again() {
 #[test]
 #[ignore = "long: about 3.5 min in debug"]
 fn ricart_agrawala_cancel_then_request_again() {
-    let c = check(
+    holds(
         "ricart-agrawala unordered, 2 requesters x2 + cancel",
         MutexModel::<RicartAgrawala>::new(false, 2)
             .with_requesters(2)
             .with_cancel(),
+        Some(RA_CANCEL_TWICE),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), RA_CANCEL_TWICE);
 }
 
 const LAMPORT_RESTART: usize = 22_826;
@@ -1068,29 +1053,29 @@ fn seeded_no_catch_up_breaks_one_valid_token() {
 #[test]
 #[ignore = "long: about 50 s in debug"]
 fn suzuki_kasami_restart_cancel_twice() {
-    let c = check(
+    holds(
         "suzuki-kasami unordered, 2 requesters x2 + cancel, 1 restart",
         MutexModel::<SuzukiKasami>::new(false, 2)
             .with_requesters(2)
             .with_cancel()
             .with_restarts(1)
             .with_property(Expectation::Always, "one valid token", one_valid_token),
+        None,
     );
-    c.assert_properties();
 }
 
 /// Restart with cancelled waits: 396 797 states, about 30 s in debug.
 #[test]
 #[ignore = "long: about 30 s in debug"]
 fn lamport_restart_and_cancelled_waits() {
-    let c = check(
+    holds(
         "lamport fifo, 2 requesters x1 + cancel, 1 restart",
         MutexModel::<LamportMutex>::new(true, 1)
             .with_requesters(2)
             .with_cancel()
             .with_restarts(1),
+        None,
     );
-    c.assert_properties();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1103,40 +1088,38 @@ fn lamport_restart_and_cancelled_waits() {
 
 #[test]
 fn lamport_false_suspicion_then_heal() {
-    let c = check(
+    holds(
         "lamport fifo, 2 requesters x1, link 1-2 cut and healed",
         MutexModel::<LamportMutex>::new(true, 1)
             .with_requesters(2)
             .with_cuts(1)
             .cutting(1, 2),
+        Some(LAMPORT_CUT),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), LAMPORT_CUT);
 }
 
 /// Any link cut: 2 719 179 states (before the release named its request), about 90 s in debug.
 #[test]
 #[ignore = "long: about 90 s in debug"]
 fn lamport_false_suspicion_of_any_link_then_heal() {
-    let c = check(
+    holds(
         "lamport fifo, 2 requesters x1, any link cut and healed",
         MutexModel::<LamportMutex>::new(true, 1)
             .with_requesters(2)
             .with_cuts(1),
+        None,
     );
-    c.assert_properties();
 }
 
 #[test]
 fn ricart_agrawala_false_suspicion_then_heal() {
-    let c = check(
+    holds(
         "ricart-agrawala unordered, 2 requesters x1, any link cut and healed",
         MutexModel::<RicartAgrawala>::new(false, 1)
             .with_requesters(2)
             .with_cuts(1),
+        Some(RA_CUT),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), RA_CUT);
 }
 
 /// Found the starvation fixed by `SuzukiKasami::ask_again` (21 steps): a regeneration on one
@@ -1172,14 +1155,13 @@ fn suzuki_kasami_false_suspicion_then_heal() {
 #[test]
 #[ignore = "long: cargo test --release -p actix-coord --test model_mutex -- --ignored suzuki_kasami_false_suspicion_of_any"]
 fn suzuki_kasami_false_suspicion_of_any_link_then_heal() {
-    let c = check(
+    holds(
         "suzuki-kasami unordered, 2 requesters x1, any link cut and healed",
         MutexModel::<SuzukiKasami>::new(false, 1)
             .with_requesters(2)
             .with_cuts(1),
+        Some(SK_CUT),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), SK_CUT);
 }
 
 const LAMPORT_CUT: usize = 1_389_831;
@@ -1351,41 +1333,40 @@ fn explore() {
 #[test]
 #[ignore = "long: about 30 s in release"]
 fn ricart_agrawala_crash_then_restart_while_others_go_on() {
-    let c = check(
+    holds(
         "ricart-agrawala unordered, 2 requesters x1, member 3 crashes then restarts",
         MutexModel::<RicartAgrawala>::new(false, 1)
             .with_requesters(2)
             .crash_then_restart(3),
+        None,
     );
-    c.assert_properties();
 }
 
 /// Lamport: the same, FIFO, with member 1 alone taking the lock (two requesters outgrow
 /// 16 GiB).
 #[test]
 fn lamport_crash_then_restart_while_others_go_on() {
-    let c = check(
+    holds(
         "lamport fifo, 1 requester x1, member 3 crashes then restarts",
         MutexModel::<LamportMutex>::new(true, 1)
             .with_requesters(1)
             .crash_then_restart(3),
+        Some(40_469),
     );
-    c.assert_properties();
-    assert_eq!(c.unique_state_count(), 40_469);
 }
 
 /// Suzuki–Kasami: the same, with its token property.
 #[test]
 #[ignore = "very long: about 6 min in release, 14 GiB"]
 fn suzuki_kasami_crash_then_restart_while_others_go_on() {
-    let c = check(
+    holds(
         "suzuki-kasami unordered, 2 requesters x1, member 3 crashes then restarts",
         MutexModel::<SuzukiKasami>::new(false, 1)
             .with_requesters(2)
             .crash_then_restart(3)
             .with_property(Expectation::Always, "one valid token", one_valid_token),
+        None,
     );
-    c.assert_properties();
 }
 
 /// Ricart–Agrawala and Suzuki–Kasami, in CI: member 3 crashes and restarts while member 1

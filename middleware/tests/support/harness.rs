@@ -784,6 +784,17 @@ pub fn check<S: Service>(name: &str, model: Harness<S>) -> impl Checker<Harness<
     checker
 }
 
+/// Checks `model` exhaustively (as [`check`]), asserts every property and, when given, that it
+/// has `states` unique states: a changed count means the model or the core changed, and is
+/// updated knowingly.
+pub fn holds<S: Service>(name: &str, model: Harness<S>, states: Option<usize>) {
+    let c = check(name, model);
+    c.assert_properties();
+    if let Some(states) = states {
+        assert_eq!(c.unique_state_count(), states, "{name}: unique states");
+    }
+}
+
 /// Searches `model` for a counterexample to `property`, prints it, returns its length; panics
 /// when there is none.
 pub fn counterexample<S: Service>(model: Harness<S>, property: &'static str) -> usize {
