@@ -1,19 +1,25 @@
 //! # actix-coord
 //!
-//! Coordination and time for [actix](https://docs.rs/actix) actors.
+//! Coordination and time for [actix](https://docs.rs/actix) actors. The pure machines are the
+//! crate `actix-coord-proto`, re-exported here under the same paths; this crate runs them.
 //!
-//! * [`broadcast`]: causal and total-order group broadcast.
-//! * [`clock`]: Lamport, vector and hybrid logical clocks, with a compact encoding.
-//! * [`intercept`]: a drop-in actor context that stamps every message with the sender's clocks and
-//!   merges them before the handler runs, with no change to handlers.
-//! * `ws` (feature `actix-web`): actix-web-actors' websocket sessions as causal processes.
-//! * [`net`]: nodes and remote actors over authenticated TCP, with clocks on every message.
-//! * [`schema`]: the causal log's event kinds and field names.
-//! * [`trace`]: a `tracing` layer that writes every clock tick as a causal log (ShiViz and JSON
-//!   lines).
-//! * [`snapshot`]: Chandy–Lamport consistent snapshots of a sans-IO application.
-//! * [`timesync`]: NTP-style probes and the Berkeley clock-synchronisation machine, over the
-//!   physical clocks of [`clock::physical`].
+//! | module | what a user reaches for |
+//! |---|---|
+//! | [`intercept`] | [`CausalContext`] (drop-in `Context` that stamps and merges clocks), `CausalBuilder`, `ClockSet`, `StampedAddrExt`, `InProcessExt`, the explicit layer |
+//! | `ws` (feature `actix-web`) | actix-web-actors' websocket sessions as causal processes |
+//! | [`trace`] | `CausalLayer` (every tick as ShiViz and JSON lines), `event` for semantic events |
+//! | [`net`] | `Node`, `NodeBuilder` (mutual TLS or Noise), `RemoteAddr`, `RemoteActor`, `NetStats` |
+//! | [`driver`] | `At` (where a service member runs), `StartError`, `Driver<P>` (the one shell of every core), `LocalLinks` |
+//! | [`mutex`] | `DistributedLock::start`, `LockConfig`, `LockGuard`, `FencedResource`, the lock cores |
+//! | [`election`] | `Election::start`, `LeaderView`, `Bully` |
+//! | [`broadcast`] | `Broadcaster::start` over `CausalBroadcast` or `TotalOrderBroadcast` |
+//! | [`snapshot`] | `Snapshots::start` over `ChandyLamport` of an `Application` |
+//! | [`timesync`] | `daemon::start` (Berkeley over the hardware clock), `probe`, `berkeley`; `sim` (feature `sim`) |
+//! | [`clock`] | Lamport, vector and hybrid clocks, `ProcessId`; `physical`: hardware and slewed clocks |
+//! | [`protocol`], [`schema`] | the `Protocol` trait and its effects; the causal log's kinds and fields |
+//!
+//! Every service starts the same way: `start(at, name, members, config)`, `at` being
+//! [`driver::At::Node`] or [`driver::At::Local`].
 #![warn(missing_docs)]
 
 pub mod broadcast;

@@ -3,7 +3,7 @@
 //! delivers the same messages in the same order, `(timestamp, origin id)`.
 //!
 //! Sans-IO: no networking, no actix or tokio, no clock reads; `now` is unused. **Needs FIFO
-//! channels** (the network layer's connections are; [`LocalLinks`](crate::driver::LocalLinks)
+//! channels** (the network layer's connections are; `actix_coord::driver::LocalLinks`
 //! are).
 //!
 //! The algorithm, for member `i` of N, with a Lamport clock `C`:

@@ -2,7 +2,7 @@
 //! global states of distributed systems") of an [`Application`] run inside the core.
 //!
 //! Sans-IO: no networking, no actix or tokio, no clock reads; `now` is unused. **Needs FIFO
-//! channels** (the network's connections and [`LocalLinks`](crate::driver::LocalLinks) are):
+//! channels** (the network's connections and `actix_coord::driver::LocalLinks` are):
 //! a marker must not overtake the application messages sent before it.
 //!
 //! The application is a state machine too; the core passes its messages through and takes

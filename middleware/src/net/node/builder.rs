@@ -50,7 +50,7 @@ impl NodeBuilder {
     /// The mutual-TLS mode (recommended between machines): TLS 1.3 with this node's
     /// certificate, peers' certificates verified against the cluster CA, and the id each peer
     /// claims checked against the one its certificate names (SAN
-    /// [`node_dns_name`](super::node_dns_name)). Exactly one of `secret` and `tls` must be set.
+    /// [`node_dns_name`](crate::net::node_dns_name)). Exactly one of `secret` and `tls` must be set.
     pub fn tls(mut self, identity: TlsIdentity) -> Self {
         self.cfg.tls = Some(identity);
         self
@@ -91,7 +91,7 @@ impl NodeBuilder {
         self
     }
 
-    /// Default timeout of [`RemoteAddr::send`](super::RemoteAddr::send) (default 5 s).
+    /// Default timeout of [`RemoteAddr::send`](crate::net::RemoteAddr::send) (default 5 s).
     pub fn request_timeout(mut self, d: Duration) -> Self {
         self.cfg.request_timeout = d;
         self

@@ -62,12 +62,12 @@
 //! A shell performs the actions in order: [`Action::Send`] over the transport,
 //! [`Action::SetTimer`] by (re)arming that timer and calling [`Berkeley::handle_timer`] when it
 //! expires (a stale or spurious expiry is ignored), [`Action::Step`] with
-//! [`AdjustedClock::step`](crate::clock::physical::AdjustedClock::step) — and if the clock refuses
+//! `actix_coord::clock::physical::AdjustedClock::step` — and if the clock refuses
 //! because it was already read, [`Berkeley::handle_step_refused`] turns it into a slew —,
 //! [`Action::Slew`] with
-//! [`AdjustedClock::slew_at`](crate::clock::physical::AdjustedClock::slew_at),
+//! `actix_coord::clock::physical::AdjustedClock::slew_at`,
 //! [`Action::SetFrequency`] with
-//! [`AdjustedClock::set_frequency_ppm`](crate::clock::physical::AdjustedClock::set_frequency_ppm).
+//! `actix_coord::clock::physical::AdjustedClock::set_frequency_ppm`.
 
 use crate::timesync::NodeId;
 use crate::timesync::probe::{ClockFilter, FILTER_LEN, Sample};
