@@ -852,17 +852,11 @@ pub fn physical_now_ms() -> u64 {
     system_ms()
 }
 
+/// Milliseconds since the Unix epoch from the one `clock_gettime` wrapper,
+/// [`SystemClock::realtime`](crate::clock::physical::SystemClock::realtime).
 fn system_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME always exists.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    if rc != 0 || ts.tv_sec < 0 {
-        return 0;
-    }
-    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
+    use crate::clock::physical::{HardwareClock, SystemClock};
+    SystemClock::realtime().now_ns() / 1_000_000
 }
 
 #[cfg(test)]
