@@ -2,7 +2,7 @@
 //! off and ±200 ppm fast or slow, synchronised round by round; a plot of every node's offset.
 //!
 //! Each node is an [`AdjustedClock`] over a [`SimulatedClock`] over the machine's real-time
-//! clock, disciplined by a [`BerkeleyCore`] run by a [`Driver`]. The nodes also run a bully
+//! clock, disciplined by a [`Berkeley`] daemon ([`daemon::start`]). The nodes also run a bully
 //! [`Election`] and each daemon follows it ([`follow_election`]): the master is the elected
 //! leader, node 5 (the highest id). At the end of each of the master's rounds every node's offset from the real clock is
 //! read at one instant, so a round's precision (largest minus smallest offset) is exact. The
@@ -14,12 +14,13 @@ use actix_coord::clock::physical::{
     SystemClock,
 };
 use actix_coord::driver::At;
-use actix_coord::driver::{Command, Driver, LocalLinks, Subscribe};
+use actix_coord::driver::{Command, LocalLinks, Subscribe};
 use actix_coord::election::{BullyConfig, Election, StartError};
+use actix_coord::protocol::ConfigError;
 use actix_coord::protocol::SplitMix64;
-use actix_coord::timesync::berkeley::{Berkeley, BerkeleyConfig, BerkeleyEvent, ConfigError};
+use actix_coord::timesync::berkeley::{Berkeley, BerkeleyConfig, BerkeleyEvent};
 use actix_coord::timesync::daemon::{
-    BerkeleyCommand, BerkeleyCore, config_for_interval, follow_election,
+    self, BerkeleyCommand, DaemonConfig, MasterRule, config_for_interval, follow_election,
 };
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -89,9 +90,9 @@ pub enum DemoError {
     /// A clock was refused.
     #[error(transparent)]
     Clock(#[from] PhysicalClockError),
-    /// The election could not start.
+    /// A daemon or the election could not start.
     #[error(transparent)]
-    Election(#[from] StartError),
+    Start(#[from] StartError),
     /// Fewer than 2 nodes, or 0 rounds.
     #[error("the demo needs at least 2 nodes and 1 round")]
     TooSmall,
@@ -155,16 +156,12 @@ pub async fn run(config: &DemoConfig) -> Result<DemoReport, DemoError> {
         max_band_ns: 2 * config.max_skew_ms.unsigned_abs() * 1_000_000 + 500_000_000,
         ..config_for_interval(config.interval)
     };
-    let links = LocalLinks::<BerkeleyCore>::new();
+    let links = LocalLinks::<Berkeley>::new();
     let mut drivers = Vec::new();
     for (&id, clock) in ids.iter().zip(&clocks) {
-        let core = BerkeleyCore::new(
-            Berkeley::new(berkeley, id, ids.iter().copied())?,
-            clock.clone(),
-        );
-        let d = Driver::start(core, &ids, links.clone(), None);
-        links.register(id, d.clone());
-        drivers.push(d);
+        let machine = Berkeley::new(berkeley, id, ids.iter().copied())?;
+        let config = DaemonConfig::new(machine, clock.clone(), MasterRule::Manual);
+        drivers.push(daemon::start(At::Local(&links, id), "time", &ids, config)?);
     }
     // Bully elects the highest id, node 5: its daemon reports the rounds.
     let mut events = drivers[drivers.len() - 1]

@@ -8,7 +8,10 @@
 //! `Emit` reaches the observer given at construction and every subscriber.
 //!
 //! The core's `now` is the time elapsed since the driver started (tokio's clock, so paused and
-//! simulated time work).
+//! simulated time work), unless a [`Host`] says otherwise: a core whose `now` is a clock of its
+//! own (the Berkeley daemon's, the clock it disciplines) gets that clock read by its host, and
+//! the host also carries out the events that act on the node itself (the daemon's clock
+//! corrections), feeding a refusal back to the core as a command.
 //!
 //! ```
 //! use actix_coord::driver::{Driver, LocalLinks};
@@ -220,9 +223,25 @@ where
     P: Driven,
     P::Msg: PeerWire,
 {
+    start_hosted_on_node(node, name, core, members, observer, None)
+}
+
+/// [`start_on_node`] with a [`Host`].
+fn start_hosted_on_node<P>(
+    node: &crate::net::Node,
+    name: &str,
+    core: P,
+    members: &[NodeId],
+    observer: Option<Observer<P::Event>>,
+    host: Option<Box<dyn Host<P>>>,
+) -> Result<Addr<Driver<P>>, crate::net::RegisterError>
+where
+    P: Driven,
+    P::Msg: PeerWire,
+{
     let links = NetLinks::new(node, name);
     let log_name = format!("{name}@n{}", core.id());
-    let addr = Driver::start_named(core, members, links, observer, &log_name);
+    let addr = Driver::start_hosted(core, members, links, observer, host, &log_name);
     node.register(name, addr.clone())?;
     let mut events = node.subscribe();
     let target = addr.clone();
@@ -330,6 +349,18 @@ where
         members: &[NodeId],
         observer: Option<Observer<P::Event>>,
     ) -> Result<Member<P>, StartError> {
+        self.start_hosted(name, core, members, observer, None)
+    }
+
+    /// [`start`](Self::start) with a [`Host`].
+    pub(crate) fn start_hosted(
+        &self,
+        name: &str,
+        core: P,
+        members: &[NodeId],
+        observer: Option<Observer<P::Event>>,
+        host: Option<Box<dyn Host<P>>>,
+    ) -> Result<Member<P>, StartError> {
         if name.is_empty() {
             return Err(StartError::EmptyName);
         }
@@ -341,7 +372,7 @@ where
         }
         match *self {
             At::Node(node) => {
-                let addr = start_on_node(node, name, core, members, observer)?;
+                let addr = start_hosted_on_node(node, name, core, members, observer, host)?;
                 Ok(Member {
                     addr,
                     registration: Registration::Node(node.clone(), name.to_owned()),
@@ -349,7 +380,8 @@ where
             }
             At::Local(links, me) => {
                 let log_name = format!("{name}@n{me}");
-                let addr = Driver::start_named(core, members, links.clone(), observer, &log_name);
+                let addr =
+                    Driver::start_hosted(core, members, links.clone(), observer, host, &log_name);
                 links.register(me, addr.clone());
                 Ok(Member {
                     addr,
@@ -425,6 +457,27 @@ impl<P: Driven> Member<P> {
 /// process when it logs): for instance a `lock.enter` semantic event.
 pub type Observer<E> = Box<dyn FnMut(&E)>;
 
+/// What a driver does on its node for a core beyond messages, timers and events: where the
+/// core's `now` comes from, and the events that act on the node itself. The default host (none)
+/// gives the time since the driver started and acts on nothing.
+///
+/// The driver calls [`act`](Self::act) on each event in the order the core emitted them, before
+/// the observer and the subscribers see it; a command it returns goes to the core at once
+/// ([`Protocol::on_command`]), and that call's effects are carried out before the rest.
+pub trait Host<P: Protocol>: 'static {
+    /// The `now` to give the core, from the time elapsed since the driver started.
+    fn now(&self, since_start: std::time::Duration) -> std::time::Duration {
+        since_start
+    }
+
+    /// Carries out `event` if it is meant for the node; returns a command for the core (a
+    /// refusal, say) or `None`.
+    fn act(&mut self, event: &P::Event) -> Option<P::Command> {
+        let _ = event;
+        None
+    }
+}
+
 /// The actor that drives a protocol core.
 pub struct Driver<P: Driven> {
     core: P,
@@ -434,6 +487,7 @@ pub struct Driver<P: Driven> {
     timers: Vec<(P::Timer, SpawnHandle)>,
     events: broadcast::Sender<P::Event>,
     observer: Option<Observer<P::Event>>,
+    host: Option<Box<dyn Host<P>>>,
     out: EffectsOf<P>,
 }
 
@@ -464,6 +518,18 @@ where
         observer: Option<Observer<P::Event>>,
         name: &str,
     ) -> Addr<Self> {
+        Self::start_hosted(core, members, links, observer, None, name)
+    }
+
+    /// [`start_named`](Self::start_named) with a [`Host`] (`None`: the default one).
+    pub fn start_hosted(
+        core: P,
+        members: &[NodeId],
+        links: impl Links<P::Msg>,
+        observer: Option<Observer<P::Event>>,
+        host: Option<Box<dyn Host<P>>>,
+        name: &str,
+    ) -> Addr<Self> {
         let id = core.id();
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let driver = Driver {
@@ -474,20 +540,26 @@ where
             timers: Vec::new(),
             events,
             observer,
+            host,
             out: EffectsOf::<P>::new(),
         };
         CausalBuilder::new().node(id).name(name).start(driver)
     }
 
     fn now(&self) -> std::time::Duration {
-        self.epoch.elapsed()
+        let since_start = self.epoch.elapsed();
+        match &self.host {
+            Some(host) => host.now(since_start),
+            None => since_start,
+        }
     }
 
-    /// Carries out every effect the core queued.
+    /// Carries out every effect the core queued, in order (a host's command's effects before
+    /// the rest).
     fn apply(&mut self, ctx: &mut CausalContext<Self>) {
         let me = self.core.id();
-        let effects: Vec<_> = self.out.drain().collect();
-        for effect in effects {
+        let mut effects: std::collections::VecDeque<_> = self.out.drain().collect();
+        while let Some(effect) = effects.pop_front() {
             match effect {
                 Effect::Send { to, msg } => {
                     self.links.send(me, to, msg);
@@ -505,10 +577,20 @@ where
                 }
                 Effect::CancelTimer(timer) => self.cancel(&timer, ctx),
                 Effect::Emit(event) => {
+                    let reply = self.host.as_mut().and_then(|h| h.act(&event));
                     if let Some(observe) = self.observer.as_mut() {
                         observe(&event);
                     }
                     let _ = self.events.send(event);
+                    if let Some(cmd) = reply {
+                        let now = self.now();
+                        if let Err(e) = self.core.on_command(now, cmd, &mut self.out) {
+                            tracing::warn!(target: "actix_coord::driver", error = %e, "the core refused its host's command");
+                        }
+                        for more in self.out.drain().rev() {
+                            effects.push_front(more);
+                        }
+                    }
                 }
             }
         }

@@ -9,12 +9,12 @@
 //! | `ws` (feature `actix-web`) | actix-web-actors' websocket sessions as causal processes |
 //! | [`trace`] | `CausalLayer` (every tick as ShiViz and JSON lines), `event` for semantic events |
 //! | [`net`] | `Node`, `NodeBuilder` (mutual TLS or Noise), `RemoteAddr`, `RemoteActor`, `NetStats` |
-//! | [`driver`] | `At` (where a service member runs), `StartError`, `Driver<P>` (the one shell of every core), `LocalLinks` |
+//! | [`driver`] | `At` (where a service member runs), `StartError`, `Driver<P>` (the one shell of every core) and its `Host`, `LocalLinks` |
 //! | [`mutex`] | `DistributedLock::start`, `LockConfig`, `LockGuard`, `FencedResource`, the lock cores |
 //! | [`election`] | `Election::start`, `LeaderView`, `Bully` |
 //! | [`broadcast`] | `Broadcaster::start` over `CausalBroadcast` or `TotalOrderBroadcast` |
 //! | [`snapshot`] | `Snapshots::start` over `ChandyLamport` of an `Application` |
-//! | [`timesync`] | `daemon::start` (Berkeley over the hardware clock), `probe`, `berkeley`; `sim` (feature `sim`) |
+//! | [`timesync`] | `daemon::start` (Berkeley over the hardware clock, through `daemon::ClockHost`), `probe`, `berkeley`; `sim` (feature `sim`) |
 //! | [`clock`] | Lamport, vector and hybrid clocks, `ProcessId`; `physical`: hardware and slewed clocks |
 //! | [`protocol`], [`schema`] | the `Protocol` trait and its effects; the causal log's kinds and fields |
 //!

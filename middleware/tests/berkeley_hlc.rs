@@ -9,10 +9,12 @@ use actix_coord::CausalContext;
 use actix_coord::clock::physical::{
     AdjustedClock, PhysicalTime, SimulatedClock, SimulatedClockConfig, SystemClock,
 };
-use actix_coord::driver::{Command, Driver, LocalLinks, Subscribe};
+use actix_coord::driver::{At, Command, LocalLinks, Subscribe};
 use actix_coord::intercept::{self, Clocks};
 use actix_coord::timesync::berkeley::{Berkeley, BerkeleyEvent};
-use actix_coord::timesync::daemon::{BerkeleyCommand, BerkeleyCore, config_for_interval};
+use actix_coord::timesync::daemon::{
+    self, BerkeleyCommand, DaemonConfig, MasterRule, config_for_interval,
+};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +43,7 @@ async fn causal_actors_hlc_reads_the_berkeley_adjusted_clock() {
     // Three nodes whose clocks are all 0.6–1 s ahead of true time: the group agrees on ~+0.8 s.
     let members = [1u32, 2, 3];
     let offsets_ms = [600i64, 800, 1000];
-    let links = LocalLinks::<BerkeleyCore>::new();
+    let links = LocalLinks::<Berkeley>::new();
     let mut clocks = Vec::new();
     let mut drivers = Vec::new();
     for (&id, &off) in members.iter().zip(&offsets_ms) {
@@ -55,9 +57,9 @@ async fn causal_actors_hlc_reads_the_berkeley_adjusted_clock() {
         .unwrap();
         let clock = Arc::new(AdjustedClock::new(osc));
         let config = config_for_interval(Duration::from_millis(100));
-        let core = BerkeleyCore::new(Berkeley::new(config, id, members).unwrap(), clock.clone());
-        let d = Driver::start(core, &members, links.clone(), None);
-        links.register(id, d.clone());
+        let machine = Berkeley::new(config, id, members).unwrap();
+        let config = DaemonConfig::new(machine, clock.clone(), MasterRule::Manual);
+        let d = daemon::start(At::Local(&links, id), "time", &members, config).unwrap();
         clocks.push(clock);
         drivers.push(d);
     }

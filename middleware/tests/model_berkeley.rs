@@ -16,12 +16,13 @@
 //!   in full at once (the ms deltas here slew within a round at 500 ppm; the properties are
 //!   about what the machine asks for, not how the clock carries it out); frequency corrections
 //!   are checked but not applied. The application may *read* a clock (once it has, the shell
-//!   refuses steps and calls `handle_step_refused`, as `AdjustedClock::step` does).
+//!   refuses steps and tells the machine `BerkeleyCommand::StepRefused`, as the daemon's
+//!   `ClockHost` does when `AdjustedClock::step` refuses).
 //! * **Faults, each within a budget.** Message loss and duplication; `SetMaster` naming any node
 //!   at chosen nodes (so two nodes may believe they are master, and a member may follow a node
 //!   that is not polling); a crash of the master's daemon and its restart with no memory, over the
 //!   same, possibly read, clock. Survivors learn of both at their own moment
-//!   (`handle_member_down` / `handle_member_up`) and name the highest live node, as
+//!   (`on_peer_down` / `on_peer_up`) and name the highest live node, as
 //!   `follow_highest_live` does. A restart comes 20 ms after the crash, more than any correction
 //!   here sets a clock back, so its probe timestamps are new.
 //! * **Bounds.** 1 probe per member per round; a master starts at most `max_rounds` rounds per
@@ -75,15 +76,24 @@
 //! and times; the larger runs are `#[ignore]`d:
 //! `cargo test --release -p actix-coord --test model_berkeley -- --ignored exhaustive --nocapture --test-threads 1`.
 
+use actix_coord::protocol::{Effect, EffectsOf, Protocol};
 use actix_coord::timesync::NodeId;
 use actix_coord::timesync::berkeley::{
-    Action as Act, Berkeley, BerkeleyConfig, BerkeleyEvent, BerkeleyMsg, Timer,
+    Berkeley, BerkeleyCommand, BerkeleyConfig, BerkeleyEvent, BerkeleyMsg, ClockAdjust, Timer,
 };
 use actix_coord::timesync::probe::Sample;
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Property};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// One effect of a machine.
+type Fx = Effect<BerkeleyMsg, Timer, BerkeleyEvent>;
+
+/// A clock correction as an effect.
+fn adjust(a: ClockAdjust) -> Fx {
+    Effect::Emit(BerkeleyEvent::Adjust(a))
+}
 
 const N: usize = 3;
 const MS: i64 = 1_000_000;
@@ -95,6 +105,16 @@ const START: u64 = 1_000_000_000;
 const RESTART_NS: u64 = 20 * MS as u64;
 /// The master at the start (index of node 3).
 const FIRST_MASTER: usize = N - 1;
+
+/// Names the master at a machine (`BerkeleyCommand::SetMaster`).
+fn set_master(
+    b: &mut Berkeley,
+    now: Duration,
+    master: Option<NodeId>,
+    out: &mut EffectsOf<Berkeley>,
+) {
+    let Ok(()) = b.on_command(now, BerkeleyCommand::SetMaster(master), out);
+}
 
 fn id(i: usize) -> NodeId {
     i as NodeId + 1
@@ -393,18 +413,19 @@ impl BerkeleyModel {
         Some(())
     }
 
-    /// Calls node `i`'s machine with its clock's `now`, then performs the actions.
+    /// Calls node `i`'s machine with its clock's `now`, then performs the effects.
     /// `tag`: the ghost tag of the message being handled.
     fn call(
         &self,
         s: &mut State,
         i: usize,
         tag: Option<u8>,
-        f: impl FnOnce(&mut Berkeley, u64) -> Vec<Act>,
+        f: impl FnOnce(&mut Berkeley, Duration, &mut EffectsOf<Berkeley>),
     ) {
-        let now = Self::now_of(s, i);
-        let out = f(s.nodes[i].as_mut().expect("alive"), now);
-        self.perform(s, i, out, tag);
+        let now = Duration::from_nanos(Self::now_of(s, i));
+        let mut out = EffectsOf::<Berkeley>::new();
+        f(s.nodes[i].as_mut().expect("alive"), now, &mut out);
+        self.perform(s, i, out.into_iter().collect(), tag);
         self.sync_open(s, i);
     }
 
@@ -425,12 +446,13 @@ impl BerkeleyModel {
         }
     }
 
-    /// The shell: performs node `i`'s actions in order.
-    fn perform(&self, s: &mut State, i: usize, out: Vec<Act>, tag: Option<u8>) {
-        let mut queue: VecDeque<Act> = out.into();
+    /// The shell: performs node `i`'s effects in order.
+    fn perform(&self, s: &mut State, i: usize, out: Vec<Fx>, tag: Option<u8>) {
+        let mut queue: VecDeque<Fx> = out.into();
         while let Some(a) = queue.pop_front() {
             match a {
-                Act::Send { to, msg } => {
+                Effect::Broadcast(_) => unreachable!("Berkeley sends to one member at a time"),
+                Effect::Send { to, msg } => {
                     if self.mutant == Some(Mutant::MatchesRepliesByMember)
                         && let BerkeleyMsg::Probe { round, seq, t1 } = msg
                     {
@@ -442,25 +464,28 @@ impl BerkeleyModel {
                     };
                     self.push(s, i, ix(to), Envelope { msg, inc });
                 }
-                Act::SetTimer { timer, after_ns } => {
-                    s.timers[i].insert(timer, s.now + after_ns);
+                Effect::SetTimer { timer, after } => {
+                    s.timers[i].insert(timer, s.now + after.as_nanos() as u64);
                 }
-                Act::CancelTimer { timer } => {
+                Effect::CancelTimer(timer) => {
                     s.timers[i].remove(&timer);
                 }
-                Act::Step { delta_ns } => {
-                    let now = Self::now_of(s, i);
+                Effect::Emit(BerkeleyEvent::Adjust(ClockAdjust::Step { delta_ns })) => {
+                    let now = Duration::from_nanos(Self::now_of(s, i));
                     let node = s.nodes[i].as_mut().expect("alive");
                     if node.corrections() != 1 {
                         s.violations |= V_STEP;
                     }
                     if s.read[i] {
                         // `AdjustedClock::step` refuses: the clock was read.
-                        let back = node.handle_step_refused(now, delta_ns);
-                        let slew = Act::Slew {
+                        let mut out = EffectsOf::<Berkeley>::new();
+                        let refused = BerkeleyCommand::StepRefused { delta_ns };
+                        let Ok(()) = node.on_command(now, refused, &mut out);
+                        let back: Vec<Fx> = out.into_iter().collect();
+                        let slew = adjust(ClockAdjust::Slew {
                             delta_ns,
                             rate_ppm: self.cfg.slew_rate_ppm,
-                        };
+                        });
                         if back != [slew] {
                             Self::violate(s, V_STEP);
                         }
@@ -472,12 +497,12 @@ impl BerkeleyModel {
                         self.apply(s, i, delta_ns);
                     }
                 }
-                Act::Slew { delta_ns, .. }
+                Effect::Emit(BerkeleyEvent::Adjust(ClockAdjust::Slew { delta_ns, .. }))
                     if self.mutant == Some(Mutant::StepEveryCorrection) && !s.read[i] =>
                 {
-                    queue.push_front(Act::Step { delta_ns });
+                    queue.push_front(adjust(ClockAdjust::Step { delta_ns }));
                 }
-                Act::Slew { delta_ns, rate_ppm } => {
+                Effect::Emit(BerkeleyEvent::Adjust(ClockAdjust::Slew { delta_ns, rate_ppm })) => {
                     let rate_ppm = if self.mutant == Some(Mutant::FastSlew) {
                         2.0 * rate_ppm
                     } else {
@@ -491,13 +516,13 @@ impl BerkeleyModel {
                     }
                     self.apply(s, i, delta_ns);
                 }
-                Act::SetFrequency { ppm } => {
+                Effect::Emit(BerkeleyEvent::Adjust(ClockAdjust::SetFrequency { ppm })) => {
                     s.seen |= S_FREQUENCY;
                     if !ppm.is_finite() || ppm.abs() > self.cfg.max_freq_ppm {
                         Self::violate(s, V_BOUNDS);
                     }
                 }
-                Act::Emit(ev) => self.observe(s, i, ev, tag),
+                Effect::Emit(ev) => self.observe(s, i, ev, tag),
             }
         }
     }
@@ -510,6 +535,8 @@ impl BerkeleyModel {
 
     fn observe(&self, s: &mut State, i: usize, ev: BerkeleyEvent, tag: Option<u8>) {
         match ev {
+            // Performed by the shell before it observes the rest.
+            BerkeleyEvent::Adjust(_) => {}
             BerkeleyEvent::RoundComplete {
                 round, excluded, ..
             } => {
@@ -660,7 +687,7 @@ impl BerkeleyModel {
         let highest = node.members().chain([node.id()]).max();
         if highest != node.master() {
             self.forget_if_mutant(s, i);
-            self.call(s, i, None, |b, now| b.handle_leader(now, highest));
+            self.call(s, i, None, |b, now, out| set_master(b, now, highest, out));
         }
     }
 
@@ -709,8 +736,8 @@ impl Model for BerkeleyModel {
                     last_probe: BTreeMap::new(),
                 };
                 for i in 0..N {
-                    self.call(&mut s, i, None, |b, now| {
-                        b.handle_leader(now, Some(id(FIRST_MASTER)))
+                    self.call(&mut s, i, None, |b, now, out| {
+                        set_master(b, now, Some(id(FIRST_MASTER)), out)
                     });
                 }
                 s
@@ -812,7 +839,9 @@ impl Model for BerkeleyModel {
                         };
                         let node = s.nodes[dst].as_mut().expect("alive");
                         let before = node.clone();
-                        let out = node.handle_message(now, id(src), msg);
+                        let mut out = EffectsOf::<Berkeley>::new();
+                        node.on_message(Duration::from_nanos(now), id(src), msg, &mut out);
+                        let out: Vec<Fx> = out.into_iter().collect();
                         if *node == before {
                             s.seen |= S_STALE;
                         } else {
@@ -840,15 +869,15 @@ impl Model for BerkeleyModel {
                     }
                     msg @ BerkeleyMsg::Adjust { .. } => {
                         let before = s.nodes[dst].as_ref().map(Berkeley::corrections);
-                        self.call(&mut s, dst, Some(env.inc), |b, now| {
-                            b.handle_message(now, id(src), msg)
+                        self.call(&mut s, dst, Some(env.inc), |b, now, out| {
+                            b.on_message(now, id(src), msg, out)
                         });
                         if s.nodes[dst].as_ref().map(Berkeley::corrections) == before {
                             s.seen |= S_STALE;
                         }
                     }
-                    msg => self.call(&mut s, dst, Some(env.inc), |b, now| {
-                        b.handle_message(now, id(src), msg)
+                    msg => self.call(&mut s, dst, Some(env.inc), |b, now, out| {
+                        b.on_message(now, id(src), msg, out)
                     }),
                 }
             }
@@ -863,12 +892,14 @@ impl Model for BerkeleyModel {
             Action::Fire(i, timer) => {
                 let at = s.timers[i].remove(&timer)?;
                 Self::advance(&mut s, at);
-                self.call(&mut s, i, None, |b, now| b.handle_timer(now, timer));
+                self.call(&mut s, i, None, |b, now, out| b.on_timer(now, timer, out));
             }
             Action::SetMaster(i, j) => {
                 s.leader_changes += 1;
                 self.forget_if_mutant(&mut s, i);
-                self.call(&mut s, i, None, |b, now| b.handle_leader(now, Some(id(j))));
+                self.call(&mut s, i, None, |b, now, out| {
+                    set_master(b, now, Some(id(j)), out)
+                });
             }
             Action::Crash(i) => {
                 s.crashes += 1;
@@ -903,11 +934,11 @@ impl Model for BerkeleyModel {
             } => {
                 s.verdicts.remove(&(observer, subject, up));
                 let peer = id(subject);
-                self.call(&mut s, observer, None, |b, now| {
+                self.call(&mut s, observer, None, |b, now, out| {
                     if up {
-                        b.handle_member_up(now, peer)
+                        b.on_peer_up(now, peer, out)
                     } else {
-                        b.handle_member_down(now, peer)
+                        b.on_peer_down(now, peer, out)
                     }
                 });
                 self.follow_highest_live(&mut s, observer);

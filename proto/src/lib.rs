@@ -15,7 +15,7 @@
 //! | [`election`] | the bully election ([`Bully`](election::Bully)) |
 //! | [`broadcast`] | causal and total-order broadcast |
 //! | [`snapshot`] | Chandy–Lamport snapshots of an [`Application`](snapshot::Application) |
-//! | [`timesync`] | NTP-style probes and the Berkeley machine |
+//! | [`timesync`] | NTP-style probes and the Berkeley machine ([`Berkeley`](timesync::berkeley::Berkeley), a core whose clock corrections are events) |
 //! | `testing` (feature `testing`) | the in-memory networks of the cores' tests and model checks |
 //! | [`schema`] | the causal log's event kinds and field names, shared by the services and `causal-log` |
 //!

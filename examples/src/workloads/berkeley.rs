@@ -33,7 +33,7 @@ use actix_coord::election::Election;
 use actix_coord::intercept;
 use actix_coord::net::Node;
 use actix_coord::timesync::berkeley::{Berkeley, BerkeleyConfig, BerkeleyEvent};
-use actix_coord::timesync::daemon::{self, BerkeleyCore, MasterRule, config_for_interval};
+use actix_coord::timesync::daemon::{self, MasterRule, config_for_interval};
 use serde_json::json;
 use std::io::Write;
 use std::sync::Arc;
@@ -145,6 +145,8 @@ pub async fn run(node: &Node, peers: &[u32], args: &BerkeleyArgs, election: &Ele
             let truth = SystemClock::realtime().now_ns();
             let offset = clock.sample_ns() as i128 - truth as i128;
             let line = match e {
+                // Applied to the clock by the daemon; the `Corrected` that follows reports it.
+                BerkeleyEvent::Adjust(_) => return,
                 BerkeleyEvent::RoundComplete {
                     spread_ns,
                     trusted,
@@ -198,7 +200,6 @@ pub async fn run(node: &Node, peers: &[u32], args: &BerkeleyArgs, election: &Ele
             let _ = done_tx.send(count);
         }) as actix_coord::driver::Observer<BerkeleyEvent>
     };
-    let core = BerkeleyCore::new(machine, clock.clone());
     // The election actor lives with the node; its view is all the daemon needs.
     let rule = match args.master {
         MasterChoice::HighestLive => MasterRule::HighestLive,
@@ -212,7 +213,7 @@ pub async fn run(node: &Node, peers: &[u32], args: &BerkeleyArgs, election: &Ele
             }
         }
     };
-    let config = daemon::DaemonConfig::new(core, rule).with_observer(observer);
+    let config = daemon::DaemonConfig::new(machine, clock.clone(), rule).with_observer(observer);
     if let Err(e) = daemon::start(At::Node(node), DAEMON_NAME, &members, config) {
         eprintln!("node{me}: {e}");
         return 2;

@@ -1,16 +1,14 @@
-//! The Berkeley daemon: the pure [`Berkeley`] machine driven by an actor over the network.
+//! The Berkeley daemon: the pure [`Berkeley`] core driven by the generic [`Driver`] over the
+//! network, disciplining this node's clock.
 //!
-//! [`BerkeleyCore`] adapts the machine to [`Protocol`], so the generic
-//! [`Driver`] runs it: messages travel through the driver's links
-//! (in-process [`LocalLinks`](crate::driver::LocalLinks) or the network; [`start`] takes either
-//! as an [`At`]), timers are actor timers, and
-//! membership events reach the machine as `handle_member_up/down`. The adapter is a thin shell:
-//! one exhaustive `match` over [`Action`]; the clock actions (`Step`, `Slew`, `SetFrequency`)
-//! go to the [`DisciplinedClock`] it owns (an [`AdjustedClock`] over the hardware clock), and a
-//! step the clock refuses is turned into a slew by the machine itself
-//! ([`Berkeley::handle_step_refused`]). The machine's `now` is read from that clock
-//! ([`DisciplinedClock::sample_ns`], which does not expose it, so the first correction can
-//! still be a step); the driver's own `now` is not used.
+//! [`Berkeley`] is a [`Protocol`](crate::protocol::Protocol) core like the others, so [`start`] runs it in a [`Driver`]
+//! (on a node or in-process: it takes an [`At`], like every service). What is particular to
+//! it is done by its [`Host`], a [`ClockHost`] over the [`DisciplinedClock`] it owns (an
+//! [`AdjustedClock`] over the hardware clock): the core's `now` is read from that clock
+//! ([`DisciplinedClock::sample_ns`], which does not expose it, so the first correction can still
+//! be a step), and the clock corrections the core emits ([`BerkeleyEvent::Adjust`]) are
+//! applied to it in order; a step the clock refuses goes back to the core as
+//! [`BerkeleyCommand::StepRefused`], and the core slews instead.
 //!
 //! **The master** is named by [`BerkeleyCommand::SetMaster`]. [`start`]'s [`DaemonConfig`] takes
 //! a [`MasterRule`]: [`follow_election`] names the leader of a bully
@@ -22,13 +20,13 @@
 //! ```
 //! use actix_coord::clock::physical::{AdjustedClock, SimulatedClock, SimulatedClockConfig,
 //!     SystemClock};
-//! use actix_coord::driver::{Command, Driver, LocalLinks};
+//! use actix_coord::driver::{At, Command, LocalLinks};
 //! use actix_coord::timesync::berkeley::{Berkeley, BerkeleyConfig};
-//! use actix_coord::timesync::daemon::{BerkeleyCommand, BerkeleyCore};
+//! use actix_coord::timesync::daemon::{self, BerkeleyCommand, DaemonConfig, MasterRule};
 //! use std::sync::Arc;
 //!
 //! # actix::System::new().block_on(async {
-//! let links = LocalLinks::<BerkeleyCore>::new();
+//! let links = LocalLinks::<Berkeley>::new();
 //! let members = [1, 2];
 //! let config = BerkeleyConfig::default();
 //! for id in members {
@@ -36,21 +34,23 @@
 //!         SimulatedClockConfig { offset_ns: i64::from(id) * 1_000_000, ..Default::default() })
 //!         .unwrap();
 //!     let clock = Arc::new(AdjustedClock::new(oscillator));
-//!     let core = BerkeleyCore::new(Berkeley::new(config, id, members).unwrap(), clock);
-//!     let driver = Driver::start(core, &members, links.clone(), None);
-//!     links.register(id, driver.clone());
-//!     driver.do_send(Command::new(BerkeleyCommand::SetMaster(Some(2))));
+//!     let machine = Berkeley::new(config, id, members).unwrap();
+//!     let at = At::Local(&links, id);
+//!     let daemon = daemon::start(at, "time", &members,
+//!         DaemonConfig::new(machine, clock, MasterRule::Manual)).unwrap();
+//!     daemon.do_send(Command::new(BerkeleyCommand::SetMaster(Some(2))));
 //! }
 //! # });
 //! ```
 
 use crate::clock::physical::{AdjustedClock, HardwareClock, PhysicalClockError};
-use crate::driver::{At, Command, Driver, StartError};
+use crate::driver::{At, Command, Driver, Host, StartError};
 use crate::election::{LeaderView, Term};
 use crate::net::{Node, NodeEvent};
-use crate::protocol::{EffectsOf, NodeId, Protocol};
+use crate::protocol::NodeId;
+pub use crate::timesync::berkeley::BerkeleyCommand;
 use crate::timesync::berkeley::{
-    Action, Berkeley, BerkeleyConfig, BerkeleyEvent, BerkeleyMsg, DEFAULT_INTERVAL_NS, Timer,
+    Berkeley, BerkeleyConfig, BerkeleyEvent, ClockAdjust, DEFAULT_INTERVAL_NS,
 };
 use actix::Addr;
 use std::collections::BTreeSet;
@@ -117,130 +117,51 @@ pub fn config_for_interval(interval: Duration) -> BerkeleyConfig {
     }
 }
 
-/// What the local user (or the master rule) tells a Berkeley daemon.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BerkeleyCommand {
-    /// The master is now this node (`None`: there is none).
-    SetMaster(Option<NodeId>),
-}
-
-/// The [`Berkeley`] machine with the clock it disciplines, as a [`Protocol`] core for the
-/// [`Driver`].
-pub struct BerkeleyCore {
-    machine: Berkeley,
+/// The [`Host`] of a Berkeley daemon: gives the core the time on `clock` as its `now`, and
+/// applies the core's clock corrections to it.
+pub struct ClockHost {
     clock: Arc<dyn DisciplinedClock>,
 }
 
-impl BerkeleyCore {
-    /// A core running `machine` over `clock`.
-    pub fn new(machine: Berkeley, clock: Arc<dyn DisciplinedClock>) -> Self {
-        Self { machine, clock }
-    }
-
-    /// The machine (read-only: for inspection and tests).
-    pub fn machine(&self) -> &Berkeley {
-        &self.machine
+impl ClockHost {
+    /// A host over `clock`.
+    pub fn new(clock: Arc<dyn DisciplinedClock>) -> Self {
+        Self { clock }
     }
 
     /// The clock it disciplines.
     pub fn clock(&self) -> &Arc<dyn DisciplinedClock> {
         &self.clock
     }
-
-    fn now(&self) -> u64 {
-        self.clock.sample_ns()
-    }
-
-    /// Performs the machine's actions in order: one exhaustive match.
-    fn perform(&mut self, actions: Vec<Action>, out: &mut EffectsOf<Self>) {
-        let mut todo = std::collections::VecDeque::from(actions);
-        while let Some(action) = todo.pop_front() {
-            match action {
-                Action::Send { to, msg } => out.send(to, msg),
-                Action::SetTimer { timer, after_ns } => {
-                    out.set_timer(timer, Duration::from_nanos(after_ns))
-                }
-                Action::CancelTimer { timer } => out.cancel_timer(timer),
-                Action::Step { delta_ns } => {
-                    if self.clock.step(delta_ns).is_err() {
-                        let now = self.now();
-                        let more = self.machine.handle_step_refused(now, delta_ns);
-                        for a in more.into_iter().rev() {
-                            todo.push_front(a);
-                        }
-                    }
-                }
-                Action::Slew { delta_ns, rate_ppm } => {
-                    if let Err(e) = self.clock.slew_at(delta_ns, rate_ppm) {
-                        tracing::warn!(target: "actix_coord::timesync", error = %e, "slew refused");
-                    }
-                }
-                Action::SetFrequency { ppm } => {
-                    if let Err(e) = self.clock.set_frequency_ppm(ppm) {
-                        tracing::warn!(target: "actix_coord::timesync", error = %e, "frequency refused");
-                    }
-                }
-                Action::Emit(event) => out.emit(event),
-            }
-        }
-    }
 }
 
-impl Protocol for BerkeleyCore {
-    type Msg = BerkeleyMsg;
-    type Event = BerkeleyEvent;
-    type Timer = Timer;
-    type Command = BerkeleyCommand;
-    type Error = Infallible;
-
-    fn id(&self) -> NodeId {
-        self.machine.id()
+impl Host<Berkeley> for ClockHost {
+    fn now(&self, _since_start: Duration) -> Duration {
+        Duration::from_nanos(self.clock.sample_ns())
     }
 
-    fn on_command(
-        &mut self,
-        _now: Duration,
-        cmd: BerkeleyCommand,
-        out: &mut EffectsOf<Self>,
-    ) -> Result<(), Infallible> {
-        match cmd {
-            BerkeleyCommand::SetMaster(m) => {
-                let now = self.now();
-                let actions = self.machine.handle_leader(now, m);
-                self.perform(actions, out);
+    fn act(&mut self, event: &BerkeleyEvent) -> Option<BerkeleyCommand> {
+        let BerkeleyEvent::Adjust(adjust) = *event else {
+            return None;
+        };
+        match adjust {
+            ClockAdjust::Step { delta_ns } => {
+                if self.clock.step(delta_ns).is_err() {
+                    return Some(BerkeleyCommand::StepRefused { delta_ns });
+                }
+            }
+            ClockAdjust::Slew { delta_ns, rate_ppm } => {
+                if let Err(e) = self.clock.slew_at(delta_ns, rate_ppm) {
+                    tracing::warn!(target: "actix_coord::timesync", error = %e, "slew refused");
+                }
+            }
+            ClockAdjust::SetFrequency { ppm } => {
+                if let Err(e) = self.clock.set_frequency_ppm(ppm) {
+                    tracing::warn!(target: "actix_coord::timesync", error = %e, "frequency refused");
+                }
             }
         }
-        Ok(())
-    }
-
-    fn on_message(
-        &mut self,
-        _now: Duration,
-        from: NodeId,
-        msg: BerkeleyMsg,
-        out: &mut EffectsOf<Self>,
-    ) {
-        let now = self.now();
-        let actions = self.machine.handle_message(now, from, msg);
-        self.perform(actions, out);
-    }
-
-    fn on_timer(&mut self, _now: Duration, timer: Timer, out: &mut EffectsOf<Self>) {
-        let now = self.now();
-        let actions = self.machine.handle_timer(now, timer);
-        self.perform(actions, out);
-    }
-
-    fn on_peer_down(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
-        let now = self.now();
-        let actions = self.machine.handle_member_down(now, peer);
-        self.perform(actions, out);
-    }
-
-    fn on_peer_up(&mut self, _now: Duration, peer: NodeId, out: &mut EffectsOf<Self>) {
-        let now = self.now();
-        let actions = self.machine.handle_member_up(now, peer);
-        self.perform(actions, out);
+        None
     }
 }
 
@@ -288,13 +209,13 @@ impl HighestLive {
 /// now and whenever they change. The task ends with the node's event stream or the daemon.
 ///
 /// [`follow_election`] is the alternative that follows the elected leader.
-pub fn follow_highest_live(node: &Node, daemon: Addr<Driver<BerkeleyCore>>) {
+pub fn follow_highest_live(node: &Node, daemon: Addr<Driver<Berkeley>>) {
     let mut events = node.subscribe();
     let mut rule = HighestLive::new(node.id());
     for peer in node.connected_peers() {
         rule.up(peer);
     }
-    let set = |d: &Addr<Driver<BerkeleyCore>>, m: NodeId| {
+    let set = |d: &Addr<Driver<Berkeley>>, m: NodeId| {
         d.do_send(Command::<BerkeleyCommand, Infallible>::new(
             BerkeleyCommand::SetMaster(Some(m)),
         ));
@@ -350,9 +271,9 @@ pub fn master_changes(
 /// under way), the daemon is told there is no master, so no round runs and no correction from
 /// an old master is applied; the new leader's daemon starts a round the moment it is elected.
 /// The task ends when the election stops or the daemon does.
-pub fn follow_election(view: LeaderView, daemon: Addr<Driver<BerkeleyCore>>) {
+pub fn follow_election(view: LeaderView, daemon: Addr<Driver<Berkeley>>) {
     let mut leader = view.watch();
-    let set = |d: &Addr<Driver<BerkeleyCore>>, m: Option<NodeId>| {
+    let set = |d: &Addr<Driver<Berkeley>>, m: Option<NodeId>| {
         d.do_send(Command::<BerkeleyCommand, Infallible>::new(
             BerkeleyCommand::SetMaster(m),
         ));
@@ -386,12 +307,14 @@ pub enum MasterRule {
     Manual,
 }
 
-/// How a Berkeley daemon runs, for [`start`]: its core, who names its master, and what sees
-/// its events.
+/// How a Berkeley daemon runs, for [`start`]: its core, the clock it disciplines, who names its
+/// master, and what sees its events.
 #[non_exhaustive]
 pub struct DaemonConfig {
-    /// The machine over this member's clock.
-    pub core: BerkeleyCore,
+    /// This member's machine.
+    pub core: Berkeley,
+    /// The clock the machine disciplines (its `now`, and where its corrections go).
+    pub clock: Arc<dyn DisciplinedClock>,
     /// Who names the master.
     pub master: MasterRule,
     /// Sees every event inside the driver (before subscribers), so it misses none.
@@ -399,10 +322,11 @@ pub struct DaemonConfig {
 }
 
 impl DaemonConfig {
-    /// `core`, its master named by `master`, no observer.
-    pub fn new(core: BerkeleyCore, master: MasterRule) -> Self {
+    /// `core` over `clock`, its master named by `master`, no observer.
+    pub fn new(core: Berkeley, clock: Arc<dyn DisciplinedClock>, master: MasterRule) -> Self {
         Self {
             core,
+            clock,
             master,
             observer: None,
         }
@@ -424,11 +348,11 @@ impl DaemonConfig {
 /// than `at`'s; [`StartError::Config`] for [`MasterRule::HighestLive`] in one process (it
 /// reads a node's membership); [`StartError::Register`] when `name` is taken on the node.
 pub fn start(
-    at: At<'_, BerkeleyCore>,
+    at: At<'_, Berkeley>,
     name: &str,
     members: &[NodeId],
     config: DaemonConfig,
-) -> Result<Addr<Driver<BerkeleyCore>>, StartError> {
+) -> Result<Addr<Driver<Berkeley>>, StartError> {
     if let (MasterRule::HighestLive, At::Local(..)) = (&config.master, at) {
         return Err(StartError::Config(
             crate::protocol::ConfigError::Inconsistent(
@@ -436,7 +360,8 @@ pub fn start(
             ),
         ));
     }
-    let member = at.start(name, config.core, members, config.observer)?;
+    let host: Box<dyn Host<Berkeley>> = Box::new(ClockHost::new(config.clock));
+    let member = at.start_hosted(name, config.core, members, config.observer, Some(host))?;
     let addr = member.addr;
     match (config.master, at) {
         (MasterRule::Elected(view), _) => follow_election(view, addr.clone()),
@@ -526,16 +451,15 @@ mod tests {
 
     #[actix_rt::test]
     async fn three_local_daemons_step_then_slew_to_within_a_millisecond() {
-        let links = LocalLinks::<BerkeleyCore>::new();
+        let links = LocalLinks::<Berkeley>::new();
         let members = [1, 2, 3];
         let setup = [(-300, 150.0), (200, -150.0), (50, 0.0)];
         let clocks: Vec<_> = setup.iter().map(|&(o, d)| clock(o, d)).collect();
         let mut drivers = Vec::new();
         for (id, c) in members.iter().zip(&clocks) {
             let m = Berkeley::new(config(100), *id, members).unwrap();
-            let core = BerkeleyCore::new(m, c.clone());
-            let d = Driver::start(core, &members, links.clone(), None);
-            links.register(*id, d.clone());
+            let config = DaemonConfig::new(m, c.clone(), MasterRule::Manual);
+            let d = start(At::Local(&links, *id), "time", &members, config).unwrap();
             drivers.push(d);
         }
         let mut rx = drivers[2].send(Subscribe::default()).await.unwrap();
@@ -557,9 +481,7 @@ mod tests {
         assert!(spread(&o) <= MS, "offsets {o:?}");
         for d in &drivers {
             let corrections = d
-                .send(Inspect(Box::new(|c: &BerkeleyCore| {
-                    c.machine().corrections()
-                })))
+                .send(Inspect(Box::new(|c: &Berkeley| c.corrections())))
                 .await
                 .unwrap();
             assert!(corrections >= 3, "{corrections} corrections");
@@ -568,7 +490,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_refused_step_becomes_a_slew() {
-        let links = LocalLinks::<BerkeleyCore>::new();
+        let links = LocalLinks::<Berkeley>::new();
         let members = [1, 2];
         let clocks = [clock(0, 0.0), clock(40, 0.0)];
         // Node 1's clock has been read: its first correction cannot be a step.
@@ -576,14 +498,8 @@ mod tests {
         let mut drivers = Vec::new();
         for (id, c) in members.iter().zip(&clocks) {
             let m = Berkeley::new(config(100), *id, members).unwrap();
-            let d = Driver::start(
-                BerkeleyCore::new(m, c.clone()),
-                &members,
-                links.clone(),
-                None,
-            );
-            links.register(*id, d.clone());
-            drivers.push(d);
+            let config = DaemonConfig::new(m, c.clone(), MasterRule::Manual);
+            drivers.push(start(At::Local(&links, *id), "time", &members, config).unwrap());
         }
         let mut rx = drivers[0].send(Subscribe::default()).await.unwrap();
         for d in &drivers {
@@ -632,12 +548,11 @@ mod tests {
                 MasterRule::HighestLive
             };
             let m = Berkeley::new(config(200), n.id(), members.iter().copied()).unwrap();
-            let core = BerkeleyCore::new(m, c.clone());
             let d = start(
                 At::Node(n),
                 "berkeley",
                 &members,
-                DaemonConfig::new(core, rule),
+                DaemonConfig::new(m, c.clone(), rule),
             )
             .unwrap();
             subs.push(d.send(Subscribe::default()).await.unwrap());

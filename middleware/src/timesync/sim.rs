@@ -43,10 +43,10 @@ use crate::clock::physical::{
     VirtualClock,
 };
 use crate::election::{Bully, BullyConfig, BullyEvent, BullyMsg, BullyTimer};
-use crate::protocol::{Effect, EffectsOf, Protocol};
+use crate::protocol::{ConfigError, Effect, EffectsOf, Protocol};
 use crate::timesync::NodeId;
 use crate::timesync::berkeley::{
-    Action, Berkeley, BerkeleyConfig, BerkeleyEvent, BerkeleyMsg, ConfigError, Timer,
+    Berkeley, BerkeleyCommand, BerkeleyConfig, BerkeleyEvent, BerkeleyMsg, ClockAdjust, Timer,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -162,11 +162,11 @@ pub enum SimError {
     #[error("{0} must be finite and non-negative")]
     BadParameter(&'static str),
     /// The Berkeley configuration is invalid.
-    #[error(transparent)]
-    Berkeley(#[from] ConfigError),
+    #[error("berkeley: {0}")]
+    Berkeley(ConfigError),
     /// The election configuration is invalid.
     #[error("election: {0}")]
-    Election(crate::protocol::ConfigError),
+    Election(ConfigError),
     /// A clock parameter is invalid.
     #[error(transparent)]
     Clock(#[from] PhysicalClockError),
@@ -407,7 +407,7 @@ impl Simulation {
         if n == 0 {
             return Err(SimError::NoNodes);
         }
-        config.berkeley.validate()?;
+        config.berkeley.validate().map_err(SimError::Berkeley)?;
         config.clock.validate()?;
         for (what, v) in [
             ("drift_ppm", config.drift_ppm),
@@ -462,7 +462,8 @@ impl Simulation {
                 },
             )?;
             let clock = AdjustedClock::with_config(oscillator, config.clock)?;
-            let machine = Berkeley::new(config.berkeley, id, ids.iter().copied())?;
+            let machine = Berkeley::new(config.berkeley, id, ids.iter().copied())
+                .map_err(SimError::Berkeley)?;
             let election = match &config.election {
                 Some(cfg) => Some(
                     Bully::new(id, ids.iter().copied(), cfg.clone()).map_err(SimError::Election)?,
@@ -692,9 +693,9 @@ impl Simulation {
             .collect();
         order.sort_by_key(|&i| Some(i as NodeId) == leader);
         for i in order {
-            let now = self.nodes[i].clock.sample_ns();
-            let actions = self.nodes[i].machine.handle_leader(now, leader);
-            self.apply(i, actions);
+            self.drive(i, |b, now, out| {
+                let _ = b.on_command(now, BerkeleyCommand::SetMaster(leader), out);
+            });
         }
     }
 
@@ -705,9 +706,7 @@ impl Simulation {
                 if !self.nodes[i].alive {
                     return;
                 }
-                let now = self.nodes[i].clock.sample_ns();
-                let actions = self.nodes[i].machine.handle_message(now, from, msg);
-                self.apply(i, actions);
+                self.drive(i, |b, now, out| b.on_message(now, from, msg, out));
             }
             Event::Timer {
                 node,
@@ -720,9 +719,7 @@ impl Simulation {
                 {
                     return;
                 }
-                let now = self.nodes[i].clock.sample_ns();
-                let actions = self.nodes[i].machine.handle_timer(now, timer);
-                self.apply(i, actions);
+                self.drive(i, |b, now, out| b.on_timer(now, timer, out));
             }
             Event::Crash { node } => {
                 self.nodes[node as usize].alive = false;
@@ -733,9 +730,7 @@ impl Simulation {
                 let since_start = Duration::from_nanos(self.elapsed_ns());
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].alive {
-                        let now = self.nodes[i].clock.sample_ns();
-                        let actions = self.nodes[i].machine.handle_member_down(now, node);
-                        self.apply(i, actions);
+                        self.drive(i, |b, now, out| b.on_peer_down(now, node, out));
                         let mut out = EffectsOf::<Bully>::new();
                         if let Some(b) = self.nodes[i].election.as_mut() {
                             b.on_peer_down(since_start, node, &mut out);
@@ -816,9 +811,9 @@ impl Simulation {
                         self.leader = leader;
                         self.master_changes.push((self.elapsed_ns(), i as NodeId));
                     }
-                    let now = self.nodes[i].clock.sample_ns();
-                    let actions = self.nodes[i].machine.handle_leader(now, leader);
-                    self.apply(i, actions);
+                    self.drive(i, |b, now, out| {
+                        let _ = b.on_command(now, BerkeleyCommand::SetMaster(leader), out);
+                    });
                 }
             }
         }
@@ -834,16 +829,37 @@ impl Simulation {
         }
     }
 
-    fn apply(&mut self, i: usize, actions: Vec<Action>) {
-        let mut todo: VecDeque<Action> = actions.into();
+    /// Gives node `i`'s machine one input at the time on its clock, and performs the effects.
+    fn drive(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Berkeley, Duration, &mut EffectsOf<Berkeley>),
+    ) {
+        let now = Duration::from_nanos(self.nodes[i].clock.sample_ns());
+        let mut out = EffectsOf::<Berkeley>::new();
+        f(&mut self.nodes[i].machine, now, &mut out);
+        self.apply(i, out);
+    }
+
+    /// Performs node `i`'s Berkeley effects in order; a node with an offset fault ignores its
+    /// clock corrections (its clock is stuck off).
+    fn apply(&mut self, i: usize, out: EffectsOf<Berkeley>) {
+        let mut todo: VecDeque<_> = out.into_iter().collect();
         let stuck = matches!(self.nodes[i].fault, Some(Fault::Offset { .. }));
-        while let Some(action) = todo.pop_front() {
-            match action {
-                Action::Send { to, msg } => self.send(i as NodeId, to, msg),
-                Action::SetTimer { timer, after_ns } => {
+        let n = self.nodes.len() as NodeId;
+        while let Some(effect) = todo.pop_front() {
+            match effect {
+                Effect::Send { to, msg } => self.send(i as NodeId, to, msg),
+                Effect::Broadcast(msg) => {
+                    for to in (0..n).filter(|&to| to != i as NodeId) {
+                        self.send(i as NodeId, to, msg);
+                    }
+                }
+                Effect::SetTimer { timer, after } => {
                     let slot = timer_slot(timer);
                     self.nodes[i].timer_generation[slot] += 1;
                     let generation = self.nodes[i].timer_generation[slot];
+                    let after_ns = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
                     let at = self.now.saturating_add(after_ns);
                     self.schedule(
                         at,
@@ -854,24 +870,27 @@ impl Simulation {
                         },
                     );
                 }
-                Action::CancelTimer { timer } => {
+                Effect::CancelTimer(timer) => {
                     self.nodes[i].timer_generation[timer_slot(timer)] += 1
                 }
-                Action::Step { delta_ns } if !stuck => {
+                Effect::Emit(BerkeleyEvent::Adjust(_)) if stuck => {}
+                Effect::Emit(BerkeleyEvent::Adjust(ClockAdjust::Step { delta_ns })) => {
                     if self.nodes[i].clock.step(delta_ns).is_err() {
-                        let now = self.nodes[i].clock.sample_ns();
-                        todo.extend(self.nodes[i].machine.handle_step_refused(now, delta_ns));
+                        let now = Duration::from_nanos(self.nodes[i].clock.sample_ns());
+                        let mut more = EffectsOf::<Berkeley>::new();
+                        let refused = BerkeleyCommand::StepRefused { delta_ns };
+                        let _ = self.nodes[i].machine.on_command(now, refused, &mut more);
+                        todo.extend(more);
                     }
                 }
-                Action::Slew { delta_ns, rate_ppm } if !stuck => {
+                Effect::Emit(BerkeleyEvent::Adjust(ClockAdjust::Slew { delta_ns, rate_ppm })) => {
                     // The rate is finite by construction; an error would leave the clock as is.
                     let _ = self.nodes[i].clock.slew_at(delta_ns, rate_ppm);
                 }
-                Action::SetFrequency { ppm } if !stuck => {
+                Effect::Emit(BerkeleyEvent::Adjust(ClockAdjust::SetFrequency { ppm })) => {
                     let _ = self.nodes[i].clock.set_frequency_ppm(ppm);
                 }
-                Action::Step { .. } | Action::Slew { .. } | Action::SetFrequency { .. } => {}
-                Action::Emit(event) => self.record(i, event),
+                Effect::Emit(event) => self.record(i, event),
             }
         }
     }
@@ -896,6 +915,7 @@ impl Simulation {
                     stepped,
                 });
             }
+            BerkeleyEvent::Adjust(_) => {}
         }
     }
 
@@ -1478,7 +1498,10 @@ mod tests {
                 berkeley: bad,
                 ..d.clone()
             }),
-            Err(SimError::Berkeley(ConfigError::Probes(0)))
+            Err(SimError::Berkeley(ConfigError::OutOfRange {
+                what: "probes_per_round",
+                ..
+            }))
         ));
     }
 

@@ -285,7 +285,8 @@ impl SplitMix64 {
     }
 }
 
-/// Errors of a membership configuration, shared by the cores.
+/// Why a core refuses its configuration (its membership or its settings): the one
+/// configuration error of every core.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// The member's own id is not in the membership list.
@@ -300,6 +301,16 @@ pub enum ConfigError {
     /// Two settings contradict each other.
     #[error("inconsistent configuration: {0}")]
     Inconsistent(&'static str),
+    /// A setting is outside the values it accepts (or, for a float, NaN or infinite).
+    #[error("{what} = {value} is outside {range}")]
+    OutOfRange {
+        /// Which setting.
+        what: &'static str,
+        /// The value given, as written by `Display`.
+        value: String,
+        /// The values accepted.
+        range: &'static str,
+    },
 }
 
 /// A core's peer message as it crosses the network, under a fixed wire tag: a shell's

@@ -1,6 +1,7 @@
 //! [`BerkeleyConfig`]: the machine's parameters and their validation.
 
 use super::*;
+use crate::protocol::ConfigError;
 
 /// Default round interval: 16 s (NTP's shortest poll, `minpoll 4`).
 pub const DEFAULT_INTERVAL_NS: u64 = 16 * SEC;
@@ -81,74 +82,41 @@ impl Default for BerkeleyConfig {
     }
 }
 
-/// Why a [`BerkeleyConfig`] is refused.
-#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
-pub enum ConfigError {
-    /// The interval is 0.
-    #[error("the round interval must be positive")]
-    ZeroInterval,
-    /// `probes_per_round` is 0 or more than the filter holds.
-    #[error("probes_per_round = {0} is outside 1..={max}", max = FILTER_LEN)]
-    Probes(usize),
-    /// The probes do not fit in the collect timeout, or the collect timeout not in the interval.
-    #[error(
-        "probes ({probes_ns} ns) < collect timeout ({collect_ns} ns) < interval ({interval_ns} ns) does not hold"
-    )]
-    RoundTooLong {
-        /// Time to send every probe, at most: `probes_per_round × probe_spacing_ns`.
-        probes_ns: u64,
-        /// The collect timeout.
-        collect_ns: u64,
-        /// The interval.
-        interval_ns: u64,
-    },
-    /// `min_band_ns > max_band_ns`.
-    #[error("min_band_ns {min} > max_band_ns {max}")]
-    Band {
-        /// The smallest band.
-        min: u64,
-        /// The largest band.
-        max: u64,
-    },
-    /// A floating-point parameter is NaN, infinite or out of its range.
-    #[error("{what} = {value} is outside {range}")]
-    OutOfRange {
-        /// Which parameter.
-        what: &'static str,
-        /// The value given.
-        value: f64,
-        /// The accepted range.
-        range: &'static str,
-    },
-}
+// The range named in `validate`'s error for `probes_per_round`.
+const _: () = assert!(FILTER_LEN == 8);
 
 impl BerkeleyConfig {
     /// Checks the parameters.
     ///
     /// # Errors
-    /// The first [`ConfigError`] found.
+    /// The first problem found, as the crates' one [`ConfigError`]: `ZeroDuration` for a zero
+    /// interval, `OutOfRange` for `probes_per_round` outside 1 to [`FILTER_LEN`] or a
+    /// floating-point parameter that is NaN, infinite or out of its range, `Inconsistent` when
+    /// the probes do not fit in the collect timeout or the collect timeout not in the interval,
+    /// or when `min_band_ns > max_band_ns`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.interval_ns == 0 {
-            return Err(ConfigError::ZeroInterval);
+            return Err(ConfigError::ZeroDuration("interval_ns"));
         }
         if self.probes_per_round == 0 || self.probes_per_round > FILTER_LEN {
-            return Err(ConfigError::Probes(self.probes_per_round));
+            return Err(ConfigError::OutOfRange {
+                what: "probes_per_round",
+                value: self.probes_per_round.to_string(),
+                range: "1..=8",
+            });
         }
         // Probes go to one member at a time, `probe_spacing_ns / n` apart for `n` members: the
         // last leaves before `probes_per_round × probe_spacing_ns`.
         let probes_ns = (self.probes_per_round as u64).saturating_mul(self.probe_spacing_ns);
         if probes_ns >= self.collect_timeout_ns || self.collect_timeout_ns >= self.interval_ns {
-            return Err(ConfigError::RoundTooLong {
-                probes_ns,
-                collect_ns: self.collect_timeout_ns,
-                interval_ns: self.interval_ns,
-            });
+            return Err(ConfigError::Inconsistent(
+                "probes_per_round × probe_spacing_ns < collect_timeout_ns < interval_ns must hold",
+            ));
         }
         if self.min_band_ns > self.max_band_ns {
-            return Err(ConfigError::Band {
-                min: self.min_band_ns,
-                max: self.max_band_ns,
-            });
+            return Err(ConfigError::Inconsistent(
+                "min_band_ns must not exceed max_band_ns",
+            ));
         }
         let ranges: [(&'static str, f64, &'static str, bool); 5] = [
             (
@@ -185,7 +153,11 @@ impl BerkeleyConfig {
         for (what, value, range, ok) in ranges {
             // NaN fails every comparison, so `ok` is false for it.
             if !ok {
-                return Err(ConfigError::OutOfRange { what, value, range });
+                return Err(ConfigError::OutOfRange {
+                    what,
+                    value: value.to_string(),
+                    range,
+                });
             }
         }
         Ok(())

@@ -16,64 +16,74 @@
 //!    would be stale on arrival), and corrects itself by `average` — except members whose best
 //!    sample this round was unusually delayed (the *delay gate*, [`BerkeleyConfig::delay_gate`]):
 //!    they wait for the next round;
-//! 5. a node applies a delta by **slewing** ([`Action::Slew`]); only its very first correction
-//!    may be a step ([`Action::Step`]), meant for before its clock is first read;
+//! 5. a node applies a delta by **slewing** ([`ClockAdjust::Slew`]); only its very first
+//!    correction may be a step ([`ClockAdjust::Step`]), meant for before its clock is first read;
 //! 6. each node also estimates its **frequency** error from successive deltas and corrects it
-//!    ([`Action::SetFrequency`]), so drift stops accumulating between rounds.
+//!    ([`ClockAdjust::SetFrequency`]), so drift stops accumulating between rounds.
 //!
-//! The master is whoever the shell names with [`Berkeley::handle_leader`] (the elected leader);
-//! when it dies, the shell names another one, which starts polling at once. A member applies a
-//! master's correction only for a round above the last it applied from that master, remembered
-//! across leader changes (a flap A → B → A does not reopen A's old rounds) and forgotten when
-//! that master goes down ([`Berkeley::handle_member_down`]), since a restarted master numbers its
-//! rounds from 1 again.
+//! The master is whoever the shell names with [`BerkeleyCommand::SetMaster`] (the elected
+//! leader); when it dies, the shell names another one, which starts polling at once. A member
+//! applies a master's correction only for a round above the last it applied from that master,
+//! remembered across leader changes (a flap A → B → A does not reopen A's old rounds) and
+//! forgotten when that master goes down ([`Protocol::on_peer_down`]), since a restarted master
+//! numbers its rounds from 1 again.
 //!
 //! # Sans-IO
 //!
-//! This module does no I/O and reads no clock: no actix, no tokio, no `Instant::now()`, no
-//! `SystemTime::now()` and no randomness. Time comes in as `now` (nanoseconds on the node's
-//! *adjusted* clock, the one being disciplined), messages and timer expiries come in through the
-//! `handle_*` methods, and everything the machine wants done comes out as a list of [`Action`]s
-//! — messages to send, timers to arm (as data: [`Timer`]), corrections to apply to the local
-//! clock, and [`BerkeleyEvent`]s to report. The same machine runs in an actor, in the
-//! simulator (`actix_coord::timesync::sim`) and in unit tests.
+//! [`Berkeley`] is a [`Protocol`] core like every other of this crate: it does no I/O and reads
+//! no clock. Its `now` is the time on the node's *adjusted* clock (the one being disciplined),
+//! as a `Duration` since that clock's epoch — the shell reads that clock and passes it in (in
+//! `actix-coord`, the daemon's `ClockHost` tells the generic driver to). Messages, timers
+//! ([`Timer`]) and membership verdicts come in through the [`Protocol`] methods; everything the
+//! machine wants done comes out as [`Effect`](crate::protocol::Effect)s: messages, timers, and
+//! [`BerkeleyEvent`]s, among them the clock corrections for the shell to apply
+//! ([`BerkeleyEvent::Adjust`]). The same machine runs in an actor, in the simulator
+//! (`actix_coord::timesync::sim`), in the model check and in unit tests.
 //!
 //! # Driving it
 //!
 //! ```
-//! use actix_coord_proto::timesync::berkeley::{Action, Berkeley, BerkeleyConfig, BerkeleyMsg};
+//! use actix_coord_proto::protocol::{Effect, Effects, Protocol};
+//! use actix_coord_proto::timesync::berkeley::{Berkeley, BerkeleyCommand, BerkeleyConfig,
+//!     BerkeleyMsg};
+//! use std::time::Duration;
 //!
 //! let config = BerkeleyConfig::default();
 //! let mut master = Berkeley::new(config, 2, [1]).unwrap();
 //! let mut member = Berkeley::new(config, 1, [2]).unwrap();
-//! member.handle_leader(0, Some(2));
+//! let mut out = Effects::new();
+//! member.on_command(Duration::ZERO, BerkeleyCommand::SetMaster(Some(2)), &mut out).unwrap();
 //!
 //! // Node 2 is named master: it starts a round and probes node 1.
-//! let actions = master.handle_leader(1_000_000_000, Some(2));
-//! let probe = actions.iter().find_map(|a| match a {
-//!     Action::Send { to: 1, msg } => Some(msg.clone()),
+//! let now = Duration::from_secs(1);
+//! master.on_command(now, BerkeleyCommand::SetMaster(Some(2)), &mut out).unwrap();
+//! let probe = out.drain().find_map(|e| match e {
+//!     Effect::Send { to: 1, msg } => Some(msg),
 //!     _ => None,
 //! });
 //! // The member answers; its `now` is its own clock (here 3 ms ahead, 100 µs later).
-//! let reply = member.handle_message(1_003_100_000, 2, probe.unwrap());
-//! assert!(matches!(&reply[0], Action::Send { to: 2, msg: BerkeleyMsg::Reply { .. } }));
+//! member.on_message(Duration::from_nanos(1_003_100_000), 2, probe.unwrap(), &mut out);
+//! assert!(matches!(out.iter().next(), Some(Effect::Send { to: 2, msg: BerkeleyMsg::Reply { .. } })));
 //! ```
 //!
-//! A shell performs the actions in order: [`Action::Send`] over the transport,
-//! [`Action::SetTimer`] by (re)arming that timer and calling [`Berkeley::handle_timer`] when it
-//! expires (a stale or spurious expiry is ignored), [`Action::Step`] with
-//! `actix_coord::clock::physical::AdjustedClock::step` — and if the clock refuses
-//! because it was already read, [`Berkeley::handle_step_refused`] turns it into a slew —,
-//! [`Action::Slew`] with
-//! `actix_coord::clock::physical::AdjustedClock::slew_at`,
-//! [`Action::SetFrequency`] with
-//! `actix_coord::clock::physical::AdjustedClock::set_frequency_ppm`.
+//! A shell performs the effects in order: `Send` over the transport, `SetTimer` by (re)arming
+//! that timer and calling [`Protocol::on_timer`] when it expires (a stale or spurious expiry is
+//! ignored), and each [`ClockAdjust`] on the clock before the next input:
+//! [`ClockAdjust::Step`] with `actix_coord::clock::physical::AdjustedClock::step` — and if the
+//! clock refuses because it was already read, [`BerkeleyCommand::StepRefused`] turns it into a
+//! slew —, [`ClockAdjust::Slew`] with `AdjustedClock::slew_at`, [`ClockAdjust::SetFrequency`]
+//! with `AdjustedClock::set_frequency_ppm`.
 
-use crate::timesync::NodeId;
+use crate::protocol::{ConfigError, EffectsOf, NodeId, Protocol};
 use crate::timesync::probe::{ClockFilter, FILTER_LEN, Sample};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::convert::Infallible;
 use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+/// The machine's effects buffer.
+type Out = EffectsOf<Berkeley>;
 
 mod average;
 mod config;
@@ -148,31 +158,13 @@ impl Timer {
     }
 }
 
-/// What the machine asks its shell to do. Perform them in order.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Action {
-    /// Send `msg` to node `to`.
-    Send {
-        /// Destination.
-        to: NodeId,
-        /// The message.
-        msg: BerkeleyMsg,
-    },
-    /// Arm `timer` to expire `after_ns` from now, replacing it if armed; on expiry call
-    /// [`Berkeley::handle_timer`].
-    SetTimer {
-        /// Which timer.
-        timer: Timer,
-        /// Delay in ns.
-        after_ns: u64,
-    },
-    /// Disarm `timer` (an expiry that still arrives is ignored anyway).
-    CancelTimer {
-        /// Which timer.
-        timer: Timer,
-    },
-    /// Step the local clock by `delta_ns`; if it refuses (it was already read), call
-    /// [`Berkeley::handle_step_refused`].
+/// A correction of the local clock, for the shell to apply to the clock it disciplines (in
+/// `actix-coord`, the daemon's `ClockHost` over an `AdjustedClock`), in order, before the
+/// machine's next input. It reaches the shell as [`BerkeleyEvent::Adjust`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ClockAdjust {
+    /// Step the local clock by `delta_ns`. If the clock refuses (it was read already), tell the
+    /// machine [`BerkeleyCommand::StepRefused`] with the same delta: it slews instead.
     Step {
         /// Signed step in ns.
         delta_ns: i64,
@@ -189,8 +181,21 @@ pub enum Action {
         /// The new absolute frequency correction, in ppm.
         ppm: f64,
     },
-    /// Report an event to the user (logs, metrics).
-    Emit(BerkeleyEvent),
+}
+
+/// What the local user (or the master rule, or the shell) tells the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BerkeleyCommand {
+    /// The master is now this node (`None`: there is none). If it is this node, it starts a
+    /// round at once and polls every interval; if this node was master and no longer is, it
+    /// stops.
+    SetMaster(Option<NodeId>),
+    /// The shell could not apply [`ClockAdjust::Step`] of `delta_ns` (the clock had been read):
+    /// the machine slews the same delta instead.
+    StepRefused {
+        /// The refused step, as asked.
+        delta_ns: i64,
+    },
 }
 
 /// What happened, for logs and metrics.
@@ -223,6 +228,8 @@ pub enum BerkeleyEvent {
         /// How many were needed.
         needed: usize,
     },
+    /// Apply this to the local clock (an instruction to the shell; see [`ClockAdjust`]).
+    Adjust(ClockAdjust),
     /// This node corrected its clock.
     Corrected {
         /// The master that asked.
@@ -405,7 +412,7 @@ impl PathStats {
 impl Berkeley {
     /// The machine of node `id` in a group with `peers` (its own id is ignored among them).
     ///
-    /// Nothing happens until [`Berkeley::handle_leader`] names a master, so there are no first
+    /// Nothing happens until [`BerkeleyCommand::SetMaster`] names a master, so there are no first
     /// actions.
     ///
     /// # Errors
@@ -480,40 +487,24 @@ impl Berkeley {
         self.armed[timer.index()]
     }
 
-    /// The elected leader changed (or became known): `Some(id)` names the master, `None` means
-    /// there is none. If it is this node, it starts a round at once and polls every interval;
-    /// if this node was master and no longer is, it stops.
-    pub fn handle_leader(&mut self, now: u64, leader: Option<NodeId>) -> Vec<Action> {
-        let mut out = Vec::new();
+    fn set_master(&mut self, now: u64, leader: Option<NodeId>, out: &mut Out) {
         if leader == self.master {
-            return out;
+            return;
         }
         let was_master = self.is_master();
         self.master = leader;
         if was_master {
             self.round = None;
             for timer in Timer::ALL {
-                self.disarm(timer, &mut out);
+                self.disarm(timer, out);
             }
         }
         if self.is_master() {
-            self.start_round(now, &mut out);
+            self.start_round(now, out);
         }
-        out
     }
 
-    /// A member joined the group (the failure detector's `MemberUp`).
-    pub fn handle_member_up(&mut self, _now: u64, peer: NodeId) -> Vec<Action> {
-        if peer != self.id {
-            self.members.insert(peer);
-        }
-        Vec::new()
-    }
-
-    /// A member left or died (the failure detector's `MemberDown`). A round waiting only for it
-    /// ends now.
-    pub fn handle_member_down(&mut self, now: u64, peer: NodeId) -> Vec<Action> {
-        let mut out = Vec::new();
+    fn member_down(&mut self, now: u64, peer: NodeId, out: &mut Out) {
         self.members.remove(&peer);
         self.paths.remove(&peer);
         // Its next incarnation numbers its rounds from 1 again.
@@ -522,33 +513,26 @@ impl Berkeley {
             round.members.remove(&peer);
         }
         if self.round_answered() {
-            self.finish_round(now, &mut out);
+            self.finish_round(now, out);
         }
-        out
     }
 
-    /// A timer expired. An expiry of a timer that is not armed is ignored.
-    pub fn handle_timer(&mut self, now: u64, timer: Timer) -> Vec<Action> {
-        let mut out = Vec::new();
+    fn timer(&mut self, now: u64, timer: Timer, out: &mut Out) {
         if !self.armed[timer.index()] {
-            return out;
+            return;
         }
         self.armed[timer.index()] = false;
         if !self.is_master() {
-            return out;
+            return;
         }
         match timer {
-            Timer::Poll => self.start_round(now, &mut out),
-            Timer::Probe => self.send_probes(now, &mut out),
-            Timer::Collect => self.finish_round(now, &mut out),
+            Timer::Poll => self.start_round(now, out),
+            Timer::Probe => self.send_probes(now, out),
+            Timer::Collect => self.finish_round(now, out),
         }
-        out
     }
 
-    /// A message from `from` arrived at `now`. Stale, unexpected or inconsistent messages are
-    /// dropped (logged at debug level) and produce no actions.
-    pub fn handle_message(&mut self, now: u64, from: NodeId, msg: BerkeleyMsg) -> Vec<Action> {
-        let mut out = Vec::new();
+    fn message(&mut self, now: u64, from: NodeId, msg: BerkeleyMsg, out: &mut Out) {
         match msg {
             BerkeleyMsg::Probe { round, seq, t1 } => {
                 // Answer at once: T2 = T3 = now.
@@ -559,10 +543,7 @@ impl Berkeley {
                     t2: now,
                     t3: now,
                 };
-                out.push(Action::Send {
-                    to: from,
-                    msg: reply,
-                });
+                out.send(from, reply);
             }
             BerkeleyMsg::Reply {
                 round,
@@ -571,7 +552,7 @@ impl Berkeley {
                 t2,
                 t3,
             } => {
-                self.on_reply(now, from, round, seq, [t1, t2, t3], &mut out);
+                self.on_reply(now, from, round, seq, [t1, t2, t3], out);
             }
             BerkeleyMsg::Adjust { round, delta_ns } => {
                 let fresh = self
@@ -580,7 +561,7 @@ impl Berkeley {
                     .get(&from)
                     .is_none_or(|&last| round > last);
                 if self.master == Some(from) && from != self.id && fresh {
-                    self.correct(now, from, round, delta_ns, &mut out);
+                    self.correct(now, from, round, delta_ns, out);
                 } else {
                     tracing::debug!(
                         node = self.id,
@@ -591,12 +572,10 @@ impl Berkeley {
                 }
             }
         }
-        out
     }
 
     /// The shell could not step the clock (it had been read already): slew the same delta.
-    pub fn handle_step_refused(&mut self, now: u64, delta_ns: i64) -> Vec<Action> {
-        let mut out = Vec::new();
+    fn step_refused(&mut self, now: u64, delta_ns: i64, out: &mut Out) {
         if let Some(last) = &mut self.discipline.last
             && last.stepped
             && last.delta_ns == delta_ns
@@ -604,27 +583,26 @@ impl Berkeley {
             last.stepped = false;
             last.at = now;
             last.rate_ppm = self.config.slew_rate_ppm;
-            out.push(Action::Slew {
+            out.emit(BerkeleyEvent::Adjust(ClockAdjust::Slew {
                 delta_ns,
                 rate_ppm: self.config.slew_rate_ppm,
-            });
+            }));
         }
-        out
     }
 
-    fn arm(&mut self, timer: Timer, after_ns: u64, out: &mut Vec<Action>) {
+    fn arm(&mut self, timer: Timer, after_ns: u64, out: &mut Out) {
         self.armed[timer.index()] = true;
-        out.push(Action::SetTimer { timer, after_ns });
+        out.set_timer(timer, Duration::from_nanos(after_ns));
     }
 
-    fn disarm(&mut self, timer: Timer, out: &mut Vec<Action>) {
+    fn disarm(&mut self, timer: Timer, out: &mut Out) {
         if self.armed[timer.index()] {
             self.armed[timer.index()] = false;
-            out.push(Action::CancelTimer { timer });
+            out.cancel_timer(timer);
         }
     }
 
-    fn start_round(&mut self, now: u64, out: &mut Vec<Action>) {
+    fn start_round(&mut self, now: u64, out: &mut Out) {
         if self.round.is_some() {
             // The previous round is still open (the collect timer was lost): close it first.
             self.finish_round(now, out);
@@ -649,7 +627,7 @@ impl Berkeley {
         self.send_probes(now, out);
     }
 
-    fn send_probes(&mut self, now: u64, out: &mut Vec<Action>) {
+    fn send_probes(&mut self, now: u64, out: &mut Out) {
         let per_member = self.config.probes_per_round;
         let Some(round) = &mut self.round else { return };
         let n = round.members.len() as u64;
@@ -684,14 +662,14 @@ impl Berkeley {
         let seq = probed.sent.len() as u32;
         probed.sent.push(now);
         round.last_probed = Some(to);
-        out.push(Action::Send {
+        out.send(
             to,
-            msg: BerkeleyMsg::Probe {
+            BerkeleyMsg::Probe {
                 round: round.number,
                 seq,
                 t1: now,
             },
-        });
+        );
         let more = round.members.values().any(|p| p.sent.len() < per_member);
         if more {
             let gap = (self.config.probe_spacing_ns / n).max(1);
@@ -706,7 +684,7 @@ impl Berkeley {
         number: u64,
         seq: u32,
         [t1, t2, t3]: [u64; 3],
-        out: &mut Vec<Action>,
+        out: &mut Out,
     ) {
         let (id, is_master) = (self.id, self.is_master());
         let Some(round) = &mut self.round else {
@@ -762,7 +740,7 @@ impl Berkeley {
             .all(|p| p.sent.len() == self.config.probes_per_round && p.answered == all)
     }
 
-    fn finish_round(&mut self, now: u64, out: &mut Vec<Action>) {
+    fn finish_round(&mut self, now: u64, out: &mut Out) {
         let Some(round) = self.round.take() else {
             return;
         };
@@ -803,15 +781,15 @@ impl Berkeley {
                 for e in estimates.iter().filter(|e| e.node != self.id && !e.noisy) {
                     let delta = agreement.average_ns as i128 - e.offset_ns as i128;
                     let delta_ns = delta.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
-                    out.push(Action::Send {
-                        to: e.node,
-                        msg: BerkeleyMsg::Adjust {
+                    out.send(
+                        e.node,
+                        BerkeleyMsg::Adjust {
                             round: round.number,
                             delta_ns,
                         },
-                    });
+                    );
                 }
-                out.push(Action::Emit(BerkeleyEvent::RoundComplete {
+                out.emit(BerkeleyEvent::RoundComplete {
                     round: round.number,
                     average_ns: agreement.average_ns,
                     spread_ns: agreement.spread_ns,
@@ -819,39 +797,32 @@ impl Berkeley {
                     excluded: agreement.excluded,
                     missing,
                     deferred: agreement.deferred,
-                }));
+                });
                 if compared {
                     let id = self.id;
                     self.correct(now, id, round.number, agreement.average_ns, out);
                 }
             }
             Err(NoMajority { agreeing, needed }) => {
-                out.push(Action::Emit(BerkeleyEvent::NoMajority {
+                out.emit(BerkeleyEvent::NoMajority {
                     round: round.number,
                     agreeing,
                     needed,
-                }));
+                });
             }
         }
     }
 
     /// Applies a correction to the local clock: a step the first time (if allowed), else a slew,
     /// with a frequency update when the previous correction is far enough back.
-    fn correct(
-        &mut self,
-        now: u64,
-        master: NodeId,
-        round: u64,
-        delta_ns: i64,
-        out: &mut Vec<Action>,
-    ) {
+    fn correct(&mut self, now: u64, master: NodeId, round: u64, delta_ns: i64, out: &mut Out) {
         let cfg = self.config;
         let d = &mut self.discipline;
         d.last_from.insert(master, round);
         let stepped = cfg.initial_step && d.corrections == 0;
         d.corrections += 1;
         if stepped {
-            out.push(Action::Step { delta_ns });
+            out.emit(BerkeleyEvent::Adjust(ClockAdjust::Step { delta_ns }));
         } else {
             if let (Some(prev), Some((since, acc))) = (d.last, d.freq_span) {
                 // The delta is what the previous slew left undone plus what the frequency
@@ -871,13 +842,15 @@ impl Berkeley {
                     } else {
                         d.freq_ppm
                     };
-                    out.push(Action::SetFrequency { ppm: d.freq_ppm });
+                    out.emit(BerkeleyEvent::Adjust(ClockAdjust::SetFrequency {
+                        ppm: d.freq_ppm,
+                    }));
                 }
             }
-            out.push(Action::Slew {
+            out.emit(BerkeleyEvent::Adjust(ClockAdjust::Slew {
                 delta_ns,
                 rate_ppm: cfg.slew_rate_ppm,
-            });
+            }));
         }
         if d.freq_span.is_none() {
             d.freq_span = Some((now, 0.0));
@@ -888,12 +861,67 @@ impl Berkeley {
             stepped,
             rate_ppm: cfg.slew_rate_ppm,
         });
-        out.push(Action::Emit(BerkeleyEvent::Corrected {
+        out.emit(BerkeleyEvent::Corrected {
             master,
             round,
             delta_ns,
             stepped,
             frequency_ppm: d.freq_ppm,
-        }));
+        });
+    }
+}
+
+/// The machine's `now`: ns on the adjusted clock (a `Duration` since that clock's epoch).
+fn ns(now: Duration) -> u64 {
+    u64::try_from(now.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The Berkeley machine as a sans-IO core. Its `now` is **the time on the clock it
+/// disciplines** (ns since that clock's epoch), not the driver's epoch: the probes' timestamps
+/// are that clock's readings. Clock corrections come out as [`BerkeleyEvent::Adjust`]; a step
+/// the clock refuses goes back in as [`BerkeleyCommand::StepRefused`].
+impl Protocol for Berkeley {
+    type Msg = BerkeleyMsg;
+    type Event = BerkeleyEvent;
+    type Timer = Timer;
+    type Command = BerkeleyCommand;
+    type Error = Infallible;
+
+    fn id(&self) -> NodeId {
+        self.id
+    }
+
+    fn on_command(
+        &mut self,
+        now: Duration,
+        cmd: BerkeleyCommand,
+        out: &mut Out,
+    ) -> Result<(), Infallible> {
+        match cmd {
+            BerkeleyCommand::SetMaster(m) => self.set_master(ns(now), m, out),
+            BerkeleyCommand::StepRefused { delta_ns } => self.step_refused(ns(now), delta_ns, out),
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, now: Duration, from: NodeId, msg: BerkeleyMsg, out: &mut Out) {
+        self.message(ns(now), from, msg, out);
+    }
+
+    fn on_timer(&mut self, now: Duration, timer: Timer, out: &mut Out) {
+        self.timer(ns(now), timer, out);
+    }
+
+    /// A member left or died (the failure detector's verdict). A round waiting only for it
+    /// ends now.
+    fn on_peer_down(&mut self, now: Duration, peer: NodeId, out: &mut Out) {
+        self.member_down(ns(now), peer, out);
+    }
+
+    /// A member joined the group.
+    fn on_peer_up(&mut self, _now: Duration, peer: NodeId, _out: &mut Out) {
+        if peer != self.id {
+            self.members.insert(peer);
+        }
     }
 }

@@ -1,6 +1,80 @@
 //! Unit tests of the Berkeley machine.
 
 use super::*;
+use crate::protocol::{Effect, Effects};
+
+/// One effect of the machine.
+type Fx = Effect<BerkeleyMsg, Timer, BerkeleyEvent>;
+
+/// The machine's inputs with `now` in ns, each returning its effects.
+trait Drive {
+    fn lead(&mut self, now: u64, master: Option<NodeId>) -> Vec<Fx>;
+    fn recv(&mut self, now: u64, from: NodeId, msg: BerkeleyMsg) -> Vec<Fx>;
+    fn fire(&mut self, now: u64, timer: Timer) -> Vec<Fx>;
+    fn down(&mut self, now: u64, peer: NodeId) -> Vec<Fx>;
+    fn up(&mut self, now: u64, peer: NodeId) -> Vec<Fx>;
+    fn refused(&mut self, now: u64, delta_ns: i64) -> Vec<Fx>;
+}
+
+fn run(f: impl FnOnce(Duration, &mut Out)) -> Vec<Fx> {
+    let mut out = Effects::new();
+    f(Duration::ZERO, &mut out);
+    out.into_iter().collect()
+}
+
+impl Drive for Berkeley {
+    fn lead(&mut self, now: u64, master: Option<NodeId>) -> Vec<Fx> {
+        let cmd = BerkeleyCommand::SetMaster(master);
+        run(|_, out| {
+            self.on_command(Duration::from_nanos(now), cmd, out)
+                .unwrap()
+        })
+    }
+    fn recv(&mut self, now: u64, from: NodeId, msg: BerkeleyMsg) -> Vec<Fx> {
+        run(|_, out| self.on_message(Duration::from_nanos(now), from, msg, out))
+    }
+    fn fire(&mut self, now: u64, timer: Timer) -> Vec<Fx> {
+        run(|_, out| self.on_timer(Duration::from_nanos(now), timer, out))
+    }
+    fn down(&mut self, now: u64, peer: NodeId) -> Vec<Fx> {
+        run(|_, out| self.on_peer_down(Duration::from_nanos(now), peer, out))
+    }
+    fn up(&mut self, now: u64, peer: NodeId) -> Vec<Fx> {
+        run(|_, out| self.on_peer_up(Duration::from_nanos(now), peer, out))
+    }
+    fn refused(&mut self, now: u64, delta_ns: i64) -> Vec<Fx> {
+        let cmd = BerkeleyCommand::StepRefused { delta_ns };
+        run(|_, out| {
+            self.on_command(Duration::from_nanos(now), cmd, out)
+                .unwrap()
+        })
+    }
+}
+
+fn step(delta_ns: i64) -> Fx {
+    Effect::Emit(BerkeleyEvent::Adjust(ClockAdjust::Step { delta_ns }))
+}
+
+fn slew(delta_ns: i64, rate_ppm: f64) -> Fx {
+    Effect::Emit(BerkeleyEvent::Adjust(ClockAdjust::Slew {
+        delta_ns,
+        rate_ppm,
+    }))
+}
+
+fn freq(ppm: f64) -> Fx {
+    Effect::Emit(BerkeleyEvent::Adjust(ClockAdjust::SetFrequency { ppm }))
+}
+
+/// Whether `fx` corrects the clock's time (a step or a slew).
+fn corrects(fx: &Fx) -> bool {
+    matches!(
+        fx,
+        Effect::Emit(BerkeleyEvent::Adjust(
+            ClockAdjust::Step { .. } | ClockAdjust::Slew { .. }
+        ))
+    )
+}
 
 const MS: i64 = 1_000_000;
 
@@ -13,11 +87,11 @@ fn est(node: NodeId, offset_ns: i64) -> Estimate {
     }
 }
 
-fn sends(actions: &[Action]) -> Vec<(NodeId, BerkeleyMsg)> {
+fn sends(actions: &[Fx]) -> Vec<(NodeId, BerkeleyMsg)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Send { to, msg } => Some((*to, *msg)),
+            Effect::Send { to, msg } => Some((*to, *msg)),
             _ => None,
         })
         .collect()
@@ -33,7 +107,7 @@ fn default_config_is_valid_and_bad_ones_are_refused() {
             ..c
         }
         .validate(),
-        Err(ConfigError::ZeroInterval)
+        Err(ConfigError::ZeroDuration("interval_ns"))
     );
     assert_eq!(
         BerkeleyConfig {
@@ -41,7 +115,11 @@ fn default_config_is_valid_and_bad_ones_are_refused() {
             ..c
         }
         .validate(),
-        Err(ConfigError::Probes(9))
+        Err(ConfigError::OutOfRange {
+            what: "probes_per_round",
+            value: "9".into(),
+            range: "1..=8"
+        })
     );
     assert!(matches!(
         BerkeleyConfig {
@@ -49,7 +127,7 @@ fn default_config_is_valid_and_bad_ones_are_refused() {
             ..c
         }
         .validate(),
-        Err(ConfigError::RoundTooLong { .. })
+        Err(ConfigError::Inconsistent(_))
     ));
     assert!(matches!(
         BerkeleyConfig {
@@ -58,7 +136,7 @@ fn default_config_is_valid_and_bad_ones_are_refused() {
             ..c
         }
         .validate(),
-        Err(ConfigError::Band { .. })
+        Err(ConfigError::Inconsistent(_))
     ));
     assert!(matches!(
         BerkeleyConfig {
@@ -149,8 +227,8 @@ fn extreme_offsets_do_not_overflow() {
     let e = [est(0, i64::MIN), est(1, i64::MAX), est(2, 0)];
     let _ = fault_tolerant_average(&e, 3, &c);
     let mut m = Berkeley::new(c, 1, [2]).unwrap();
-    m.handle_leader(0, Some(2));
-    let a = m.handle_message(
+    m.lead(0, Some(2));
+    let a = m.recv(
         5,
         2,
         BerkeleyMsg::Adjust {
@@ -158,8 +236,8 @@ fn extreme_offsets_do_not_overflow() {
             delta_ns: i64::MIN,
         },
     );
-    assert!(a.contains(&Action::Step { delta_ns: i64::MIN }));
-    let a = m.handle_message(
+    assert!(a.contains(&step(i64::MIN)));
+    let a = m.recv(
         u64::MAX,
         2,
         BerkeleyMsg::Adjust {
@@ -167,12 +245,15 @@ fn extreme_offsets_do_not_overflow() {
             delta_ns: i64::MAX,
         },
     );
-    assert!(a.iter().any(|a| matches!(a, Action::Slew { .. })));
+    assert!(a.iter().any(|a| matches!(
+        a,
+        Effect::Emit(BerkeleyEvent::Adjust(ClockAdjust::Slew { .. }))
+    )));
 }
 
 /// Runs one round between a master (id 9) and members whose clocks are `offsets` ahead, with
 /// a symmetric 100 µs path; returns the master's actions and the members' machines.
-fn one_round(offsets: &[(NodeId, i64)]) -> (Vec<Action>, Vec<Berkeley>) {
+fn one_round(offsets: &[(NodeId, i64)]) -> (Vec<Fx>, Vec<Berkeley>) {
     let c = BerkeleyConfig::default();
     let ids: Vec<NodeId> = offsets.iter().map(|o| o.0).collect();
     let mut master = Berkeley::new(c, 9, ids.clone()).unwrap();
@@ -181,34 +262,34 @@ fn one_round(offsets: &[(NodeId, i64)]) -> (Vec<Action>, Vec<Berkeley>) {
         .map(|&i| Berkeley::new(c, i, [9]).unwrap())
         .collect();
     for m in &mut members {
-        m.handle_leader(0, Some(9));
+        m.lead(0, Some(9));
     }
     let base = 1_000 * SEC;
     let mut all = Vec::new();
-    let mut pending = master.handle_leader(base, Some(9));
+    let mut pending = master.lead(base, Some(9));
     let mut now = base;
     let mut member_actions = Vec::new();
     while !pending.is_empty() {
         let mut next = Vec::new();
         for a in pending.drain(..) {
             match &a {
-                Action::Send { to, msg } if *to != 9 => {
+                Effect::Send { to, msg } if *to != 9 => {
                     let k = ids.iter().position(|i| i == to).unwrap();
                     let local = (now as i64 + 100_000 + offsets[k].1) as u64;
-                    for r in members[k].handle_message(local, 9, *msg) {
-                        if let Action::Send { msg, .. } = r {
-                            next.extend(master.handle_message(now + 200_000, *to, msg));
+                    for r in members[k].recv(local, 9, *msg) {
+                        if let Effect::Send { msg, .. } = r {
+                            next.extend(master.recv(now + 200_000, *to, msg));
                         } else {
                             member_actions.push(r);
                         }
                     }
                 }
-                Action::SetTimer {
+                Effect::SetTimer {
                     timer: Timer::Probe,
-                    after_ns,
+                    after,
                 } => {
-                    now += after_ns;
-                    next.extend(master.handle_timer(now, Timer::Probe));
+                    now += after.as_nanos() as u64;
+                    next.extend(master.fire(now, Timer::Probe));
                 }
                 _ => {}
             }
@@ -233,7 +314,7 @@ fn master_sends_each_member_the_signed_delta_to_the_average() {
     // Offsets 0 (master), 40, −20, 0 ms: average 5 ms.
     assert_eq!(adjusts, vec![(1, -35 * MS), (2, 25 * MS), (3, 5 * MS)]);
     assert!(
-        actions.contains(&Action::Step { delta_ns: 5 * MS }),
+        actions.contains(&step(5 * MS)),
         "the master corrects itself"
     );
     let probes = sends(&actions)
@@ -244,7 +325,7 @@ fn master_sends_each_member_the_signed_delta_to_the_average() {
     assert!(members.iter().all(|m| m.corrections() == 1));
     assert!(actions.iter().any(|a| matches!(
         a,
-        Action::Emit(BerkeleyEvent::RoundComplete { round: 1, .. })
+        Effect::Emit(BerkeleyEvent::RoundComplete { round: 1, .. })
     )));
 }
 
@@ -252,9 +333,9 @@ fn master_sends_each_member_the_signed_delta_to_the_average() {
 fn first_correction_steps_later_ones_slew_and_estimate_frequency() {
     let c = BerkeleyConfig::default();
     let mut m = Berkeley::new(c, 1, [2]).unwrap();
-    m.handle_leader(0, Some(2));
+    m.lead(0, Some(2));
     let t0 = 100 * SEC;
-    let a = m.handle_message(
+    let a = m.recv(
         t0,
         2,
         BerkeleyMsg::Adjust {
@@ -262,10 +343,10 @@ fn first_correction_steps_later_ones_slew_and_estimate_frequency() {
             delta_ns: -80 * MS,
         },
     );
-    assert_eq!(a[0], Action::Step { delta_ns: -80 * MS });
+    assert_eq!(a[0], step(-80 * MS));
     // 16 s later the clock is 1.6 ms ahead again: it runs 100 ppm fast.
     let t1 = t0 + 16 * SEC;
-    let a = m.handle_message(
+    let a = m.recv(
         t1,
         2,
         BerkeleyMsg::Adjust {
@@ -273,17 +354,11 @@ fn first_correction_steps_later_ones_slew_and_estimate_frequency() {
             delta_ns: -1_600_000,
         },
     );
-    assert_eq!(a[0], Action::SetFrequency { ppm: -100.0 });
-    assert_eq!(
-        a[1],
-        Action::Slew {
-            delta_ns: -1_600_000,
-            rate_ppm: 500.0
-        }
-    );
+    assert_eq!(a[0], freq(-100.0));
+    assert_eq!(a[1], slew(-1_600_000, 500.0));
     // A stale or repeated round is ignored; so is a non-master.
     assert!(
-        m.handle_message(
+        m.recv(
             t1,
             2,
             BerkeleyMsg::Adjust {
@@ -294,7 +369,7 @@ fn first_correction_steps_later_ones_slew_and_estimate_frequency() {
         .is_empty()
     );
     assert!(
-        m.handle_message(
+        m.recv(
             t1,
             3,
             BerkeleyMsg::Adjust {
@@ -305,7 +380,7 @@ fn first_correction_steps_later_ones_slew_and_estimate_frequency() {
         .is_empty()
     );
     // A slew still under way is not mistaken for drift: 1 s later, 1.1 ms of it is left.
-    let a = m.handle_message(
+    let a = m.recv(
         t1 + SEC,
         2,
         BerkeleyMsg::Adjust {
@@ -314,11 +389,14 @@ fn first_correction_steps_later_ones_slew_and_estimate_frequency() {
         },
     );
     assert!(
-        !a.iter().any(|a| matches!(a, Action::SetFrequency { .. })),
+        !a.iter().any(|a| matches!(
+            a,
+            Effect::Emit(BerkeleyEvent::Adjust(ClockAdjust::SetFrequency { .. }))
+        )),
         "too soon to estimate"
     );
     let t3 = t1 + SEC + 16 * SEC;
-    let a = m.handle_message(
+    let a = m.recv(
         t3,
         2,
         BerkeleyMsg::Adjust {
@@ -326,14 +404,14 @@ fn first_correction_steps_later_ones_slew_and_estimate_frequency() {
             delta_ns: 0,
         },
     );
-    assert_eq!(a[0], Action::SetFrequency { ppm: -100.0 });
+    assert_eq!(a[0], freq(-100.0));
 }
 
 #[test]
 fn refused_step_becomes_a_slew() {
     let mut m = Berkeley::new(BerkeleyConfig::default(), 1, [2]).unwrap();
-    m.handle_leader(0, Some(2));
-    let a = m.handle_message(
+    m.lead(0, Some(2));
+    let a = m.recv(
         SEC,
         2,
         BerkeleyMsg::Adjust {
@@ -341,22 +419,11 @@ fn refused_step_becomes_a_slew() {
             delta_ns: -100 * MS,
         },
     );
-    assert_eq!(
-        a[0],
-        Action::Step {
-            delta_ns: -100 * MS
-        }
-    );
-    let a = m.handle_step_refused(SEC, -100 * MS);
-    assert_eq!(
-        a,
-        vec![Action::Slew {
-            delta_ns: -100 * MS,
-            rate_ppm: 500.0
-        }]
-    );
+    assert_eq!(a[0], step(-100 * MS));
+    let a = m.refused(SEC, -100 * MS);
+    assert_eq!(a, vec![slew(-100 * MS, 500.0)]);
     // 16 s later 92 ms of the 100 ms slew are left: a delta of −92 ms means no drift.
-    let a = m.handle_message(
+    let a = m.recv(
         17 * SEC,
         2,
         BerkeleyMsg::Adjust {
@@ -364,7 +431,7 @@ fn refused_step_becomes_a_slew() {
             delta_ns: -92 * MS,
         },
     );
-    assert_eq!(a[0], Action::SetFrequency { ppm: 0.0 });
+    assert_eq!(a[0], freq(0.0));
 }
 
 /// A master with no members yet finishes its rounds without correcting itself: before, it
@@ -373,25 +440,20 @@ fn refused_step_becomes_a_slew() {
 #[test]
 fn a_master_with_no_members_yet_keeps_its_step() {
     let mut m = Berkeley::new(BerkeleyConfig::default(), 9, []).unwrap();
-    let mut acts = m.handle_leader(SEC, Some(9));
+    let mut acts = m.lead(SEC, Some(9));
     for k in 1..4u64 {
-        acts.extend(m.handle_timer(k * 20 * SEC, Timer::Collect));
-        acts.extend(m.handle_timer(k * 20 * SEC + 1, Timer::Poll));
+        acts.extend(m.fire(k * 20 * SEC, Timer::Collect));
+        acts.extend(m.fire(k * 20 * SEC + 1, Timer::Poll));
     }
-    assert!(
-        !acts
-            .iter()
-            .any(|x| matches!(x, Action::Step { .. } | Action::Slew { .. })),
-        "{acts:?}"
-    );
+    assert!(!acts.iter().any(corrects), "{acts:?}");
     assert_eq!(m.discipline.corrections, 0);
 }
 
 #[test]
 fn spurious_timers_and_bad_replies_are_ignored() {
     let mut m = Berkeley::new(BerkeleyConfig::default(), 9, [1]).unwrap();
-    assert!(m.handle_timer(0, Timer::Collect).is_empty());
-    let start = m.handle_leader(SEC, Some(9));
+    assert!(m.fire(0, Timer::Collect).is_empty());
+    let start = m.lead(SEC, Some(9));
     assert!(m.is_armed(Timer::Poll) && m.is_armed(Timer::Collect) && m.is_armed(Timer::Probe));
     assert_eq!(m.current_round(), Some(1));
     let t1 = match sends(&start)[0].1 {
@@ -442,10 +504,10 @@ fn spurious_timers_and_bad_replies_are_ignored() {
         ),
     ];
     for (from, msg) in bad {
-        assert!(m.handle_message(SEC + 10, from, msg).is_empty());
+        assert!(m.recv(SEC + 10, from, msg).is_empty());
     }
     assert!(
-        m.handle_message(
+        m.recv(
             t1 - 1,
             1,
             BerkeleyMsg::Reply {
@@ -459,8 +521,8 @@ fn spurious_timers_and_bad_replies_are_ignored() {
         .is_empty()
     );
     // The collect timer closes the round with no answer: 1 of 2 is not a majority.
-    let a = m.handle_timer(2 * SEC, Timer::Collect);
-    assert!(a.contains(&Action::Emit(BerkeleyEvent::NoMajority {
+    let a = m.fire(2 * SEC, Timer::Collect);
+    assert!(a.contains(&Effect::Emit(BerkeleyEvent::NoMajority {
         round: 1,
         agreeing: 1,
         needed: 2
@@ -469,13 +531,9 @@ fn spurious_timers_and_bad_replies_are_ignored() {
     assert_eq!(m.current_round(), None);
     // The member dies: the master alone is the group; a round of its own clock alone
     // corrects nothing and keeps the step for when there is someone to compare with.
-    m.handle_member_down(3 * SEC, 1);
-    let a = m.handle_timer(17 * SEC, Timer::Poll);
-    assert!(
-        !a.iter()
-            .any(|x| matches!(x, Action::Step { .. } | Action::Slew { .. })),
-        "{a:?}"
-    );
+    m.down(3 * SEC, 1);
+    let a = m.fire(17 * SEC, Timer::Poll);
+    assert!(!a.iter().any(corrects), "{a:?}");
     assert_eq!(m.discipline.corrections, 0, "the step is still there");
 }
 
@@ -556,9 +614,9 @@ fn equal_states_hash_alike() {
         h.finish()
     };
     let mut m = Berkeley::new(BerkeleyConfig::default(), 1, [2]).unwrap();
-    m.handle_leader(0, Some(2));
+    m.lead(0, Some(2));
     let before = m.clone();
-    m.handle_message(
+    m.recv(
         SEC,
         2,
         BerkeleyMsg::Adjust {
@@ -566,7 +624,7 @@ fn equal_states_hash_alike() {
             delta_ns: -MS,
         },
     );
-    m.handle_message(
+    m.recv(
         17 * SEC,
         2,
         BerkeleyMsg::Adjust {
@@ -588,11 +646,11 @@ fn equal_states_hash_alike() {
 #[test]
 fn a_deposed_master_stops_polling() {
     let mut m = Berkeley::new(BerkeleyConfig::default(), 9, [1, 2]).unwrap();
-    m.handle_leader(0, Some(9));
-    let a = m.handle_leader(5, Some(2));
-    assert!(a.contains(&Action::CancelTimer { timer: Timer::Poll }));
+    m.lead(0, Some(9));
+    let a = m.lead(5, Some(2));
+    assert!(a.contains(&Effect::CancelTimer(Timer::Poll)));
     assert!(!m.is_master());
-    assert!(m.handle_timer(16 * SEC, Timer::Poll).is_empty());
+    assert!(m.fire(16 * SEC, Timer::Poll).is_empty());
 }
 
 #[test]
@@ -602,18 +660,18 @@ fn a_leader_flap_does_not_reopen_old_rounds_but_a_restart_does() {
         round,
         delta_ns: -MS,
     };
-    m.handle_leader(0, Some(3));
-    assert!(!m.handle_message(SEC, 3, adjust(4)).is_empty());
+    m.lead(0, Some(3));
+    assert!(!m.recv(SEC, 3, adjust(4)).is_empty());
     // 3 → 2 → 3: a duplicate of round 4, or an older round, is still stale.
-    m.handle_leader(2 * SEC, Some(2));
-    m.handle_leader(3 * SEC, Some(3));
-    assert!(m.handle_message(4 * SEC, 3, adjust(4)).is_empty());
-    assert!(m.handle_message(4 * SEC, 3, adjust(3)).is_empty());
-    assert!(!m.handle_message(5 * SEC, 3, adjust(5)).is_empty());
+    m.lead(2 * SEC, Some(2));
+    m.lead(3 * SEC, Some(3));
+    assert!(m.recv(4 * SEC, 3, adjust(4)).is_empty());
+    assert!(m.recv(4 * SEC, 3, adjust(3)).is_empty());
+    assert!(!m.recv(5 * SEC, 3, adjust(5)).is_empty());
     // Node 3 goes down and comes back: its new incarnation's round 1 is heard.
-    m.handle_member_down(6 * SEC, 3);
-    m.handle_member_up(7 * SEC, 3);
-    assert!(!m.handle_message(8 * SEC, 3, adjust(1)).is_empty());
+    m.down(6 * SEC, 3);
+    m.up(7 * SEC, 3);
+    assert!(!m.recv(8 * SEC, 3, adjust(1)).is_empty());
     assert_eq!(m.corrections(), 3);
 }
 
@@ -621,7 +679,7 @@ fn a_leader_flap_does_not_reopen_old_rounds_but_a_restart_does() {
 fn probes_go_to_one_member_at_a_time_in_turn_and_a_leaver_is_skipped() {
     let c = BerkeleyConfig::default();
     let mut m = Berkeley::new(c, 9, [1, 2, 3]).unwrap();
-    let probe_to = |a: &[Action]| -> Vec<(NodeId, u32)> {
+    let probe_to = |a: &[Fx]| -> Vec<(NodeId, u32)> {
         sends(a)
             .into_iter()
             .filter_map(|(to, msg)| match msg {
@@ -631,25 +689,25 @@ fn probes_go_to_one_member_at_a_time_in_turn_and_a_leaver_is_skipped() {
             .collect()
     };
     let gap = c.probe_spacing_ns / 3;
-    let mut a = m.handle_leader(0, Some(9));
+    let mut a = m.lead(0, Some(9));
     let mut got = probe_to(&a);
     let mut now = 0;
     for _ in 0..4 {
-        assert!(a.contains(&Action::SetTimer {
+        assert!(a.contains(&Effect::SetTimer {
             timer: Timer::Probe,
-            after_ns: gap
+            after: Duration::from_nanos(gap)
         }));
         now += gap;
-        a = m.handle_timer(now, Timer::Probe);
+        a = m.fire(now, Timer::Probe);
         got.extend(probe_to(&a));
     }
     assert_eq!(got, [(1, 0), (2, 0), (3, 0), (1, 1), (2, 1)]);
     // Node 2 leaves: the others take turns; the round needs only their probes.
-    m.handle_member_down(now, 2);
+    m.down(now, 2);
     let mut rest = Vec::new();
     while m.is_armed(Timer::Probe) {
         now += gap;
-        rest.extend(probe_to(&m.handle_timer(now, Timer::Probe)));
+        rest.extend(probe_to(&m.fire(now, Timer::Probe)));
     }
     assert_eq!(&rest[..3], [(3, 1), (1, 2), (3, 2)]);
     let count = |id| got.iter().chain(&rest).filter(|(to, _)| *to == id).count();
@@ -664,17 +722,17 @@ fn frequency_is_estimated_over_a_span_of_several_corrections() {
         ..BerkeleyConfig::default()
     };
     let mut m = Berkeley::new(c, 1, [2]).unwrap();
-    m.handle_leader(0, Some(2));
+    m.lead(0, Some(2));
     let adjust = |round, delta_ns| BerkeleyMsg::Adjust { round, delta_ns };
-    m.handle_message(SEC, 2, adjust(1, -80 * MS));
+    m.recv(SEC, 2, adjust(1, -80 * MS));
     // 100 ppm fast: 50 µs per 500 ms, measured with ±20 µs of noise that cancels over the span.
     let deltas = [-70_000, -30_000, -60_000, -40_000];
     let mut freq = Vec::new();
     for (k, d) in deltas.iter().enumerate() {
         let now = SEC + (k as u64 + 1) * SEC / 2;
-        let a = m.handle_message(now, 2, adjust(k as u64 + 2, *d));
+        let a = m.recv(now, 2, adjust(k as u64 + 2, *d));
         freq.extend(a.iter().filter_map(|a| match a {
-            Action::SetFrequency { ppm } => Some(*ppm),
+            Effect::Emit(BerkeleyEvent::Adjust(ClockAdjust::SetFrequency { ppm })) => Some(*ppm),
             _ => None,
         }));
     }
