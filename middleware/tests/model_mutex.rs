@@ -38,10 +38,10 @@
 //! times.
 
 use actix_coord::mutex::{
-    Fence, LamportMsg, LamportMutex, LockCommand, LockEvent, RaMsg, RicartAgrawala, SkMsg,
-    SuzukiKasami,
+    Fence, LamportMsg, LamportMutex, LockCommand, LockEvent, LockTimer, RaMsg, RicartAgrawala,
+    SkMsg, SuzukiKasami,
 };
-use actix_coord::protocol::{EffectsOf, NodeId, Protocol};
+use actix_coord::protocol::{Effect, EffectsOf, NodeId, Protocol};
 use stateright::{Checker, Expectation, HasDiscoveries, Model, Property};
 mod support;
 
@@ -49,7 +49,7 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::time::Duration;
-use support::harness::{self, Faults, Harness, N, Service, Step, World, id, ix};
+use support::harness::{self, Faults, Harness, N, Service, Step, Timers, World, id, ix};
 
 /// A lock core the model can drive.
 trait Core:
@@ -94,6 +94,15 @@ trait Core:
     }
     /// The election's verdict reaches this core.
     fn tell_leader(&mut self, _leader: NodeId, _out: &mut EffectsOf<Self>) {}
+    /// [`make_elected`](Self::make_elected) with a leader settle time: a member named leader
+    /// leads when its settle timer fires.
+    fn make_elected_settling(_id: NodeId, _members: &[NodeId]) -> Self {
+        unimplemented!("no elected-leader variant")
+    }
+    /// Whether `timer` is the leader settle timer (the one timer a settling model fires).
+    fn is_settle(_timer: &Self::Timer) -> bool {
+        false
+    }
     /// Whether the core holds a token (token-based cores).
     fn has_token(&self) -> bool {
         false
@@ -166,6 +175,12 @@ impl Core for SuzukiKasami {
     }
     fn tell_leader(&mut self, leader: NodeId, out: &mut EffectsOf<Self>) {
         self.set_leader(Some(leader), out);
+    }
+    fn make_elected_settling(id: NodeId, members: &[NodeId]) -> Self {
+        Self::make_elected(id, members).with_leader_settle(Duration::from_millis(1))
+    }
+    fn is_settle(timer: &LockTimer) -> bool {
+        *timer == LockTimer::LeaderSettle
     }
     fn has_token(&self) -> bool {
         self.token().is_some()
@@ -241,6 +256,9 @@ struct Lock<P: Core> {
     /// Recovery decided by an elected leader, the highest live id (as bully elects), each
     /// survivor learning of a new leader at its own moment.
     elected: bool,
+    /// With `elected`: a member named leader leads only when its settle timer fires (at any
+    /// moment, any verdict in between cancelling it).
+    settling: bool,
     /// Links may be cut (the exclusion properties give way to the fence's).
     cuts: bool,
     seeded: Option<Seeded>,
@@ -283,9 +301,22 @@ impl<P: Core> Service for Lock<P> {
         }
         if self.elected {
             // Settled: every node recognises the highest id.
-            let mut c = P::make_elected(id(i), &ids);
+            let mut c = if self.settling {
+                P::make_elected_settling(id(i), &ids)
+            } else {
+                P::make_elected(id(i), &ids)
+            };
             let mut out = EffectsOf::<P>::new();
             c.tell_leader(id(N - 1), &mut out);
+            for e in out.drain().collect::<Vec<_>>() {
+                match e {
+                    // The leader's settle time is over before the run starts.
+                    Effect::SetTimer { timer, .. } if self.settling => {
+                        c.on_timer(Duration::ZERO, timer, &mut out)
+                    }
+                    e => panic!("a settled verdict has no effect: {e:?}"),
+                }
+            }
             assert!(out.is_empty());
             c
         } else {
@@ -425,6 +456,10 @@ impl<P: Core> Service for Lock<P> {
         }
     }
 
+    fn may_fire(&self, _w: &W<P>, _i: usize, timer: &P::Timer) -> bool {
+        P::is_settle(timer)
+    }
+
     fn stepped(&self, before: &W<P>, step: &harness::StepOf<Self>, w: &mut W<P>) {
         // A token that appears at a node without a token message delivered there was
         // regenerated (whatever message completed the recovery).
@@ -513,6 +548,7 @@ impl<P: Core> MutexModel<P> {
                 requesters: N,
                 cancel: false,
                 elected: false,
+                settling: false,
                 cuts: false,
                 seeded: None,
                 extra: vec![],
@@ -552,6 +588,14 @@ impl<P: Core> MutexModel<P> {
     }
     fn with_elected_leader(mut self) -> Self {
         self.service.elected = true;
+        self
+    }
+    /// [`with_elected_leader`](Self::with_elected_leader) with a settle time: the settle timer
+    /// fires at any moment (the other timers never do).
+    fn with_settling_leader(mut self) -> Self {
+        self.service.elected = true;
+        self.service.settling = true;
+        self.faults.timers = Timers::Any { synchronous: false };
         self
     }
     fn with_requesters(mut self, k: usize) -> Self {
@@ -812,6 +856,29 @@ fn suzuki_kasami_elected_leader_never_two_valid_tokens_with_a_crash() {
                 s.obs.regenerations > 0
             }),
         Some(200_844),
+    );
+}
+
+/// The same with the leader's settle time in the core ([`LockTimer::LeaderSettle`]): a survivor
+/// named leader leads only when its settle timer fires, at any moment relative to the other
+/// steps, and a verdict that comes first cancels it.
+#[test]
+fn suzuki_kasami_settling_leader_never_two_valid_tokens_with_a_crash() {
+    holds(
+        "suzuki-kasami settling leader, unordered, 3 requesters x1, 1 crash",
+        MutexModel::<SuzukiKasami>::new(false, 1)
+            .with_crashes(1)
+            .with_settling_leader()
+            .with_property(Expectation::Always, "one valid token", one_valid_token)
+            .with_property(
+                Expectation::Always,
+                "only the leader regenerates",
+                only_the_leader_regenerates,
+            )
+            .with_property(Expectation::Sometimes, "a token is regenerated", |_, s| {
+                s.obs.regenerations > 0
+            }),
+        Some(214_088),
     );
 }
 

@@ -51,7 +51,7 @@
 //! ```
 
 use super::{Bully, BullyCommand, BullyConfig, BullyError, BullyEvent, Term};
-use crate::driver::{At, Command, Driver, Member, Observer};
+use crate::driver::{At, Command, Driven, Driver, Member, Observer};
 use crate::protocol::NodeId;
 use actix::Addr;
 use actix_coord_proto::schema::{field, kind};
@@ -157,6 +157,53 @@ impl LeaderView {
     /// values may be skipped; use [`Election::subscribe`] to see every change.
     pub fn watch(&self) -> watch::Receiver<Option<(NodeId, Term)>> {
         self.state.clone()
+    }
+
+    /// Feeds the leader changes this view shows to the core run by `driver`, as commands: at
+    /// once `commands(None, current)`, then `commands(before, after)` at every change seen
+    /// (intermediate values may be skipped), and `commands(last, None)` when the election stops
+    /// (nobody leads any more). The one leader-following task of the services that need a
+    /// leader: the Berkeley daemon's master ([`follow_election`](crate::timesync::daemon::follow_election))
+    /// and the Suzuki–Kasami lock's regeneration leader. Whether a leader is recent enough to
+    /// act on is the core's business, not this task's (the lock core's settle timer). Ends when
+    /// the election stops, when the driver has stopped by the next change, or when `until`
+    /// resolves. Call on an actix arbiter.
+    pub fn follow<P, F>(
+        &self,
+        driver: Addr<Driver<P>>,
+        mut commands: F,
+        until: impl std::future::Future<Output = ()> + 'static,
+    ) where
+        P: Driven,
+        F: FnMut(Option<(NodeId, Term)>, Option<(NodeId, Term)>) -> Vec<P::Command> + 'static,
+    {
+        let mut leader = self.watch();
+        let tell = move |cmds: Vec<P::Command>| {
+            for cmd in cmds {
+                driver.do_send(Command::<P::Command, P::Error>::new(cmd));
+            }
+        };
+        let mut seen = *leader.borrow_and_update();
+        tell(commands(None, seen));
+        actix_rt::spawn(async move {
+            tokio::pin!(until);
+            loop {
+                tokio::select! {
+                    changed = leader.changed() => {
+                        let now = match changed {
+                            Ok(()) => *leader.borrow_and_update(),
+                            Err(_) => None,
+                        };
+                        tell(commands(seen, now));
+                        seen = now;
+                        if changed.is_err() {
+                            break;
+                        }
+                    }
+                    () = &mut until => break,
+                }
+            }
+        });
     }
 }
 

@@ -59,10 +59,11 @@
 //! in a new epoch; tokens of older epochs are rejected. Who decides the regeneration:
 //! * with [`LockConfig::with_recovery_leader`] (this member's
 //!   [`LeaderView`] of a bully [`Election`](crate::election::Election)), **the elected
-//!   leader** only: a task started with the lock actor sends it every leader the view shows
-//!   ([`AnyLockCommand::Leader`]) until the actor stops, and the core recovers when it leads and
-//!   a peer goes down, or when it becomes the leader while a member is down (see
-//!   [`SuzukiKasami::set_leader`]);
+//!   leader** only: a task started with the lock actor ([`LeaderView::follow`]) sends it every
+//!   leader the view shows ([`AnyLockCommand::Leader`]) until the actor stops; the core leads
+//!   once it has been named for [`LockConfig::leader_settle`] with no change (its own timer),
+//!   and recovers when it leads and a peer goes down, or when it becomes the leader while a
+//!   member is down (see [`SuzukiKasami::set_leader`]);
 //! * otherwise (a [`LockConfig`] without a recovery leader, or a bare [`LockAlgorithm`]) the
 //!   **lowest live member**, a deterministic rule among the survivors that needs no election.
 //!
@@ -178,7 +179,9 @@ impl LockConfig {
         let core = AnyLock::new(algorithm, me, members.iter().copied())?
             .with_incarnation(rand::random::<u64>());
         Ok(match (&self.recovery_leader, algorithm) {
-            (Some(_), LockAlgorithm::SuzukiKasami) => core.with_external_leader(),
+            (Some(_), LockAlgorithm::SuzukiKasami) => core
+                .with_external_leader()
+                .with_leader_settle(self.leader_settle),
             _ => core,
         })
     }
@@ -186,56 +189,26 @@ impl LockConfig {
     /// Starts what the configuration needs next to the lock actor `addr`.
     fn start_helpers(&self, addr: &Addr<Driver<AnyLock>>, alive: &watch::Receiver<Option<Fence>>) {
         if let (Some(view), LockAlgorithm::SuzukiKasami) = (&self.recovery_leader, self.algorithm) {
-            follow_leader(view, self.leader_settle, addr.clone(), alive.clone());
+            follow_leader(view, addr.clone(), alive.clone());
         }
     }
 }
 
 /// Tells the lock actor `addr` every leader `view` shows ([`AnyLockCommand::Leader`]), the
-/// current one first; that this member itself leads only once it has led for `settle` without a
-/// change ([`LockConfig::leader_settle`]). Ends when the lock actor stops (its observer, which
-/// holds the sender of `alive`, is dropped) or the election does (then the lock is told that
-/// nobody leads).
+/// current one first, through [`LeaderView::follow`]; the core waits out its settle time before
+/// it leads ([`LockConfig::leader_settle`], a timer of the core). Ends when the lock actor stops
+/// (its observer, which holds the sender of `alive`, is dropped) or the election does (then the
+/// lock is told that nobody leads).
 fn follow_leader(
     view: &LeaderView,
-    settle: Duration,
     addr: Addr<Driver<AnyLock>>,
     mut alive: watch::Receiver<Option<Fence>>,
 ) {
-    let me = view.id();
-    let mut leader = view.watch();
-    let tell = move |l: Option<NodeId>| {
-        addr.do_send(Command::<AnyLockCommand, LockError>::new(
-            AnyLockCommand::Leader(l),
-        ));
-    };
-    actix_rt::spawn(async move {
-        loop {
-            let now = leader.borrow_and_update().map(|(l, _)| l);
-            if now == Some(me) && !settle.is_zero() {
-                tokio::select! {
-                    () = tokio::time::sleep(settle) => tell(now),
-                    changed = leader.changed() => {
-                        if changed.is_err() {
-                            tell(None);
-                            break;
-                        }
-                        continue; // not settled: look again
-                    }
-                    () = stopped(&mut alive) => break,
-                }
-            } else {
-                tell(now);
-            }
-            tokio::select! {
-                changed = leader.changed() => if changed.is_err() {
-                    tell(None);
-                    break;
-                },
-                () = stopped(&mut alive) => break,
-            }
-        }
-    });
+    view.follow(
+        addr,
+        |_, now| vec![AnyLockCommand::Leader(now.map(|(l, _)| l))],
+        async move { stopped(&mut alive).await },
+    );
 }
 
 /// Resolves when the sender of `rx` is gone.

@@ -268,30 +268,21 @@ pub fn master_changes(
 
 /// Names the Berkeley master on `daemon` by the elected leader seen through `view`: now, and
 /// on every change of leader (by [`master_changes`]). While there is no leader (an election
-/// under way), the daemon is told there is no master, so no round runs and no correction from
-/// an old master is applied; the new leader's daemon starts a round the moment it is elected.
-/// The task ends when the election stops or the daemon does.
+/// under way, or the election stopped), the daemon is told there is no master, so no round runs
+/// and no correction from an old master is applied; the new leader's daemon starts a round the
+/// moment it is elected. Runs on [`LeaderView::follow`]; the task ends when the election stops
+/// or, at the next change, when the daemon has.
 pub fn follow_election(view: LeaderView, daemon: Addr<Driver<Berkeley>>) {
-    let mut leader = view.watch();
-    let set = |d: &Addr<Driver<Berkeley>>, m: Option<NodeId>| {
-        d.do_send(Command::<BerkeleyCommand, Infallible>::new(
-            BerkeleyCommand::SetMaster(m),
-        ));
-    };
-    let mut seen = *leader.borrow_and_update();
-    set(&daemon, seen.map(|(id, _)| id));
-    actix_rt::spawn(async move {
-        while leader.changed().await.is_ok() {
-            if !daemon.connected() {
-                break;
-            }
-            let now = *leader.borrow_and_update();
-            for m in master_changes(seen, now) {
-                set(&daemon, m);
-            }
-            seen = now;
-        }
-    });
+    view.follow(
+        daemon,
+        |before, after| {
+            master_changes(before, after)
+                .into_iter()
+                .map(BerkeleyCommand::SetMaster)
+                .collect()
+        },
+        std::future::pending(),
+    );
 }
 
 /// Who names the Berkeley master, for [`start`].

@@ -214,6 +214,15 @@ impl AnyLock {
         self
     }
 
+    /// Suzuki–Kasami with an elected leader: lead only once named leader for `settle` with no
+    /// change ([`SuzukiKasami::with_leader_settle`]). No effect on the other algorithms.
+    pub fn with_leader_settle(mut self, settle: Duration) -> Self {
+        if let Core::SuzukiKasami(c) = self.core {
+            self.core = Core::SuzukiKasami(c.with_leader_settle(settle));
+        }
+        self
+    }
+
     /// The algorithm this core runs.
     pub fn algorithm(&self) -> LockAlgorithm {
         match self.core {

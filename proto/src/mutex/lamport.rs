@@ -364,6 +364,7 @@ impl Protocol for LamportMutex {
     fn on_timer(&mut self, now: Duration, timer: LockTimer, out: &mut EffectsOf<Self>) {
         match timer {
             LockTimer::JoinRetry => self.on_start(now, out),
+            LockTimer::LeaderSettle => {} // never armed here
         }
     }
 

@@ -224,8 +224,9 @@ pub fn request_fence(stamp: LamportTimestamp) -> Fence {
     make_fence(stamp.time, stamp.process.node, 0)
 }
 
-/// The one timer of the lock cores: while a core is catching up, it asks again every
-/// [`JOIN_RETRY`] the peers that have not answered.
+/// The lock cores' timers: while a core is catching up, it asks again every [`JOIN_RETRY`] the
+/// peers that have not answered; a Suzuki–Kasami member named leader by an election waits out
+/// its settle time before it acts as leader ([`LockTimer::LeaderSettle`]).
 ///
 /// A core starts **catching up**: it sends `Hello { incarnation }` to every peer and takes no
 /// part in the algorithm (it answers requests as an idle member, but makes none, grants itself
@@ -237,6 +238,9 @@ pub fn request_fence(stamp: LamportTimestamp) -> Fence {
 pub enum LockTimer {
     /// Re-send `Hello` to the peers whose state has not arrived.
     JoinRetry,
+    /// Suzuki–Kasami with an elected leader: this member has been named leader and nothing has
+    /// changed for its settle time ([`SuzukiKasami::with_leader_settle`]); it leads now.
+    LeaderSettle,
 }
 
 /// How often a catching-up lock core asks again ([`LockTimer::JoinRetry`]).

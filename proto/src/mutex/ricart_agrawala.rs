@@ -334,6 +334,7 @@ impl Protocol for RicartAgrawala {
     fn on_timer(&mut self, now: Duration, timer: LockTimer, out: &mut EffectsOf<Self>) {
         match timer {
             LockTimer::JoinRetry => self.on_start(now, out),
+            LockTimer::LeaderSettle => {} // never armed here
         }
     }
 

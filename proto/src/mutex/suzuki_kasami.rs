@@ -210,6 +210,10 @@ enum Decider {
         leader: Option<NodeId>,
         /// A [`SkMsg::Recover`] arrived while this node did not lead: recover when it does.
         asked: bool,
+        /// How long this node must have been named leader, with no change, before it leads.
+        settle: Duration,
+        /// Named leader, waiting out `settle` ([`LockTimer::LeaderSettle`] armed).
+        settling: bool,
     },
 }
 
@@ -331,7 +335,23 @@ impl SuzukiKasami {
         self.decider = Decider::Elected {
             leader: None,
             asked: false,
+            settle: Duration::ZERO,
+            settling: false,
         };
+        self
+    }
+
+    /// With an elected leader: this node leads only once it has been named leader for `settle`
+    /// with no change in between ([`LockTimer::LeaderSettle`]; zero, the default, leads at
+    /// once). An election under a loaded machine can name a transient leader (a lower node
+    /// whose OK from a higher one came late) that is deposed a moment later; without the wait
+    /// each such leader would regenerate a lost token, each in a newer epoch — safe, but more
+    /// than one regeneration. Losing the leadership takes effect at once. No effect without
+    /// [`with_external_leader`](Self::with_external_leader).
+    pub fn with_leader_settle(mut self, settle: Duration) -> Self {
+        if let Decider::Elected { settle: s, .. } = &mut self.decider {
+            *s = settle;
+        }
         self
     }
 
@@ -354,18 +374,59 @@ impl SuzukiKasami {
     /// an election is running). Only with [`with_external_leader`](Self::with_external_leader);
     /// ignored otherwise, and a `leader` that is not a member counts as `None`.
     ///
+    /// * This node **is named** leader: with a settle time
+    ///   ([`with_leader_settle`](Self::with_leader_settle)) it arms
+    ///   [`LockTimer::LeaderSettle`] and leads when it fires, unless another verdict came first
+    ///   (naming it again restarts the wait); without one it leads at once.
     /// * This node **becomes** the leader: it starts a recovery if it believes a member down or
     ///   was asked to recover ([`SkMsg::Recover`]) while it did not lead: the previous leader
     ///   may have crashed with the token, or before it could regenerate it. A recovery that
     ///   finds the token regenerates nothing; with the token here, nothing happens.
-    /// * This node **stops** leading: it abandons a recovery it was running (the next leader
-    ///   recovers), so a node that no longer leads never regenerates.
+    /// * This node **stops** leading (or is no longer named): it abandons a recovery it was
+    ///   running (the next leader recovers), so a node that no longer leads never regenerates.
     pub fn set_leader(&mut self, leader: Option<NodeId>, out: &mut EffectsOf<Self>) {
         let leader = leader.filter(|&l| self.ix(l).is_some());
         let me = self.group.me();
         let Decider::Elected {
             leader: current,
+            settle,
+            settling,
+            ..
+        } = &mut self.decider
+        else {
+            return;
+        };
+        if leader == Some(me) && *current != Some(me) && !settle.is_zero() {
+            *settling = true;
+            out.set_timer(LockTimer::LeaderSettle, *settle);
+            return;
+        }
+        if *settling {
+            *settling = false;
+            out.cancel_timer(LockTimer::LeaderSettle);
+        }
+        self.lead_as(leader, out);
+    }
+
+    /// The settle time ran out with this node still named leader: it leads.
+    fn settled(&mut self, out: &mut EffectsOf<Self>) {
+        let me = self.group.me();
+        if let Decider::Elected { settling, .. } = &mut self.decider
+            && *settling
+        {
+            *settling = false;
+            self.lead_as(Some(me), out);
+        }
+    }
+
+    /// Records `leader` as the leader: starts or abandons a recovery as this node becomes or
+    /// stops being it.
+    fn lead_as(&mut self, leader: Option<NodeId>, out: &mut EffectsOf<Self>) {
+        let me = self.group.me();
+        let Decider::Elected {
+            leader: current,
             asked,
+            ..
         } = &mut self.decider
         else {
             return;
@@ -1028,6 +1089,7 @@ impl Protocol for SuzukiKasami {
     fn on_timer(&mut self, now: Duration, timer: LockTimer, out: &mut EffectsOf<Self>) {
         match timer {
             LockTimer::JoinRetry => self.on_start(now, out),
+            LockTimer::LeaderSettle => self.settled(out),
         }
     }
 
@@ -1554,6 +1616,60 @@ mod tests {
         };
         assert_eq!((net.nodes[0].epoch(), net.nodes[2].epoch()), (e, e));
         assert_eq!(holders(&net), vec![1]);
+    }
+
+    /// With a settle time, a node named leader leads only when [`LockTimer::LeaderSettle`]
+    /// fires with nothing changed in between; a verdict in between cancels the wait (and a
+    /// late expiry is then ignored), and naming it again restarts the wait.
+    #[test]
+    fn a_named_leader_leads_only_after_its_settle_time() {
+        use crate::protocol::Effect;
+        let settle = Duration::from_secs(1);
+        let mut c = SuzukiKasami::new(3, 1..=3)
+            .unwrap()
+            .with_external_leader()
+            .with_leader_settle(settle);
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        c.set_leader(Some(3), &mut out);
+        assert_eq!(
+            out.iter().collect::<Vec<_>>(),
+            [&Effect::SetTimer {
+                timer: LockTimer::LeaderSettle,
+                after: settle
+            }]
+        );
+        assert_eq!(c.leader(), None, "not before the settle time");
+        // Deposed while settling: the wait is cancelled, the other leader recorded at once.
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        c.set_leader(Some(2), &mut out);
+        assert!(
+            out.iter()
+                .any(|e| *e == Effect::CancelTimer(LockTimer::LeaderSettle))
+        );
+        assert_eq!(c.leader(), Some(2));
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        c.on_timer(Duration::ZERO, LockTimer::LeaderSettle, &mut out);
+        assert_eq!(c.leader(), Some(2), "a stale expiry changes nothing");
+        // Named again, twice (a new term): the wait restarts, then it leads.
+        for _ in 0..2 {
+            let mut out = EffectsOf::<SuzukiKasami>::new();
+            c.set_leader(Some(3), &mut out);
+            assert!(matches!(
+                out.iter().next(),
+                Some(Effect::SetTimer {
+                    timer: LockTimer::LeaderSettle,
+                    ..
+                })
+            ));
+            assert_eq!(c.leader(), Some(2));
+        }
+        c.on_timer(Duration::ZERO, LockTimer::LeaderSettle, &mut out);
+        assert_eq!(c.leader(), Some(3));
+        // Losing the leadership takes effect at once.
+        let mut out = EffectsOf::<SuzukiKasami>::new();
+        c.set_leader(None, &mut out);
+        assert_eq!(c.leader(), None);
+        assert!(out.is_empty());
     }
 
     #[test]
