@@ -109,6 +109,59 @@ async fn async_reply_carries_responders_clock() {
     assert_eq!(b_now.vector.get(b_now.process), 3);
 }
 
+/// A synchronous handler's reply (its `type Result` is the message's result) is stamped when
+/// the handler returns, so it comes after everything the handler did: here a tell to a third
+/// actor. The requester, a causal actor, sees the reply event, and through it the tell.
+#[actix_rt::test]
+async fn a_synchronous_reply_comes_after_what_its_handler_sent() {
+    #[derive(Message)]
+    #[rtype(result = "u32")]
+    struct Forward(u32);
+    #[derive(Message)]
+    #[rtype(result = "(u32, Clocks)")]
+    struct AskVia(Addr<Relay>, u32);
+    struct Relay {
+        sink: Addr<Worker>,
+    }
+    impl Actor for Relay {
+        type Context = CausalContext<Self>;
+    }
+    impl Handler<Forward> for Relay {
+        type Result = u32;
+        fn handle(&mut self, m: Forward, _: &mut Self::Context) -> u32 {
+            self.sink.do_send(Ping);
+            m.0 * 2
+        }
+    }
+    impl Handler<GetClocks> for Relay {
+        type Result = MessageResult<GetClocks>;
+        fn handle(&mut self, _: GetClocks, ctx: &mut Self::Context) -> Self::Result {
+            MessageResult(ctx.clocks())
+        }
+    }
+    impl Handler<AskVia> for Worker {
+        type Result = ResponseActFuture<Self, (u32, Clocks)>;
+        fn handle(&mut self, m: AskVia, _: &mut Self::Context) -> Self::Result {
+            Box::pin(
+                m.0.send(Forward(m.1))
+                    .into_actor(self)
+                    .map(|r, _, ctx| (r.unwrap(), ctx.clocks())),
+            )
+        }
+    }
+    let sink = CausalContext::start(Worker::default());
+    let relay = CausalContext::start(Relay { sink: sink.clone() });
+    let asker = CausalContext::start(Worker::default());
+    let (doubled, seen) = asker.send(AskVia(relay.clone(), 21)).await.unwrap();
+    assert_eq!(doubled, 42);
+    // The relay: receive Forward (1), send Ping (2), reply (3). The asker merged the reply.
+    let sink_clocks = sink.send(GetClocks).await.unwrap();
+    let relay_id = relay.send(GetClocks).await.unwrap().process;
+    assert_eq!(seen.vector.get(relay_id), 3, "{seen:?}");
+    // The tell reached the sink as the relay's second event.
+    assert_eq!(sink_clocks.vector.get(relay_id), 2, "{sink_clocks:?}");
+}
+
 #[actix_rt::test]
 async fn interval_sends_are_the_actors_sends() {
     let sink = CausalContext::start(Worker::default());

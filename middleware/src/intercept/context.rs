@@ -490,10 +490,9 @@ where
             Reply::Remote(tx) if tx.is_closed() => return,
             _ => {}
         }
-        let cell = ctx.process.clone();
         let what = || format!("receive {}", short_type_name::<M>());
         let merged = {
-            let mut state = cell.state.borrow_mut();
+            let mut state = ctx.process.state.borrow_mut();
             state.new_handler();
             if self.remote {
                 state.receive(&self.stamp, &what)
@@ -515,15 +514,50 @@ where
         match reply {
             Reply::None => <A as Handler<M>>::handle(act, msg, ctx).handle(ctx, None),
             Reply::Plain(tx) => <A as Handler<M>>::handle(act, msg, ctx).handle(ctx, Some(tx)),
-            Reply::Stamped(tx, inbox) => respond(act, msg, ctx, cell, move |stamp, result| {
+            Reply::Stamped(tx, inbox) if synchronous::<A, M>() => {
+                // The response is the result itself: it is complete when the handler returns,
+                // so the reply's send event is now, and the response goes straight to the
+                // requester (no private channel to stamp it when it appears).
+                let response = <A as Handler<M>>::handle(act, msg, ctx);
+                let stamp = ctx
+                    .process
+                    .state
+                    .borrow_mut()
+                    .send(&|| format!("reply {}", short_type_name::<M>()));
                 inbox.push(stamp, short_type_name::<M>);
-                let _ = tx.send(result);
-            }),
-            Reply::Remote(tx) => respond(act, msg, ctx, cell, move |stamp, result| {
-                let _ = tx.send((stamp, result));
-            }),
+                response.handle(ctx, Some(tx));
+            }
+            Reply::Stamped(tx, inbox) => {
+                let cell = ctx.process.clone();
+                respond(act, msg, ctx, cell, move |stamp, result| {
+                    inbox.push(stamp, short_type_name::<M>);
+                    let _ = tx.send(result);
+                })
+            }
+            Reply::Remote(tx) => {
+                let cell = ctx.process.clone();
+                respond(act, msg, ctx, cell, move |stamp, result| {
+                    let _ = tx.send((stamp, result));
+                })
+            }
         }
     }
+}
+
+/// Whether `A`'s handler of `M` responds with the result itself (`type Result` is
+/// `M::Result`, or `MessageResult<M>`): actix's responses of those types hand the result over
+/// when the handler returns, so the reply can be stamped then. Asynchronous responses
+/// (`ResponseFuture`, `ResponseActFuture`, `AtomicResponse`, …) are other types. Decided at
+/// compile time (the `TypeId`s are constants).
+fn synchronous<A, M>() -> bool
+where
+    A: Actor + Handler<M>,
+    M: Message + 'static,
+    <A as Handler<M>>::Result: 'static,
+{
+    use std::any::TypeId;
+    let response = TypeId::of::<<A as Handler<M>>::Result>();
+    response == TypeId::of::<M::Result>() || response == TypeId::of::<MessageResult<M>>()
 }
 
 /// Runs the handler and, once its response is ready (now, or later for asynchronous

@@ -468,13 +468,18 @@ impl ProcessCell {
 
     #[inline(never)]
     fn merge_replies_slow(&self) {
+        // One borrow for the whole batch (the common case is one stamp), released around a
+        // warning so that the causal layer logs it as this process's event.
+        let mut state = self.state.borrow_mut();
         while let Some((stamp, label)) = self.inbox.pop() {
-            let merged = self
-                .state
-                .borrow_mut()
-                .receive_trusted(&stamp, &|| format!("reply to {}", label()));
+            let merged = state.receive_trusted(&stamp, &|| format!("reply to {}", label()));
             if let Err(e) = merged {
+                drop(state);
                 tracing::warn!(target: "actix_coord::intercept", error = %e, "reply clock not merged");
+                state = self.state.borrow_mut();
+            }
+            if !self.inbox.maybe_nonempty() {
+                break;
             }
         }
     }

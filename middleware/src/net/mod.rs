@@ -45,17 +45,19 @@
 //! Modules: [`wire`] (all encoding), `secure` (TLS and Noise), [`transport`] (the socket trait,
 //! tokio and turmoil), `node`, `remote`.
 
+mod handlers;
 mod node;
 mod remote;
 mod secure;
 pub mod transport;
 pub mod wire;
 
+pub use handlers::{Handlers, RemoteActor, RemoteError, RemoteMessage};
 pub use node::{
     DEFAULT_REGISTRATION_GRACE, DownReason, NetStats, Node, NodeBuilder, NodeError, NodeEvent,
     NodeId, RegisterError,
 };
-pub use remote::{Handlers, RemoteActor, RemoteAddr, RemoteError, RemoteMessage};
+pub use remote::RemoteAddr;
 pub use secure::{DevCa, NOISE_PATTERN, NodeCertPem, TlsConfigError, TlsIdentity, node_dns_name};
 pub use transport::TokioTransport;
 #[cfg(feature = "turmoil")]

@@ -6,7 +6,7 @@
 //! * [`io`]: an established connection's writer and reader;
 //! * [`dispatch`]: a frame's delivery to its local actor, and the registration grace.
 
-use super::remote::{Handled, HandlerFn, Handlers, RemoteActor, RemoteError, Retry};
+use super::handlers::{Handled, HandlerFn, Handlers, RemoteActor, RemoteError, Retry};
 use super::secure::{self, SecureError, Security, TlsIdentity};
 use super::transport::{BoxStream, Listener, TokioTransport, Transport};
 use super::wire::{
