@@ -59,6 +59,7 @@ use super::{
     BroadcastCommand, BroadcastError, BroadcastEvent, BroadcastTimer, Delivery, JOIN_RETRY,
     Rejection,
 };
+use crate::protocol::CatchUp as _;
 use crate::protocol::{
     ConfigError, EffectsOf, HelloKind, Join, Membership, NodeId, PeerWire, Protocol,
 };
@@ -620,6 +621,17 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> CausalBroadcast
     }
 }
 
+impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> crate::protocol::CatchUp
+    for CausalBroadcast<T>
+{
+    fn join(&self) -> &Join {
+        &self.join
+    }
+    fn greet(&mut self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        self.hello(peer, out);
+    }
+}
+
 impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for CausalBroadcast<T> {
     type Msg = CausalWire<T>;
     type Event = BroadcastEvent<T>;
@@ -632,13 +644,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol for Ca
     }
 
     fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
-        if self.join.active() {
-            return;
-        }
-        for p in self.join.missing() {
-            self.hello(p, out);
-        }
-        out.set_timer(BroadcastTimer::JoinRetry, JOIN_RETRY);
+        self.greet_missing(BroadcastTimer::JoinRetry, JOIN_RETRY, out);
     }
 
     fn on_command(

@@ -45,6 +45,7 @@ use super::{
     BroadcastCommand, BroadcastError, BroadcastEvent, BroadcastTimer, Delivery, JOIN_RETRY,
     Rejection,
 };
+use crate::protocol::CatchUp as _;
 use crate::protocol::{
     ConfigError, EffectsOf, HelloKind, Join, Membership, NodeId, PeerWire, Protocol,
 };
@@ -358,6 +359,17 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> TotalOrderBroad
     }
 }
 
+impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> crate::protocol::CatchUp
+    for TotalOrderBroadcast<T>
+{
+    fn join(&self) -> &Join {
+        &self.join
+    }
+    fn greet(&mut self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        self.hello(peer, out);
+    }
+}
+
 impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
     for TotalOrderBroadcast<T>
 {
@@ -372,13 +384,7 @@ impl<T: Clone + Debug + Serialize + serde::de::DeserializeOwned> Protocol
     }
 
     fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
-        if self.join.active() {
-            return;
-        }
-        for p in self.join.missing() {
-            self.hello(p, out);
-        }
-        out.set_timer(BroadcastTimer::JoinRetry, JOIN_RETRY);
+        self.greet_missing(BroadcastTimer::JoinRetry, JOIN_RETRY, out);
     }
 
     fn on_command(

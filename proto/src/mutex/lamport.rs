@@ -38,6 +38,7 @@ use super::{
     check_fenced_members, request_fence, request_stamp,
 };
 use crate::clock::{LamportClock, LamportTimestamp};
+use crate::protocol::CatchUp as _;
 use crate::protocol::{ConfigError, EffectsOf, Membership, NodeId, PeerWire, Protocol};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -241,6 +242,22 @@ impl LamportMutex {
     }
 }
 
+impl crate::protocol::CatchUp for LamportMutex {
+    fn join(&self) -> &Join {
+        &self.join
+    }
+    fn greet(&mut self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        let time = self.clock.time();
+        out.send(
+            peer,
+            LamportMsg::Hello {
+                time,
+                incarnation: self.join.inc,
+            },
+        );
+    }
+}
+
 impl Protocol for LamportMutex {
     type Msg = LamportMsg;
     type Event = LockEvent;
@@ -253,20 +270,7 @@ impl Protocol for LamportMutex {
     }
 
     fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
-        if self.join.active() {
-            return;
-        }
-        let time = self.clock.time();
-        for p in self.join.missing() {
-            out.send(
-                p,
-                LamportMsg::Hello {
-                    time,
-                    incarnation: self.join.inc,
-                },
-            );
-        }
-        out.set_timer(LockTimer::JoinRetry, JOIN_RETRY);
+        self.greet_missing(LockTimer::JoinRetry, JOIN_RETRY, out);
     }
 
     fn on_command(
@@ -406,6 +410,7 @@ impl Protocol for LamportMutex {
 mod tests {
     use super::*;
     use crate::mutex::Fence;
+    use crate::mutex::test_support::{self, granted};
     use crate::testing::Net;
 
     /// The fence of a request made at Lamport time `time` after the start: in a settled
@@ -416,21 +421,7 @@ mod tests {
     }
 
     fn net(n: u32) -> Net<LamportMutex> {
-        Net::new(
-            (1..=n)
-                .map(|i| LamportMutex::new(i, 1..=n).unwrap())
-                .collect(),
-        )
-    }
-
-    fn granted(events: &[(NodeId, LockEvent)]) -> Vec<(NodeId, Fence)> {
-        events
-            .iter()
-            .filter_map(|(n, e)| match e {
-                LockEvent::Granted { fence } => Some((*n, *fence)),
-                _ => None,
-            })
-            .collect()
+        test_support::net(n, LamportMutex::new)
     }
 
     #[test]

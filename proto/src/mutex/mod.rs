@@ -257,3 +257,35 @@ pub(crate) fn check_fenced_members(members: &[NodeId]) -> Result<(), ConfigError
     }
     Ok(())
 }
+
+/// What the lock cores' unit tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Fence, LockEvent};
+    use crate::protocol::{ConfigError, NodeId, Protocol};
+    use crate::testing::Net;
+    use std::ops::RangeInclusive;
+
+    /// `n` members `1..=n`, each made by `make(id, members)`, on one in-memory network.
+    pub(crate) fn net<P: Protocol>(
+        n: u32,
+        make: impl Fn(NodeId, RangeInclusive<NodeId>) -> Result<P, ConfigError>,
+    ) -> Net<P> {
+        Net::new(
+            (1..=n)
+                .map(|i| make(i, 1..=n).expect("a valid membership"))
+                .collect(),
+        )
+    }
+
+    /// The grants among `events`, in order: (member, fence).
+    pub(crate) fn granted(events: &[(NodeId, LockEvent)]) -> Vec<(NodeId, Fence)> {
+        events
+            .iter()
+            .filter_map(|(n, e)| match e {
+                LockEvent::Granted { fence } => Some((*n, *fence)),
+                _ => None,
+            })
+            .collect()
+    }
+}

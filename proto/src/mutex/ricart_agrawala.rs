@@ -34,6 +34,7 @@ use super::{
     check_fenced_members, request_fence, request_stamp,
 };
 use crate::clock::{LamportClock, LamportTimestamp};
+use crate::protocol::CatchUp as _;
 use crate::protocol::{ConfigError, EffectsOf, Membership, NodeId, PeerWire, Protocol};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -219,6 +220,15 @@ impl RicartAgrawala {
     }
 }
 
+impl crate::protocol::CatchUp for RicartAgrawala {
+    fn join(&self) -> &Join {
+        &self.join
+    }
+    fn greet(&mut self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        self.hello(peer, out);
+    }
+}
+
 impl Protocol for RicartAgrawala {
     type Msg = RaMsg;
     type Event = LockEvent;
@@ -231,13 +241,7 @@ impl Protocol for RicartAgrawala {
     }
 
     fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
-        if self.join.active() {
-            return;
-        }
-        for p in self.join.missing() {
-            self.hello(p, out);
-        }
-        out.set_timer(LockTimer::JoinRetry, JOIN_RETRY);
+        self.greet_missing(LockTimer::JoinRetry, JOIN_RETRY, out);
     }
 
     fn on_command(
@@ -368,6 +372,7 @@ impl Protocol for RicartAgrawala {
 mod tests {
     use super::*;
     use crate::mutex::Fence;
+    use crate::mutex::test_support::{self, granted};
     use crate::testing::Net;
 
     /// The fence of a request made at Lamport time `time` after the start: in a settled
@@ -378,21 +383,7 @@ mod tests {
     }
 
     fn net(n: u32) -> Net<RicartAgrawala> {
-        Net::new(
-            (1..=n)
-                .map(|i| RicartAgrawala::new(i, 1..=n).unwrap())
-                .collect(),
-        )
-    }
-
-    fn granted(events: &[(NodeId, LockEvent)]) -> Vec<(NodeId, Fence)> {
-        events
-            .iter()
-            .filter_map(|(n, e)| match e {
-                LockEvent::Granted { fence } => Some((*n, *fence)),
-                _ => None,
-            })
-            .collect()
+        test_support::net(n, RicartAgrawala::new)
     }
 
     #[test]

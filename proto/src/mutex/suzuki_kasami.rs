@@ -91,6 +91,7 @@ use super::{
     Fence, HelloKind, JOIN_RETRY, Join, LockCommand, LockError, LockEvent, LockState, LockTimer,
     MAX_FENCE_SEQ, check_fenced_members, make_fence,
 };
+use crate::protocol::CatchUp as _;
 use crate::protocol::{ConfigError, EffectsOf, Membership, NodeId, PeerWire, Protocol};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -854,6 +855,15 @@ impl SuzukiKasami {
     }
 }
 
+impl crate::protocol::CatchUp for SuzukiKasami {
+    fn join(&self) -> &Join {
+        &self.join
+    }
+    fn greet(&mut self, peer: NodeId, out: &mut EffectsOf<Self>) {
+        self.hello(peer, out);
+    }
+}
+
 impl Protocol for SuzukiKasami {
     type Msg = SkMsg;
     type Event = LockEvent;
@@ -866,13 +876,7 @@ impl Protocol for SuzukiKasami {
     }
 
     fn on_start(&mut self, _now: Duration, out: &mut EffectsOf<Self>) {
-        if self.join.active() {
-            return;
-        }
-        for p in self.join.missing() {
-            self.hello(p, out);
-        }
-        out.set_timer(LockTimer::JoinRetry, JOIN_RETRY);
+        self.greet_missing(LockTimer::JoinRetry, JOIN_RETRY, out);
     }
 
     fn on_command(
@@ -1120,24 +1124,11 @@ impl Protocol for SuzukiKasami {
 mod tests {
     use super::super::fence_parts;
     use super::*;
+    use crate::mutex::test_support::{self, granted};
     use crate::testing::Net;
 
     fn net(n: u32) -> Net<SuzukiKasami> {
-        Net::new(
-            (1..=n)
-                .map(|i| SuzukiKasami::new(i, 1..=n).unwrap())
-                .collect(),
-        )
-    }
-
-    fn granted(events: &[(NodeId, LockEvent)]) -> Vec<(NodeId, Fence)> {
-        events
-            .iter()
-            .filter_map(|(n, e)| match e {
-                LockEvent::Granted { fence } => Some((*n, *fence)),
-                _ => None,
-            })
-            .collect()
+        test_support::net(n, SuzukiKasami::new)
     }
 
     #[test]

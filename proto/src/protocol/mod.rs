@@ -351,6 +351,27 @@ pub(crate) struct Join {
     pub awaiting: Option<BTreeSet<NodeId>>,
 }
 
+/// A core that catches up through a [`Join`]: the retry of its `Hello`s, written once.
+pub(crate) trait CatchUp: Protocol {
+    /// The core's catch-up bookkeeping.
+    fn join(&self) -> &Join;
+
+    /// Sends `peer` this member's `Hello`.
+    fn greet(&mut self, peer: NodeId, out: &mut EffectsOf<Self>);
+
+    /// While catching up: greets every peer whose state has not arrived and arms `retry` to
+    /// ask again after `every`. Nothing once caught up. (The cores' `on_start` and retry timer.)
+    fn greet_missing(&mut self, retry: Self::Timer, every: Duration, out: &mut EffectsOf<Self>) {
+        if self.join().active() {
+            return;
+        }
+        for p in self.join().missing() {
+            self.greet(p, out);
+        }
+        out.set_timer(retry, every);
+    }
+}
+
 /// What a `Hello` means to its receiver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum HelloKind {
