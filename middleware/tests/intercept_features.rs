@@ -274,3 +274,54 @@ async fn plain_futures_bound_with_in_current_process_send_as_the_actor() {
     // A: receive GetClocks (1), receive SpawnPlain (2), send Ping (3).
     assert_eq!(b_clocks.vector.get(a_id), 3);
 }
+
+/// Two actors of one OS process with clocks of their own (`CausalBuilder::time_source`): each
+/// HLC reads its own clock, and a receiver's `max_offset_ms` decides whether a timestamp from a
+/// clock an hour ahead is taken (the receiver's HLC jumps) or refused (it ticks on its own
+/// clock; the Lamport and vector clocks still merge).
+#[actix_rt::test]
+async fn each_actor_may_keep_its_own_physical_clock_and_maximum_offset() {
+    const HOUR: u64 = 3_600_000;
+    #[derive(Message)]
+    #[rtype(result = "Clocks")]
+    struct AskClocks(Addr<Worker>);
+    impl Handler<AskClocks> for Worker {
+        type Result = ResponseActFuture<Self, Clocks>;
+        fn handle(&mut self, m: AskClocks, _: &mut Self::Context) -> Self::Result {
+            Box::pin(
+                m.0.send(GetClocks)
+                    .into_actor(self)
+                    .map(|_, _, ctx| ctx.clocks()),
+            )
+        }
+    }
+    let ahead = || intercept::physical_now_ms() + HOUR;
+    let late = intercept::CausalBuilder::new()
+        .time_source(ahead)
+        .start(Worker::default());
+    let strict = CausalContext::start(Worker::default());
+    let lenient = intercept::CausalBuilder::new()
+        .max_offset_ms(2 * HOUR as u32)
+        .start(Worker::default());
+    let real = intercept::physical_now_ms();
+    // The clock an hour ahead answers both: its reply's timestamp is an hour ahead.
+    let strict_seen = strict.send(AskClocks(late.clone())).await.unwrap();
+    let lenient_seen = lenient.send(AskClocks(late.clone())).await.unwrap();
+    let late_clocks = late.send(GetClocks).await.unwrap();
+    assert!(
+        late_clocks.hlc.physical_ms() >= real + HOUR,
+        "{late_clocks:?}"
+    );
+    assert!(
+        strict_seen.hlc.physical_ms() < real + HOUR / 2,
+        "refused: {strict_seen:?}"
+    );
+    assert!(
+        strict_seen.vector.get(late_clocks.process) >= 2,
+        "merged: {strict_seen:?}"
+    );
+    assert!(
+        lenient_seen.hlc.physical_ms() >= real + HOUR,
+        "taken: {lenient_seen:?}"
+    );
+}

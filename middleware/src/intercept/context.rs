@@ -56,13 +56,15 @@ pub struct CausalContext<A: Actor<Context = CausalContext<A>>> {
     process: Rc<ProcessCell>,
 }
 
-/// Options for starting a causal actor: node, name and clocks.
+/// Options for starting a causal actor: node, name, clocks, and the physical clock its HLC reads.
 #[derive(Clone, Debug, Default)]
 pub struct CausalBuilder {
     node: Option<u32>,
     name: Option<String>,
     clocks: ClockSet,
     mailbox_capacity: Option<usize>,
+    time: process::ProcessTime,
+    max_offset_ms: Option<u32>,
 }
 
 impl CausalBuilder {
@@ -97,6 +99,42 @@ impl CausalBuilder {
     /// Mailbox capacity (actix's default is 16).
     pub fn mailbox_capacity(mut self, cap: usize) -> Self {
         self.mailbox_capacity = Some(cap);
+        self
+    }
+
+    /// The physical clock this actor's HLC reads, in milliseconds since the Unix epoch (default:
+    /// the process-wide one, [`set_time_source`](super::set_time_source), itself the system's
+    /// real-time clock by default). For nodes of one OS process that each keep their own
+    /// clock, such as a simulated cluster whose clocks a Berkeley daemon disciplines:
+    ///
+    /// ```
+    /// use actix::prelude::*;
+    /// use actix_coord::CausalContext;
+    /// use actix_coord::intercept::CausalBuilder;
+    ///
+    /// struct Clockwork;
+    /// impl Actor for Clockwork {
+    ///     type Context = CausalContext<Self>;
+    /// }
+    /// # actix::System::new().block_on(async {
+    /// let an_hour_ahead = || actix_coord::intercept::physical_now_ms() + 3_600_000;
+    /// let addr = CausalBuilder::new()
+    ///     .time_source(an_hour_ahead)
+    ///     .max_offset_ms(5_000)
+    ///     .start(Clockwork);
+    /// # let _ = addr;
+    /// # });
+    /// ```
+    pub fn time_source(mut self, source: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        self.time = process::ProcessTime(Some(std::sync::Arc::new(source)));
+        self
+    }
+
+    /// How far ahead (ms) of this actor's physical clock a received HLC timestamp may be before
+    /// it is refused (default: the process-wide maximum,
+    /// [`set_max_offset_ms`](super::set_max_offset_ms), 500 ms by default).
+    pub fn max_offset_ms(mut self, ms: u32) -> Self {
+        self.max_offset_ms = Some(ms);
         self
     }
 
@@ -149,7 +187,9 @@ impl CausalBuilder {
             None => process::unique_name(&process::default_name::<A>()),
         };
         crate::trace::register_name(id, name.clone());
-        let cell = Rc::new(ProcessCell::new(ProcessState::new(id, name, self.clocks)));
+        let state = ProcessState::new(id, name, self.clocks)
+            .with_time(self.time.clone(), self.max_offset_ms);
+        let cell = Rc::new(ProcessCell::new(state));
         let mut parts = ContextParts::new(mb.sender_producer());
         if let Some(cap) = self.mailbox_capacity {
             parts.set_mailbox_capacity(cap);

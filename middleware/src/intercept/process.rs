@@ -112,6 +112,25 @@ pub(crate) struct ProcessState {
     /// Physical time shared by the HLC events of the handler being run (see
     /// [`ProcessState::event_time_ms`]).
     poll_time: PollTime,
+    /// The physical clock this process's HLC reads, when not the process-wide one.
+    time: ProcessTime,
+}
+
+/// A physical clock for the HLC: milliseconds since the Unix epoch.
+pub(crate) type TimeSource = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// A process's own physical clock, if it has one ([`CausalBuilder::time_source`](super::CausalBuilder::time_source)).
+#[derive(Clone, Default)]
+pub(crate) struct ProcessTime(pub(crate) Option<TimeSource>);
+
+impl std::fmt::Debug for ProcessTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ProcessTime(own)"
+        } else {
+            "ProcessTime(process-wide)"
+        })
+    }
 }
 
 /// How HLC events of a process read physical time.
@@ -138,6 +157,26 @@ impl ProcessState {
             sender: None,
             own_hint: 0,
             poll_time: PollTime::PerEvent,
+            time: ProcessTime::default(),
+        }
+    }
+
+    /// This process's HLC reads `time` instead of the process-wide clock, and refuses
+    /// timestamps more than `max_offset_ms` ahead instead of the process-wide maximum (each
+    /// `None`: the process-wide setting).
+    pub(crate) fn with_time(mut self, time: ProcessTime, max_offset_ms: Option<u32>) -> Self {
+        self.time = time;
+        if let Some(ms) = max_offset_ms {
+            self.hlc = HybridClock::with_max_offset(u64::from(ms));
+        }
+        self
+    }
+
+    /// Physical time for this process's HLC, in ms since the Unix epoch.
+    fn physical_ms(&self) -> u64 {
+        match &self.time.0 {
+            Some(f) => f(),
+            None => physical_now_ms(),
         }
     }
 
@@ -170,11 +209,11 @@ impl ProcessState {
         match self.poll_time {
             PollTime::Read(t) => t,
             PollTime::NotRead => {
-                let t = physical_now_ms();
+                let t = self.physical_ms();
                 self.poll_time = PollTime::Read(t);
                 t
             }
-            PollTime::PerEvent => physical_now_ms(),
+            PollTime::PerEvent => self.physical_ms(),
         }
     }
 
@@ -819,12 +858,13 @@ pub(crate) fn external_process(node: u32) -> Arc<Mutex<ProcessState>> {
 // ---------------------------------------------------------------------------------------------
 // Physical time for the HLC.
 
-type TimeSource = Arc<dyn Fn() -> u64 + Send + Sync>;
 static TIME_SOURCE: RwLock<Option<TimeSource>> = RwLock::new(None);
 static MAX_OFFSET_MS: AtomicU32 = AtomicU32::new(crate::clock::DEFAULT_MAX_OFFSET_MS as u32);
 
 /// Replaces the physical clock the HLCs read (milliseconds since the Unix epoch); by default the
-/// system's real-time clock. Processes created afterwards and existing ones read it from then on.
+/// system's real-time clock. Processes created afterwards and existing ones read it from then on,
+/// except those started with a clock of their own
+/// ([`CausalBuilder::time_source`](super::CausalBuilder::time_source)).
 pub fn set_time_source(source: impl Fn() -> u64 + Send + Sync + 'static) {
     *TIME_SOURCE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(source));
     CUSTOM_TIME.store(true, Ordering::Release);
@@ -833,7 +873,9 @@ pub fn set_time_source(source: impl Fn() -> u64 + Send + Sync + 'static) {
 /// Whether [`set_time_source`] was called (skips the lock on the common path).
 static CUSTOM_TIME: AtomicBool = AtomicBool::new(false);
 
-/// Sets the HLC maximum offset (ms) for processes created afterwards. Default 500 ms.
+/// Sets the HLC maximum offset (ms) for processes created afterwards. Default 500 ms. A process
+/// started with [`CausalBuilder::max_offset_ms`](super::CausalBuilder::max_offset_ms) keeps its
+/// own.
 pub fn set_max_offset_ms(ms: u32) {
     MAX_OFFSET_MS.store(ms, Ordering::Relaxed);
 }
