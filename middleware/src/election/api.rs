@@ -178,6 +178,7 @@ impl LeaderView {
         F: FnMut(Option<(NodeId, Term)>, Option<(NodeId, Term)>) -> Vec<P::Command> + 'static,
     {
         let mut leader = self.watch();
+        let target = driver.clone();
         let tell = move |cmds: Vec<P::Command>| {
             for cmd in cmds {
                 driver.do_send(Command::<P::Command, P::Error>::new(cmd));
@@ -190,6 +191,9 @@ impl LeaderView {
             loop {
                 tokio::select! {
                     changed = leader.changed() => {
+                        if !target.connected() {
+                            break;
+                        }
                         let now = match changed {
                             Ok(()) => *leader.borrow_and_update(),
                             Err(_) => None,
