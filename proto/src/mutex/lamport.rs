@@ -393,14 +393,7 @@ impl Protocol for LamportMutex {
         self.last_heard.remove(&peer);
         self.drop_request_of(peer);
         if self.join.await_again(peer) {
-            let time = self.clock.time();
-            out.send(
-                peer,
-                LamportMsg::Hello {
-                    time,
-                    incarnation: self.join.inc,
-                },
-            );
+            crate::protocol::CatchUp::greet(self, peer, out);
         }
         self.send_state(peer, out);
     }
