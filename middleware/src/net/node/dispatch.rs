@@ -57,6 +57,24 @@ pub(super) fn wait_for_actor(
     })
 }
 
+/// A peer's stamp (its sender already checked to be on the peer's node) as this node takes it:
+/// the process names it carries learned, its differential vector decoded against the
+/// connection's bases (a stamp that does not decode closes the connection), its HLC dropped if
+/// beyond the maximum offset.
+fn accept_stamp(
+    inner: &Inner,
+    conn: &ConnHandle,
+    st: &mut ReaderState,
+    stamp: &wire::WireStamp,
+) -> Result<Stamp, DownReason> {
+    learn_names(&stamp.names);
+    let stamp = st.dec.decode(stamp).map_err(|_| {
+        inner.count(&inner.stats.decode_errors);
+        DownReason::Protocol
+    })?;
+    Ok(hlc_bounded(inner, conn, st, inner.cfg.max_offset_ms, stamp))
+}
+
 /// Handles one in-order frame. `Err` closes the connection; `Ok(Some(busy))` asks the reader to
 /// retry a delivery before reading on.
 pub(super) fn dispatch(
@@ -65,7 +83,6 @@ pub(super) fn dispatch(
     st: &mut ReaderState,
     body: Body,
 ) -> Result<Option<Busy>, DownReason> {
-    let max_offset = inner.cfg.max_offset_ms;
     let fail = |corr: u64, request: bool, code: FailCode| {
         if request {
             let _ = conn.enqueue(Outbound::Fail { corr, code });
@@ -86,12 +103,7 @@ pub(super) fn dispatch(
                 fail(corr, request, FailCode::Forbidden);
                 return Ok(None);
             }
-            learn_names(&stamp.names);
-            let stamp = st.dec.decode(&stamp).map_err(|_| {
-                inner.count(&inner.stats.decode_errors);
-                DownReason::Protocol
-            })?;
-            let stamp = hlc_bounded(inner, conn, st, max_offset, stamp);
+            let stamp = accept_stamp(inner, conn, st, &stamp)?;
             let Some(table) = st.table(inner, &target) else {
                 let until = inner.started + inner.cfg.registration_grace;
                 if !request && tokio::time::Instant::now() < until {
@@ -162,12 +174,7 @@ pub(super) fn dispatch(
                 conn.resolve(corr, Err(RemoteError::Forbidden));
                 return Ok(None);
             }
-            learn_names(&stamp.names);
-            let stamp = st.dec.decode(&stamp).map_err(|_| {
-                inner.count(&inner.stats.decode_errors);
-                DownReason::Protocol
-            })?;
-            let stamp = hlc_bounded(inner, conn, st, max_offset, stamp);
+            let stamp = accept_stamp(inner, conn, st, &stamp)?;
             conn.resolve(corr, Ok((payload, stamp)));
         }
         Body::Fail { corr, code } => {
