@@ -32,6 +32,7 @@ pub mod net;
 pub use actix_coord_proto::protocol;
 pub use actix_coord_proto::schema;
 pub mod snapshot;
+mod ticks;
 pub mod timesync;
 pub mod trace;
 

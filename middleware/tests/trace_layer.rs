@@ -99,6 +99,31 @@ fn ticks_are_written_even_when_a_global_filter_hides_everything() {
 }
 
 #[test]
+fn ticks_reach_a_causal_layer_behind_a_per_layer_filter_and_in_a_box() {
+    // Ticks find the log through the dispatcher (`downcast_ref`), through whatever wraps the
+    // layer: here a per-layer filter inside a boxed layer.
+    let buf = SharedBuf::default();
+    let (layer, guard) = CausalLayer::builder()
+        .jsonl_writer(buf.clone())
+        .build()
+        .unwrap();
+    let boxed: Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync> =
+        Box::new(layer.with_filter(LevelFilter::ERROR));
+    let _sub = tracing::subscriber::set_default(tracing_subscriber::registry().with(boxed));
+    run_speaker("wrapped");
+    guard.flush();
+    let kinds: Vec<String> = buf
+        .events()
+        .iter()
+        .filter(|e| e["host"] == "wrapped")
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    // The receive tick and the semantic event come through the dispatcher; the error comes
+    // through the filter, the info and the debug do not.
+    assert_eq!(kinds, ["receive", "local", "lock.enter"]);
+}
+
+#[test]
 fn user_events_at_the_layers_level_are_local_events_whatever_the_console_filter() {
     let buf = SharedBuf::default();
     let shiviz = SharedBuf::default();

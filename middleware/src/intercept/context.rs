@@ -186,7 +186,7 @@ impl CausalBuilder {
             Some(n) => process::unique_name(n),
             None => process::unique_name(&process::default_name::<A>()),
         };
-        crate::trace::register_name(id, name.clone());
+        crate::ticks::register_name(id, name.clone());
         let state = ProcessState::new(id, name, self.clocks)
             .with_time(self.time.clone(), self.max_offset_ms);
         let cell = Rc::new(ProcessCell::new(state));

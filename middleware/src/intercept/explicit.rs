@@ -37,6 +37,7 @@
 
 use super::process::{self, ClockSet, Clocks, ProcessCell, ProcessState, Shared, Stamp};
 use crate::clock::ProcessId;
+use crate::ticks::FieldValue;
 use actix::dev::{MessageResponse, OneshotSender, ToEnvelope};
 use actix::prelude::*;
 use actix_coord_proto::schema::field;
@@ -198,7 +199,7 @@ impl ExplicitProcess {
 pub(crate) fn new_cell(node: u32, name: &str, clocks: ClockSet) -> Shared {
     let id = process::fresh_id(node);
     let name = process::unique_name(name);
-    crate::trace::register_name(id, name.clone());
+    crate::ticks::register_name(id, name.clone());
     Rc::new(ProcessCell::new(ProcessState::new(id, name, clocks)))
 }
 
@@ -239,13 +240,13 @@ pub(crate) fn receive_scoped<M, C>(cell: &Shared, stamp: &Stamp) -> ProcessGuard
         _guard: process::enter_owned(cell.clone()),
     };
     if report {
-        crate::trace::event(
+        process::event(
             UNSCOPED,
             format!("{name} outside its process scope"),
-            [
-                (field::SESSION, crate::trace::FieldValue::from(&*name)),
+            vec![
+                (field::SESSION.to_owned(), FieldValue::from(&*name)),
                 (
-                    field::MESSAGE,
+                    field::MESSAGE.to_owned(),
                     super::context::short_type_name::<M>().into(),
                 ),
             ],

@@ -8,7 +8,7 @@
 use crate::clock::{
     ClockError, HlcError, HlcTimestamp, HybridClock, LamportClock, ProcessId, VectorClock,
 };
-use crate::trace::{self, EventKind, TickRecord};
+use crate::ticks::{self, EventKind, TickRecord};
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::{HashMap, VecDeque};
 use std::mem::MaybeUninit;
@@ -240,7 +240,7 @@ impl ProcessState {
             hlc,
         };
         tracing::trace!(target: "actix_coord::tick", kind = "send", process = %self.id, lamport = stamp.lamport);
-        if trace::active() {
+        if ticks::active() {
             self.record(EventKind::Send, what(), Some((self.id, stamp.seq())), None);
         }
         stamp
@@ -289,7 +289,7 @@ impl ProcessState {
             }
         }
         tracing::trace!(target: "actix_coord::tick", kind = "receive", process = %self.id, lamport = self.lamport.time(), from = %stamp.from);
-        if trace::active() {
+        if ticks::active() {
             let msg = Some((stamp.from, stamp.seq()));
             self.record(EventKind::Receive, what(), msg, Some(stamp.from));
         }
@@ -301,10 +301,10 @@ impl ProcessState {
         &mut self,
         kind: EventKind,
         text: String,
-        fields: Vec<(String, trace::FieldValue)>,
+        fields: Vec<(String, ticks::FieldValue)>,
     ) {
         if let Some(r) = self.local_record(kind, text, fields) {
-            trace::record(r);
+            ticks::record(r);
         }
     }
 
@@ -314,7 +314,7 @@ impl ProcessState {
         &mut self,
         kind: EventKind,
         text: String,
-        fields: Vec<(String, trace::FieldValue)>,
+        fields: Vec<(String, ticks::FieldValue)>,
     ) -> Option<TickRecord> {
         self.lamport.tick();
         self.tick_own();
@@ -322,7 +322,7 @@ impl ProcessState {
             let pt = self.event_time_ms();
             self.hlc.now(pt);
         }
-        trace::active().then(|| {
+        ticks::active().then(|| {
             let mut r = self.make_record(kind, text, None, None);
             r.fields = fields;
             r
@@ -358,7 +358,7 @@ impl ProcessState {
         msg: Option<(ProcessId, u64)>,
         peer: Option<ProcessId>,
     ) {
-        trace::record(self.make_record(kind, event, msg, peer));
+        ticks::record(self.make_record(kind, event, msg, peer));
     }
 }
 
@@ -600,6 +600,16 @@ pub(crate) fn current_shared() -> Option<Shared> {
         Rc::increment_strong_count(p);
         Some(Rc::from_raw(p))
     }
+}
+
+/// A semantic event of the current process (the body of `trace::event`): a local event that
+/// ticks its clocks, with `kind` (`"local"` is a plain local event).
+pub(crate) fn event(kind: &str, text: String, fields: Vec<(String, ticks::FieldValue)>) {
+    let kind = match kind {
+        "local" => EventKind::Local,
+        k => EventKind::Semantic(std::borrow::Cow::Owned(k.to_owned())),
+    };
+    with_current(|p| p.local(kind, text, fields));
 }
 
 /// Runs `f` on the current process's state, or on the default node's external process.
@@ -849,7 +859,7 @@ pub(crate) fn external_process(node: u32) -> Arc<Mutex<ProcessState>> {
             };
             let id = ProcessId::of(node, incarnation(), 0);
             let name = unique_name(&name);
-            trace::register_name(id, name.clone());
+            ticks::register_name(id, name.clone());
             Arc::new(Mutex::new(ProcessState::new(id, name, ClockSet::ALL)))
         })
         .clone()

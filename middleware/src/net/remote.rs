@@ -83,7 +83,7 @@ impl<M: RemoteMessage> RemoteAddr<M> {
 
     fn stamp(&self) -> Stamp {
         // The label is only read when a causal log is being written.
-        let what = if crate::trace::active() {
+        let what = if crate::ticks::active() {
             format!("send {} to {}@{}", M::TAG, self.target, self.peer)
         } else {
             String::new()
@@ -147,7 +147,7 @@ impl<M: RemoteMessage> RemoteAddr<M> {
                 Ok(Ok(r)) => r?,
             };
             let (payload, stamp) = r;
-            let what = if crate::trace::active() {
+            let what = if crate::ticks::active() {
                 format!("reply to {}", M::TAG)
             } else {
                 String::new()

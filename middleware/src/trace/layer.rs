@@ -1,14 +1,12 @@
 //! The `tracing` layer and its guard.
 
-use super::writer::{Msg, Writer};
-use super::{ACTIVE, EventKind, FieldValue, TickRecord};
-use crate::clock::ProcessId;
+use super::{EventKind, FieldValue};
 use crate::intercept::process;
+use crate::ticks::Sink;
+use std::any::TypeId;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -19,56 +17,20 @@ pub const DEFAULT_BUFFER: usize = 1 << 16;
 
 /// A `tracing_subscriber::Layer` writing the causal log. Build it with [`CausalLayer::builder`].
 pub struct CausalLayer {
-    inner: Arc<Shared>,
+    sink: Arc<Sink>,
     level: Level,
-}
-
-struct Shared {
-    tx: Mutex<Option<SyncSender<Msg>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<io::Result<()>>>>,
-}
-
-impl Shared {
-    fn send(&self, msg: Msg) -> bool {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match tx {
-            Some(tx) => tx.send(msg).is_ok(),
-            None => false,
-        }
-    }
-
-    fn flush(&self, timeout: Duration) {
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
-        if self.send(Msg::Flush(done_tx)) {
-            let _ = done_rx.recv_timeout(timeout);
-        }
-    }
-
-    fn shutdown(&self) -> io::Result<()> {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(tx) = tx {
-            let _ = tx.send(Msg::Shutdown);
-            ACTIVE.fetch_sub(1, Ordering::Relaxed);
-        }
-        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match handle.map(|h| h.join()) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(io::Error::other("causal log writer panicked")),
-            None => Ok(()),
-        }
-    }
 }
 
 /// Flushes and closes the causal log when dropped (like `tracing_appender`'s guard).
 #[must_use = "dropping the guard closes the causal log"]
 pub struct CausalLogGuard {
-    inner: Arc<Shared>,
+    sink: Arc<Sink>,
 }
 
 impl CausalLogGuard {
     /// Writes out everything recorded so far and waits (up to 10 s) until it is on disk.
     pub fn flush(&self) {
-        self.inner.flush(Duration::from_secs(10));
+        self.sink.flush(Duration::from_secs(10));
     }
 
     /// Flushes and closes the log, reporting a write error if one happened.
@@ -76,13 +38,13 @@ impl CausalLogGuard {
     /// # Errors
     /// The first I/O error the writer met.
     pub fn close(self) -> io::Result<()> {
-        self.inner.shutdown()
+        self.sink.shutdown()
     }
 }
 
 impl Drop for CausalLogGuard {
     fn drop(&mut self) {
-        let _ = self.inner.shutdown();
+        let _ = self.sink.shutdown();
     }
 }
 
@@ -107,14 +69,6 @@ impl CausalLayer {
             level: Level::INFO,
             buffer: DEFAULT_BUFFER,
         }
-    }
-
-    pub(crate) fn write(&self, record: TickRecord) {
-        self.inner.send(Msg::Record(Box::new(record)));
-    }
-
-    pub(crate) fn name(&self, process: ProcessId, name: Arc<str>) {
-        self.inner.send(Msg::Name(process, name));
     }
 }
 
@@ -175,51 +129,14 @@ impl CausalLayerBuilder {
             (Some(p), _) => Some(open(p)?),
             (None, w) => w,
         };
-        let (tx, rx) = std::sync::mpsc::sync_channel(self.buffer);
-        let writer = Writer::new(jsonl, shiviz)?;
-        let thread = std::thread::Builder::new()
-            .name("causal-log".into())
-            .spawn(move || writer.run(rx))?;
-        let inner = Arc::new(Shared {
-            tx: Mutex::new(Some(tx)),
-            thread: Mutex::new(Some(thread)),
-        });
-        ACTIVE.fetch_add(1, Ordering::Relaxed);
-        register_for_panics(&inner);
+        let sink = Sink::start(jsonl, shiviz, self.buffer)?;
         Ok((
             CausalLayer {
-                inner: inner.clone(),
+                sink: sink.clone(),
                 level: self.level,
             },
-            CausalLogGuard { inner },
+            CausalLogGuard { sink },
         ))
-    }
-}
-
-/// Flushes live logs when any thread panics, then runs the previous hook.
-fn register_for_panics(shared: &Arc<Shared>) {
-    static LIVE: OnceLock<Mutex<Vec<Weak<Shared>>>> = OnceLock::new();
-    let mut first = false;
-    let live = LIVE.get_or_init(|| {
-        first = true;
-        Mutex::new(Vec::new())
-    });
-    {
-        let mut v = live.lock().unwrap_or_else(|e| e.into_inner());
-        v.retain(|w| w.strong_count() > 0);
-        v.push(Arc::downgrade(shared));
-    }
-    if first {
-        let prev = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if let Some(live) = LIVE.get() {
-                let v: Vec<_> = live.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                for s in v.iter().filter_map(Weak::upgrade) {
-                    s.flush(Duration::from_secs(2));
-                }
-            }
-            prev(info);
-        }));
     }
 }
 
@@ -280,7 +197,19 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for CausalLayer {
         };
         // Written here directly: inside `on_event` the dispatcher is busy and would not be found.
         if let Some(r) = record {
-            self.write(r);
+            self.sink.write(r);
+        }
+    }
+
+    /// The layer itself, and its log for the ticks that look for it through the dispatcher
+    /// (`Dispatch::downcast_ref::<Sink>()`).
+    unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
+        if id == TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else if id == TypeId::of::<Sink>() {
+            Some(Arc::as_ptr(&self.sink) as *const ())
+        } else {
+            None
         }
     }
 }

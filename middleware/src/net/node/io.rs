@@ -27,7 +27,7 @@ pub(super) async fn writer(
     let mut seq = 0u64;
     let mut hb = tokio::time::interval(inner.cfg.heartbeat);
     hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let name_of = |p: ProcessId| crate::trace::process_name(p);
+    let name_of = |p: ProcessId| crate::ticks::process_name(p);
     let cancel = conn.0.cancel.clone();
     // One encoding buffer, and one arena the frames are cut from: the codec copies each frame
     // into its own buffer and drops it, so the arena's room is reclaimed in place and a frame
@@ -336,8 +336,8 @@ pub(super) fn spoofed(inner: &Inner, conn: &ConnHandle, from: ProcessId) {
 /// node's logs.
 pub(super) fn learn_names(names: &[(ProcessId, String)]) {
     for (p, n) in names {
-        if crate::trace::process_name(*p).is_none() {
-            crate::trace::register_name(*p, crate::intercept::process::sanitize_name(n));
+        if crate::ticks::process_name(*p).is_none() {
+            crate::ticks::register_name(*p, crate::intercept::process::sanitize_name(n));
         }
     }
 }
