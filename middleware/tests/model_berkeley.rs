@@ -72,9 +72,19 @@
 //! `each adjustment applied once, in round order`; a master that matches replies by member
 //! alone, to `no stale or duplicate reply used`.
 //!
+//! What it shares with the other models: the network (`Channels`, the in-memory network of every
+//! core's tests) and the runners (`harness::check_to`, `harness::search`). Its environment is its
+//! own, because the shared harness has no member clocks: Berkeley's inputs are absolute times
+//! read from clocks that differ (true time plus each clock's offset, advancing only when a timer
+//! fires), messages carried late across time advances within a budget, clock corrections the
+//! shell applies (and may refuse, answering `StepRefused`), and per-message ghost tags (the
+//! incarnation of the master whose round a message belongs to).
+//!
 //! Run with `cargo test -p actix-coord --test model_berkeley -- --nocapture` for state counts
 //! and times; the larger runs are `#[ignore]`d:
 //! `cargo test --release -p actix-coord --test model_berkeley -- --ignored exhaustive --nocapture --test-threads 1`.
+
+mod support;
 
 use actix_coord::protocol::{Effect, EffectsOf, Protocol};
 use actix_coord::timesync::NodeId;
@@ -82,10 +92,12 @@ use actix_coord::timesync::berkeley::{
     Berkeley, BerkeleyCommand, BerkeleyConfig, BerkeleyEvent, BerkeleyMsg, ClockAdjust, Timer,
 };
 use actix_coord::timesync::probe::Sample;
-use stateright::{Checker, Expectation, HasDiscoveries, Model, Property};
+use actix_coord_proto::testing::Channels;
+use stateright::{Checker, Expectation, Model, Property};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
+use support::harness;
 
 /// One effect of a machine.
 type Fx = Effect<BerkeleyMsg, Timer, BerkeleyEvent>;
@@ -189,8 +201,8 @@ struct State {
     nodes: Vec<Option<Berkeley>>,
     /// Armed timers per node, with their deadlines in true time.
     timers: Vec<BTreeMap<Timer, u64>>,
-    /// Messages in flight per (src, dst), sorted (an unordered multiset).
-    net: BTreeMap<(usize, usize), Vec<Envelope>>,
+    /// Messages in flight (the harness's `Channels`: per (src, dst), in send order or sorted).
+    net: Channels<Envelope>,
     /// Each clock's offset from true time, ns.
     clock: Vec<i64>,
     /// Falsetickers: they ignore corrections.
@@ -394,23 +406,11 @@ impl BerkeleyModel {
         if s.nodes[dst].is_none() {
             return; // a crashed node receives nothing
         }
-        let ch = s.net.entry((src, dst)).or_default();
-        if self.fifo {
-            ch.push(env);
-        } else {
-            let at = ch.binary_search(&env).unwrap_or_else(|e| e);
-            ch.insert(at, env);
-        }
+        s.net.push(src, dst, env);
     }
 
     fn take(s: &mut State, src: usize, dst: usize, env: &Envelope) -> Option<()> {
-        let ch = s.net.get_mut(&(src, dst))?;
-        let at = ch.iter().position(|e| e == env)?;
-        ch.remove(at);
-        if ch.is_empty() {
-            s.net.remove(&(src, dst));
-        }
-        Some(())
+        s.net.take(src, dst, env).map(drop)
     }
 
     /// Calls node `i`'s machine with its clock's `now`, then performs the effects.
@@ -667,14 +667,14 @@ impl BerkeleyModel {
 
     /// Whether time may advance with the messages now in flight (within the lateness budget).
     fn may_advance(&self, s: &State) -> bool {
-        let in_flight: usize = s.net.values().map(Vec::len).sum();
+        let in_flight = s.net.iter().count();
         self.max_late
             .is_none_or(|max| s.late as usize + in_flight <= max as usize)
     }
 
     /// Time advances: the messages in flight become late.
     fn advance(s: &mut State, to: u64) {
-        let in_flight: usize = s.net.values().map(Vec::len).sum();
+        let in_flight = s.net.iter().count();
         if to > s.now {
             s.late = s.late.saturating_add(in_flight.min(255) as u8);
         }
@@ -716,7 +716,7 @@ impl Model for BerkeleyModel {
                     now: START,
                     nodes: (0..N).map(|i| Some(self.fresh(i))).collect(),
                     timers: vec![BTreeMap::new(); N],
-                    net: BTreeMap::new(),
+                    net: Channels::new(self.fifo),
                     clock: clocks.iter().map(|c| c.0 * MS).collect(),
                     faulty: clocks.iter().map(|c| c.1).collect(),
                     read: vec![false; N],
@@ -751,22 +751,23 @@ impl Model for BerkeleyModel {
             // failed (stateright keeps the last failing state it visits, not the first).
             return;
         }
-        for (&(src, dst), msgs) in &s.net {
-            let mut last = None;
-            for (k, &env) in msgs.iter().enumerate() {
-                if last == Some(env) {
-                    continue;
-                }
-                last = Some(env);
-                if k == 0 || !self.fifo {
-                    actions.push(Action::Deliver(src, dst, env));
-                }
-                if s.drops < self.max_drops {
-                    actions.push(Action::Drop(src, dst, env));
-                }
-                if s.dups < self.max_dups && !self.fifo {
-                    actions.push(Action::Duplicate(src, dst, env));
-                }
+        // Every distinct message in flight may be lost (in a FIFO channel too); only a channel's
+        // head is delivered when channels are FIFO, and only unordered ones duplicate.
+        let mut last: Option<(usize, usize, Envelope)> = None;
+        for (src, dst, &env) in s.net.iter() {
+            let head = last.is_none_or(|(a, b, _)| (a, b) != (src, dst));
+            if last == Some((src, dst, env)) {
+                continue;
+            }
+            last = Some((src, dst, env));
+            if head || !self.fifo {
+                actions.push(Action::Deliver(src, dst, env));
+            }
+            if s.drops < self.max_drops {
+                actions.push(Action::Drop(src, dst, env));
+            }
+            if s.dups < self.max_dups && !self.fifo {
+                actions.push(Action::Duplicate(src, dst, env));
             }
         }
         let next = self.next_deadline(s);
@@ -907,7 +908,7 @@ impl Model for BerkeleyModel {
                 s.timers[i].clear();
                 s.open[i] = None;
                 s.crashed_at[i] = Some(s.now);
-                s.net.retain(|&(_, dst), _| dst != i);
+                s.net.drop_to(i);
                 s.verdicts.retain(|&(o, _, _)| o != i);
                 for o in (0..N).filter(|&o| s.nodes[o].is_some()) {
                     s.verdicts.insert((o, i, false));
@@ -998,23 +999,10 @@ impl Model for BerkeleyModel {
 /// Runs the checker (BFS, up to the model's depth) and asserts: no `always` property violated,
 /// every expected `sometimes` one reached. Returns the number of unique states.
 fn check(name: &str, model: BerkeleyModel) -> usize {
-    let t = Instant::now();
     let reachable = model.reachable.clone();
-    let depth = model.max_depth;
+    let depth = (model.max_depth != usize::MAX).then_some(model.max_depth);
     let properties = model.properties();
-    let c = model.checker().target_max_depth(depth).spawn_bfs().join();
-    let depth = if depth == usize::MAX {
-        "exhaustive".to_string()
-    } else {
-        format!("depth ≤ {depth}")
-    };
-    println!(
-        "{name}: {} unique states ({} visited), max depth {}, {depth}, {:.2?}",
-        c.unique_state_count(),
-        c.state_count(),
-        c.max_depth(),
-        t.elapsed()
-    );
+    let c = harness::check_to(name, model, depth);
     for p in &properties {
         let found = c.discovery(p.name);
         match p.expectation {
@@ -1049,26 +1037,8 @@ fn describe(actions: Vec<Action>) -> String {
 
 /// Searches for a violation of `property` and returns the shortest counterexample.
 fn counterexample(model: BerkeleyModel, property: &'static str) -> Vec<Action> {
-    let t = Instant::now();
-    let depth = model.max_depth;
-    let c = model
-        .checker()
-        .target_max_depth(depth)
-        .finish_when(HasDiscoveries::AnyOf(BTreeSet::from([property])))
-        .spawn_bfs()
-        .join();
-    let path = c
-        .discovery(property)
-        .unwrap_or_else(|| panic!("no counterexample to `{property}`"));
-    let actions = path.into_actions();
-    println!(
-        "counterexample to `{property}` ({} steps, {} states, {:.2?}):\n{}",
-        actions.len(),
-        c.unique_state_count(),
-        t.elapsed(),
-        describe(actions.clone())
-    );
-    actions
+    let depth = (model.max_depth != usize::MAX).then_some(model.max_depth);
+    harness::search(model, property, depth)
 }
 
 const ALL_CLOCKS: [Clocks; 4] = [ALL_GOOD, ONE_FALSETICKER, FALSETICKER_MASTER, NO_MAJORITY];

@@ -772,11 +772,32 @@ impl<S: Service> Model for Harness<S> {
 }
 
 /// Checks `model` exhaustively (breadth first), printing its state count and time.
-pub fn check<S: Service>(name: &str, model: Harness<S>) -> impl Checker<Harness<S>> {
+pub fn check<M>(name: &str, model: M) -> impl Checker<M>
+where
+    M: Model + Send + Sync + 'static,
+    M::State: Hash + Eq + Send + Sync + Debug + Clone,
+    M::Action: Eq + Debug + Clone,
+{
+    check_to(name, model, None)
+}
+
+/// Checks any model breadth first, to `depth` steps when given (exhaustively otherwise),
+/// printing its state count and time.
+pub fn check_to<M>(name: &str, model: M, depth: Option<usize>) -> impl Checker<M>
+where
+    M: Model + Send + Sync + 'static,
+    M::State: Hash + Eq + Send + Sync + Debug + Clone,
+    M::Action: Eq + Debug + Clone,
+{
     let t = Instant::now();
-    let checker = model.checker().spawn_bfs().join();
+    let mut checker = model.checker();
+    if let Some(depth) = depth {
+        checker = checker.target_max_depth(depth);
+    }
+    let checker = checker.spawn_bfs().join();
+    let bound = depth.map_or("exhaustive".to_owned(), |d| format!("depth ≤ {d}"));
     println!(
-        "{name}: {} unique states, depth {}, {:.2?}",
+        "{name}: {} unique states, depth {}, {bound}, {:.2?}",
         checker.unique_state_count(),
         checker.max_depth(),
         t.elapsed()
