@@ -35,6 +35,23 @@ fn merged(a: &VectorClock, b: &VectorClock) -> VectorClock {
     m
 }
 
+/// One step on a small set of clocks that merge, tick and are cloned among themselves.
+#[derive(Clone, Debug)]
+enum Op {
+    Tick(usize, ProcessId),
+    Merge { into: usize, from: usize },
+    Clone { into: usize, from: usize },
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    let op = prop_oneof![
+        (0usize..3, pid()).prop_map(|(i, p)| Op::Tick(i, p)),
+        (0usize..3, 0usize..3).prop_map(|(into, from)| Op::Merge { into, from }),
+        (0usize..3, 0usize..3).prop_map(|(into, from)| Op::Clone { into, from }),
+    ];
+    prop::collection::vec(op, 0..60)
+}
+
 proptest! {
     #[test]
     fn merge_is_commutative(a in vclock(), b in vclock()) {
@@ -44,6 +61,31 @@ proptest! {
     #[test]
     fn merge_is_associative(a in vclock(), b in vclock(), c in vclock()) {
         prop_assert_eq!(merged(&merged(&a, &b), &c), merged(&a, &merged(&b, &c)));
+    }
+
+    /// Clocks that merged before pair their entries by position (they share a tag for their
+    /// ids); whatever ticks, merges and clones come between, every merge equals the pointwise
+    /// maximum computed from the entries alone.
+    #[test]
+    fn merges_after_merges_are_pointwise_maxima(start in prop::collection::vec(vclock(), 3), ops in ops()) {
+        let mut clocks = start;
+        for op in ops {
+            match op {
+                Op::Tick(i, p) => {
+                    clocks[i].tick(p);
+                }
+                Op::Merge { into, from } => {
+                    let other = clocks[from].clone();
+                    let expected = VectorClock::from_entries(
+                        clocks[into].iter().chain(other.iter()).collect::<Vec<_>>(),
+                    )
+                    .unwrap();
+                    clocks[into].merge(&other);
+                    prop_assert_eq!(&clocks[into], &expected);
+                }
+                Op::Clone { into, from } => clocks[into] = clocks[from].clone(),
+            }
+        }
     }
 
     #[test]

@@ -268,12 +268,15 @@ impl ProcessState {
     ) -> Result<(), MergeError> {
         self.lamport.merge(stamp.lamport)?;
         self.sender = Some(stamp.from);
-        if self.set.vector
-            && let Some(v) = &stamp.vector
-        {
-            Arc::make_mut(&mut self.vector).merge(v);
+        // The merge and the tick under one `make_mut`.
+        self.events += 1;
+        if self.set.vector {
+            let own = Arc::make_mut(&mut self.vector);
+            if let Some(v) = &stamp.vector {
+                own.merge(v);
+            }
+            own.tick_hinted(self.id, &mut self.own_hint);
         }
-        self.tick_own();
         let mut result = Ok(());
         if self.set.hybrid {
             let pt = self.event_time_ms();

@@ -32,6 +32,7 @@ impl LamportClock {
     }
 
     /// A local or send event: advance by one and return the new time (IR1).
+    #[inline]
     pub fn tick(&mut self) -> u64 {
         self.time += 1;
         self.time
@@ -41,6 +42,7 @@ impl LamportClock {
     ///
     /// # Errors
     /// [`ClockError::Absurd`] when `remote` exceeds [`MAX_COUNTER`]; the clock is unchanged.
+    #[inline]
     pub fn merge(&mut self, remote: u64) -> Result<u64, ClockError> {
         if remote > MAX_COUNTER {
             return Err(ClockError::Absurd { value: remote });
