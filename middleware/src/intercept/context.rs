@@ -343,7 +343,11 @@ where
     M::Result: Send,
 {
     fn pack(msg: M, tx: Option<oneshot::Sender<M::Result>>) -> Envelope<A> {
-        if let Some(remote) = REMOTE.with(|r| r.borrow_mut().take()) {
+        // A remote delivery is rare: look before taking (a move of the whole slot).
+        if let Some(remote) = REMOTE.with(|r| {
+            let mut r = r.borrow_mut();
+            if r.is_some() { r.take() } else { None }
+        }) {
             // A message that arrived from another node: it carries its sender's stamp.
             let reply = if remote.want_reply {
                 let (stx, srx) = oneshot::channel::<(Stamp, M::Result)>();

@@ -189,6 +189,7 @@ impl ProcessState {
         }
     }
 
+    #[inline]
     fn tick_own(&mut self) {
         self.events += 1;
         if self.set.vector {
@@ -226,24 +227,45 @@ impl ProcessState {
     }
 
     /// A send event: tick every clock and return the stamp for the message.
+    ///
+    /// Inlined into the senders: the clock steps are a few instructions, and what is rare (the
+    /// HLC's reading of time, logging) is out of line.
+    #[inline(always)]
     pub(crate) fn send(&mut self, what: &dyn Fn() -> String) -> Stamp {
         self.lamport.tick();
         self.tick_own();
-        let hlc = self.set.hybrid.then(|| {
-            let pt = self.event_time_ms();
-            self.hlc.now(pt)
-        });
+        let hlc = if self.set.hybrid {
+            Some(self.hlc_send())
+        } else {
+            None
+        };
         let stamp = Stamp {
             from: self.id,
             lamport: self.lamport.time(),
             vector: self.set.vector.then(|| self.vector.clone()),
             hlc,
         };
+        if logging() {
+            self.logged_send(&stamp, what);
+        }
+        stamp
+    }
+
+    /// The HLC's send event.
+    #[inline(never)]
+    fn hlc_send(&mut self) -> HlcTimestamp {
+        let pt = self.event_time_ms();
+        self.hlc.now(pt)
+    }
+
+    /// A send event's trace and log record.
+    #[cold]
+    #[inline(never)]
+    fn logged_send(&self, stamp: &Stamp, what: &dyn Fn() -> String) {
         tracing::trace!(target: "actix_coord::tick", kind = "send", process = %self.id, lamport = stamp.lamport);
         if ticks::active() {
             self.record(EventKind::Send, what(), Some((self.id, stamp.seq())), None);
         }
-        stamp
     }
 
     /// A receive event: merge `stamp` (from untrusted input: its counters are checked), then tick.
@@ -261,6 +283,8 @@ impl ProcessState {
     }
 
     /// A receive event of a stamp this OS process made itself (no range check needed).
+    /// Inlined as [`send`](Self::send) is.
+    #[inline(always)]
     pub(crate) fn receive_trusted(
         &mut self,
         stamp: &Stamp,
@@ -277,26 +301,44 @@ impl ProcessState {
             }
             own.tick_hinted(self.id, &mut self.own_hint);
         }
-        let mut result = Ok(());
-        if self.set.hybrid {
-            let pt = self.event_time_ms();
-            match stamp.hlc.map(|h| self.hlc.update(h, pt)) {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    self.hlc.now(pt);
-                    result = Err(e.into());
-                }
-                None => {
-                    self.hlc.now(pt);
-                }
+        let result = if self.set.hybrid {
+            self.hlc_receive(stamp)
+        } else {
+            Ok(())
+        };
+        if logging() {
+            self.logged_receive(stamp, what);
+        }
+        result
+    }
+
+    /// The HLC's receive event: a timestamp beyond the maximum offset is not merged (the HLC
+    /// still ticks), and the error says so.
+    #[inline(never)]
+    fn hlc_receive(&mut self, stamp: &Stamp) -> Result<(), MergeError> {
+        let pt = self.event_time_ms();
+        match stamp.hlc.map(|h| self.hlc.update(h, pt)) {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => {
+                self.hlc.now(pt);
+                Err(e.into())
+            }
+            None => {
+                self.hlc.now(pt);
+                Ok(())
             }
         }
+    }
+
+    /// A receive event's trace and log record.
+    #[cold]
+    #[inline(never)]
+    fn logged_receive(&self, stamp: &Stamp, what: &dyn Fn() -> String) {
         tracing::trace!(target: "actix_coord::tick", kind = "receive", process = %self.id, lamport = self.lamport.time(), from = %stamp.from);
         if ticks::active() {
             let msg = Some((stamp.from, stamp.seq()));
             self.record(EventKind::Receive, what(), msg, Some(stamp.from));
         }
-        result
     }
 
     /// A local event (a user `tracing` event or a semantic event).
@@ -365,6 +407,13 @@ impl ProcessState {
     }
 }
 
+/// Whether a tick is traced or logged: a causal log is alive, or `tracing` may want the
+/// `actix_coord::tick` events (one load each).
+#[inline]
+fn logging() -> bool {
+    ticks::active() || tracing::level_enabled!(tracing::Level::TRACE)
+}
+
 /// Names a message type for the log, computed only when a log is written.
 pub(crate) type Label = fn() -> &'static str;
 
@@ -407,6 +456,7 @@ impl Default for ReplyInbox {
 
 impl ReplyInbox {
     /// Queues the stamp of a reply; call before handing over the reply.
+    #[inline]
     pub(crate) fn push(&self, stamp: Stamp, label: Label) {
         if !self.nonempty.load(Ordering::Acquire)
             && self
@@ -420,6 +470,13 @@ impl ReplyInbox {
             self.state.store(FULL, Ordering::Release);
             return;
         }
+        self.push_queued(stamp, label);
+    }
+
+    /// [`push`](Self::push) when the slot is taken or older stamps wait in the queue.
+    #[cold]
+    #[inline(never)]
+    fn push_queued(&self, stamp: Stamp, label: Label) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.push_back((stamp, label));
         self.nonempty.store(true, Ordering::Release);
@@ -539,6 +596,7 @@ thread_local! {
 /// Makes `process` the thread's current process until the guard drops, after merging the
 /// replies it has received. This is a poll of the process's actor (or of a future bound to
 /// it): until the guard drops, its HLC events share one reading of physical time per handler.
+#[inline]
 pub(crate) fn enter(process: &Shared) -> EnterGuard<'_> {
     process.set_poll_time(true);
     process.merge_replies();
@@ -553,6 +611,7 @@ pub(crate) struct EnterGuard<'a> {
 }
 
 impl Drop for EnterGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.prev));
         self.process.set_poll_time(false);
@@ -621,6 +680,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&mut ProcessState) -> R) -> R {
 }
 
 /// Runs `f` on the current process's state and reply inbox (`None` for the external process).
+#[inline]
 pub(crate) fn with_current_cell<R>(
     f: impl FnOnce(&mut ProcessState, Option<&Arc<ReplyInbox>>) -> R,
 ) -> R {

@@ -125,6 +125,7 @@ pub struct TickRecord {
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether any causal log (a `trace::CausalLayer`) is alive (records are built only then).
+#[inline]
 pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed) > 0
 }
