@@ -502,6 +502,8 @@ pub(crate) struct NoiseStream {
     state: Box<snow::TransportState>,
     /// Ciphertext read and not yet decrypted.
     rbuf: Vec<u8>,
+    /// Where the socket's bytes land before they join `rbuf` (zeroed once, not per read).
+    chunk: Box<[u8]>,
     /// Decrypted bytes (`plain[..plain_len]`) not yet returned, from `plain_pos`.
     plain: Vec<u8>,
     plain_len: usize,
@@ -519,6 +521,7 @@ impl NoiseStream {
             inner,
             state: Box::new(state),
             rbuf: Vec::with_capacity(16 * 1024),
+            chunk: vec![0u8; 16 * 1024].into_boxed_slice(),
             plain: vec![0u8; NOISE_MAX_MSG],
             plain_len: 0,
             plain_pos: 0,
@@ -584,8 +587,7 @@ impl AsyncRead for NoiseStream {
                 }
             }
             // Read more ciphertext.
-            let mut chunk = [0u8; 16 * 1024];
-            let mut rb = ReadBuf::new(&mut chunk);
+            let mut rb = ReadBuf::new(&mut this.chunk);
             ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
             if rb.filled().is_empty() {
                 return if this.rbuf.is_empty() {
