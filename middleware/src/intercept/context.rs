@@ -349,12 +349,19 @@ where
             if r.is_some() { r.take() } else { None }
         }) {
             // A message that arrived from another node: it carries its sender's stamp.
-            let reply = if remote.want_reply {
-                let (stx, srx) = oneshot::channel::<(Stamp, M::Result)>();
-                REMOTE_REPLY.with(|r| *r.borrow_mut() = Some(Box::new(srx)));
-                Reply::Remote(stx)
-            } else {
-                Reply::None
+            let reply = match remote.reply {
+                None => Reply::None,
+                Some(RemoteReply::Channel) => {
+                    let (stx, srx) = oneshot::channel::<(Stamp, M::Result)>();
+                    REMOTE_REPLY.with(|r| *r.borrow_mut() = Some(Box::new(srx)));
+                    Reply::Remote(stx)
+                }
+                // Of the message's own result type, as `deliver_request_then` made it; any
+                // other would be dropped here, which answers the requester with an error.
+                Some(RemoteReply::Callback(f)) => match f.downcast::<ReplyOnce<M::Result>>() {
+                    Ok(f) => Reply::RemoteFn(*f),
+                    Err(_) => Reply::None,
+                },
             };
             let stamp = remote.stamp;
             return Envelope::with_proxy(Box::new(CausalEnvelope {
@@ -400,7 +407,43 @@ thread_local! {
 
 struct RemoteDelivery {
     stamp: Stamp,
-    want_reply: bool,
+    reply: Option<RemoteReply>,
+}
+
+/// How a request from another node gets its reply.
+enum RemoteReply {
+    /// [`deliver_request`]: `pack` makes a channel and leaves its receiver in `REMOTE_REPLY`.
+    Channel,
+    /// [`deliver_request_then`]: a `ReplyOnce<M::Result>` (type-erased for the thread-local).
+    Callback(Box<dyn Any + Send>),
+}
+
+/// Where a request from another node delivers its reply: called exactly once, with the
+/// handler's result and the responder's stamp at the reply event, or, when the request is
+/// dropped unanswered (the actor stopped, or its handler dropped the response), with
+/// `MailboxError::Closed`, so the requester always learns what became of it.
+pub(crate) struct ReplyOnce<R>(Option<ReplyFn<R>>);
+
+type ReplyFn<R> = Box<dyn FnOnce(Result<(R, Stamp), MailboxError>) + Send>;
+
+impl<R> ReplyOnce<R> {
+    pub(crate) fn new(f: impl FnOnce(Result<(R, Stamp), MailboxError>) + Send + 'static) -> Self {
+        Self(Some(Box::new(f)))
+    }
+
+    fn send(mut self, stamp: Stamp, result: R) {
+        if let Some(f) = self.0.take() {
+            f(Ok((result, stamp)));
+        }
+    }
+}
+
+impl<R> Drop for ReplyOnce<R> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Err(MailboxError::Closed));
+        }
+    }
 }
 
 /// Delivers `msg`, received from another node with its sender's `stamp`, to a local causal
@@ -413,12 +456,7 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    REMOTE.with(|r| {
-        *r.borrow_mut() = Some(RemoteDelivery {
-            stamp,
-            want_reply: false,
-        })
-    });
+    REMOTE.with(|r| *r.borrow_mut() = Some(RemoteDelivery { stamp, reply: None }));
     addr.do_send(msg);
     REMOTE.with(|r| r.borrow_mut().take());
 }
@@ -436,12 +474,7 @@ where
     M: Message + Send + 'static,
     M::Result: Send,
 {
-    REMOTE.with(|r| {
-        *r.borrow_mut() = Some(RemoteDelivery {
-            stamp,
-            want_reply: false,
-        })
-    });
+    REMOTE.with(|r| *r.borrow_mut() = Some(RemoteDelivery { stamp, reply: None }));
     let sent = addr.try_send(msg);
     // `pack` takes the stamp only when the message is accepted.
     let left = REMOTE.with(|r| r.borrow_mut().take());
@@ -480,7 +513,7 @@ where
     REMOTE.with(|r| {
         *r.borrow_mut() = Some(RemoteDelivery {
             stamp,
-            want_reply: true,
+            reply: Some(RemoteReply::Channel),
         })
     });
     addr.do_send(msg);
@@ -499,6 +532,29 @@ where
     }
 }
 
+/// [`deliver_request`] for the node: the reply goes to `reply` when it is ready (with no task or
+/// channel in between), and an unanswered request reaches it as `MailboxError::Closed`.
+pub(crate) fn deliver_request_then<A, M>(
+    addr: &Addr<A>,
+    msg: M,
+    stamp: Stamp,
+    reply: ReplyOnce<M::Result>,
+) where
+    A: Actor<Context = CausalContext<A>> + Handler<M>,
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    REMOTE.with(|r| {
+        *r.borrow_mut() = Some(RemoteDelivery {
+            stamp,
+            reply: Some(RemoteReply::Callback(Box::new(reply))),
+        })
+    });
+    addr.do_send(msg);
+    // Not packed (the actor is gone): dropping the delivery answers the requester.
+    REMOTE.with(|r| r.borrow_mut().take());
+}
+
 enum Reply<R> {
     /// No reply wanted (`do_send`, `try_send`).
     None,
@@ -508,6 +564,8 @@ enum Reply<R> {
     Stamped(oneshot::Sender<R>, Arc<ReplyInbox>),
     /// A request from another node: the reply travels back with its stamp.
     Remote(oneshot::Sender<(Stamp, R)>),
+    /// A request from another node, answered through the node's callback.
+    RemoteFn(ReplyOnce<R>),
 }
 
 /// Receiver side: runs inside the receiver's mailbox poll, as the receiving process.
@@ -582,6 +640,12 @@ where
                 let cell = ctx.process.clone();
                 respond(act, msg, ctx, cell, move |stamp, result| {
                     let _ = tx.send((stamp, result));
+                })
+            }
+            Reply::RemoteFn(reply) => {
+                let cell = ctx.process.clone();
+                respond(act, msg, ctx, cell, move |stamp, result| {
+                    reply.send(stamp, result);
                 })
             }
         }

@@ -46,6 +46,7 @@ pub(crate) use context::short_type_name as short_name;
 pub use labels::{MAX_CONTENT_LEN, log_contents, logs_contents};
 
 pub use context::{CausalBuilder, CausalContext, deliver, deliver_request, try_deliver};
+pub(crate) use context::{ReplyOnce, deliver_request_then};
 pub use explicit::{
     ExplicitProcess, ProcessGuard, Stamped, StampedAddrExt, StampedResponse, UNSCOPED,
 };

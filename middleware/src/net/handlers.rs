@@ -8,7 +8,6 @@ use crate::intercept::{self, CausalContext, Stamp};
 use crate::protocol::NodeId;
 use actix::prelude::*;
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -110,7 +109,9 @@ pub trait RemoteActor: Actor<Context = CausalContext<Self>> {
     fn remote_handlers(h: &mut Handlers<Self>);
 }
 
-type ReplyFuture = BoxFuture<'static, Result<(Vec<u8>, Stamp), FailCode>>;
+/// Where a request's encoded reply goes (the node: back on the requester's connection), called
+/// once with the encoded result and the responder's stamp, or with why there is none.
+pub(crate) type ReplyTo = Box<dyn FnOnce(Result<(Vec<u8>, Stamp), FailCode>) + Send>;
 
 /// Outcome of a retried delivery.
 pub(crate) enum Retry {
@@ -128,13 +129,13 @@ pub(crate) enum Handled {
     Delivered,
     /// A tell whose actor's mailbox is full: retry (in order) until it is taken.
     Busy(Box<dyn FnMut() -> Retry + Send>),
-    /// A request: the future of the encoded result with the responder's stamp.
-    Reply(ReplyFuture),
 }
 
-/// Runs one incoming message: decode, then deliver with its stamp.
+/// Runs one incoming message: decode, then deliver with its stamp. A request comes with where
+/// its reply goes (`Some`); a tell without (`None`). `Err`: not delivered (and a request's
+/// `ReplyTo` is dropped unused: the caller answers with the error).
 pub(crate) type HandlerFn =
-    Arc<dyn Fn(Bytes, Stamp, bool) -> Result<Handled, FailCode> + Send + Sync>;
+    Arc<dyn Fn(Bytes, Stamp, Option<ReplyTo>) -> Result<Handled, FailCode> + Send + Sync>;
 
 /// The message types one actor accepts from other nodes.
 pub struct Handlers<A: Actor<Context = CausalContext<A>>> {
@@ -159,9 +160,9 @@ impl<A: Actor<Context = CausalContext<A>>> Handlers<A> {
         M: RemoteMessage,
     {
         let addr = self.addr.clone();
-        let f: HandlerFn = Arc::new(move |payload: Bytes, stamp: Stamp, request: bool| {
+        let f: HandlerFn = Arc::new(move |payload: Bytes, stamp: Stamp, reply: Option<ReplyTo>| {
             let msg: M = wire::decode_payload(&payload).map_err(|_| FailCode::Decode)?;
-            if !request {
+            let Some(reply) = reply else {
                 // Tells respect the mailbox capacity: a full mailbox holds the connection's
                 // reader (backpressure up to the sender's bounded queue).
                 return match intercept::try_deliver(&addr, msg, stamp) {
@@ -185,13 +186,18 @@ impl<A: Actor<Context = CausalContext<A>>> Handlers<A> {
                         })))
                     }
                 };
-            }
-            let fut = intercept::deliver_request(&addr, msg, stamp);
-            Ok(Handled::Reply(Box::pin(async move {
-                let (result, stamp) = fut.await.map_err(|_| FailCode::Mailbox)?;
-                let bytes = wire::encode_payload(&result).map_err(|_| FailCode::Encode)?;
-                Ok((bytes, stamp))
-            })))
+            };
+            // The reply is encoded and handed to the connection by the actor as it answers.
+            let answer = intercept::ReplyOnce::new(move |r: Result<(M::Result, Stamp), _>| {
+                reply(match r {
+                    Ok((result, stamp)) => wire::encode_payload(&result)
+                        .map(|bytes| (bytes, stamp))
+                        .map_err(|_| FailCode::Encode),
+                    Err(_) => Err(FailCode::Mailbox),
+                })
+            });
+            intercept::deliver_request_then(&addr, msg, stamp, answer);
+            Ok(Handled::Delivered)
         });
         if let Some((other, _)) = self.map.get(&M::TAG_ID)
             && *other != M::TAG

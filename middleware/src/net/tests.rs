@@ -527,6 +527,37 @@ async fn a_request_without_reply_times_out_with_a_typed_error() {
 }
 
 #[actix_rt::test]
+async fn a_request_its_actor_drops_unanswered_fails_at_once_with_a_typed_error() {
+    #[derive(Message, Serialize, Deserialize)]
+    #[rtype(result = "u64")]
+    struct Quit;
+    remote_message!(Quit);
+    struct Quitter;
+    impl Actor for Quitter {
+        type Context = CausalContext<Self>;
+    }
+    impl Handler<Quit> for Quitter {
+        type Result = ResponseActFuture<Self, u64>;
+        fn handle(&mut self, _: Quit, ctx: &mut Self::Context) -> Self::Result {
+            // The actor stops with the response pending: the response is dropped unanswered.
+            ctx.stop();
+            Box::pin(actix::fut::wrap_future(std::future::pending()))
+        }
+    }
+    remote_actor!(Quitter: Quit);
+    let (n1, n2, _) = pair().await;
+    n2.register("quitter", CausalContext::start(Quitter)).unwrap();
+    let r: RemoteAddr<Quit> = RemoteAddr::new(&n1, 2, "quitter").with_timeout(DEADLINE);
+    let t0 = std::time::Instant::now();
+    // The requester learns at once (not at its timeout) that the request went unanswered.
+    assert_eq!(r.send(Quit).await, Err(RemoteError::Mailbox));
+    assert!(t0.elapsed() < DEADLINE);
+    still_serves(&n1).await;
+    n1.shutdown();
+    n2.shutdown();
+}
+
+#[actix_rt::test]
 async fn bad_frames_after_authentication_are_typed_counted_and_dropped() {
     let (n1, n2, seen) = pair().await;
     let mut raw = raw_connect(n2.local_addr(), 16 << 20).await;

@@ -1,6 +1,7 @@
 //! Delivery of a decoded frame to its local actor, and the registration grace for actors not registered yet.
 
 use super::*;
+use crate::net::handlers::ReplyTo;
 
 /// A tell waiting for room in its actor's mailbox (or for its actor to be registered).
 pub(super) type Busy = Box<dyn FnMut() -> Retry + Send>;
@@ -43,7 +44,7 @@ pub(super) fn wait_for_actor(
             inner.count(&inner.stats.unknown_type);
             return Retry::Done;
         };
-        match handler(payload, stamp, false) {
+        match handler(payload, stamp, None) {
             Ok(Handled::Busy(retry)) => {
                 then = Some(retry);
                 Retry::Again
@@ -121,13 +122,29 @@ pub(super) fn dispatch(
                 fail(corr, request, FailCode::UnknownType);
                 return Ok(None);
             };
-            let permit = if request {
+            // A request's reply goes straight onto this connection when the actor answers,
+            // holding its share of the in-flight bounds until then.
+            let reply: Option<ReplyTo> = if request {
                 let kib = u32::try_from(payload.len().div_ceil(1024)).unwrap_or(u32::MAX);
                 match (
                     st.in_flight.clone().try_acquire_owned(),
                     st.in_flight_kib.clone().try_acquire_many_owned(kib),
                 ) {
-                    (Ok(p), Ok(b)) => Some((p, b)),
+                    (Ok(p), Ok(b)) => {
+                        let conn = conn.clone();
+                        Some(Box::new(move |r| {
+                            let _permits = (p, b);
+                            let o = match r {
+                                Ok((payload, stamp)) => Outbound::Reply {
+                                    corr,
+                                    stamp,
+                                    payload,
+                                },
+                                Err(code) => Outbound::Fail { corr, code },
+                            };
+                            let _ = conn.enqueue(o);
+                        }))
+                    }
                     _ => {
                         fail(corr, request, FailCode::Overloaded);
                         return Ok(None);
@@ -136,7 +153,7 @@ pub(super) fn dispatch(
             } else {
                 None
             };
-            match handler(payload, stamp, request) {
+            match handler(payload, stamp, reply) {
                 Err(FailCode::Mailbox) => fail(corr, request, FailCode::Mailbox),
                 Err(code) => {
                     inner.count(&inner.stats.decode_errors);
@@ -146,21 +163,6 @@ pub(super) fn dispatch(
                 Ok(Handled::Busy(retry)) => {
                     inner.count(&inner.stats.backpressure_waits);
                     return Ok(Some(retry));
-                }
-                Ok(Handled::Reply(fut)) => {
-                    let conn = conn.clone();
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        let o = match fut.await {
-                            Ok((payload, stamp)) => Outbound::Reply {
-                                corr,
-                                stamp,
-                                payload,
-                            },
-                            Err(code) => Outbound::Fail { corr, code },
-                        };
-                        let _ = conn.enqueue(o);
-                    });
                 }
             }
         }
