@@ -178,21 +178,41 @@ pub(super) async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: Spli
     };
     let mut expected = 1u64;
     let cancel = conn.0.cancel.clone();
+    // The failure detector's deadline: one timer for the connection's life, moved only when it
+    // fires early (a timer per wait cost a timer-wheel entry and its removal per frame).
+    let timeout = inner.cfg.failure_timeout;
+    let mut deadline = Box::pin(tokio::time::sleep(timeout));
     let reason = loop {
         // A frame already buffered needs no timer (the peer is plainly alive): only a reader
-        // that has to wait arms the failure detector's deadline, which reads the clock. The
-        // timeout still runs from the moment the reader starts waiting, as before.
+        // that has to wait reads the clock, and the timeout runs from the moment it starts
+        // waiting.
         if cancel.is_cancelled() {
             break DownReason::Closed;
         }
         let ready = futures_util::FutureExt::now_or_never(stream.next());
         let next = match ready {
             Some(n) => Ok(n),
-            None => tokio::select! {
-                biased;
-                _ = cancel.cancelled() => break DownReason::Closed,
-                n = tokio::time::timeout(inner.cfg.failure_timeout, stream.next()) => n,
-            },
+            None => {
+                let due = tokio::time::Instant::now() + timeout;
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => break Err(None),
+                        n = stream.next() => break Ok(n),
+                        _ = &mut deadline => {
+                            if tokio::time::Instant::now() >= due {
+                                break Err(Some(()));
+                            }
+                            deadline.as_mut().reset(due);
+                        }
+                    }
+                }
+            }
+        };
+        let next = match next {
+            Err(None) => break DownReason::Closed,
+            Err(Some(())) => Err(()),
+            Ok(n) => Ok(n),
         };
         let bytes = match next {
             Err(_) => {
