@@ -160,45 +160,47 @@ impl<A: Actor<Context = CausalContext<A>>> Handlers<A> {
         M: RemoteMessage,
     {
         let addr = self.addr.clone();
-        let f: HandlerFn = Arc::new(move |payload: Bytes, stamp: Stamp, reply: Option<ReplyTo>| {
-            let msg: M = wire::decode_payload(&payload).map_err(|_| FailCode::Decode)?;
-            let Some(reply) = reply else {
-                // Tells respect the mailbox capacity: a full mailbox holds the connection's
-                // reader (backpressure up to the sender's bounded queue).
-                return match intercept::try_deliver(&addr, msg, stamp) {
-                    Ok(()) => Ok(Handled::Delivered),
-                    Err(SendError::Closed(_)) => Err(FailCode::Mailbox),
-                    Err(SendError::Full(left)) => {
-                        let addr = addr.clone();
-                        let mut left = Some(left);
-                        Ok(Handled::Busy(Box::new(move || {
-                            let Some((m, s)) = left.take() else {
-                                return Retry::Done;
-                            };
-                            match intercept::try_deliver(&addr, m, s) {
-                                Ok(()) => Retry::Done,
-                                Err(SendError::Full(again)) => {
-                                    left = Some(again);
-                                    Retry::Again
+        let f: HandlerFn = Arc::new(
+            move |payload: Bytes, stamp: Stamp, reply: Option<ReplyTo>| {
+                let msg: M = wire::decode_payload(&payload).map_err(|_| FailCode::Decode)?;
+                let Some(reply) = reply else {
+                    // Tells respect the mailbox capacity: a full mailbox holds the connection's
+                    // reader (backpressure up to the sender's bounded queue).
+                    return match intercept::try_deliver(&addr, msg, stamp) {
+                        Ok(()) => Ok(Handled::Delivered),
+                        Err(SendError::Closed(_)) => Err(FailCode::Mailbox),
+                        Err(SendError::Full(left)) => {
+                            let addr = addr.clone();
+                            let mut left = Some(left);
+                            Ok(Handled::Busy(Box::new(move || {
+                                let Some((m, s)) = left.take() else {
+                                    return Retry::Done;
+                                };
+                                match intercept::try_deliver(&addr, m, s) {
+                                    Ok(()) => Retry::Done,
+                                    Err(SendError::Full(again)) => {
+                                        left = Some(again);
+                                        Retry::Again
+                                    }
+                                    Err(SendError::Closed(_)) => Retry::Closed,
                                 }
-                                Err(SendError::Closed(_)) => Retry::Closed,
-                            }
-                        })))
-                    }
+                            })))
+                        }
+                    };
                 };
-            };
-            // The reply is encoded and handed to the connection by the actor as it answers.
-            let answer = intercept::ReplyOnce::new(move |r: Result<(M::Result, Stamp), _>| {
-                reply(match r {
-                    Ok((result, stamp)) => wire::encode_payload(&result)
-                        .map(|bytes| (bytes, stamp))
-                        .map_err(|_| FailCode::Encode),
-                    Err(_) => Err(FailCode::Mailbox),
-                })
-            });
-            intercept::deliver_request_then(&addr, msg, stamp, answer);
-            Ok(Handled::Delivered)
-        });
+                // The reply is encoded and handed to the connection by the actor as it answers.
+                let answer = intercept::ReplyOnce::new(move |r: Result<(M::Result, Stamp), _>| {
+                    reply(match r {
+                        Ok((result, stamp)) => wire::encode_payload(&result)
+                            .map(|bytes| (bytes, stamp))
+                            .map_err(|_| FailCode::Encode),
+                        Err(_) => Err(FailCode::Mailbox),
+                    })
+                });
+                intercept::deliver_request_then(&addr, msg, stamp, answer);
+                Ok(Handled::Delivered)
+            },
+        );
         if let Some((other, _)) = self.map.get(&M::TAG_ID)
             && *other != M::TAG
         {

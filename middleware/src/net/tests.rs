@@ -546,7 +546,8 @@ async fn a_request_its_actor_drops_unanswered_fails_at_once_with_a_typed_error()
     }
     remote_actor!(Quitter: Quit);
     let (n1, n2, _) = pair().await;
-    n2.register("quitter", CausalContext::start(Quitter)).unwrap();
+    n2.register("quitter", CausalContext::start(Quitter))
+        .unwrap();
     let r: RemoteAddr<Quit> = RemoteAddr::new(&n1, 2, "quitter").with_timeout(DEADLINE);
     let t0 = std::time::Instant::now();
     // The requester learns at once (not at its timeout) that the request went unanswered.
