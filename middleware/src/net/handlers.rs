@@ -159,7 +159,9 @@ impl<A: Actor<Context = CausalContext<A>>> Handlers<A> {
         A: Handler<M>,
         M: RemoteMessage,
     {
-        let addr = self.addr.clone();
+        // Shared, so that a tell waiting for room holds the address without cloning it (an
+        // `Addr` clone allocates its sender's parking slot).
+        let addr = Arc::new(self.addr.clone());
         let f: HandlerFn = Arc::new(
             move |payload: Bytes, stamp: Stamp, reply: Option<ReplyTo>| {
                 let msg: M = wire::decode_payload(&payload).map_err(|_| FailCode::Decode)?;
