@@ -769,7 +769,10 @@ impl VectorEncoder {
 /// Receiver side of the differential vector encoding, one per connection.
 #[derive(Debug, Default)]
 pub struct VectorDecoder {
-    bases: HashMap<ProcessId, VectorClock, IdHash>,
+    /// Each sender's clock as last rebuilt, shared with the stamp it went into: when that stamp
+    /// has been merged and dropped before the next difference arrives (traffic that is not
+    /// queued up), the next one is applied in place and shared again, without a copy.
+    bases: HashMap<ProcessId, Arc<VectorClock>, IdHash>,
 }
 
 impl VectorDecoder {
@@ -796,8 +799,9 @@ impl VectorDecoder {
                 if !self.bases.contains_key(&w.from) && self.bases.len() >= MAX_VECTOR_BASES {
                     return Err(WireError::TooManyBases);
                 }
+                let v = Arc::new(v.clone());
                 self.bases.insert(w.from, v.clone());
-                Some(v.clone())
+                Some(v)
             }
             WireVector::Delta(d) => {
                 let base = self
@@ -807,7 +811,7 @@ impl VectorDecoder {
                 if d.len() > MAX_VECTOR_ENTRIES {
                     return Err(WireError::TooManyEntries);
                 }
-                base.merge(d);
+                Arc::make_mut(base).merge(d);
                 if base.len() > MAX_VECTOR_ENTRIES {
                     // The base is now unusable: forget it (the connection closes anyway).
                     self.bases.remove(&w.from);
@@ -819,7 +823,7 @@ impl VectorDecoder {
         Ok(Stamp {
             from: w.from,
             lamport: w.lamport,
-            vector: vector.map(Arc::new),
+            vector,
             hlc: w.hlc,
         })
     }
