@@ -88,6 +88,24 @@ proptest! {
         }
     }
 
+    /// The difference a stamp carries is exactly the entries that grew, whatever the reused
+    /// clock it is written into held before.
+    #[test]
+    fn a_difference_is_the_grown_entries(a in vclock(), since in vclock(), dirty in vclock()) {
+        let mut out = dirty;
+        a.changed_since_into(&since, &mut out);
+        prop_assert_eq!(&out, &a.changed_since(&since));
+        for (p, c) in a.iter() {
+            prop_assert_eq!(out.get(p), if c > since.get(p) { c } else { 0 });
+        }
+        prop_assert!(out.iter().all(|(p, _)| a.get(p) > since.get(p)));
+        let mut rebuilt = since.clone();
+        rebuilt.merge(&out);
+        if a.dominates(&since) {
+            prop_assert_eq!(rebuilt, a);
+        }
+    }
+
     #[test]
     fn merge_is_idempotent_and_an_upper_bound(a in vclock(), b in vclock()) {
         prop_assert_eq!(merged(&a, &a), a.clone());

@@ -686,6 +686,8 @@ pub struct VectorEncoder {
     pending_reset: bool,
     bases: HashMap<ProcessId, VectorClock, IdHash>,
     announced: std::collections::HashSet<ProcessId, IdHash>,
+    /// A difference vector given back after its frame was written, reused for the next one.
+    spare: Option<VectorClock>,
 }
 
 impl VectorEncoder {
@@ -703,6 +705,14 @@ impl VectorEncoder {
         self.bases.clear();
         self.announced.clear();
         self.pending_reset = true;
+    }
+
+    /// Takes back a stamp made by [`encode`](Self::encode) once its frame is written, so that
+    /// its difference vector's room serves the next difference.
+    pub fn recycle(&mut self, stamp: WireStamp) {
+        if let WireVector::Delta(v) = stamp.vector {
+            self.spare = Some(v);
+        }
     }
 
     /// Turns a stamp into its wire form, remembering what was sent. `name_of` gives process
@@ -723,7 +733,8 @@ impl VectorEncoder {
                 }
                 match self.bases.get_mut(&stamp.from) {
                     Some(base) if v.dominates(base) => {
-                        let d = v.changed_since(base);
+                        let mut d = self.spare.take().unwrap_or_default();
+                        v.changed_since_into(base, &mut d);
                         base.merge(&d);
                         WireVector::Delta(d)
                     }

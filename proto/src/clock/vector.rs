@@ -363,13 +363,29 @@ impl VectorClock {
     /// Entries of `self` that are larger than in `since`: what a peer that last saw `since`
     /// needs to rebuild `self` (Singhal–Kshemkalyani differential encoding).
     pub fn changed_since(&self, since: &VectorClock) -> VectorClock {
-        let entries = self
-            .entries
-            .iter()
-            .copied()
-            .filter(|&(p, c)| since.get(p) < c)
-            .collect();
-        Self::of_entries(entries)
+        let mut out = VectorClock::new();
+        self.changed_since_into(since, &mut out);
+        out
+    }
+
+    /// [`changed_since`](Self::changed_since) into `out` (its previous entries replaced, its
+    /// room reused): one pass over both clocks in step.
+    pub fn changed_since_into(&self, since: &VectorClock, out: &mut VectorClock) {
+        out.entries.clear();
+        out.ids_tag = NO_IDS_TAG;
+        let mut j = 0;
+        for &(p, c) in &self.entries {
+            while j < since.entries.len() && since.entries[j].0 < p {
+                j += 1;
+            }
+            let seen = match since.entries.get(j) {
+                Some(&(q, d)) if q == p => d,
+                _ => 0,
+            };
+            if seen < c {
+                out.entries.push((p, c));
+            }
+        }
     }
 }
 

@@ -124,12 +124,19 @@ pub(super) async fn writer(
                 break 'outer;
             }
             inner.count(&inner.stats.frames_out);
-            if !matches!(frame.body, Body::Heartbeat) {
-                inner.count(&inner.stats.messages_out);
-                inner
-                    .stats
-                    .message_bytes_out
-                    .fetch_add(frame_len as u64, Ordering::Relaxed);
+            match frame.body {
+                Body::Heartbeat => {}
+                body => {
+                    inner.count(&inner.stats.messages_out);
+                    inner
+                        .stats
+                        .message_bytes_out
+                        .fetch_add(frame_len as u64, Ordering::Relaxed);
+                    // The stamp's difference vector serves the next stamp's (no allocation).
+                    if let Body::Message { stamp, .. } | Body::Reply { stamp, .. } = body {
+                        enc.recycle(stamp);
+                    }
+                }
             }
             batch += 1;
             if batch >= 64 {
