@@ -483,7 +483,10 @@ impl Frame {
         Self::decode_inner(body, Some(targets))
     }
 
-    fn decode_inner(body: &Bytes, targets: Option<&mut TargetCache>) -> Result<Frame, WireError> {
+    fn decode_inner(
+        body: &Bytes,
+        mut targets: Option<&mut TargetCache>,
+    ) -> Result<Frame, WireError> {
         let mut input: &[u8] = body;
         let kind = take_u8(&mut input)?;
         let seq = get_varint(&mut input)?;
@@ -497,12 +500,13 @@ impl Frame {
             1 | 2 => {
                 let corr = get_varint(&mut input)?;
                 let name = take_str_ref(&mut input, MAX_TARGET_LEN)?;
-                let target = match targets {
+                let target = match targets.as_deref_mut() {
                     Some(cache) => cache.get(name),
                     None => Arc::from(name),
                 };
                 let tag = u64::from_le_bytes(take::<8>(&mut input)?);
-                let stamp = decode_stamp(&mut input)?;
+                let spare = targets.and_then(|c| c.spare.take());
+                let stamp = decode_stamp(&mut input, spare)?;
                 let payload = body.slice(body.len() - input.len()..);
                 Body::Message {
                     request: kind == 2,
@@ -515,7 +519,8 @@ impl Frame {
             }
             3 => {
                 let corr = get_varint(&mut input)?;
-                let stamp = decode_stamp(&mut input)?;
+                let spare = targets.and_then(|c| c.spare.take());
+                let stamp = decode_stamp(&mut input, spare)?;
                 let payload = body.slice(body.len() - input.len()..);
                 Body::Reply {
                     corr,
@@ -540,11 +545,14 @@ impl Frame {
     }
 }
 
-/// The target names one connection's reader met last (at most [`TargetCache::CAPACITY`], the
-/// most recent first), shared by the frames that name them again.
+/// What one connection's reader keeps between frames so that decoding allocates little: the
+/// target names it met last (at most [`TargetCache::CAPACITY`], the most recent first), shared
+/// by the frames that name them again, and a spare vector for the next stamp's clock (given back
+/// with [`TargetCache::recycle`]).
 #[derive(Debug, Default)]
 pub struct TargetCache {
     names: Vec<Arc<str>>,
+    spare: Option<VectorClock>,
 }
 
 impl TargetCache {
@@ -554,6 +562,14 @@ impl TargetCache {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Takes back a decoded stamp once its clock has been read, so that its vector's room
+    /// serves the next frame's.
+    pub fn recycle(&mut self, stamp: WireStamp) {
+        if let WireVector::Full(v) | WireVector::Delta(v) = stamp.vector {
+            self.spare = Some(v);
+        }
     }
 
     /// `name`, shared with an earlier frame's when it is one of the names kept.
@@ -606,7 +622,8 @@ fn encode_stamp(out: &mut Vec<u8>, s: &WireStamp) {
     }
 }
 
-fn decode_stamp(input: &mut &[u8]) -> Result<WireStamp, WireError> {
+/// Decodes a stamp, its vector (if any) into `spare` when given (reusing its room).
+fn decode_stamp(input: &mut &[u8], spare: Option<VectorClock>) -> Result<WireStamp, WireError> {
     let from = ProcessId::decode(input)?;
     let lamport = get_varint(input)?;
     if lamport > MAX_ACCEPTED_COUNTER {
@@ -621,7 +638,8 @@ fn decode_stamp(input: &mut &[u8]) -> Result<WireStamp, WireError> {
     let vector = if flags & F_VECTOR == 0 {
         WireVector::Absent
     } else {
-        let v = VectorClock::decode(input)?;
+        let mut v = spare.unwrap_or_default();
+        crate::clock::encoding::decode_vector_into(input, &mut v)?;
         if flags & F_FULL != 0 {
             WireVector::Full(v)
         } else {
@@ -921,6 +939,49 @@ mod tests {
         };
         assert!(Arc::ptr_eq(&target, &b));
     }
+    #[test]
+    fn a_recycled_vector_decodes_the_next_stamp_as_a_fresh_one_would() {
+        let v = |e: &[(u32, u64)]| {
+            VectorClock::from_entries(e.iter().map(|&(n, c)| (ProcessId::new(n, 1), c))).unwrap()
+        };
+        let frame = |seq, vector| Frame {
+            seq,
+            body: Body::Reply {
+                corr: seq,
+                stamp: WireStamp {
+                    from: ProcessId::new(1, 1),
+                    lamport: seq,
+                    vector,
+                    hlc: None,
+                    reset: false,
+                    names: Vec::new(),
+                },
+                payload: Bytes::new(),
+            },
+        };
+        let frames = [
+            frame(1, WireVector::Full(v(&[(1, 4), (2, 9), (3, 1), (4, 2)]))),
+            frame(2, WireVector::Delta(v(&[(2, 10)]))),
+            frame(3, WireVector::Absent),
+            frame(4, WireVector::Full(v(&[(5, 1)]))),
+        ];
+        let mut c = TargetCache::new();
+        for f in frames {
+            let bytes = Bytes::from(f.encode());
+            let decoded = Frame::decode_with(&bytes, &mut c).unwrap();
+            assert_eq!(decoded, f);
+            if let Body::Reply { stamp, .. } = decoded.body {
+                c.recycle(stamp);
+            }
+        }
+        // A frame that fails to decode leaves no half-filled vector behind.
+        let bytes = Bytes::from(frame(5, WireVector::Full(v(&[(1, 1), (2, 2)]))).encode());
+        let torn = bytes.slice(..bytes.len() - 2);
+        assert!(Frame::decode_with(&torn, &mut c).is_err());
+        let again = Frame::decode_with(&bytes, &mut c).unwrap();
+        assert_eq!(again, frame(5, WireVector::Full(v(&[(1, 1), (2, 2)]))));
+    }
+
     use proptest::prelude::*;
 
     fn p(n: u32, l: u32) -> ProcessId {

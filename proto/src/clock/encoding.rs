@@ -226,12 +226,36 @@ impl Encode for VectorClock {
 
 impl Decode for VectorClock {
     fn decode(input: &mut &[u8]) -> Result<Self, DecodeError> {
+        let mut out = VectorClock::new();
+        decode_vector_into(input, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// [`VectorClock::decode`](Decode::decode) into `out`, whose entries it replaces and whose room
+/// it reuses. On an error `out` is left empty.
+///
+/// # Errors
+/// As [`Decode::decode`].
+pub fn decode_vector_into(input: &mut &[u8], out: &mut VectorClock) -> Result<(), DecodeError> {
+    let mut entries: Vec<(ProcessId, u64)> = std::mem::take(out).into();
+    entries.clear();
+    decode_entries(input, &mut entries)?;
+    *out = VectorClock::from_sorted_unchecked(entries);
+    Ok(())
+}
+
+fn decode_entries(
+    input: &mut &[u8],
+    entries: &mut Vec<(ProcessId, u64)>,
+) -> Result<(), DecodeError> {
+    {
         let n = get_varint(input)?;
         // Each entry takes at least two bytes: refuse counts the input cannot hold.
         if n > MAX_VECTOR_ENTRIES || n > (input.len() / 2) as u64 {
             return Err(DecodeError::TooManyEntries(n));
         }
-        let mut entries = Vec::with_capacity(n as usize);
+        entries.reserve(n as usize);
         let (mut prev_node, mut prev_local): (i64, u64) = (-1, 0);
         for i in 0..n {
             let h = get_varint(input)?;
@@ -270,7 +294,7 @@ impl Decode for VectorClock {
             entries.push((ProcessId::from_wire(node32, local), c));
             (prev_node, prev_local) = (node, local);
         }
-        Ok(VectorClock::from_sorted_unchecked(entries))
+        Ok(())
     }
 }
 

@@ -104,7 +104,9 @@ pub(super) fn dispatch(
                 fail(corr, request, FailCode::Forbidden);
                 return Ok(None);
             }
-            let stamp = accept_stamp(inner, conn, st, &stamp)?;
+            let wire_stamp = stamp;
+            let stamp = accept_stamp(inner, conn, st, &wire_stamp)?;
+            st.targets.recycle(wire_stamp);
             let Some(table) = st.table(inner, &target) else {
                 let until = inner.started + inner.cfg.registration_grace;
                 if !request && tokio::time::Instant::now() < until {
@@ -176,7 +178,9 @@ pub(super) fn dispatch(
                 conn.resolve(corr, Err(RemoteError::Forbidden));
                 return Ok(None);
             }
-            let stamp = accept_stamp(inner, conn, st, &stamp)?;
+            let wire_stamp = stamp;
+            let stamp = accept_stamp(inner, conn, st, &wire_stamp)?;
+            st.targets.recycle(wire_stamp);
             conn.resolve(corr, Ok((payload, stamp)));
         }
         Body::Fail { corr, code } => {

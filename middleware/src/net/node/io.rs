@@ -173,7 +173,6 @@ pub(super) async fn writer(
 }
 
 pub(super) async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: SplitStream<Conn>) {
-    let mut targets = crate::net::wire::TargetCache::new();
     let mut st = ReaderState {
         dec: VectorDecoder::new(),
         in_flight: Arc::new(Semaphore::new(inner.cfg.max_in_flight)),
@@ -182,6 +181,7 @@ pub(super) async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: Spli
         )),
         now_ms: 0,
         cache: None,
+        targets: crate::net::wire::TargetCache::new(),
     };
     let mut expected = 1u64;
     let cancel = conn.0.cancel.clone();
@@ -237,7 +237,7 @@ pub(super) async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: Spli
             Ok(Some(Ok(b))) => b.freeze(),
         };
         inner.count(&inner.stats.frames_in);
-        let frame = match Frame::decode_with(&bytes, &mut targets) {
+        let frame = match Frame::decode_with(&bytes, &mut st.targets) {
             Ok(f) => f,
             Err(e) => {
                 inner.count(&inner.stats.decode_errors);
@@ -299,6 +299,9 @@ pub(super) struct ReaderState {
     now_ms: u64,
     /// The last target looked up, with the registration generation it was read at.
     cache: Option<(Arc<str>, ActorTable, u64)>,
+    /// Target names met last, and a spare vector for the next stamp (decoding without
+    /// allocating).
+    pub(super) targets: crate::net::wire::TargetCache,
 }
 
 impl ReaderState {
