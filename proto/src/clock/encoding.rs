@@ -249,53 +249,51 @@ fn decode_entries(
     input: &mut &[u8],
     entries: &mut Vec<(ProcessId, u64)>,
 ) -> Result<(), DecodeError> {
-    {
-        let n = get_varint(input)?;
-        // Each entry takes at least two bytes: refuse counts the input cannot hold.
-        if n > MAX_VECTOR_ENTRIES || n > (input.len() / 2) as u64 {
-            return Err(DecodeError::TooManyEntries(n));
-        }
-        entries.reserve(n as usize);
-        let (mut prev_node, mut prev_local): (i64, u64) = (-1, 0);
-        for i in 0..n {
-            let h = get_varint(input)?;
-            let (tag, delta) = ((h & 3) as u8, h >> 2);
-            let (node, local) = match tag {
-                0 if i > 0 => (
-                    prev_node,
-                    prev_local
-                        .checked_add(1)
-                        .and_then(|l| l.checked_add(delta))
-                        .ok_or(DecodeError::NotIncreasing)?,
-                ),
-                1 | 2 => {
-                    let node = (prev_node as u64).wrapping_add(1).saturating_add(delta);
-                    let local = if tag == 2 {
-                        get_varint(input)?
-                    } else {
-                        prev_local
-                    };
-                    (node as i64, local)
-                }
-                3 if i > 0 && delta == 0 => {
-                    let local = get_varint(input)?;
-                    if local <= prev_local {
-                        return Err(DecodeError::NotIncreasing);
-                    }
-                    (prev_node, local)
-                }
-                _ => return Err(DecodeError::BadTag(tag)),
-            };
-            let node32 = u32::try_from(node).map_err(|_| DecodeError::IdOutOfRange(node as u64))?;
-            let c = get_varint(input)?;
-            if c == 0 || c > MAX_ACCEPTED_COUNTER {
-                return Err(DecodeError::CounterOutOfRange(c));
-            }
-            entries.push((ProcessId::from_wire(node32, local), c));
-            (prev_node, prev_local) = (node, local);
-        }
-        Ok(())
+    let n = get_varint(input)?;
+    // Each entry takes at least two bytes: refuse counts the input cannot hold.
+    if n > MAX_VECTOR_ENTRIES || n > (input.len() / 2) as u64 {
+        return Err(DecodeError::TooManyEntries(n));
     }
+    entries.reserve(n as usize);
+    let (mut prev_node, mut prev_local): (i64, u64) = (-1, 0);
+    for i in 0..n {
+        let h = get_varint(input)?;
+        let (tag, delta) = ((h & 3) as u8, h >> 2);
+        let (node, local) = match tag {
+            0 if i > 0 => (
+                prev_node,
+                prev_local
+                    .checked_add(1)
+                    .and_then(|l| l.checked_add(delta))
+                    .ok_or(DecodeError::NotIncreasing)?,
+            ),
+            1 | 2 => {
+                let node = (prev_node as u64).wrapping_add(1).saturating_add(delta);
+                let local = if tag == 2 {
+                    get_varint(input)?
+                } else {
+                    prev_local
+                };
+                (node as i64, local)
+            }
+            3 if i > 0 && delta == 0 => {
+                let local = get_varint(input)?;
+                if local <= prev_local {
+                    return Err(DecodeError::NotIncreasing);
+                }
+                (prev_node, local)
+            }
+            _ => return Err(DecodeError::BadTag(tag)),
+        };
+        let node32 = u32::try_from(node).map_err(|_| DecodeError::IdOutOfRange(node as u64))?;
+        let c = get_varint(input)?;
+        if c == 0 || c > MAX_ACCEPTED_COUNTER {
+            return Err(DecodeError::CounterOutOfRange(c));
+        }
+        entries.push((ProcessId::from_wire(node32, local), c));
+        (prev_node, prev_local) = (node, local);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
