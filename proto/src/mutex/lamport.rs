@@ -164,12 +164,7 @@ impl LamportMutex {
 
     // Rule 1 (made once caught up: until then the wait only records the wish).
     fn request(&mut self, out: &mut EffectsOf<Self>) -> Result<(), LockError> {
-        match self.state {
-            LockState::Waiting => return Err(LockError::AlreadyWaiting),
-            LockState::Held { .. } => return Err(LockError::AlreadyHeld),
-            LockState::Idle => {}
-        }
-        self.state = LockState::Waiting;
+        self.state.wait()?;
         if self.join.active() {
             self.send_request(out);
         }
@@ -282,20 +277,14 @@ impl Protocol for LamportMutex {
         match cmd {
             LockCommand::Acquire => self.request(out),
             LockCommand::Release => {
-                let LockState::Held { fence } = self.state else {
-                    return Err(LockError::NotHeld);
-                };
+                let fence = self.state.release()?;
                 self.release(out);
-                self.state = LockState::Idle;
                 out.emit(LockEvent::Released { fence });
                 Ok(())
             }
             LockCommand::Cancel => {
-                if self.state != LockState::Waiting {
-                    return Err(LockError::NotWaiting);
-                }
+                self.state.cancel()?;
                 self.release(out);
-                self.state = LockState::Idle;
                 out.emit(LockEvent::Cancelled);
                 Ok(())
             }

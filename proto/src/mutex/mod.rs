@@ -188,6 +188,39 @@ pub enum LockState {
     },
 }
 
+impl LockState {
+    /// `Acquire`: from idle to waiting; refused while waiting or holding.
+    pub(crate) fn wait(&mut self) -> Result<(), LockError> {
+        match *self {
+            LockState::Waiting => Err(LockError::AlreadyWaiting),
+            LockState::Held { .. } => Err(LockError::AlreadyHeld),
+            LockState::Idle => {
+                *self = LockState::Waiting;
+                Ok(())
+            }
+        }
+    }
+
+    /// `Release`: from holding to idle, giving the fence of the ownership that ends; refused
+    /// when not holding.
+    pub(crate) fn release(&mut self) -> Result<Fence, LockError> {
+        let LockState::Held { fence } = *self else {
+            return Err(LockError::NotHeld);
+        };
+        *self = LockState::Idle;
+        Ok(fence)
+    }
+
+    /// `Cancel`: from waiting to idle; refused when no request is pending.
+    pub(crate) fn cancel(&mut self) -> Result<(), LockError> {
+        if *self != LockState::Waiting {
+            return Err(LockError::NotWaiting);
+        }
+        *self = LockState::Idle;
+        Ok(())
+    }
+}
+
 /// A lock command refused in the current state (nothing changed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LockError {

@@ -144,12 +144,7 @@ impl RicartAgrawala {
 
     // Step 1 (made once caught up: until then the wait only records the wish).
     fn request(&mut self, out: &mut EffectsOf<Self>) -> Result<(), LockError> {
-        match self.state {
-            LockState::Waiting => return Err(LockError::AlreadyWaiting),
-            LockState::Held { .. } => return Err(LockError::AlreadyHeld),
-            LockState::Idle => {}
-        }
-        self.state = LockState::Waiting;
+        self.state.wait()?;
         if self.join.active() {
             self.send_request(out);
         }
@@ -253,21 +248,15 @@ impl Protocol for RicartAgrawala {
         match cmd {
             LockCommand::Acquire => self.request(out),
             LockCommand::Release => {
-                let LockState::Held { fence } = self.state else {
-                    return Err(LockError::NotHeld);
-                };
-                self.state = LockState::Idle;
+                let fence = self.state.release()?;
                 self.send_deferred(out);
                 out.emit(LockEvent::Released { fence });
                 Ok(())
             }
             LockCommand::Cancel => {
-                if self.state != LockState::Waiting {
-                    return Err(LockError::NotWaiting);
-                }
+                self.state.cancel()?;
                 // Peers that replied keep no state about us; those still deferring us will
                 // reply later, and that reply names a request we no longer have: dropped.
-                self.state = LockState::Idle;
                 self.send_deferred(out);
                 out.emit(LockEvent::Cancelled);
                 Ok(())

@@ -887,29 +887,22 @@ impl Protocol for SuzukiKasami {
     ) -> Result<(), LockError> {
         match cmd {
             // Step 1.
-            LockCommand::Acquire => match self.state {
-                LockState::Waiting => Err(LockError::AlreadyWaiting),
-                LockState::Held { .. } => Err(LockError::AlreadyHeld),
-                LockState::Idle => {
-                    self.state = LockState::Waiting;
-                    if !self.join.active() {
-                        // Recorded: the request goes out once caught up (`activated`).
-                    } else if self.token.is_some() {
-                        self.enter(out);
-                    } else {
-                        let i = self.ix(self.group.me()).unwrap_or(0);
-                        self.rn[i] += 1;
-                        out.broadcast(SkMsg::Request { n: self.rn[i] });
-                    }
-                    Ok(())
+            LockCommand::Acquire => {
+                self.state.wait()?;
+                if !self.join.active() {
+                    // Recorded: the request goes out once caught up (`activated`).
+                } else if self.token.is_some() {
+                    self.enter(out);
+                } else {
+                    let i = self.ix(self.group.me()).unwrap_or(0);
+                    self.rn[i] += 1;
+                    out.broadcast(SkMsg::Request { n: self.rn[i] });
                 }
-            },
+                Ok(())
+            }
             // Step 3.
             LockCommand::Release => {
-                let LockState::Held { fence } = self.state else {
-                    return Err(LockError::NotHeld);
-                };
-                self.state = LockState::Idle;
+                let fence = self.state.release()?;
                 let i = self.ix(self.group.me()).unwrap_or(0);
                 if let Some(t) = self.token.as_mut() {
                     t.ln[i] = self.rn[i];
@@ -919,12 +912,9 @@ impl Protocol for SuzukiKasami {
                 Ok(())
             }
             LockCommand::Cancel => {
-                if self.state != LockState::Waiting {
-                    return Err(LockError::NotWaiting);
-                }
+                self.state.cancel()?;
                 // The broadcast request cannot be recalled; if the token comes for it, it is
                 // counted as served and passed on (see `receive_token`).
-                self.state = LockState::Idle;
                 out.emit(LockEvent::Cancelled);
                 Ok(())
             }
