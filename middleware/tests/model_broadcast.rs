@@ -309,6 +309,7 @@ impl<P: Core> Service for Bcast<P> {
     type M = P::M;
     type Op = ();
     type Obs = History;
+    type Tag = ();
 
     fn core(&self, i: usize, inc: u8) -> P {
         let ids: Vec<NodeId> = (0..N).map(id).collect();

@@ -293,6 +293,7 @@ impl<P: Core> Service for Lock<P> {
     type M = P::M;
     type Op = Op;
     type Obs = History;
+    type Tag = ();
 
     fn core(&self, i: usize, inc: u8) -> P {
         let ids: Vec<NodeId> = (0..N).map(id).collect();
@@ -663,7 +664,7 @@ fn one_valid_token(_: &H<SuzukiKasami>, s: &W<SuzukiKasami>) -> bool {
         .iter()
         .filter(|(_, dst, _)| s.alive[*dst])
         .filter_map(|(_, dst, m)| match m {
-            SkMsg::Token(t)
+            (SkMsg::Token(t), ())
                 if t.epoch >= s.nodes[dst].epoch()
                     && (t.epoch, t.hop) > s.nodes[dst].last_token() =>
             {

@@ -117,6 +117,7 @@ impl Service for Snap {
     type M = Msg;
     type Op = Op;
     type Obs = History;
+    type Tag = ();
 
     fn core(&self, i: usize, _inc: u8) -> Core {
         Core::new(

@@ -193,6 +193,7 @@ impl Service for Election {
     type M = BullyMsg;
     type Op = ();
     type Obs = History;
+    type Tag = ();
 
     fn core(&self, i: usize, _inc: u8) -> Core {
         let members: Vec<NodeId> = (0..self.n).map(id).collect();

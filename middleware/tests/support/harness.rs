@@ -32,6 +32,17 @@
 //! moment (every timing, every false timeout). [`Service::may_fire`] adds a service's own rule
 //! (the election's heartbeats wait for the failure detector's pending verdicts).
 //!
+//! A service whose inputs are times read from clocks (the Berkeley daemon) chooses
+//! [`Timers::Clocked`]: true time ([`World::time`]) advances only when a timer fires or a crashed
+//! member restarts ([`Faults::restart_after`] after its crash), timers fire in deadline order,
+//! and each member reads its own clock ([`Service::now`]). Messages may then also be lost
+//! (`drops`) and stay in flight across a time advance, within a budget (`late`).
+//!
+//! A service's ghost state may tag each message in flight ([`Service::Tag`], given by
+//! [`Service::sent`]; the tag of the message being delivered is [`World::handling`]), and its
+//! hooks may drive a core themselves (an event answered by a command, with [`absorb`] for the
+//! effects, which then enter the world before the rest of the batch).
+//!
 //! With `boot` (default on), the initial state has every core started and the start-up exchange
 //! (`Hello`/`State`) delivered in order, with a timed service's earliest timers firing until
 //! [`Service::booted`] holds: the checks start from a booted cluster. Without it, every core is
@@ -56,7 +67,7 @@ pub const N: usize = 3;
 pub type TimerOf<S> = <<S as Service>::P as Protocol>::Timer;
 
 /// A step of a service's model.
-pub type StepOf<S> = Step<<S as Service>::Op, <S as Service>::M, TimerOf<S>>;
+pub type StepOf<S> = Step<<S as Service>::Op, <S as Service>::M, TimerOf<S>, <S as Service>::Tag>;
 
 /// The member id of index `i`.
 pub fn id(i: usize) -> NodeId {
@@ -85,11 +96,24 @@ pub trait Service: Clone + Debug + Eq + Hash + Send + Sync + 'static {
     type Op: Clone + Debug + Eq + Hash + Send + Sync + 'static;
     /// What the properties read: the run's history so far.
     type Obs: Clone + Debug + Eq + Hash + Send + Sync + 'static;
+    /// What the ghost state tags each message in flight with (`()`: nothing).
+    type Tag: Clone + Debug + Default + Eq + Ord + Hash + Send + Sync + 'static;
 
     /// Member `i`'s core, incarnation `inc` (0 at the boot).
     fn core(&self, i: usize, inc: u8) -> Self::P;
     /// The history at the start.
     fn obs(&self) -> Self::Obs;
+    /// The histories at the start, one initial state each (by default the one of
+    /// [`Service::obs`]).
+    fn starts(&self) -> Vec<Self::Obs> {
+        vec![self.obs()]
+    }
+    /// After every core has started, before the boot (the members' first commands).
+    fn init(&self, _w: &mut World<Self>) {}
+    /// Member `i`'s reading of its clock: true time unless the service says otherwise.
+    fn now(&self, w: &World<Self>, _i: usize) -> Duration {
+        w.time
+    }
     /// What the live member `i` may do now.
     fn ops(&self, w: &World<Self>, i: usize, ops: &mut Vec<Self::Op>);
     /// Member `i` does `op`: the bookkeeping, and the command its core gets (`None`: none).
@@ -127,6 +151,37 @@ pub trait Service: Clone + Debug + Eq + Hash + Send + Sync + 'static {
     fn wire(&self, _w: &World<Self>, _src: usize, _dst: usize, msg: Self::M) -> Option<Self::M> {
         Some(msg)
     }
+    /// `src` puts `msg` in flight to `dst`: the ghost tag it travels with (and any ghost
+    /// bookkeeping of the send).
+    fn sent(&self, _w: &mut World<Self>, _src: usize, _dst: usize, _msg: &Self::M) -> Self::Tag {
+        Self::Tag::default()
+    }
+    /// A seeded bug in the receiving shell: what `dst`'s core is handed for `msg`.
+    fn arriving(&self, _w: &World<Self>, _src: usize, _dst: usize, msg: Self::M) -> Self::M {
+        msg
+    }
+    /// A delivery step: `dst`'s core has handled `msg` (tagged `tag`), its effects not yet in
+    /// the world; `before` is the core as it was just before.
+    fn received(
+        &self,
+        _before: &Self::P,
+        _w: &mut World<Self>,
+        _src: usize,
+        _dst: usize,
+        _msg: &Self::M,
+        _tag: &Self::Tag,
+    ) {
+    }
+    /// Member `i`'s `timer` never fires in this model (a bound: it neither fires nor holds time
+    /// back).
+    fn dormant(&self, _w: &World<Self>, _i: usize, _timer: &TimerOf<Self>) -> bool {
+        false
+    }
+    /// The run goes no further from this state (a property has failed: the counterexample ends
+    /// where it first failed, not where the checker last saw it fail).
+    fn stops(&self, _w: &World<Self>) -> bool {
+        false
+    }
     /// The properties.
     fn properties(&self) -> Vec<Property<Harness<Self>>>;
 }
@@ -145,6 +200,10 @@ pub enum Timers {
         /// Timers wait for the network to be empty.
         synchronous: bool,
     },
+    /// True time: each armed timer keeps its deadline, the earliest fires first and time
+    /// advances to it; messages may stay in flight across an advance within [`Faults::late`];
+    /// a crashed member restarts [`Faults::restart_after`] after its crash, or later.
+    Clocked,
 }
 
 /// The faults a run allows, each bounded.
@@ -177,6 +236,13 @@ pub struct Faults {
     pub cutting: Option<(usize, usize)>,
     /// Messages duplicated.
     pub duplicates: u8,
+    /// Messages lost (any one in flight, in a FIFO channel too).
+    pub drops: u8,
+    /// With [`Timers::Clocked`]: how many messages may be carried across time advances in all
+    /// (`None`: any number; `Some(0)`: every message is delivered or lost before time moves on).
+    pub late: Option<u8>,
+    /// With [`Timers::Clocked`]: how long after its crash a member restarts, at the earliest.
+    pub restart_after: Duration,
     /// The driver's implicit-up rule.
     pub implicit_up: bool,
     /// Start from a booted cluster.
@@ -204,6 +270,9 @@ impl Faults {
             cuts: 0,
             cutting: None,
             duplicates: 0,
+            drops: 0,
+            late: None,
+            restart_after: Duration::ZERO,
             implicit_up: true,
             boot: true,
             detect: true,
@@ -221,8 +290,10 @@ pub struct World<S: Service> {
     pub alive: Vec<bool>,
     /// Each member's incarnation.
     pub inc: Vec<u8>,
-    /// Messages in flight.
-    pub net: Channels<S::M>,
+    /// Messages in flight, each with its ghost tag.
+    pub net: Channels<(S::M, S::Tag)>,
+    /// The tag of the message being delivered, during its delivery (`None` otherwise).
+    pub handling: Option<S::Tag>,
     /// The service's history.
     pub obs: S::Obs,
     /// Crashes and suspicions not yet noticed: (observer, peer).
@@ -235,9 +306,13 @@ pub struct World<S: Service> {
     pub cut: BTreeSet<(usize, usize)>,
     /// Faults so far.
     pub used: Used,
-    /// Armed timers by member, with the time left before each expires (`None`: timers are not
-    /// modelled).
+    /// Armed timers by member, with the time left before each expires, or with
+    /// [`Timers::Clocked`] its deadline (`None`: timers are not modelled).
     pub timers: Option<Vec<BTreeMap<TimerOf<S>, Duration>>>,
+    /// True time ([`Timers::Clocked`]; zero otherwise).
+    pub time: Duration,
+    /// When each crashed member crashed ([`Timers::Clocked`]; `None` otherwise).
+    pub crashed_at: Vec<Option<Duration>>,
 }
 
 impl<S: Service> World<S> {
@@ -272,11 +347,15 @@ pub struct Used {
     pub cuts: u8,
     /// Duplicates.
     pub duplicates: u8,
+    /// Messages lost.
+    pub drops: u8,
+    /// Messages carried across time advances.
+    pub late: u8,
 }
 
-/// One step of the environment or of a user.
+/// One step of the environment or of a user (`G`: the messages' ghost tag).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Step<Op, M, T> {
+pub enum Step<Op, M, T, G = ()> {
     /// Member `.0`'s user does `.1`.
     Op(usize, Op),
     /// Member `.0`'s timer `.1` fires.
@@ -289,6 +368,8 @@ pub enum Step<Op, M, T> {
         dst: usize,
         /// The message.
         msg: M,
+        /// Its ghost tag.
+        tag: G,
     },
     /// A message in flight is duplicated.
     Duplicate {
@@ -298,6 +379,19 @@ pub enum Step<Op, M, T> {
         dst: usize,
         /// The message.
         msg: M,
+        /// Its ghost tag.
+        tag: G,
+    },
+    /// A message in flight is lost.
+    Drop {
+        /// Sender.
+        src: usize,
+        /// Receiver.
+        dst: usize,
+        /// The message.
+        msg: M,
+        /// Its ghost tag.
+        tag: G,
     },
     /// The member stops.
     Crash(usize),
@@ -359,8 +453,9 @@ pub fn absorb<S: Service>(service: &S, w: &mut World<S>, at: usize, out: Effects
                 }
             }
             Effect::SetTimer { timer, after } => {
+                let base = w.time; // zero unless clocked: then the deadline
                 if let Some(t) = &mut w.timers {
-                    t[at].insert(timer, after);
+                    t[at].insert(timer, base + after);
                 }
             }
             Effect::CancelTimer(timer) => {
@@ -373,12 +468,15 @@ pub fn absorb<S: Service>(service: &S, w: &mut World<S>, at: usize, out: Effects
     }
 }
 
-fn push<S: Service>(service: &S, w: &mut World<S>, src: usize, dst: usize, msg: S::M) {
+/// `src` sends `msg` to `dst` (through [`Service::wire`], tagged by [`Service::sent`]): what a
+/// core's `Send` does, for a hook that sends as a seeded bug.
+pub fn push<S: Service>(service: &S, w: &mut World<S>, src: usize, dst: usize, msg: S::M) {
     if !w.alive[dst] || w.cut.contains(&(src.min(dst), src.max(dst))) {
         return; // a crashed member, or one cut off, receives nothing
     }
     if let Some(msg) = service.wire(w, src, dst, msg) {
-        w.net.push(src, dst, msg);
+        let tag = service.sent(w, src, dst, &msg);
+        w.net.push(src, dst, (msg, tag));
     }
 }
 
@@ -418,13 +516,11 @@ impl<S: Service> Harness<S> {
     /// fires, and so on.
     fn boot(&self, w: &mut World<S>) {
         for _ in 0..100_000 {
-            if let Some((src, dst, msg)) = w.net.deliverable().into_iter().next() {
-                let Some(msg) = w.net.take(src, dst, &msg) else {
+            if let Some((src, dst, carried)) = w.net.deliverable().into_iter().next() {
+                let Some((msg, tag)) = w.net.take(src, dst, &carried) else {
                     break;
                 };
-                let mut out = EffectsOf::<S::P>::new();
-                w.nodes[dst].on_message(Duration::ZERO, id(src), msg, &mut out);
-                self.absorb(w, dst, out);
+                self.hand(w, src, dst, msg, tag);
             } else if self.service.booted(w) {
                 return;
             } else if let Some(Step::Timer(i, t)) = self.timer_steps(w).into_iter().next() {
@@ -445,6 +541,20 @@ impl<S: Service> Harness<S> {
         let mut steps = Vec::new();
         match self.faults.timers {
             Timers::Ignored => {}
+            Timers::Clocked => {
+                let next = self.next_deadline(w);
+                let may_advance = self.may_advance(w);
+                for i in (0..w.n()).filter(alive) {
+                    for (t, &at) in &timers[i] {
+                        if Some(at) == next
+                            && (at == w.time || may_advance)
+                            && self.clocked_may_fire(w, i, t)
+                        {
+                            steps.push(Step::Timer(i, t.clone()));
+                        }
+                    }
+                }
+            }
             Timers::Deadlines => {
                 if !w.net.is_empty() {
                     return steps;
@@ -477,19 +587,88 @@ impl<S: Service> Harness<S> {
         steps
     }
 
-    /// Member `i`'s timer `t` fires (with deadlines, the time left comes off every other).
+    fn clocked_may_fire(&self, w: &World<S>, i: usize, t: &TimerOf<S>) -> bool {
+        !self.service.dormant(w, i, t) && self.service.may_fire(w, i, t)
+    }
+
+    /// [`Timers::Clocked`]: the earliest deadline of a live member's timer that may fire.
+    fn next_deadline(&self, w: &World<S>) -> Option<Duration> {
+        let timers = w.timers.as_ref()?;
+        (0..w.n())
+            .filter(|&i| w.alive[i])
+            .flat_map(|i| {
+                timers[i]
+                    .iter()
+                    .filter(move |(t, _)| self.clocked_may_fire(w, i, t))
+                    .map(|(_, &at)| at)
+            })
+            .min()
+    }
+
+    /// [`Timers::Clocked`]: whether time may move on with what is in flight (within the
+    /// lateness budget).
+    fn may_advance(&self, w: &World<S>) -> bool {
+        let in_flight = w.net.iter().count();
+        self.faults
+            .late
+            .is_none_or(|max| w.used.late as usize + in_flight <= max as usize)
+    }
+
+    /// [`Timers::Clocked`]: true time moves on to `to`; what is in flight becomes late.
+    fn advance(w: &mut World<S>, to: Duration) {
+        if to > w.time {
+            let in_flight = w.net.iter().count().min(255) as u8;
+            w.used.late = w.used.late.saturating_add(in_flight);
+        }
+        w.time = to;
+    }
+
+    /// [`Timers::Clocked`]: when crashed member `i` may restart.
+    fn restart_time(&self, w: &World<S>, i: usize) -> Option<Duration> {
+        w.crashed_at[i].map(|c| w.time.max(c + self.faults.restart_after))
+    }
+
+    /// Whether crashed member `i` may restart now: with a clock, once its restart time has come
+    /// and no timer is due before it (time may have to advance to it).
+    fn restart_due(&self, w: &World<S>, i: usize) -> bool {
+        if self.faults.timers != Timers::Clocked {
+            return true;
+        }
+        let Some(at) = self.restart_time(w, i) else {
+            return false;
+        };
+        self.next_deadline(w).is_none_or(|d| d >= at) && (at == w.time || self.may_advance(w))
+    }
+
+    /// Member `i`'s timer `t` fires (with deadlines, the time left comes off every other; with
+    /// a clock, time advances to its deadline).
     fn fire(&self, w: &mut World<S>, i: usize, t: TimerOf<S>) -> Option<()> {
         let timers = w.timers.as_mut()?;
-        let elapsed = timers[i].remove(&t)?;
-        if self.faults.timers == Timers::Deadlines {
-            for left in timers.iter_mut().flat_map(|m| m.values_mut()) {
-                *left = left.saturating_sub(elapsed);
+        let at = timers[i].remove(&t)?;
+        match self.faults.timers {
+            Timers::Deadlines => {
+                for left in timers.iter_mut().flat_map(|m| m.values_mut()) {
+                    *left = left.saturating_sub(at);
+                }
             }
+            Timers::Clocked => Self::advance(w, at),
+            Timers::Ignored | Timers::Any { .. } => {}
         }
         let mut out = EffectsOf::<S::P>::new();
-        w.nodes[i].on_timer(Duration::ZERO, t, &mut out);
+        let now = self.service.now(w, i);
+        w.nodes[i].on_timer(now, t, &mut out);
         self.absorb(w, i, out);
         Some(())
+    }
+
+    /// `dst`'s core handles `msg` from `src` (tagged `tag`), and its effects enter the world.
+    fn hand(&self, w: &mut World<S>, src: usize, dst: usize, msg: S::M, tag: S::Tag) {
+        let mut out = EffectsOf::<S::P>::new();
+        let now = self.service.now(w, dst);
+        w.nodes[dst].on_message(now, id(src), msg, &mut out);
+        w.handling = Some(tag);
+        self.absorb(w, dst, out);
+        w.handling = None;
     }
 
     /// Delivers, in send order, every message to or from `i` until none is left (a newcomer's
@@ -501,20 +680,21 @@ impl<S: Service> Harness<S> {
                 .deliverable()
                 .into_iter()
                 .find(|(src, dst, _)| *src == i || *dst == i);
-            let Some((src, dst, msg)) = next else { return };
-            let Some(msg) = w.net.take(src, dst, &msg) else {
+            let Some((src, dst, carried)) = next else {
                 return;
             };
-            let mut out = EffectsOf::<S::P>::new();
-            w.nodes[dst].on_message(Duration::ZERO, id(src), msg, &mut out);
-            self.absorb(w, dst, out);
+            let Some((msg, tag)) = w.net.take(src, dst, &carried) else {
+                return;
+            };
+            self.hand(w, src, dst, msg, tag);
         }
     }
 
     fn peer_down(&self, w: &mut World<S>, observer: usize, peer: usize) {
         w.down.insert((observer, peer));
         let mut out = EffectsOf::<S::P>::new();
-        w.nodes[observer].on_peer_down(Duration::ZERO, id(peer), &mut out);
+        let now = self.service.now(w, observer);
+        w.nodes[observer].on_peer_down(now, id(peer), &mut out);
         self.absorb(w, observer, out);
     }
 
@@ -522,7 +702,8 @@ impl<S: Service> Harness<S> {
         w.unseen.remove(&(observer, peer));
         w.down.remove(&(observer, peer));
         let mut out = EffectsOf::<S::P>::new();
-        w.nodes[observer].on_peer_up(Duration::ZERO, id(peer), &mut out);
+        let now = self.service.now(w, observer);
+        w.nodes[observer].on_peer_up(now, id(peer), &mut out);
         self.absorb(w, observer, out);
     }
 
@@ -540,32 +721,43 @@ impl<S: Service> Model for Harness<S> {
 
     fn init_states(&self) -> Vec<World<S>> {
         let n = self.n;
-        let mut w: World<S> = World {
-            nodes: (0..n).map(|i| self.service.core(i, 0)).collect(),
-            alive: vec![true; n],
-            inc: vec![0; n],
-            net: Channels::new(self.faults.fifo),
-            obs: self.service.obs(),
-            undetected: BTreeSet::new(),
-            unseen: BTreeSet::new(),
-            down: BTreeSet::new(),
-            cut: BTreeSet::new(),
-            used: Used::default(),
-            timers: (self.faults.timers != Timers::Ignored).then(|| vec![BTreeMap::new(); n]),
+        let start = |obs: S::Obs| {
+            let mut w: World<S> = World {
+                nodes: (0..n).map(|i| self.service.core(i, 0)).collect(),
+                alive: vec![true; n],
+                inc: vec![0; n],
+                net: Channels::new(self.faults.fifo),
+                handling: None,
+                obs,
+                undetected: BTreeSet::new(),
+                unseen: BTreeSet::new(),
+                down: BTreeSet::new(),
+                cut: BTreeSet::new(),
+                used: Used::default(),
+                timers: (self.faults.timers != Timers::Ignored).then(|| vec![BTreeMap::new(); n]),
+                time: Duration::ZERO,
+                crashed_at: vec![None; n],
+            };
+            for i in 0..n {
+                let mut out = EffectsOf::<S::P>::new();
+                let now = self.service.now(&w, i);
+                w.nodes[i].on_start(now, &mut out);
+                self.absorb(&mut w, i, out);
+            }
+            self.service.init(&mut w);
+            if self.faults.boot {
+                self.boot(&mut w);
+            }
+            self.service.after(&mut w);
+            w
         };
-        for i in 0..n {
-            let mut out = EffectsOf::<S::P>::new();
-            w.nodes[i].on_start(Duration::ZERO, &mut out);
-            self.absorb(&mut w, i, out);
-        }
-        if self.faults.boot {
-            self.boot(&mut w);
-        }
-        self.service.after(&mut w);
-        vec![w]
+        self.service.starts().into_iter().map(start).collect()
     }
 
     fn actions(&self, w: &World<S>, actions: &mut Vec<Self::Action>) {
+        if self.service.stops(w) {
+            return;
+        }
         let f = &self.faults;
         let n = w.n();
         let mut ops = Vec::new();
@@ -584,22 +776,33 @@ impl<S: Service> Model for Harness<S> {
                     && if f.atomic_restart {
                         w.alive[i] && quiet
                     } else {
-                        !w.alive[i]
+                        !w.alive[i] && self.restart_due(w, i)
                     }
             }) {
                 actions.push(Step::Restart(i));
             }
         }
         actions.extend(self.timer_steps(w));
-        for (src, dst, msg) in w.net.deliverable() {
+        for (src, dst, (msg, tag)) in w.net.deliverable() {
             if w.used.duplicates < f.duplicates {
                 actions.push(Step::Duplicate {
                     src,
                     dst,
                     msg: msg.clone(),
+                    tag: tag.clone(),
                 });
             }
-            actions.push(Step::Deliver { src, dst, msg });
+            actions.push(Step::Deliver { src, dst, msg, tag });
+        }
+        if w.used.drops < f.drops {
+            let mut last = None;
+            for (src, dst, carried) in w.net.iter() {
+                if last != Some((src, dst, carried)) {
+                    let (msg, tag) = carried.clone();
+                    actions.push(Step::Drop { src, dst, msg, tag });
+                }
+                last = Some((src, dst, carried));
+            }
         }
         if f.detect {
             for &(observer, peer) in &w.undetected {
@@ -637,34 +840,47 @@ impl<S: Service> Model for Harness<S> {
     fn next_state(&self, last: &World<S>, step: Self::Action) -> Option<World<S>> {
         let mut w = last.clone();
         let taken = step.clone();
-        let now = Duration::ZERO;
         let mut out = EffectsOf::<S::P>::new();
         match step {
             Step::Op(i, op) => {
                 if let Some(cmd) = self.service.act(&mut w, i, &op) {
                     // A command the core refuses is not a step of the run.
+                    let now = self.service.now(&w, i);
                     w.nodes[i].on_command(now, cmd, &mut out).ok()?;
                     self.absorb(&mut w, i, out);
                 }
             }
             Step::Timer(i, t) => self.fire(&mut w, i, t)?,
-            Step::Deliver { src, dst, msg } => {
-                let msg = w.net.take(src, dst, &msg)?;
+            Step::Deliver { src, dst, msg, tag } => {
+                let (msg, tag) = w.net.take(src, dst, &(msg, tag))?;
                 // The rule needs a live link: a crashed member's last messages do not bring it
                 // back up.
                 if self.faults.implicit_up && w.alive[src] && w.down.contains(&(dst, src)) {
                     self.peer_up(&mut w, dst, src);
                 }
-                w.nodes[dst].on_message(now, id(src), msg, &mut out);
+                let handed = self.service.arriving(&w, src, dst, msg.clone());
+                let before = w.nodes[dst].clone();
+                let now = self.service.now(&w, dst);
+                w.nodes[dst].on_message(now, id(src), handed, &mut out);
+                self.service.received(&before, &mut w, src, dst, &msg, &tag);
+                w.handling = Some(tag);
                 self.absorb(&mut w, dst, out);
+                w.handling = None;
             }
-            Step::Duplicate { src, dst, msg } => {
+            Step::Duplicate { src, dst, msg, tag } => {
                 w.used.duplicates += 1;
-                w.net.push(src, dst, msg);
+                w.net.push(src, dst, (msg, tag));
+            }
+            Step::Drop { src, dst, msg, tag } => {
+                w.net.take(src, dst, &(msg, tag))?;
+                w.used.drops += 1;
             }
             Step::Crash(i) => {
                 w.alive[i] = false;
                 w.used.crashes += 1;
+                if self.faults.timers == Timers::Clocked {
+                    w.crashed_at[i] = Some(w.time);
+                }
                 w.clear_timers(i);
                 w.net.drop_to(i);
                 w.undetected.retain(|&(o, p)| o != i && p != i);
@@ -687,20 +903,28 @@ impl<S: Service> Model for Harness<S> {
                 let observers: Vec<usize> = (0..w.n()).filter(|&o| o != i && w.alive[o]).collect();
                 for &o in &observers {
                     let mut down = EffectsOf::<S::P>::new();
+                    let now = self.service.now(&w, o);
                     w.nodes[o].on_peer_down(now, id(i), &mut down);
                     self.absorb(&mut w, o, down);
                 }
                 self.service.restarted(&mut w, i);
+                let now = self.service.now(&w, i);
                 w.nodes[i].on_start(now, &mut out);
                 self.absorb(&mut w, i, out);
                 for &o in &observers {
                     let mut up = EffectsOf::<S::P>::new();
+                    let now = self.service.now(&w, o);
                     w.nodes[o].on_peer_up(now, id(i), &mut up);
                     self.absorb(&mut w, o, up);
                 }
                 self.settle(&mut w, i);
             }
             Step::Restart(i) => {
+                if self.faults.timers == Timers::Clocked {
+                    let at = self.restart_time(&w, i)?;
+                    Self::advance(&mut w, at);
+                    w.crashed_at[i] = None;
+                }
                 w.used.restarts += 1;
                 w.alive[i] = true;
                 w.inc[i] += 1;
@@ -724,6 +948,7 @@ impl<S: Service> Model for Harness<S> {
                     }
                 }
                 self.service.restarted(&mut w, i);
+                let now = self.service.now(&w, i);
                 w.nodes[i].on_start(now, &mut out);
                 self.absorb(&mut w, i, out);
             }

@@ -97,7 +97,7 @@ pub use config::*;
 const SEC: u64 = 1_000_000_000;
 
 /// What Berkeley nodes send each other. Times are ns on the sender's adjusted clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum BerkeleyMsg {
     /// Master → member: "what time is it?".
     Probe {
