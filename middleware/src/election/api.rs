@@ -394,6 +394,27 @@ impl Election {
     }
 }
 
+/// An election of `members` in this process over `links`, the default configuration: one
+/// handle per member, in their order.
+#[cfg(test)]
+pub(crate) fn start_local(
+    links: &crate::driver::LocalLinks<crate::election::Bully>,
+    members: &[NodeId],
+) -> Vec<Election> {
+    members
+        .iter()
+        .map(|&id| {
+            Election::start(
+                At::Local(links, id),
+                "election",
+                members,
+                BullyConfig::default(),
+            )
+            .expect("a valid membership")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,18 +438,7 @@ mod tests {
     async fn a_stopped_leader_is_replaced_after_the_leader_timeout() {
         let links = LocalLinks::new();
         let m = members(3);
-        let es: Vec<Election> = m
-            .iter()
-            .map(|&id| {
-                Election::start(
-                    At::Local(&links, id),
-                    "election",
-                    &m,
-                    BullyConfig::default(),
-                )
-                .unwrap()
-            })
-            .collect();
+        let es = start_local(&links, &m);
         wait_leader(&es[0], 3, Duration::from_secs(5)).await;
         es[2].stop();
         // No failure detector in process: the heartbeats stop, the leader timeout fires.
@@ -441,18 +451,7 @@ mod tests {
     async fn handle_reports_leader_changes_with_increasing_terms() {
         let links = LocalLinks::new();
         let m = members(4);
-        let es: Vec<Election> = m
-            .iter()
-            .map(|&id| {
-                Election::start(
-                    At::Local(&links, id),
-                    "election",
-                    &m,
-                    BullyConfig::default(),
-                )
-                .unwrap()
-            })
-            .collect();
+        let es = start_local(&links, &m);
         let mut changes = es[0].subscribe();
         let t1 = wait_leader(&es[0], 4, Duration::from_secs(5)).await;
         assert!(es[3].is_leader() && !es[0].is_leader());

@@ -24,6 +24,8 @@
 mod api;
 
 pub use actix_coord_proto::election::*;
+#[cfg(test)]
+pub(crate) use api::start_local;
 pub use api::{
     Changes, Election, ElectionError, LeaderChange, LeaderView, RecvError, StartError, term_number,
 };

@@ -760,21 +760,9 @@ mod tests {
 
     impl ElectedCluster {
         async fn start(n: u32) -> Self {
-            use crate::election::{BullyConfig, Election};
             let members: Vec<NodeId> = (1..=n).collect();
             let election_links = LocalLinks::new();
-            let elections: Vec<Election> = members
-                .iter()
-                .map(|&id| {
-                    Election::start(
-                        At::Local(&election_links, id),
-                        "election",
-                        &members,
-                        BullyConfig::default(),
-                    )
-                    .unwrap()
-                })
-                .collect();
+            let elections = crate::election::start_local(&election_links, &members);
             let links = LocalLinks::new();
             let locks = members
                 .iter()
