@@ -68,6 +68,11 @@ pub struct CounterArgs {
     /// Test hook: stay inside the critical section of this acquisition (1-based).
     #[arg(long)]
     pub hold_at: Option<u32>,
+    /// Test hook: in this acquisition (1-based), stop the whole process (`SIGSTOP` to itself,
+    /// through `kill`) after the counter's token check and before its commit, until a
+    /// `SIGCONT`: a writer paused between the two.
+    #[arg(long)]
+    pub stop_before_commit: Option<u32>,
     /// At the end, wait for every member, also one declared down (a member falsely suspected
     /// comes back and finishes), up to the patience of 60 s; without it a member declared down
     /// is not waited for.
@@ -137,20 +142,59 @@ pub enum CounterFileError {
 
 /// The counter as stored: its value, the highest token accepted and who wrote with it (none for
 /// a new file; a file of the older form `VALUE TOKEN` names no writer).
+///
+/// Every accepted write is committed as `FILE.d/VALUE` (see [`write_counter`]), and `FILE` is a
+/// copy of the newest for people to read. The copy is written after the commit, so it may lag:
+/// the newest committed value is found from it by looking for the values after it.
 pub fn read_counter(path: &Path) -> Result<FencedResource<u64>, CounterFileError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
-            return Err(CounterFileError::Io {
-                path: path.into(),
-                source,
-            });
+    let mut r = parse_counter(path, &read_text(path)?)?;
+    let dir = committed_dir(path);
+    let mut value = *r.get();
+    let mut newest = None;
+    loop {
+        let next = dir.join(committed_name(value + 1));
+        let text = read_text(&next)?;
+        if text.is_empty() {
+            break;
         }
-    };
+        value += 1;
+        newest = Some((next, text));
+    }
+    if let Some((file, text)) = newest {
+        r = parse_counter(&file, &text)?;
+    }
+    Ok(r)
+}
+
+/// What `path` holds (empty when there is no such file).
+fn read_text(path: &Path) -> Result<String, CounterFileError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(source) => Err(CounterFileError::Io {
+            path: path.into(),
+            source,
+        }),
+    }
+}
+
+/// Where the commits of the counter in `path` are kept: `FILE.d/`.
+fn committed_dir(path: &Path) -> PathBuf {
+    let mut d = path.as_os_str().to_owned();
+    d.push(".d");
+    PathBuf::from(d)
+}
+
+/// The commit of `value`'s name, sortable.
+fn committed_name(value: u64) -> String {
+    format!("{value:020}")
+}
+
+/// Reads `VALUE [TOKEN [WRITER]]`.
+fn parse_counter(path: &Path, text: &str) -> Result<FencedResource<u64>, CounterFileError> {
     let malformed = || CounterFileError::Malformed {
         path: path.into(),
-        content: text.clone(),
+        content: text.to_owned(),
     };
     let mut parts = text.split_whitespace();
     let Some(v) = parts.next() else {
@@ -176,15 +220,22 @@ pub fn read_counter(path: &Path) -> Result<FencedResource<u64>, CounterFileError
     Ok(r)
 }
 
-/// Stores the counter atomically: a temporary file next to it, then a rename.
+/// Commits the counter `r` (read, checked and changed by `writer`): written to a temporary file
+/// and linked as `FILE.d/VALUE`, which fails when that value is committed already; then written
+/// again and renamed over `FILE`, the readable copy.
+///
+/// The link is a compare-and-swap: only one write of each value can commit, so a writer that
+/// checked its token, then paused (stopped, descheduled) while newer writes went in, finds its
+/// write refused when it resumes (`Ok(Err(why))`) instead of putting an old value back. A check
+/// followed by a plain rename would let that late write undo every write made meanwhile.
 pub fn write_counter(
     path: &Path,
     r: &FencedResource<u64>,
     writer: u32,
-) -> Result<(), CounterFileError> {
-    let io = |source| CounterFileError::Io {
-        path: path.into(),
-        source,
+) -> Result<Result<(), String>, CounterFileError> {
+    let io = |at: &Path| {
+        let at = at.to_path_buf();
+        move |source| CounterFileError::Io { path: at, source }
     };
     let tmp = path.with_extension(format!("tmp{writer}"));
     let line = match (r.highest(), r.owner()) {
@@ -192,16 +243,50 @@ pub fn write_counter(
         (Some(t), None) => format!("{} {t}\n", r.get()),
         (None, _) => format!("{}\n", r.get()),
     };
-    std::fs::write(&tmp, line).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let dir = committed_dir(path);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    // A fresh file: a temporary left by a writer killed after its link is a committed state.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
+        _ => {}
+    }
+    std::fs::write(&tmp, &line).map_err(io(&tmp))?;
+    let commit = dir.join(committed_name(*r.get()));
+    let linked = std::fs::hard_link(&tmp, &commit);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Ok(Err(format!(
+                "value {} was committed meanwhile: a newer write went in after this one's check",
+                r.get()
+            )));
+        }
+        Err(e) => return Err(io(&commit)(e)),
+    }
+    // The readable copy, a file of its own (so that nothing written to it touches a commit).
+    std::fs::write(&tmp, line).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(Ok(()))
 }
 
 /// Adds one to the counter in `path` with fencing token `token` held by `writer`: the new value,
-/// or the refusal (a lower token, or an equal one another writer used).
+/// or the refusal (a lower token, an equal one another writer used, or a newer write committed
+/// between this one's check and its commit).
 pub fn increment(
     path: &Path,
     token: Fence,
     writer: u32,
+) -> Result<Result<u64, String>, CounterFileError> {
+    increment_pausing(path, token, writer, || ())
+}
+
+/// [`increment`], calling `between` after the token's check and before the commit.
+fn increment_pausing(
+    path: &Path,
+    token: Fence,
+    writer: u32,
+    between: impl FnOnce(),
 ) -> Result<Result<u64, String>, CounterFileError> {
     let mut r = read_counter(path)?;
     match r.write_by(writer, token, |v| {
@@ -209,10 +294,21 @@ pub fn increment(
         *v
     }) {
         Ok(v) => {
-            write_counter(path, &r, writer)?;
-            Ok(Ok(v))
+            between();
+            Ok(write_counter(path, &r, writer)?.map(|()| v))
         }
         Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+/// Stops this process (`kill -STOP`, as a test sends it) until it gets a `SIGCONT`.
+fn stop_self() {
+    let pid = std::process::id().to_string();
+    if let Err(e) = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+    {
+        eprintln!("kill -STOP {pid}: {e}");
     }
 }
 
@@ -415,6 +511,7 @@ pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs, election: Bully
     let mut refused = 0u32;
     let clock = SystemClock::monotonic_raw();
     let mut i = 1;
+    let mut stopped_once = false;
     while i <= args.iterations {
         let guard = match lock.try_acquire(PATIENCE).await {
             Ok(g) => g,
@@ -425,7 +522,14 @@ pub async fn run(node: &Node, peers: &[u32], args: &CounterArgs, election: Bully
         };
         let from = clock.now_ns();
         let token = guard.fencing_token();
-        let accepted = match increment(&path, token, me) {
+        let pause = || {
+            if args.stop_before_commit == Some(i) && !stopped_once {
+                stopped_once = true;
+                say(format!("stopping before commit {i} token {token}"));
+                stop_self();
+            }
+        };
+        let accepted = match increment_pausing(&path, token, me, pause) {
             Ok(Ok(value)) => {
                 tokens.push(token);
                 say(format!("acquired {i} token {token} value {value}"));
@@ -499,9 +603,9 @@ mod tests {
     #[test]
     fn the_file_keeps_the_value_and_refuses_lower_tokens() {
         let dir = std::env::temp_dir().join(format!("counter-file-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("counter");
-        let _ = std::fs::remove_file(&f);
         assert_eq!(increment(&f, 5, 1).unwrap(), Ok(1));
         assert_eq!(increment(&f, 7, 2).unwrap(), Ok(2));
         assert!(increment(&f, 6, 1).unwrap().is_err());
@@ -512,6 +616,22 @@ mod tests {
         // The older form without a writer still reads.
         std::fs::write(&f, "3 7\n").unwrap();
         assert_eq!(increment(&f, 8, 1).unwrap(), Ok(4));
+        // A writer that checked its token, then paused while a newer write went in, is refused
+        // when its write lands; the newer write stays.
+        let stale = {
+            let mut r = read_counter(&f).unwrap();
+            r.write_by(3, 9, |v| *v += 1).unwrap();
+            r
+        };
+        assert_eq!(increment(&f, 10, 2).unwrap(), Ok(5));
+        assert!(write_counter(&f, &stale, 3).unwrap().is_err());
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "5 10 2\n");
+        assert_eq!(*read_counter(&f).unwrap().get(), 5);
+        // The readable copy may lag its commits (a writer paused between the two): the newest
+        // commit is read.
+        std::fs::write(&f, "4 8 1\n").unwrap();
+        assert_eq!(*read_counter(&f).unwrap().get(), 5);
+        assert_eq!(increment(&f, 11, 1).unwrap(), Ok(6));
         std::fs::write(&f, "two 7\n").unwrap();
         assert!(matches!(
             read_counter(&f),
