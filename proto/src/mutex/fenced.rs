@@ -12,6 +12,12 @@
 //! refuses an equal token from a **different** owner (`FenceError::Foreign`): if a bug or a fault
 //! ever gave two owners the same fence, the second is refused instead of trusted.
 //!
+//! The check and the write must be one step at the resource. A `FencedResource` kept in memory
+//! is; one persisted elsewhere (a file, a row) needs that store's compare-and-swap around its
+//! check. A writer that checks, pauses, and writes later would otherwise put back a value read
+//! before every write made meanwhile (the counter workload of the examples commits with a hard
+//! link for this reason).
+//!
 //! ```
 //! use actix_coord_proto::mutex::{FenceError, FencedResource};
 //!
