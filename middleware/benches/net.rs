@@ -196,11 +196,22 @@ fn raw_tls(ca: &DevCa) -> (tokio_rustls::TlsConnector, tokio_rustls::TlsAcceptor
     )
 }
 
-async fn raw_pair(tls: Option<&DevCa>) -> Raw {
+/// Where the raw baseline's receiver puts a tell.
+#[derive(Clone, Copy, PartialEq)]
+enum RawSink {
+    /// It counts it.
+    Count,
+    /// It hands it to a plain actix actor (`actix::Context`, default mailbox), retrying while
+    /// the mailbox is full, as the node's reader does: the link and the actor without clocks.
+    Actor,
+}
+
+async fn raw_pair(tls: Option<&DevCa>, sink: RawSink) -> Raw {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let count = Arc::new(AtomicU64::new(0));
     let c = count.clone();
+    let actor = (sink == RawSink::Actor).then(|| PlainSink(count.clone()).start());
     let sides = tls.map(raw_tls);
     let acceptor = sides.as_ref().map(|s| s.1.clone());
     tokio::spawn(async move {
@@ -217,6 +228,18 @@ async fn raw_pair(tls: Option<&DevCa>) -> Raw {
             if *kind == 1 {
                 let reply = wire::encode_payload(&(v + 1)).unwrap();
                 f.send(Bytes::from(reply)).await.unwrap();
+            } else if let Some(a) = &actor {
+                let mut note = Note(v);
+                loop {
+                    match a.try_send(note) {
+                        Ok(()) => break,
+                        Err(SendError::Full(n)) => {
+                            note = n;
+                            tokio::task::yield_now().await;
+                        }
+                        Err(SendError::Closed(_)) => panic!("the sink stopped"),
+                    }
+                }
             } else {
                 c.fetch_add(1, Ordering::Relaxed);
             }
@@ -305,8 +328,9 @@ fn main() {
     let ca = DevCa::new().unwrap();
     let nodes = sys.block_on(node_pair(Mode::Secret));
     let tls_nodes = sys.block_on(node_pair(Mode::Tls(&ca)));
-    let mut raw = sys.block_on(raw_pair(None));
-    let mut raw_tls = sys.block_on(raw_pair(Some(&ca)));
+    let mut raw = sys.block_on(raw_pair(None, RawSink::Count));
+    let mut raw_tls = sys.block_on(raw_pair(Some(&ca), RawSink::Count));
+    let mut raw_tls_actor = sys.block_on(raw_pair(Some(&ca), RawSink::Actor));
     let mut c = Criterion::default()
         .configure_from_args()
         .sample_size(20)
@@ -318,6 +342,7 @@ fn main() {
     for (name, r) in [
         ("raw tcp+bincode", &mut raw),
         ("raw tls+bincode", &mut raw_tls),
+        ("raw tls+bincode into an actix actor", &mut raw_tls_actor),
     ] {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
@@ -394,6 +419,11 @@ fn main() {
     for (label, r, n) in [
         ("secret (noise) vs raw tcp", &mut raw, &nodes),
         ("mutual tls vs raw tls", &mut raw_tls, &tls_nodes),
+        (
+            "mutual tls vs raw tls into an actix actor",
+            &mut raw_tls_actor,
+            &tls_nodes,
+        ),
     ] {
         let (raw_lat, node_lat, raw_rate, node_rate) = sys.block_on(async {
             let mut rl = Vec::with_capacity(5000);
