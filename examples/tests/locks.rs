@@ -148,6 +148,27 @@ impl Proc {
     }
 
     /// Sends a signal with `kill(1)` (`STOP`, `CONT`).
+    /// Waits until the process is stopped (state `T` in `/proc/PID/stat`).
+    fn wait_stopped(&self, within: Duration) {
+        let end = Instant::now() + within;
+        let stat = format!("/proc/{}/stat", self.child.id());
+        loop {
+            let s = std::fs::read_to_string(&stat).unwrap_or_default();
+            // The state follows the command name, which is in parentheses.
+            if s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "node {} not stopped within {within:?}",
+                self.id
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{sig}"), &self.child.id().to_string()])
@@ -872,6 +893,8 @@ fn stop_run_at(algorithm: &str, pause: Pause) {
         }
         Pause::BeforeCommit => {
             run.procs[v].expect_line("stopping before commit 21 ", Duration::from_secs(120));
+            // The stop's duration runs from the stop itself, not from the line before it.
+            run.procs[v].wait_stopped(Duration::from_secs(10));
         }
     }
     let before: usize = run
