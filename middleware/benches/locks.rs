@@ -13,6 +13,11 @@
 //!   members 1 and 2 of the same cluster (half the median round trip of 2000 requests to an
 //!   actor that answers at once); a lock needing one message per handoff could reach at best
 //!   `1 / one-way` handoffs per second, and the summary prints the contended median against it;
+//! * one thread per node (`threads` groups): the same contended loop and the same limit with
+//!   every node on an arbiter (OS thread) of its own, as nodes on separate machines are: a
+//!   section's requests and replies are handled in parallel, and a frame between two members
+//!   crosses threads through the kernel. The machine's cores bound it (N threads share them);
+//!   the bench prints how many there are;
 //! * etcd (`--features etcd`, which needs `protoc` to build, and an `etcd` binary on `PATH`):
 //!   the same workload against a 3-member etcd cluster on loopback started by the bench, N
 //!   clients through etcd's v3 lock API (`Lock` with a lease per client, then `Get` and `Put`
@@ -213,8 +218,18 @@ fn print_rows(rows: &[Row]) {
     }
 }
 
+/// A contended rate against the one-message-delay limit of the same cluster.
+struct Limit {
+    n: u32,
+    name: &'static str,
+    /// Criterion's median, handoffs per second.
+    median_rate: f64,
+    /// One-way frame delay between members 1 and 2, measured right after.
+    one_way: Duration,
+}
+
 /// The contended handoff rate against the one-message-delay limit of the same cluster.
-fn print_limits(rows: &[Row]) {
+fn print_limits(rows: &[Limit]) {
     println!(
         "\n  {:<3} {:<16} {:>18} {:>16} {:>14} {:>10} {:>14}",
         "N", "algorithm", "handoffs/s (median)", "one-way delay", "limit/s", "ratio", "per handoff"
@@ -257,7 +272,7 @@ fn main() {
                 })
             });
             g.finish();
-            let median_rate = criterion_median_rate(n, a.name());
+            let median_rate = criterion_median_rate(&format!("contended_N={n}"), a.name());
             let (rate, alone, turns, one_way) = sys.block_on(async {
                 let total = 2000;
                 let t = Instant::now();
@@ -281,24 +296,267 @@ fn main() {
             cl.shutdown();
         }
     }
+    let mut threads = Vec::new();
+    for n in [3u32, 5] {
+        for a in LockAlgorithm::ALL {
+            let cl = sys.block_on(threaded::Cluster::start(a, n));
+            let mut g = c.benchmark_group(format!("threads/N={n}"));
+            g.throughput(Throughput::Elements(1));
+            g.bench_function(a.name(), |b| {
+                b.iter_custom(|iters| {
+                    sys.block_on(async {
+                        let t = Instant::now();
+                        cl.contended(iters).await;
+                        t.elapsed()
+                    })
+                })
+            });
+            g.finish();
+            let one_way = sys.block_on(async {
+                // Criterion's run may be short (`--test`): a timed run first, as above.
+                cl.contended(2000).await;
+                cl.one_way(2000).await
+            });
+            let median_rate = criterion_median_rate(&format!("threads_N={n}"), a.name());
+            threads.push(Limit {
+                n,
+                name: a.name(),
+                median_rate: median_rate.unwrap_or(f64::NAN),
+                one_way,
+            });
+            sys.block_on(cl.shutdown());
+        }
+    }
     println!("\nsummary (same run, loopback, one process):");
     print_rows(&summary);
     println!("\nagainst the one-message-delay limit (same cluster, measured after each group):");
-    print_limits(&summary);
+    let limits: Vec<Limit> = summary
+        .iter()
+        .map(|r| Limit {
+            n: r.n,
+            name: r.name,
+            median_rate: r.median_rate,
+            one_way: r.one_way,
+        })
+        .collect();
+    print_limits(&limits);
+    let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
+    println!(
+        "\none thread per node ({cores} cores for N threads), against the limit between the same threads:"
+    );
+    print_limits(&threads);
     etcd::compare(&sys, &mut c, &summary);
     c.final_summary();
 }
 
-/// Criterion's median for `contended/N={n}/{name}` in handoffs per second, from its estimates
-/// file (`None` when criterion wrote none, e.g. under `--test`).
-fn criterion_median_rate(n: u32, name: &str) -> Option<f64> {
+/// Criterion's median for `{group}/{name}` (the group's directory name, `/` written `_`) in
+/// handoffs per second, from its estimates file (`None` when criterion wrote none, e.g. under
+/// `--test`).
+fn criterion_median_rate(group: &str, name: &str) -> Option<f64> {
     let dir = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
-    let path = format!("{dir}/criterion/contended_N={n}/{name}/new/estimates.json");
+    let path = format!("{dir}/criterion/{group}/{name}/new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     let ns = v["median"]["point_estimate"].as_f64()?;
     Some(1e9 / ns)
+}
+
+/// The same clusters with every node on an arbiter (an OS thread) of its own. A node's lock
+/// handle is not `Send`, so it stays on its thread, and the bench drives it by commands.
+mod threaded {
+    use super::{Echo, Ping, percentiles};
+    use actix_coord::driver::At;
+    use actix_coord::intercept::CausalBuilder;
+    use actix_coord::mutex::{DistributedLock, LockAlgorithm};
+    use actix_coord::net::{DevCa, Node, RemoteAddr, TlsIdentity};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+    use tokio::sync::{mpsc, oneshot};
+
+    enum Cmd {
+        /// Run this many critical sections, contending with the other members.
+        Sections(u64, oneshot::Sender<()>),
+        /// Half the median round trip of this many requests to member 2's echo.
+        OneWay(usize, oneshot::Sender<Duration>),
+        /// Stop the lock and the node.
+        Stop(oneshot::Sender<()>),
+    }
+
+    /// What one member's thread is started with.
+    struct Member {
+        id: u32,
+        n: u32,
+        algorithm: LockAlgorithm,
+        identity: TlsIdentity,
+        peers: Vec<(u32, String)>,
+        counter: Arc<AtomicU64>,
+        bound: oneshot::Sender<String>,
+        ready: oneshot::Sender<()>,
+        cmds: mpsc::UnboundedReceiver<Cmd>,
+    }
+
+    pub struct Cluster {
+        arbiters: Vec<actix::Arbiter>,
+        cmds: Vec<mpsc::UnboundedSender<Cmd>>,
+        /// The counter the critical sections increment (a load and a store apart, across
+        /// threads: a second holder would lose increments).
+        counter: Arc<AtomicU64>,
+    }
+
+    impl Cluster {
+        pub async fn start(algorithm: LockAlgorithm, n: u32) -> Cluster {
+            let ca = DevCa::new().unwrap();
+            let counter = Arc::new(AtomicU64::new(0));
+            let mut peers: Vec<(u32, String)> = Vec::new();
+            let (mut arbiters, mut cmds, mut ready) = (Vec::new(), Vec::new(), Vec::new());
+            for id in 1..=n {
+                let arbiter = actix::Arbiter::new();
+                let (bound, bound_rx) = oneshot::channel();
+                let (ready_tx, ready_rx) = oneshot::channel();
+                let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+                let m = Member {
+                    id,
+                    n,
+                    algorithm,
+                    identity: ca.node_identity(id).unwrap(),
+                    peers: peers.clone(),
+                    counter: counter.clone(),
+                    bound,
+                    ready: ready_tx,
+                    cmds: cmd_rx,
+                };
+                arbiter.spawn_fn(move || {
+                    actix::spawn(m.run());
+                });
+                peers.push((id, bound_rx.await.expect("member thread died")));
+                arbiters.push(arbiter);
+                cmds.push(cmd_tx);
+                ready.push(ready_rx);
+            }
+            for r in ready {
+                r.await.expect("member thread died");
+            }
+            // Let the lock actors register everywhere before the first request.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Cluster {
+                arbiters,
+                cmds,
+                counter,
+            }
+        }
+
+        /// `total` critical sections shared among all members running at once.
+        pub async fn contended(&self, total: u64) {
+            let n = self.cmds.len() as u64;
+            let before = self.counter.load(Ordering::SeqCst);
+            let mut done = Vec::new();
+            for (i, c) in self.cmds.iter().enumerate() {
+                let share = total / n + u64::from((i as u64) < total % n);
+                let (tx, rx) = oneshot::channel();
+                c.send(Cmd::Sections(share, tx))
+                    .ok()
+                    .expect("member thread died");
+                done.push(rx);
+            }
+            for d in done {
+                d.await.expect("member thread died");
+            }
+            assert_eq!(
+                self.counter.load(Ordering::SeqCst),
+                before + total,
+                "lost increments"
+            );
+        }
+
+        /// The one-way frame delay from member 1's thread to member 2's.
+        pub async fn one_way(&self, k: usize) -> Duration {
+            let (tx, rx) = oneshot::channel();
+            self.cmds[0]
+                .send(Cmd::OneWay(k, tx))
+                .ok()
+                .expect("member thread died");
+            rx.await.expect("member thread died")
+        }
+
+        pub async fn shutdown(self) {
+            for c in &self.cmds {
+                let (tx, rx) = oneshot::channel();
+                if c.send(Cmd::Stop(tx)).is_ok() {
+                    let _ = rx.await;
+                }
+            }
+            for a in self.arbiters {
+                a.stop();
+                a.join().unwrap();
+            }
+        }
+    }
+
+    impl Member {
+        async fn run(mut self) {
+            let id = self.id;
+            let mut b = Node::builder()
+                .id(id)
+                .listen("127.0.0.1:0")
+                .tls(self.identity)
+                .failure_timeout(Duration::from_secs(3600))
+                .heartbeat_interval(Duration::from_secs(1));
+            for (p, a) in self.peers {
+                b = b.peer(p, a);
+            }
+            for later in id + 1..=self.n {
+                b = b.member(later);
+            }
+            let node = b.start().await.unwrap();
+            let _ = self.bound.send(node.local_addr().to_string());
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !(1..=self.n).all(|p| p == id || node.is_up(p)) {
+                assert!(Instant::now() < deadline, "cluster did not connect");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            node.register("echo", CausalBuilder::default().node(id).start(Echo))
+                .unwrap();
+            let members: Vec<u32> = (1..=self.n).collect();
+            let resource = format!("bench-{}", self.algorithm);
+            let lock = DistributedLock::start(At::Node(&node), &resource, &members, self.algorithm)
+                .unwrap();
+            let _ = self.ready.send(());
+            while let Some(cmd) = self.cmds.recv().await {
+                match cmd {
+                    Cmd::Sections(k, done) => {
+                        for _ in 0..k {
+                            let g = lock.acquire().await.unwrap();
+                            let v = self.counter.load(Ordering::SeqCst);
+                            // Let the other tasks of this thread run inside the section.
+                            tokio::task::yield_now().await;
+                            self.counter.store(v + 1, Ordering::SeqCst);
+                            g.release().await.unwrap();
+                        }
+                        let _ = done.send(());
+                    }
+                    Cmd::OneWay(k, done) => {
+                        let to: RemoteAddr<Ping> = RemoteAddr::new(&node, 2, "echo");
+                        let mut v = Vec::with_capacity(k);
+                        for i in 0..k {
+                            let t = Instant::now();
+                            let r = to.send(Ping(i as u64)).await.unwrap();
+                            v.push(t.elapsed());
+                            assert_eq!(r, i as u64);
+                        }
+                        let _ = done.send(percentiles(v).0 / 2);
+                    }
+                    Cmd::Stop(done) => {
+                        lock.stop();
+                        node.shutdown();
+                        let _ = done.send(());
+                        return;
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(not(feature = "etcd"))]
