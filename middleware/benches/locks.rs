@@ -313,9 +313,14 @@ fn main() {
             });
             g.finish();
             let one_way = sys.block_on(async {
-                // Criterion's run may be short (`--test`): a timed run first, as above.
                 cl.contended(2000).await;
-                cl.one_way(2000).await
+                // A thread's wake-up is slower from idle, and idle varies: the smallest of
+                // three medians, the strictest limit.
+                let mut best = Duration::MAX;
+                for _ in 0..3 {
+                    best = best.min(cl.one_way(2000).await);
+                }
+                best
             });
             let median_rate = criterion_median_rate(&format!("threads_N={n}"), a.name());
             threads.push(Limit {
@@ -375,6 +380,7 @@ mod threaded {
     use std::time::{Duration, Instant};
     use tokio::sync::{mpsc, oneshot};
 
+    #[derive(Debug)]
     enum Cmd {
         /// Run this many critical sections, contending with the other members.
         Sections(u64, oneshot::Sender<()>),
@@ -456,7 +462,6 @@ mod threaded {
                 let share = total / n + u64::from((i as u64) < total % n);
                 let (tx, rx) = oneshot::channel();
                 c.send(Cmd::Sections(share, tx))
-                    .ok()
                     .expect("member thread died");
                 done.push(rx);
             }
@@ -475,7 +480,6 @@ mod threaded {
             let (tx, rx) = oneshot::channel();
             self.cmds[0]
                 .send(Cmd::OneWay(k, tx))
-                .ok()
                 .expect("member thread died");
             rx.await.expect("member thread died")
         }
