@@ -45,7 +45,59 @@ use std::time::{Duration, Instant};
 #[rtype(result = "u64")]
 struct Ping(u64);
 
-remote_message!(Ping);
+/// The ring's token: passed on to the next member's relay until no hops are left.
+#[derive(Message, serde::Serialize, serde::Deserialize)]
+#[rtype(result = "()")]
+struct Token(u64);
+
+remote_message!(Ping, Token);
+
+/// A member's relay in the token ring: the handoff of an ideal lock, one tell to the next
+/// member and nothing else.
+struct Relay {
+    next: RemoteAddr<Token>,
+    done: std::sync::Arc<tokio::sync::Notify>,
+}
+impl Actor for Relay {
+    type Context = CausalContext<Self>;
+}
+impl Handler<Token> for Relay {
+    type Result = ();
+    fn handle(&mut self, Token(left): Token, _: &mut Self::Context) {
+        if left == 0 {
+            self.done.notify_one();
+        } else {
+            self.next.do_send(Token(left - 1)).unwrap();
+        }
+    }
+}
+remote_actor!(Relay: Token);
+
+/// Starts member `id`'s relay (of `n`), registered as `relay`; its token goes to the next
+/// member (`id % n + 1`).
+fn start_relay(node: &Node, n: u32, done: &std::sync::Arc<tokio::sync::Notify>) -> Addr<Relay> {
+    let relay = Relay {
+        next: RemoteAddr::new(node, node.id() % n + 1, "relay"),
+        done: done.clone(),
+    };
+    let addr = CausalBuilder::default().node(node.id()).start(relay);
+    node.register("relay", addr.clone()).unwrap();
+    addr
+}
+
+/// The best of three runs of `hops` hops round the ring, in hops per second: the handoff rate
+/// of a lock that needs one message per handoff, on these links and threads. Best, because a
+/// limit should not be lowered by a slow run.
+async fn ring_rate(hops: u64, start: impl Fn(u64), done: &tokio::sync::Notify) -> f64 {
+    let mut best = 0f64;
+    for _ in 0..3 {
+        let t = Instant::now();
+        start(hops);
+        done.notified().await;
+        best = best.max(hops as f64 / t.elapsed().as_secs_f64());
+    }
+    best
+}
 
 struct Echo;
 impl Actor for Echo {
@@ -62,6 +114,9 @@ remote_actor!(Echo: Ping);
 struct Cluster {
     nodes: Vec<Node>,
     locks: Vec<DistributedLock>,
+    /// Member 1's relay, and the ring's end.
+    relay: Addr<Relay>,
+    ring_done: std::sync::Arc<tokio::sync::Notify>,
     /// The counter the critical sections increment.
     counter: Rc<Cell<u64>>,
 }
@@ -99,6 +154,12 @@ async fn cluster(algorithm: LockAlgorithm, n: u32) -> Cluster {
         node.register("echo", CausalBuilder::default().node(node.id()).start(Echo))
             .unwrap();
     }
+    let ring_done = std::sync::Arc::new(tokio::sync::Notify::new());
+    let relays: Vec<_> = nodes
+        .iter()
+        .map(|node| start_relay(node, n, &ring_done))
+        .collect();
+    let relay = relays[0].clone();
     let members: Vec<u32> = (1..=n).collect();
     let resource = format!("bench-{algorithm}");
     let locks = nodes
@@ -110,6 +171,8 @@ async fn cluster(algorithm: LockAlgorithm, n: u32) -> Cluster {
     Cluster {
         nodes,
         locks,
+        relay,
+        ring_done,
         counter: Rc::new(Cell::new(0)),
     }
 }
@@ -157,6 +220,11 @@ impl Cluster {
         percentiles(v).0 / 2
     }
 
+    /// The token ring's rate over the same nodes and thread (see [`ring_rate`]).
+    async fn ring(&self, hops: u64) -> f64 {
+        ring_rate(hops, |k| self.relay.do_send(Token(k)), &self.ring_done).await
+    }
+
     /// Acquire latencies of `k` sequential acquisitions by `who(i)`.
     async fn uncontended(&self, k: usize, who: impl Fn(usize) -> usize) -> Vec<Duration> {
         let mut v = Vec::with_capacity(k);
@@ -194,24 +262,21 @@ struct Row {
     rate: f64,
     /// The criterion median of the same, handoffs per second.
     median_rate: f64,
-    /// One-way frame delay between two members, measured right after (half a request's
-    /// median round trip).
-    one_way: Duration,
     alone: (Duration, Duration),
     turns: (Duration, Duration),
 }
 
 fn print_rows(rows: &[Row]) {
     println!(
-        "  {:<3} {:<16} {:>14} {:>26} {:>26}",
-        "N", "algorithm", "handoffs/s", "alone p50/p99", "taking turns p50/p99"
+        "  {:<3} {:<16} {:>22} {:>26} {:>26}",
+        "N", "algorithm", "handoffs/s median/run", "alone p50/p99", "taking turns p50/p99"
     );
     for r in rows {
         println!(
-            "  {:<3} {:<16} {:>14.0} {:>26} {:>26}",
+            "  {:<3} {:<16} {:>22} {:>26} {:>26}",
             r.n,
             r.name,
-            r.rate,
+            format!("{:.0}/{:.0}", r.median_rate, r.rate),
             format!("{:?}/{:?}", r.alone.0, r.alone.1),
             format!("{:?}/{:?}", r.turns.0, r.turns.1)
         );
@@ -224,32 +289,98 @@ struct Limit {
     name: &'static str,
     /// Criterion's median, handoffs per second.
     median_rate: f64,
-    /// One-way frame delay between members 1 and 2, measured right after.
+    /// One-way frame delay between members 1 and 2, measured right after (half a request's
+    /// median round trip).
     one_way: Duration,
+    /// The token ring's rate on the same members, hops per second: the limit.
+    ring: f64,
 }
 
 /// The contended handoff rate against the one-message-delay limit of the same cluster.
 fn print_limits(rows: &[Limit]) {
     println!(
-        "\n  {:<3} {:<16} {:>18} {:>16} {:>14} {:>10} {:>14}",
-        "N", "algorithm", "handoffs/s (median)", "one-way delay", "limit/s", "ratio", "per handoff"
+        "\n  {:<3} {:<16} {:>18} {:>14} {:>16} {:>12} {:>10} {:>14}",
+        "N",
+        "algorithm",
+        "handoffs/s (median)",
+        "ring limit/s",
+        "one-way delay",
+        "1/one-way",
+        "ratio",
+        "per handoff"
     );
     for r in rows {
-        let limit = 1.0 / r.one_way.as_secs_f64();
         println!(
-            "  {:<3} {:<16} {:>18.0} {:>16?} {:>14.0} {:>10.3} {:>14?}",
+            "  {:<3} {:<16} {:>18.0} {:>14.0} {:>16?} {:>12.0} {:>10.3} {:>14?}",
             r.n,
             r.name,
             r.median_rate,
+            r.ring,
             r.one_way,
-            limit,
-            r.median_rate / limit,
+            1.0 / r.one_way.as_secs_f64(),
+            r.median_rate / r.ring,
             Duration::from_secs_f64(1.0 / r.median_rate),
         );
     }
 }
 
+/// Measures each algorithm's contended handoffs at N = 3 and 5 in criterion group
+/// `{group}/N={n}`, then its limit on the same cluster; `more` adds the rest of a cluster's
+/// summary.
+#[allow(clippy::too_many_arguments)]
+fn limits<C>(
+    sys: &actix::SystemRunner,
+    c: &mut Criterion,
+    group: &str,
+    start: impl AsyncFn(LockAlgorithm, u32) -> C,
+    contended: impl AsyncFn(&C, u64),
+    limit: impl AsyncFn(&C) -> (Duration, f64),
+    mut more: impl FnMut(&C, &Limit),
+    stop: impl AsyncFn(C),
+) -> Vec<Limit> {
+    let mut rows = Vec::new();
+    for n in [3u32, 5] {
+        for a in LockAlgorithm::ALL {
+            let cl = sys.block_on(start(a, n));
+            let mut g = c.benchmark_group(format!("{group}/N={n}"));
+            g.throughput(Throughput::Elements(1));
+            g.bench_function(a.name(), |b| {
+                b.iter_custom(|iters| {
+                    sys.block_on(async {
+                        let t = Instant::now();
+                        contended(&cl, iters).await;
+                        t.elapsed()
+                    })
+                })
+            });
+            g.finish();
+            let (one_way, ring) = sys.block_on(limit(&cl));
+            let median_rate = criterion_median_rate(&format!("{group}_N={n}"), a.name());
+            let row = Limit {
+                n,
+                name: a.name(),
+                // Without criterion's figures (`--test`): one timed run.
+                median_rate: median_rate.unwrap_or_else(|| {
+                    sys.block_on(async {
+                        let t = Instant::now();
+                        contended(&cl, 2000).await;
+                        2000.0 / t.elapsed().as_secs_f64()
+                    })
+                }),
+                one_way,
+                ring,
+            };
+            more(&cl, &row);
+            rows.push(row);
+            sys.block_on(stop(cl));
+        }
+    }
+    rows
+}
+
 fn main() {
+    // When this run started (criterion's files from before it are not its own).
+    let _ = criterion_median_rate("", "");
     let sys = actix::System::new();
     let mut c = Criterion::default()
         .configure_from_args()
@@ -257,23 +388,15 @@ fn main() {
         .measurement_time(Duration::from_secs(2))
         .warm_up_time(Duration::from_millis(300));
     let mut summary = Vec::new();
-    for n in [3u32, 5] {
-        for a in LockAlgorithm::ALL {
-            let cl = sys.block_on(cluster(a, n));
-            let mut g = c.benchmark_group(format!("contended/N={n}"));
-            g.throughput(Throughput::Elements(1));
-            g.bench_function(a.name(), |b| {
-                b.iter_custom(|iters| {
-                    sys.block_on(async {
-                        let t = Instant::now();
-                        cl.contended(iters).await;
-                        t.elapsed()
-                    })
-                })
-            });
-            g.finish();
-            let median_rate = criterion_median_rate(&format!("contended_N={n}"), a.name());
-            let (rate, alone, turns, one_way) = sys.block_on(async {
+    let one_thread = limits(
+        &sys,
+        &mut c,
+        "contended",
+        cluster,
+        Cluster::contended,
+        async |cl| (cl.one_way(2000).await, cl.ring(2000).await),
+        |cl, row| {
+            let (rate, alone, turns) = sys.block_on(async {
                 let total = 2000;
                 let t = Instant::now();
                 cl.contended(total).await;
@@ -281,73 +404,47 @@ fn main() {
                 let alone = percentiles(cl.uncontended(2000, |_| 1).await);
                 let n = cl.locks.len();
                 let turns = percentiles(cl.uncontended(2000, |i| i % n).await);
-                let one_way = cl.one_way(2000).await;
-                (rate, alone, turns, one_way)
+                (rate, alone, turns)
             });
             summary.push(Row {
-                n,
-                name: a.name(),
+                n: row.n,
+                name: row.name,
                 rate,
-                median_rate: median_rate.unwrap_or(rate),
-                one_way,
+                median_rate: row.median_rate,
                 alone,
                 turns,
             });
-            cl.shutdown();
-        }
-    }
-    let mut threads = Vec::new();
-    for n in [3u32, 5] {
-        for a in LockAlgorithm::ALL {
-            let cl = sys.block_on(threaded::Cluster::start(a, n));
-            let mut g = c.benchmark_group(format!("threads/N={n}"));
-            g.throughput(Throughput::Elements(1));
-            g.bench_function(a.name(), |b| {
-                b.iter_custom(|iters| {
-                    sys.block_on(async {
-                        let t = Instant::now();
-                        cl.contended(iters).await;
-                        t.elapsed()
-                    })
-                })
-            });
-            g.finish();
-            let one_way = sys.block_on(async {
-                cl.contended(2000).await;
-                // A thread's wake-up is slower from idle, and idle varies: the smallest of
-                // three medians, the strictest limit.
-                let mut best = Duration::MAX;
-                for _ in 0..3 {
-                    best = best.min(cl.one_way(2000).await);
-                }
-                best
-            });
-            let median_rate = criterion_median_rate(&format!("threads_N={n}"), a.name());
-            threads.push(Limit {
-                n,
-                name: a.name(),
-                median_rate: median_rate.unwrap_or(f64::NAN),
-                one_way,
-            });
-            sys.block_on(cl.shutdown());
-        }
-    }
+        },
+        async |cl| cl.shutdown(),
+    );
+    let threads = limits(
+        &sys,
+        &mut c,
+        "threads",
+        threaded::Cluster::start,
+        threaded::Cluster::contended,
+        async |cl| {
+            // A thread wakes more slowly from idle, and how idle varies: the smallest of three
+            // medians, the strictest limit.
+            let mut best = Duration::MAX;
+            for _ in 0..3 {
+                best = best.min(cl.one_way(2000).await);
+            }
+            (best, cl.ring(2000).await)
+        },
+        |_, _| {},
+        threaded::Cluster::shutdown,
+    );
     println!("\nsummary (same run, loopback, one process):");
     print_rows(&summary);
-    println!("\nagainst the one-message-delay limit (same cluster, measured after each group):");
-    let limits: Vec<Limit> = summary
-        .iter()
-        .map(|r| Limit {
-            n: r.n,
-            name: r.name,
-            median_rate: r.median_rate,
-            one_way: r.one_way,
-        })
-        .collect();
-    print_limits(&limits);
+    println!(
+        "\nagainst the one-message-delay limit (same cluster, measured after each group; the \
+         limit is a token passed round the members, one tell per hop):"
+    );
+    print_limits(&one_thread);
     let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
     println!(
-        "\none thread per node ({cores} cores for N threads), against the limit between the same threads:"
+        "\none thread per node ({cores} cores for N threads), against the limit on the same threads:"
     );
     print_limits(&threads);
     etcd::compare(&sys, &mut c, &summary);
@@ -356,11 +453,17 @@ fn main() {
 
 /// Criterion's median for `{group}/{name}` (the group's directory name, `/` written `_`) in
 /// handoffs per second, from its estimates file (`None` when criterion wrote none, e.g. under
-/// `--test`).
+/// `--test`; a file older than this process is an earlier run's).
 fn criterion_median_rate(group: &str, name: &str) -> Option<f64> {
+    static STARTED: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+    let started = *STARTED.get_or_init(std::time::SystemTime::now);
     let dir = std::env::var("CARGO_TARGET_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_string());
     let path = format!("{dir}/criterion/{group}/{name}/new/estimates.json");
+    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+    if modified < started {
+        return None;
+    }
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     let ns = v["median"]["point_estimate"].as_f64()?;
@@ -370,7 +473,8 @@ fn criterion_median_rate(group: &str, name: &str) -> Option<f64> {
 /// The same clusters with every node on an arbiter (an OS thread) of its own. A node's lock
 /// handle is not `Send`, so it stays on its thread, and the bench drives it by commands.
 mod threaded {
-    use super::{Echo, Ping, percentiles};
+    use super::{Echo, Ping, Relay, Token, percentiles, ring_rate, start_relay};
+    use actix::Addr;
     use actix_coord::driver::At;
     use actix_coord::intercept::CausalBuilder;
     use actix_coord::mutex::{DistributedLock, LockAlgorithm};
@@ -378,6 +482,7 @@ mod threaded {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{Duration, Instant};
+    use tokio::sync::Notify;
     use tokio::sync::{mpsc, oneshot};
 
     #[derive(Debug)]
@@ -399,7 +504,9 @@ mod threaded {
         peers: Vec<(u32, String)>,
         counter: Arc<AtomicU64>,
         bound: oneshot::Sender<String>,
-        ready: oneshot::Sender<()>,
+        /// Sent its relay once everything is started.
+        ready: oneshot::Sender<Addr<Relay>>,
+        ring_done: Arc<Notify>,
         cmds: mpsc::UnboundedReceiver<Cmd>,
     }
 
@@ -409,12 +516,16 @@ mod threaded {
         /// The counter the critical sections increment (a load and a store apart, across
         /// threads: a second holder would lose increments).
         counter: Arc<AtomicU64>,
+        /// Member 1's relay, and the ring's end.
+        relay: Addr<Relay>,
+        ring_done: Arc<Notify>,
     }
 
     impl Cluster {
         pub async fn start(algorithm: LockAlgorithm, n: u32) -> Cluster {
             let ca = DevCa::new().unwrap();
             let counter = Arc::new(AtomicU64::new(0));
+            let ring_done = Arc::new(Notify::new());
             let mut peers: Vec<(u32, String)> = Vec::new();
             let (mut arbiters, mut cmds, mut ready) = (Vec::new(), Vec::new(), Vec::new());
             for id in 1..=n {
@@ -431,6 +542,7 @@ mod threaded {
                     counter: counter.clone(),
                     bound,
                     ready: ready_tx,
+                    ring_done: ring_done.clone(),
                     cmds: cmd_rx,
                 };
                 arbiter.spawn_fn(move || {
@@ -441,8 +553,9 @@ mod threaded {
                 cmds.push(cmd_tx);
                 ready.push(ready_rx);
             }
+            let mut relays = Vec::new();
             for r in ready {
-                r.await.expect("member thread died");
+                relays.push(r.await.expect("member thread died"));
             }
             // Let the lock actors register everywhere before the first request.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -450,6 +563,8 @@ mod threaded {
                 arbiters,
                 cmds,
                 counter,
+                relay: relays.swap_remove(0),
+                ring_done,
             }
         }
 
@@ -482,6 +597,11 @@ mod threaded {
                 .send(Cmd::OneWay(k, tx))
                 .expect("member thread died");
             rx.await.expect("member thread died")
+        }
+
+        /// The token ring's rate over the same nodes and threads (see [`ring_rate`]).
+        pub async fn ring(&self, hops: u64) -> f64 {
+            ring_rate(hops, |k| self.relay.do_send(Token(k)), &self.ring_done).await
         }
 
         pub async fn shutdown(self) {
@@ -526,7 +646,8 @@ mod threaded {
             let resource = format!("bench-{}", self.algorithm);
             let lock = DistributedLock::start(At::Node(&node), &resource, &members, self.algorithm)
                 .unwrap();
-            let _ = self.ready.send(());
+            let relay = start_relay(&node, self.n, &self.ring_done);
+            let _ = self.ready.send(relay);
             while let Some(cmd) = self.cmds.recv().await {
                 match cmd {
                     Cmd::Sections(k, done) => {
@@ -640,7 +761,6 @@ mod etcd {
                 name: "etcd",
                 rate,
                 median_rate: rate,
-                one_way: Duration::ZERO,
                 alone,
                 turns,
             });
@@ -673,7 +793,7 @@ mod etcd {
                 "  {:<3} {:<16} {:>13.1}× {:>15.1}× {:>15.1}×",
                 r.n,
                 r.name,
-                r.rate / e.rate,
+                r.median_rate / e.median_rate,
                 e.alone.0.as_secs_f64() / r.alone.0.as_secs_f64(),
                 e.turns.0.as_secs_f64() / r.turns.0.as_secs_f64(),
             );
