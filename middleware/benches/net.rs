@@ -548,6 +548,13 @@ async fn breakdown() -> Vec<(&'static str, f64)> {
     }
     out.push(("clocks: send stamp + merge at receive", per(t)));
 
+    // The sending half alone (the receiving half is in the causal delivery below).
+    let t = Instant::now();
+    for _ in 0..N {
+        std::hint::black_box(intercept::stamp_send(""));
+    }
+    out.push(("clocks: send stamp alone", per(t)));
+
     let mut enc = VectorEncoder::new(false);
     let mut dec = VectorDecoder::new();
     let stamp = intercept::stamp_send("");
