@@ -584,6 +584,40 @@ async fn breakdown() -> Vec<(&'static str, f64)> {
     }
     out.push(("wire: stamp + frame + payload, encode and decode", per(t)));
 
+    // A hop to a waiting task, as a frame's hop to its connection's writer task: a bounded
+    // channel's send, the task's wake-up and poll on the runtime, its receive. Between two
+    // runtime tasks, and between the `block_on` future (where actix polls its actors) and a
+    // task and back, which adds the runtime's non-blocking driver poll on the way back.
+    let (tx1, mut rx1) = tokio::sync::mpsc::channel::<u64>(64);
+    let (tx2, mut rx2) = tokio::sync::mpsc::channel::<u64>(64);
+    let echo = tokio::spawn(async move {
+        while let Some(i) = rx1.recv().await {
+            if tx2.send(i).await.is_err() {
+                break;
+            }
+        }
+    });
+    let ping = tokio::spawn(async move {
+        let t = Instant::now();
+        for i in 0..N {
+            tx1.send(i).await.unwrap();
+            std::hint::black_box(rx2.recv().await);
+        }
+        let hop = t.elapsed().as_nanos() as f64 / (2 * N) as f64;
+        (hop, tx1, rx2)
+    });
+    let (hop, tx1, mut rx2) = ping.await.unwrap();
+    out.push(("a task hop, between two runtime tasks", hop));
+    let t = Instant::now();
+    for i in 0..N {
+        tx1.send(i).await.unwrap();
+        std::hint::black_box(rx2.recv().await);
+    }
+    let hop = t.elapsed().as_nanos() as f64 / (2 * N) as f64;
+    drop(tx1);
+    let _ = echo.await;
+    out.push(("a task hop, block_on future to a task and back (mean)", hop));
+
     let count = Arc::new(AtomicU64::new(0));
     let plain = PlainSink(count.clone()).start();
     let t = Instant::now();
