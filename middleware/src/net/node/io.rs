@@ -34,12 +34,18 @@ pub(super) async fn writer(
     // costs no allocation once the connection is warm.
     let mut buf = Vec::with_capacity(256);
     let mut arena = BytesMut::with_capacity(ARENA);
+    // One cancellation future for the connection's life: made per wait, it cost a waiter's
+    // registration and removal every time the writer woke.
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     'outer: loop {
+        // Queued frames before the heartbeat: any frame tells the peer this node is alive, so
+        // the heartbeat's timer is only looked at when there is nothing to send.
         let first = tokio::select! {
             biased;
-            _ = cancel.cancelled() => break,
-            _ = hb.tick() => None,
+            _ = &mut cancelled => break,
             m = rx.recv() => match m { Some(m) => Some(m), None => break },
+            _ = hb.tick() => None,
         };
         let mut batch = 0;
         let mut next = first;
@@ -189,6 +195,8 @@ pub(super) async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: Spli
     // fires early (a timer per wait cost a timer-wheel entry and its removal per frame).
     let timeout = inner.cfg.failure_timeout;
     let mut deadline = Box::pin(tokio::time::sleep(timeout));
+    let cancelled = cancel.cancelled();
+    tokio::pin!(cancelled);
     let reason = loop {
         // A frame already buffered needs no timer (the peer is plainly alive): only a reader
         // that has to wait reads the clock, and the timeout runs from the moment it starts
@@ -204,7 +212,7 @@ pub(super) async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: Spli
                 loop {
                     tokio::select! {
                         biased;
-                        _ = cancel.cancelled() => break Err(None),
+                        _ = &mut cancelled => break Err(None),
                         n = stream.next() => break Ok(n),
                         _ = &mut deadline => {
                             if tokio::time::Instant::now() >= due {
@@ -274,7 +282,7 @@ pub(super) async fn reader(inner: Arc<Inner>, conn: ConnHandle, mut stream: Spli
                     }
                     tokio::select! {
                         biased;
-                        _ = cancel.cancelled() => break,
+                        _ = &mut cancelled => break,
                         _ = tokio::time::sleep(wait) => {}
                     }
                     wait = (wait * 2).min(Duration::from_millis(10));
