@@ -13,6 +13,8 @@
 //! receiving causal actor, heartbeats and counts sequence numbers. It runs in both security
 //! modes: the shared secret (Noise: every byte encrypted) against the raw TCP baseline, and
 //! mutual TLS 1.3 against a raw TLS baseline (tokio-rustls, same certificates, same framing).
+//! A third baseline delivers raw TLS into a plain actix actor, which also answers the requests:
+//! the link and the actor hop without clocks, stamps or the node's framing.
 //!
 //! Run: `cargo bench -p actix-coord --bench net`.
 
@@ -203,6 +205,7 @@ enum RawSink {
     Count,
     /// It hands it to a plain actix actor (`actix::Context`, default mailbox), retrying while
     /// the mailbox is full, as the node's reader does: the link and the actor without clocks.
+    /// A request is answered by the actor, as the node's are.
     Actor,
 }
 
@@ -226,7 +229,12 @@ async fn raw_pair(tls: Option<&DevCa>, sink: RawSink) -> Raw {
             let (kind, rest) = b.split_first().unwrap();
             let v: u64 = wire::decode_payload(rest).unwrap();
             if *kind == 1 {
-                let reply = wire::encode_payload(&(v + 1)).unwrap();
+                // Into an actor, the actor answers (the node's responder is an actor too).
+                let r = match &actor {
+                    Some(a) => a.send(Ping(v)).await.unwrap(),
+                    None => v + 1,
+                };
+                let reply = wire::encode_payload(&r).unwrap();
                 f.send(Bytes::from(reply)).await.unwrap();
             } else if let Some(a) = &actor {
                 let mut note = Note(v);
@@ -378,6 +386,7 @@ fn main() {
     for (name, r) in [
         ("raw tcp+bincode", &mut raw),
         ("raw tls+bincode", &mut raw_tls),
+        ("raw tls+bincode into an actix actor", &mut raw_tls_actor),
     ] {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
@@ -530,6 +539,12 @@ impl Handler<Note> for PlainSink {
     type Result = ();
     fn handle(&mut self, _: Note, _: &mut Self::Context) {
         self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+impl Handler<Ping> for PlainSink {
+    type Result = u64;
+    fn handle(&mut self, m: Ping, _: &mut Self::Context) -> u64 {
+        m.0 + 1
     }
 }
 
