@@ -9,10 +9,12 @@
 //! * summary after the criterion groups: uncontended acquire latency p50/p99, one member
 //!   acquiring alone (for Suzuki–Kasami the token then stays: 0 messages) and the members taking
 //!   turns one after the other (every acquisition moves the lock to another member);
-//! * against the limit: after each cluster's group, the one-way delay of a frame between
-//!   members 1 and 2 of the same cluster (half the median round trip of 2000 requests to an
-//!   actor that answers at once); a lock needing one message per handoff could reach at best
-//!   `1 / one-way` handoffs per second, and the summary prints the contended median against it;
+//! * against the limit: after each cluster's group, a token passed round its members (each
+//!   member's relay tells the next one's, 2000 hops, the best of three runs): the handoff rate
+//!   of an ideal lock that needs one message per handoff, on the same links and threads; the
+//!   summary prints the contended median against it, with the one-way delay of a frame between
+//!   members 1 and 2 beside it (half the median round trip of 2000 requests to an actor that
+//!   answers at once);
 //! * one thread per node (`threads` groups): the same contended loop and the same limit with
 //!   every node on an arbiter (OS thread) of its own, as nodes on separate machines are: a
 //!   section's requests and replies are handled in parallel, and a frame between two members
