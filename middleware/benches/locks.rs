@@ -87,6 +87,21 @@ fn start_relay(node: &Node, n: u32, done: &std::sync::Arc<tokio::sync::Notify>) 
     addr
 }
 
+/// Half the median round trip of `k` sequential requests from `node` to member 2's echo (each
+/// answered at once): the one-way delay of a frame on that link, printed beside the ring's
+/// limit.
+async fn half_round_trip(node: &Node, k: usize) -> Duration {
+    let to: RemoteAddr<Ping> = RemoteAddr::new(node, 2, "echo");
+    let mut v = Vec::with_capacity(k);
+    for i in 0..k {
+        let t = Instant::now();
+        let r = to.send(Ping(i as u64)).await.unwrap();
+        v.push(t.elapsed());
+        assert_eq!(r, i as u64);
+    }
+    percentiles(v).0 / 2
+}
+
 /// The best of three runs of `hops` hops round the ring, in hops per second: the handoff rate
 /// of a lock that needs one message per handoff, on these links and threads. Best, because a
 /// limit should not be lowered by a slow run.
@@ -206,20 +221,9 @@ impl Cluster {
         assert_eq!(self.counter.get(), before + total, "lost increments");
     }
 
-    /// Half the median round trip of `k` sequential requests between members 1 and 2 (each
-    /// answered at once), over the same links and the same thread as the lock's messages: the
-    /// one-way delay of a frame, so `1 / one_way` is the handoff rate a lock needing one
-    /// message per handoff could reach at best.
+    /// The one-way delay of a frame between members 1 and 2 (see [`half_round_trip`]).
     async fn one_way(&self, k: usize) -> Duration {
-        let to: RemoteAddr<Ping> = RemoteAddr::new(&self.nodes[0], 2, "echo");
-        let mut v = Vec::with_capacity(k);
-        for i in 0..k {
-            let t = Instant::now();
-            let r = to.send(Ping(i as u64)).await.unwrap();
-            v.push(t.elapsed());
-            assert_eq!(r, i as u64);
-        }
-        percentiles(v).0 / 2
+        half_round_trip(&self.nodes[0], k).await
     }
 
     /// The token ring's rate over the same nodes and thread (see [`ring_rate`]).
@@ -475,12 +479,12 @@ fn criterion_median_rate(group: &str, name: &str) -> Option<f64> {
 /// The same clusters with every node on an arbiter (an OS thread) of its own. A node's lock
 /// handle is not `Send`, so it stays on its thread, and the bench drives it by commands.
 mod threaded {
-    use super::{Echo, Ping, Relay, Token, percentiles, ring_rate, start_relay};
+    use super::{Echo, Relay, Token, half_round_trip, ring_rate, start_relay};
     use actix::Addr;
     use actix_coord::driver::At;
     use actix_coord::intercept::CausalBuilder;
     use actix_coord::mutex::{DistributedLock, LockAlgorithm};
-    use actix_coord::net::{DevCa, Node, RemoteAddr, TlsIdentity};
+    use actix_coord::net::{DevCa, Node, TlsIdentity};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{Duration, Instant};
@@ -664,15 +668,7 @@ mod threaded {
                         let _ = done.send(());
                     }
                     Cmd::OneWay(k, done) => {
-                        let to: RemoteAddr<Ping> = RemoteAddr::new(&node, 2, "echo");
-                        let mut v = Vec::with_capacity(k);
-                        for i in 0..k {
-                            let t = Instant::now();
-                            let r = to.send(Ping(i as u64)).await.unwrap();
-                            v.push(t.elapsed());
-                            assert_eq!(r, i as u64);
-                        }
-                        let _ = done.send(percentiles(v).0 / 2);
+                        let _ = done.send(half_round_trip(&node, k).await);
                     }
                     Cmd::Stop(done) => {
                         lock.stop();
